@@ -1,0 +1,97 @@
+//! The one HTTP error type. Every failure leaves as
+//! `{"error":{"code":"snake_case","message":"what went wrong and what to do"}}` with the right
+//! status; storage details are logged, never sent.
+
+use crate::approvals::ApprovalError;
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error answer.
+#[derive(Debug)]
+pub struct AppError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    extra: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl AppError {
+    /// Any status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> AppError {
+        AppError { status, code, message: message.into(), extra: None }
+    }
+
+    /// 400: the body is not JSON.
+    pub fn malformed(message: impl Into<String>) -> AppError {
+        AppError::new(StatusCode::BAD_REQUEST, "malformed_json", message)
+    }
+
+    /// 422: a field is missing, unknown or invalid.
+    pub fn invalid(field: &str, message: impl Into<String>) -> AppError {
+        let mut e = AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", message);
+        if !field.is_empty() {
+            e.extra = Some([("field".to_string(), json!(field))].into_iter().collect());
+        }
+        e
+    }
+
+    /// 401.
+    pub fn unauthorized(message: impl Into<String>) -> AppError {
+        AppError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// 404.
+    pub fn not_found(message: impl Into<String>) -> AppError {
+        AppError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl From<ApprovalError> for AppError {
+    fn from(e: ApprovalError) -> Self {
+        match e {
+            ApprovalError::NotFound(m) => AppError::not_found(m),
+            ApprovalError::Forbidden(m) => AppError::new(StatusCode::FORBIDDEN, "forbidden", m),
+            ApprovalError::Invalid { field, message } => {
+                let msg = format!("{field}: {message}");
+                AppError::invalid(&field, msg)
+            }
+            ApprovalError::Script(s) => {
+                let mut e = AppError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "script_does_not_compile",
+                    format!("the script does not compile: {s}; fix it and upload it again"),
+                );
+                e.extra = Some([("line".to_string(), json!(s.line)), ("column".to_string(), json!(s.column))].into_iter().collect());
+                e
+            }
+            ApprovalError::Conflict(m) => AppError::new(StatusCode::CONFLICT, "conflict", m),
+            ApprovalError::Store(err) => {
+                tracing::error!(error = %err, "storage failure");
+                AppError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    "the database could not complete the request, and nothing was changed; retry shortly",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let mut body = serde_json::Map::new();
+        body.insert("code".into(), json!(self.code));
+        body.insert("message".into(), json!(self.message));
+        if let Some(extra) = self.extra {
+            body.extend(extra);
+        }
+        (self.status, Json(json!({ "error": body }))).into_response()
+    }
+}

@@ -1,0 +1,80 @@
+//! `/metrics` in Prometheus (OpenMetrics) text: requests and latencies per route, orders by
+//! status, evaluations and step failures.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::fmt::Write;
+
+/// Labels of a request counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// HTTP method.
+    pub method: String,
+    /// Route template, e.g. `/v1/orders/{id}`.
+    pub route: String,
+    /// Status code.
+    pub status: u16,
+}
+
+/// Labels of a latency histogram.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// HTTP method.
+    pub method: String,
+    /// Route template.
+    pub route: String,
+}
+
+/// The metrics registry of one server.
+pub struct Metrics {
+    registry: Registry,
+    /// Requests answered.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Seconds per request.
+    pub latency: Family<RouteLabels, Histogram>,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+}
+
+impl Metrics {
+    /// An empty registry with the HTTP metrics registered.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        registry.register("greenlight_http_requests", "HTTP requests answered", requests.clone());
+        registry.register("greenlight_http_request_duration_seconds", "HTTP request latency", latency.clone());
+        Metrics { registry, requests, latency }
+    }
+
+    /// Renders everything, appending the gauges read at scrape time.
+    pub fn render(&self, orders_by_status: &[(String, i64)], evaluations: u64, step_failures: u64) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        let body = out.strip_suffix("# EOF\n").unwrap_or(&out).to_string();
+        let mut extra = String::new();
+        let _ = writeln!(extra, "# HELP greenlight_orders Orders by status.\n# TYPE greenlight_orders gauge");
+        for status in crate::domain::order::OrderStatus::ALL {
+            let n = orders_by_status.iter().find(|(s, _)| s == status.as_str()).map(|(_, n)| *n).unwrap_or(0);
+            let _ = writeln!(extra, "greenlight_orders{{status=\"{}\"}} {n}", status.as_str());
+        }
+        let _ = writeln!(extra, "# HELP greenlight_evaluations Order evaluations run.\n# TYPE greenlight_evaluations counter");
+        let _ = writeln!(extra, "greenlight_evaluations_total {evaluations}");
+        let _ = writeln!(extra, "# HELP greenlight_step_failures Step calls that failed (trap, limit, bad output).\n# TYPE greenlight_step_failures counter");
+        let _ = writeln!(extra, "greenlight_step_failures_total {step_failures}");
+        format!("{body}{extra}# EOF\n")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

@@ -1,0 +1,172 @@
+//! The HTTP API v1 (see `shared/API.md`). [`app`] builds the whole router so tests can drive it
+//! without a socket; [`serve`] binds it.
+//!
+//! - [`error`]: the one error type, `AppError: IntoResponse`.
+//! - [`extract`]: caller from the bearer token, JSON bodies, query strings.
+//! - [`orders`], [`admin`], [`audit`]: the handlers.
+//! - [`metrics`]: Prometheus text at `/metrics`.
+
+pub mod admin;
+pub mod audit;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod orders;
+
+use crate::approvals::Approvals;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use error::AppError;
+use std::sync::Arc;
+use std::time::Instant;
+use utoipa::OpenApi;
+
+/// Largest request body.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The use cases.
+    pub approvals: Approvals,
+    /// The metrics registry.
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Greenlight API", version = "1.0.0", description = "Order approval: see shared/API.md"),
+    paths(
+        orders::create, orders::get, orders::edit, orders::submit, orders::decide, orders::withdraw,
+        orders::revoke, orders::release, orders::deactivate, orders::reactivate, orders::audit,
+        orders::list, orders::inbox,
+        admin::create_user, admin::create_cost_center, admin::extensions, admin::update_extension,
+        admin::add_script, admin::settings,
+        audit::export, audit::verify,
+    ),
+    modifiers(&BearerAuth),
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        api.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+    }
+}
+
+/// The OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+async fn openapi_json() -> impl IntoResponse {
+    Json(openapi())
+}
+
+async fn healthz(State(s): State<AppState>) -> Response {
+    let ok = s.approvals.store().read(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map_err(crate::store::StoreError::from)).await;
+    match ok {
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(_) => AppError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "the database is not reachable").into_response(),
+    }
+}
+
+async fn metrics_text(State(s): State<AppState>) -> Response {
+    let by_status = s.approvals.store().read(crate::store::orders::count_by_status).await.unwrap_or_default();
+    let counters = s.approvals.counters();
+    let text = s.metrics.render(
+        &by_status,
+        counters.evaluations.load(std::sync::atomic::Ordering::Relaxed),
+        counters.step_failures.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    ([(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
+}
+
+async fn track(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    s.metrics.requests.get_or_create(&metrics::RequestLabels { method: method.clone(), route: route.clone(), status }).inc();
+    s.metrics.latency.get_or_create(&metrics::RouteLabels { method, route }).observe(start.elapsed().as_secs_f64());
+    resp
+}
+
+async fn not_found() -> AppError {
+    AppError::not_found("no such endpoint; see /v1/openapi.json")
+}
+
+async fn method_not_allowed() -> AppError {
+    AppError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that method; see /v1/openapi.json")
+}
+
+/// The whole API.
+pub fn app(approvals: Approvals) -> Router {
+    let state = AppState { approvals, metrics: Arc::new(metrics::Metrics::new()) };
+    Router::new()
+        .route("/v1/orders", post(orders::create).get(orders::list))
+        .route("/v1/orders/{id}", get(orders::get).patch(orders::edit))
+        .route("/v1/orders/{id}/submit", post(orders::submit))
+        .route("/v1/orders/{id}/decisions", post(orders::decide))
+        .route("/v1/orders/{id}/withdraw", post(orders::withdraw))
+        .route("/v1/orders/{id}/revoke", post(orders::revoke))
+        .route("/v1/orders/{id}/release", post(orders::release))
+        .route("/v1/orders/{id}/deactivate", post(orders::deactivate))
+        .route("/v1/orders/{id}/reactivate", post(orders::reactivate))
+        .route("/v1/orders/{id}/audit", get(orders::audit))
+        .route("/v1/inbox", get(orders::inbox))
+        .route("/v1/admin/users", post(admin::create_user))
+        .route("/v1/admin/cost-centers", post(admin::create_cost_center))
+        .route("/v1/admin/extensions", get(admin::extensions))
+        .route("/v1/admin/extensions/{name}", axum::routing::put(admin::update_extension))
+        .route("/v1/admin/scripts", post(admin::add_script))
+        .route("/v1/admin/settings", axum::routing::put(admin::settings))
+        .route("/v1/audit/export", get(audit::export))
+        .route("/v1/audit/verify", get(audit::verify))
+        .route("/v1/openapi.json", get(openapi_json))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .route_layer(middleware::from_fn_with_state(state.clone(), track))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves the API on a bound listener until Ctrl-C or SIGTERM.
+pub async fn serve(listener: tokio::net::TcpListener, approvals: Approvals) -> std::io::Result<()> {
+    axum::serve(listener, app(approvals)).with_graceful_shutdown(shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+#[cfg(test)]
+mod tests;

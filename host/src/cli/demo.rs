@@ -1,0 +1,85 @@
+//! `greenlight demo`: a tenant named `demo` with one user per role, a cost center and the shipped
+//! scripts enabled, so the README walk-through works as printed.
+
+use anyhow::{Context, Result, anyhow};
+use greenlight_host::approvals::{Approvals, ExtensionUpdate, NewCostCenter, NewUser};
+use greenlight_host::runtime::Runtimes;
+use greenlight_host::store::directory::{self, BudgetPeriod};
+use greenlight_host::store::Store;
+use std::fmt::Write as _;
+use std::path::Path;
+
+struct DemoUser {
+    var: &'static str,
+    name: &'static str,
+    roles: &'static [&'static str],
+    spend_limit_minor: Option<i64>,
+    budget_minor: Option<i64>,
+}
+
+const USERS: &[DemoUser] = &[
+    DemoUser { var: "ALICE", name: "alice", roles: &["requester"], spend_limit_minor: Some(50_000), budget_minor: Some(200_000) },
+    DemoUser { var: "BOB", name: "bob", roles: &["cost_center_manager", "requester"], spend_limit_minor: None, budget_minor: None },
+    DemoUser { var: "CAROL", name: "carol", roles: &["approver"], spend_limit_minor: None, budget_minor: None },
+    DemoUser { var: "DAVE", name: "dave", roles: &["compliance"], spend_limit_minor: None, budget_minor: None },
+    DemoUser { var: "ERIN", name: "erin", roles: &["finance"], spend_limit_minor: None, budget_minor: None },
+    DemoUser { var: "FRANK", name: "frank", roles: &["executive"], spend_limit_minor: None, budget_minor: None },
+    DemoUser { var: "GRACE", name: "grace", roles: &["auditor"], spend_limit_minor: None, budget_minor: None },
+];
+
+/// Creates the demo data (if the tenant does not exist yet) and prints the tokens.
+pub fn setup(store: &Store, scripts: &Path, tokens_file: Option<&Path>) -> Result<()> {
+    if store.read_blocking(|c| directory::tenant_by_name(c, "demo"))?.is_some() {
+        eprintln!("the demo tenant already exists in this database; its tokens were printed when it was created");
+        return Ok(());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let approvals = Approvals::new(store.clone(), Runtimes::new());
+    rt.block_on(async {
+        let (_, admin_token) = approvals.create_tenant("demo").await.map_err(|e| anyhow!("{e}"))?;
+        let admin = approvals.authenticate(&admin_token).await.map_err(|e| anyhow!("{e}"))?.context("admin token")?;
+        let mut env = format!("export GL=http://127.0.0.1:8080\nexport ADMIN={admin_token}\n");
+        for u in USERS {
+            let body = NewUser {
+                name: u.name.into(),
+                roles: u.roles.iter().map(|r| r.parse()).collect::<Result<_, _>>().map_err(|e| anyhow!("{e}"))?,
+                email: Some(format!("{}@demo.example", u.name)),
+                phone: None,
+                spend_limit_minor: u.spend_limit_minor,
+                budget_minor: u.budget_minor,
+                budget_period: u.budget_minor.map(|_| BudgetPeriod::Month),
+            };
+            let (_, token) = approvals.create_user(&admin, body).await.map_err(|e| anyhow!("{e}"))?;
+            let _ = writeln!(env, "export {}={token}", u.var);
+        }
+        approvals
+            .create_cost_center(&admin, NewCostCenter { code: "CC-100".into(), manager: "bob".into(), budget_minor: Some(10_000_000) })
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
+        let mut files: Vec<_> = std::fs::read_dir(scripts)
+            .with_context(|| format!("reading scripts from {}", scripts.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "rhai"))
+            .collect();
+        files.sort();
+        for (i, path) in files.iter().enumerate() {
+            let name = path.file_stem().and_then(|s| s.to_str()).context("script name")?.to_string();
+            let source = std::fs::read_to_string(path)?;
+            approvals.add_script(&admin, &name, &source).await.map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            let config_path = path.with_extension("config.json");
+            let config = if config_path.exists() { Some(serde_json::from_str(&std::fs::read_to_string(&config_path)?)?) } else { None };
+            let position = Some(10 * (i as i64 + 1));
+            approvals
+                .update_extension(&admin, &name, ExtensionUpdate { enabled: true, position, config })
+                .await
+                .map_err(|e| anyhow!("{e}"))?;
+            eprintln!("enabled script {name}");
+        }
+        print!("{env}");
+        if let Some(f) = tokens_file {
+            std::fs::write(f, &env).with_context(|| format!("writing {}", f.display()))?;
+            eprintln!("tokens written to {}", f.display());
+        }
+        Ok(())
+    })
+}

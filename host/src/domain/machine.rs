@@ -1,0 +1,658 @@
+//! The approval state machine: `apply(order, command, policy) -> (order', events)`.
+//! Pure: no clock (commands carry their time), no I/O. Everything the host persists about an
+//! order's life comes out of this function as events, which become audit entries and outbox rows.
+//!
+//! ```text
+//! from                    command                          to                       events
+//! ----------------------- -------------------------------- ------------------------ -------------------------------------------
+//! draft, on_hold          Submit  (proceed, stages)        pending_approval         order_submitted, stage_opened*
+//! draft, on_hold          Submit  (proceed, no stages)     approved                 order_submitted, order_approved
+//! draft, on_hold          Submit  (a step rejected)        rejected                 order_submitted, order_rejected
+//! draft, on_hold          Submit  (a step failed/held)     on_hold                  order_submitted, order_held
+//! draft                   Edit                             draft                    order_edited
+//! pending, on_hold        Edit    (re-evaluated)           as Submit                order_edited, approval_reset, as Submit
+//! approved subscription   Edit    (new commitment)         as Submit                order_edited, approval_reset, as Submit
+//! pending_approval        Decide  approve, quorum not met  pending_approval         decision_recorded
+//! pending_approval        Decide  approve, level done      pending_approval         decision_recorded, stage_approved, stage_opened*
+//! pending_approval        Decide  approve, last level done approved                 decision_recorded, stage_approved, order_approved
+//! pending_approval        Decide  reject (reason needed)   rejected                 decision_recorded, stage_rejected, order_rejected
+//! draft, pending, on_hold Withdraw (requester)             withdrawn                order_withdrawn
+//! approved                Revoke  (admin, reason)          pending_approval         approval_revoked, stage_opened*
+//! approved, no stages     Revoke  (admin, reason)          on_hold                  approval_revoked, order_held
+//! approved                Release (admin, finance)         released                 order_released
+//! approved/released sub.  Deactivate                       (same), inactive         subscription_deactivated
+//! approved/released sub.  Reactivate                       (same), active           subscription_reactivated   (never re-approved, R3)
+//! ```
+//! Anything else is refused: 409 for a command that does not fit the status or stage state,
+//! 403 for a person who may not do it, 422 for a malformed command.
+//!
+//! Deciding enforces, in this order: a reason on every reject; the requester never decides their
+//! own order; only the stage's approvers decide it; with `one_stage_per_person`, nobody decides two
+//! stages of one order (R7); only open stages (levels in sequence) are decidable; each person
+//! counts once towards a quorum.
+
+use super::actor::{Actor, Policy, roles};
+use super::money::Minor;
+use super::order::{Order, OrderInput, OrderStatus, Rejection, SubscriptionState};
+use super::plan::{Decision, Stage, StageState, Verdict};
+use super::step::{PriceAdjustment, RiskFlag};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What the engine concluded from running a tenant's steps on an order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assessment {
+    /// Sum of the lines.
+    pub subtotal_minor: Minor,
+    /// Tax and other adjustments.
+    pub adjustments: Vec<PriceAdjustment>,
+    /// Risk flags.
+    pub flags: Vec<RiskFlag>,
+    /// The plan's stages, all `Waiting`, sorted by level.
+    pub stages: Vec<Stage>,
+    /// The merged verdict.
+    pub outcome: Outcome,
+}
+
+/// The merged verdict of all steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Approve through the stages (or at once, if there are none).
+    Proceed,
+    /// A step rejected the order.
+    Reject {
+        /// `step:<name>`.
+        by: String,
+        /// The step's reason.
+        reason: String,
+    },
+    /// A step failed or asked for a hold; the order must not proceed (fail closed).
+    Hold {
+        /// What failed and what to do.
+        reason: String,
+    },
+}
+
+/// Something a person (or the host on their behalf) asks of an order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Submit (or resubmit an on-hold order) with a fresh assessment.
+    Submit {
+        /// Who submits.
+        by: Actor,
+        /// The engine's result.
+        assessment: Assessment,
+        /// Now, in UTC.
+        at: DateTime<Utc>,
+    },
+    /// Replace the requester's input. Outside draft, a fresh assessment is required.
+    Edit {
+        /// Who edits.
+        by: Actor,
+        /// The new, validated input.
+        input: OrderInput,
+        /// Its subtotal.
+        subtotal_minor: Minor,
+        /// Required unless the order is a draft (see [`edit_needs_assessment`]).
+        assessment: Option<Assessment>,
+        /// Now, in UTC.
+        at: DateTime<Utc>,
+    },
+    /// Approve or reject one stage.
+    Decide {
+        /// Who decides.
+        by: Actor,
+        /// When deciding under a delegation, the delegator; their authority is used.
+        on_behalf_of: Option<Actor>,
+        /// Stage key.
+        stage: String,
+        /// Approve or reject.
+        verdict: Verdict,
+        /// Required for a rejection.
+        comment: Option<String>,
+        /// Now, in UTC.
+        at: DateTime<Utc>,
+    },
+    /// The requester takes the order back.
+    Withdraw {
+        /// Who withdraws.
+        by: Actor,
+        /// Now, in UTC.
+        at: DateTime<Utc>,
+    },
+    /// An admin revokes an erroneous approval (R8).
+    Revoke {
+        /// Who revokes.
+        by: Actor,
+        /// Why; required.
+        reason: String,
+        /// Now, in UTC.
+        at: DateTime<Utc>,
+    },
+    /// Hand an approved order over for fulfilment.
+    Release {
+        /// Who releases.
+        by: Actor,
+        /// Now, in UTC.
+        at: DateTime<Utc>,
+    },
+    /// Pause a subscription.
+    Deactivate {
+        /// Who pauses it.
+        by: Actor,
+        /// Now, in UTC.
+        at: DateTime<Utc>,
+    },
+    /// Resume a subscription; never needs approval again once approved (R3).
+    Reactivate {
+        /// Who resumes it.
+        by: Actor,
+        /// Now, in UTC.
+        at: DateTime<Utc>,
+    },
+}
+
+impl Command {
+    /// The acting person's name, for the audit trail.
+    pub fn actor(&self) -> &str {
+        match self {
+            Command::Submit { by, .. }
+            | Command::Edit { by, .. }
+            | Command::Decide { by, .. }
+            | Command::Withdraw { by, .. }
+            | Command::Revoke { by, .. }
+            | Command::Release { by, .. }
+            | Command::Deactivate { by, .. }
+            | Command::Reactivate { by, .. } => &by.name,
+        }
+    }
+}
+
+/// What happened, in order. Each becomes one audit entry (its `action` is the snake_case tag).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Event {
+    /// A draft was created.
+    OrderCreated {
+        /// Subtotal at creation.
+        subtotal_minor: Minor,
+    },
+    /// The requester changed the input.
+    OrderEdited {
+        /// Subtotal after the edit.
+        subtotal_minor: Minor,
+    },
+    /// Decisions were discarded because the order changed or was re-evaluated.
+    ApprovalReset {
+        /// Why.
+        reason: String,
+    },
+    /// The order was evaluated on submission.
+    OrderSubmitted {
+        /// Total including adjustments.
+        total_minor: Minor,
+        /// Stage keys of the plan.
+        stages: Vec<String>,
+        /// Risk flag codes.
+        flags: Vec<String>,
+    },
+    /// A stage became decidable.
+    StageOpened {
+        /// Stage key.
+        stage: String,
+        /// Who may decide it.
+        approvers: super::plan::Approvers,
+    },
+    /// Someone decided a stage.
+    DecisionRecorded {
+        /// Stage key.
+        stage: String,
+        /// Approve or reject.
+        decision: Verdict,
+        /// Comment.
+        comment: Option<String>,
+        /// The delegator, under a delegation.
+        on_behalf_of: Option<String>,
+    },
+    /// A stage reached its quorum.
+    StageApproved {
+        /// Stage key.
+        stage: String,
+    },
+    /// A stage was rejected.
+    StageRejected {
+        /// Stage key.
+        stage: String,
+        /// The reason.
+        reason: String,
+    },
+    /// Every stage approved, or none needed.
+    OrderApproved {
+        /// Total approved.
+        total_minor: Minor,
+    },
+    /// The order was rejected.
+    OrderRejected {
+        /// Who rejected it.
+        by: String,
+        /// Why.
+        reason: String,
+    },
+    /// The order was put on hold.
+    OrderHeld {
+        /// Why.
+        reason: String,
+    },
+    /// The requester withdrew the order.
+    OrderWithdrawn,
+    /// An admin revoked the approval.
+    ApprovalRevoked {
+        /// Why.
+        reason: String,
+    },
+    /// The order was released for fulfilment.
+    OrderReleased,
+    /// A subscription was paused.
+    SubscriptionDeactivated,
+    /// A subscription was resumed without new approval.
+    SubscriptionReactivated,
+}
+
+impl Event {
+    /// The snake_case action name, as stored in the audit log.
+    pub fn action(&self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.get("action").and_then(|a| a.as_str()).map(str::to_string))
+            .unwrap_or_default()
+    }
+}
+
+/// The result of a successful command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    /// The order afterwards; its version is one higher.
+    pub order: Order,
+    /// What happened.
+    pub events: Vec<Event>,
+}
+
+/// Why a command was refused. Each maps to one HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    /// The command is malformed (422).
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The offending field.
+        field: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// This person may not do this (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The order or stage is not in a state that allows it (409).
+    #[error("{0}")]
+    Conflict(String),
+}
+
+fn conflict(order: &Order, what: &str) -> TransitionError {
+    TransitionError::Conflict(format!(
+        "cannot {what}: the order is {}; reload it to see what it allows now",
+        order.status.as_str()
+    ))
+}
+
+/// Whether an edit of this order must carry a fresh assessment (it is past draft).
+pub fn edit_needs_assessment(order: &Order) -> bool {
+    order.status != OrderStatus::Draft
+}
+
+/// Whether an edit is allowed at all in the order's current state.
+pub fn edit_allowed(order: &Order) -> bool {
+    matches!(order.status, OrderStatus::Draft | OrderStatus::PendingApproval | OrderStatus::OnHold)
+        || (order.status == OrderStatus::Approved && order.is_subscription())
+}
+
+/// Applies a command. The input order is untouched; on success the new order has
+/// `version + 1` and `updated_at = at`.
+pub fn apply(order: &Order, command: Command, policy: &Policy) -> Result<Transition, TransitionError> {
+    let mut next = order.clone();
+    let mut events = Vec::new();
+    let at = match &command {
+        Command::Submit { at, .. }
+        | Command::Edit { at, .. }
+        | Command::Decide { at, .. }
+        | Command::Withdraw { at, .. }
+        | Command::Revoke { at, .. }
+        | Command::Release { at, .. }
+        | Command::Deactivate { at, .. }
+        | Command::Reactivate { at, .. } => *at,
+    };
+    match command {
+        Command::Submit { by, assessment, at } => {
+            require_requester(order, &by, "submit")?;
+            if !matches!(order.status, OrderStatus::Draft | OrderStatus::OnHold) {
+                return Err(conflict(order, "submit"));
+            }
+            next.submitted_at = Some(at);
+            settle(&mut next, assessment, at, &mut events);
+        }
+        Command::Edit { by, input, subtotal_minor, assessment, at } => {
+            require_requester(order, &by, "edit")?;
+            if !edit_allowed(order) {
+                return Err(conflict(order, "edit"));
+            }
+            if input.recurrence.is_some() != order.input.recurrence.is_some() && order.status != OrderStatus::Draft {
+                return Err(TransitionError::Invalid {
+                    field: "recurrence".into(),
+                    message: "an order cannot become or stop being a subscription after submission: withdraw it and create a new one".into(),
+                });
+            }
+            next.subscription = match (&input.recurrence, &order.subscription) {
+                (Some(_), Some(s)) => Some(s.clone()),
+                (Some(_), None) => Some(super::order::Subscription { state: SubscriptionState::Active, approved_once: false }),
+                (None, _) => None,
+            };
+            next.input = input;
+            next.subtotal_minor = subtotal_minor;
+            events.push(Event::OrderEdited { subtotal_minor });
+            if edit_needs_assessment(order) {
+                let Some(assessment) = assessment else {
+                    return Err(TransitionError::Invalid {
+                        field: "assessment".into(),
+                        message: "an order past draft must be re-evaluated when edited".into(),
+                    });
+                };
+                events.push(Event::ApprovalReset { reason: "the order was edited".into() });
+                if let Some(s) = next.subscription.as_mut() {
+                    s.approved_once = false;
+                }
+                next.approved_at = None;
+                next.submitted_at = Some(at);
+                settle(&mut next, assessment, at, &mut events);
+            } else {
+                next.adjustments.clear();
+                next.flags.clear();
+            }
+        }
+        Command::Decide { by, on_behalf_of, stage, verdict, comment, at } => {
+            decide(&mut next, &by, on_behalf_of.as_ref(), &stage, verdict, comment, at, policy, &mut events)?;
+        }
+        Command::Withdraw { by, .. } => {
+            require_requester(order, &by, "withdraw")?;
+            if !matches!(order.status, OrderStatus::Draft | OrderStatus::PendingApproval | OrderStatus::OnHold) {
+                return Err(conflict(order, "withdraw"));
+            }
+            for s in next.plan.stages.iter_mut().filter(|s| s.state == StageState::Open) {
+                s.state = StageState::Waiting;
+            }
+            next.status = OrderStatus::Withdrawn;
+            events.push(Event::OrderWithdrawn);
+        }
+        Command::Revoke { by, reason, .. } => {
+            if !by.has_role(roles::ADMIN) {
+                return Err(TransitionError::Forbidden("only an admin may revoke an approval".into()));
+            }
+            let reason = reason.trim().to_string();
+            if reason.is_empty() {
+                return Err(TransitionError::Invalid {
+                    field: "reason".into(),
+                    message: "a revocation needs a reason".into(),
+                });
+            }
+            if order.status != OrderStatus::Approved {
+                return Err(conflict(order, "revoke the approval"));
+            }
+            next.approved_at = None;
+            if let Some(s) = next.subscription.as_mut() {
+                s.approved_once = false;
+            }
+            events.push(Event::ApprovalRevoked { reason: reason.clone() });
+            if next.plan.stages.is_empty() {
+                next.status = OrderStatus::OnHold;
+                let why = format!("approval revoked ({reason}); no stage applies, so edit and resubmit it or withdraw it");
+                next.hold_reason = Some(why.clone());
+                events.push(Event::OrderHeld { reason: why });
+            } else {
+                for s in next.plan.stages.iter_mut() {
+                    s.state = StageState::Waiting;
+                    s.decisions.clear();
+                }
+                next.status = OrderStatus::PendingApproval;
+                open_next_level(&mut next, at, &mut events);
+            }
+        }
+        Command::Release { by, .. } => {
+            if !(by.has_role(roles::ADMIN) || by.has_role(roles::FINANCE)) {
+                return Err(TransitionError::Forbidden("only admin or finance may release an order".into()));
+            }
+            if order.status != OrderStatus::Approved {
+                return Err(conflict(order, "release"));
+            }
+            next.status = OrderStatus::Released;
+            events.push(Event::OrderReleased);
+        }
+        Command::Deactivate { by, .. } | Command::Reactivate { by, .. } if order.subscription.is_none() => {
+            let _ = by;
+            return Err(TransitionError::Conflict(
+                "only a subscription (an order with a recurrence) can be deactivated or reactivated".into(),
+            ));
+        }
+        Command::Deactivate { by, .. } => {
+            require_owner_or_admin(order, &by)?;
+            let sub = next.subscription.as_mut().ok_or_else(|| conflict(order, "deactivate"))?;
+            if !matches!(order.status, OrderStatus::Approved | OrderStatus::Released) {
+                return Err(conflict(order, "deactivate the subscription before it is approved"));
+            }
+            if sub.state == SubscriptionState::Inactive {
+                return Err(TransitionError::Conflict("the subscription is already inactive".into()));
+            }
+            sub.state = SubscriptionState::Inactive;
+            events.push(Event::SubscriptionDeactivated);
+        }
+        Command::Reactivate { by, .. } => {
+            require_owner_or_admin(order, &by)?;
+            let sub = next.subscription.as_mut().ok_or_else(|| conflict(order, "reactivate"))?;
+            if sub.state == SubscriptionState::Active {
+                return Err(TransitionError::Conflict("the subscription is already active".into()));
+            }
+            // R3: approval is once per subscription; reactivation never reopens it.
+            sub.state = SubscriptionState::Active;
+            events.push(Event::SubscriptionReactivated);
+        }
+    }
+    next.version = order.version + 1;
+    next.updated_at = at;
+    Ok(Transition { order: next, events })
+}
+
+/// The keys of the stages this person may decide right now (the inbox, R2): open, they are an
+/// approver, it is not their order, they have not decided it, and segregation of duties allows.
+pub fn decidable_stages<'a>(order: &'a Order, actor: &Actor, policy: &Policy) -> Vec<&'a str> {
+    if order.status != OrderStatus::PendingApproval || order.requester == actor.name {
+        return Vec::new();
+    }
+    let decided_other = |key: &str| order.plan.stages.iter().any(|s| s.key != key && s.decided_by(&actor.name));
+    order
+        .plan
+        .open_stages()
+        .filter(|s| s.approvers.admits(actor) && !s.decided_by(&actor.name))
+        .filter(|s| !(policy.one_stage_per_person && decided_other(&s.key)))
+        .map(|s| s.key.as_str())
+        .collect()
+}
+
+fn require_requester(order: &Order, by: &Actor, what: &str) -> Result<(), TransitionError> {
+    if by.name == order.requester {
+        Ok(())
+    } else {
+        Err(TransitionError::Forbidden(format!("only the requester ({}) may {what} this order", order.requester)))
+    }
+}
+
+fn require_owner_or_admin(order: &Order, by: &Actor) -> Result<(), TransitionError> {
+    if by.name == order.requester || by.has_role(roles::ADMIN) {
+        Ok(())
+    } else {
+        Err(TransitionError::Forbidden("only the requester or an admin may change a subscription's state".into()))
+    }
+}
+
+/// Applies an assessment: sets prices, flags and plan, then the status it implies.
+fn settle(order: &mut Order, a: Assessment, at: DateTime<Utc>, events: &mut Vec<Event>) {
+    order.subtotal_minor = a.subtotal_minor;
+    order.adjustments = a.adjustments;
+    order.flags = a.flags;
+    order.plan.stages = a.stages;
+    order.hold_reason = None;
+    order.rejection = None;
+    events.push(Event::OrderSubmitted {
+        total_minor: order.total_minor(),
+        stages: order.plan.stages.iter().map(|s| s.key.clone()).collect(),
+        flags: order.flags.iter().map(|f| f.code.clone()).collect(),
+    });
+    match a.outcome {
+        Outcome::Reject { by, reason } => {
+            order.status = OrderStatus::Rejected;
+            order.rejection = Some(Rejection { by: by.clone(), reason: reason.clone(), stage: None });
+            events.push(Event::OrderRejected { by, reason });
+        }
+        Outcome::Hold { reason } => {
+            order.status = OrderStatus::OnHold;
+            order.hold_reason = Some(reason.clone());
+            events.push(Event::OrderHeld { reason });
+        }
+        Outcome::Proceed => {
+            order.status = OrderStatus::PendingApproval;
+            open_next_level(order, at, events);
+        }
+    }
+}
+
+/// Opens every stage of the lowest unfinished level, or approves the order when none is left.
+fn open_next_level(order: &mut Order, at: DateTime<Utc>, events: &mut Vec<Event>) {
+    match order.plan.current_level() {
+        Some(level) => {
+            for s in order.plan.stages.iter_mut().filter(|s| s.level == level && s.state == StageState::Waiting) {
+                s.state = StageState::Open;
+                events.push(Event::StageOpened { stage: s.key.clone(), approvers: s.approvers.clone() });
+            }
+        }
+        None => {
+            order.status = OrderStatus::Approved;
+            order.approved_at = Some(at);
+            if let Some(s) = order.subscription.as_mut() {
+                s.approved_once = true;
+            }
+            events.push(Event::OrderApproved { total_minor: order.total_minor() });
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn decide(
+    order: &mut Order,
+    by: &Actor,
+    on_behalf_of: Option<&Actor>,
+    key: &str,
+    verdict: Verdict,
+    comment: Option<String>,
+    at: DateTime<Utc>,
+    policy: &Policy,
+    events: &mut Vec<Event>,
+) -> Result<(), TransitionError> {
+    let comment = comment.map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
+    if verdict == Verdict::Reject && comment.is_none() {
+        return Err(TransitionError::Invalid {
+            field: "comment".into(),
+            message: "a rejection needs a reason: say why in `comment`".into(),
+        });
+    }
+    if order.status != OrderStatus::PendingApproval {
+        return Err(conflict(order, "decide"));
+    }
+    let Some(idx) = order.plan.stages.iter().position(|s| s.key == key) else {
+        let keys: Vec<&str> = order.plan.stages.iter().map(|s| s.key.as_str()).collect();
+        return Err(TransitionError::Invalid {
+            field: "stage".into(),
+            message: format!("this order has no stage '{key}'; its stages are: {}", keys.join(", ")),
+        });
+    };
+    let authority = on_behalf_of.unwrap_or(by);
+    if by.name == order.requester || authority.name == order.requester {
+        return Err(TransitionError::Forbidden(
+            "nobody may decide their own order (segregation of duties)".into(),
+        ));
+    }
+    let stage = &order.plan.stages[idx];
+    if !stage.approvers.admits(authority) {
+        return Err(TransitionError::Forbidden(format!("you are not an approver of stage '{key}'")));
+    }
+    if policy.one_stage_per_person {
+        let names = [by.name.as_str(), authority.name.as_str()];
+        if let Some(other) = order
+            .plan
+            .stages
+            .iter()
+            .find(|s| s.key != key && names.iter().any(|n| s.decided_by(n)))
+        {
+            return Err(TransitionError::Forbidden(format!(
+                "you already decided stage '{}' of this order, and one person may decide only one stage (tenant setting one_stage_per_person)",
+                other.key
+            )));
+        }
+    }
+    if stage.state != StageState::Open {
+        let why = match stage.state {
+            StageState::Waiting => "it opens when the earlier levels are approved",
+            StageState::Approved => "it is already approved",
+            StageState::Rejected => "it is already rejected",
+            StageState::Escalated => "it was escalated",
+            StageState::Open => "",
+        };
+        return Err(TransitionError::Conflict(format!("stage '{key}' is not open: {why}")));
+    }
+    if stage.decided_by(&by.name) || stage.decided_by(&authority.name) {
+        return Err(TransitionError::Conflict(format!("you already decided stage '{key}'")));
+    }
+    let on_behalf = on_behalf_of.map(|a| a.name.clone());
+    let stage = &mut order.plan.stages[idx];
+    stage.decisions.push(Decision {
+        by: by.name.clone(),
+        decision: verdict,
+        comment: comment.clone(),
+        at,
+        on_behalf_of: on_behalf.clone(),
+    });
+    events.push(Event::DecisionRecorded { stage: key.to_string(), decision: verdict, comment: comment.clone(), on_behalf_of: on_behalf });
+    match verdict {
+        Verdict::Reject => {
+            let reason = comment.unwrap_or_default();
+            stage.state = StageState::Rejected;
+            for s in order.plan.stages.iter_mut().filter(|s| s.state == StageState::Open) {
+                s.state = StageState::Waiting;
+            }
+            order.status = OrderStatus::Rejected;
+            order.rejection = Some(Rejection { by: by.name.clone(), reason: reason.clone(), stage: Some(key.to_string()) });
+            events.push(Event::StageRejected { stage: key.to_string(), reason: reason.clone() });
+            events.push(Event::OrderRejected { by: by.name.clone(), reason });
+        }
+        Verdict::Approve => {
+            if stage.satisfied() {
+                stage.state = StageState::Approved;
+                let level = stage.level;
+                events.push(Event::StageApproved { stage: key.to_string() });
+                let level_done = order.plan.stages.iter().filter(|s| s.level == level).all(|s| s.state == StageState::Approved);
+                if level_done {
+                    open_next_level(order, at, events);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "machine_tests.rs"]
+mod tests;

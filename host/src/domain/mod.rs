@@ -1,0 +1,17 @@
+//! The domain: pure types and the approval state machine. No I/O, no clock, no SQL, no HTTP.
+//!
+//! - [`money`]: integer minor units and ISO 4217 currencies.
+//! - [`actor`]: users, roles and the tenant policy (segregation of duties).
+//! - [`order`]: orders, lines, statuses, subscriptions, input validation.
+//! - [`plan`]: stages, approvers, quorums, decisions.
+//! - [`step`]: the shapes extensions read and return.
+//! - [`machine`]: `apply(order, command) -> (order', events)` and its transition table.
+//! - [`audit`]: the hash chain and its verifier.
+
+pub mod actor;
+pub mod audit;
+pub mod machine;
+pub mod money;
+pub mod order;
+pub mod plan;
+pub mod step;

@@ -1,0 +1,106 @@
+//! Money: integer minor units and ISO 4217 currency codes. No floats, ever.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// An amount in the currency's minor unit (cents for EUR/USD). Signed so that discounts and
+/// credits can be expressed; arithmetic on it is always checked.
+pub type Minor = i64;
+
+/// Active ISO 4217 alphabetic codes. Kept inline so validation needs no I/O and no extra crate.
+const ISO_4217: &[&str] = &[
+    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT",
+    "BGN", "BHD", "BIF", "BMD", "BND", "BOB", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD",
+    "CDF", "CHF", "CLP", "CNY", "COP", "CRC", "CUP", "CVE", "CZK", "DJF", "DKK", "DOP", "DZD",
+    "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ",
+    "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "IQD", "IRR", "ISK", "JMD", "JOD",
+    "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD", "KZT", "LAK", "LBP", "LKR",
+    "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR",
+    "MWK", "MXN", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN",
+    "PGK", "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR",
+    "SDG", "SEK", "SGD", "SHP", "SLE", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB",
+    "TJS", "TMT", "TND", "TOP", "TRY", "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "UYU", "UZS",
+    "VES", "VND", "VUV", "WST", "XAF", "XCD", "XCG", "XOF", "XPF", "YER", "ZAR", "ZMW", "ZWG",
+];
+
+/// A validated ISO 4217 currency code. Orders carry one so amounts are never mixed across
+/// currencies by accident.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Currency([u8; 3]);
+
+/// Why a currency code was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not an ISO 4217 currency code: use three upper-case letters such as EUR or USD")]
+pub struct BadCurrency(pub String);
+
+impl Currency {
+    /// The code as text, for storage and display.
+    pub fn as_str(&self) -> &str {
+        // Only ever constructed from an entry of ISO_4217, which is ASCII.
+        std::str::from_utf8(&self.0).unwrap_or("XXX")
+    }
+}
+
+impl TryFrom<String> for Currency {
+    type Error = BadCurrency;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        value.as_str().parse()
+    }
+}
+
+impl std::str::FromStr for Currency {
+    type Err = BadCurrency;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if ISO_4217.binary_search(&s).is_ok() {
+            let b = s.as_bytes();
+            Ok(Currency([b[0], b[1], b[2]]))
+        } else {
+            Err(BadCurrency(s.to_string()))
+        }
+    }
+}
+
+impl From<Currency> for String {
+    fn from(c: Currency) -> String {
+        c.as_str().to_string()
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Currency({})", self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_list_is_sorted_so_binary_search_works() {
+        assert!(ISO_4217.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn accepts_known_codes_and_refuses_others() {
+        assert_eq!("EUR".parse::<Currency>().map(|c| c.to_string()), Ok("EUR".into()));
+        assert!("eur".parse::<Currency>().is_err());
+        assert!("XYZ".parse::<Currency>().is_err());
+        assert!("EURO".parse::<Currency>().is_err());
+        assert!("".parse::<Currency>().is_err());
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let c: Currency = serde_json::from_str("\"CHF\"").expect("valid code");
+        assert_eq!(serde_json::to_string(&c).expect("serializes"), "\"CHF\"");
+        assert!(serde_json::from_str::<Currency>("\"ABC\"").is_err());
+    }
+}

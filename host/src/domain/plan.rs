@@ -1,0 +1,216 @@
+//! The approval plan: stages grouped by level; levels run in sequence, stages of one level in
+//! parallel. Each stage names who may decide it, how many must agree, and why it exists.
+
+use super::actor::{Actor, Role};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Who may decide a stage, resolved by the host when the plan is built (a cost center's manager
+/// is looked up then, so later directory changes do not silently re-route a running approval).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Approvers {
+    /// Anyone holding the role.
+    Role {
+        /// The role.
+        role: Role,
+    },
+    /// Exactly these users.
+    Users {
+        /// User names.
+        users: Vec<String>,
+    },
+    /// The manager of a cost center.
+    CostCenterManager {
+        /// Cost center code.
+        cost_center: String,
+        /// Its manager when the plan was built.
+        manager: String,
+    },
+}
+
+impl Approvers {
+    /// Whether the actor is one of the approvers (before segregation-of-duties checks).
+    pub fn admits(&self, actor: &Actor) -> bool {
+        match self {
+            Approvers::Role { role } => actor.roles.contains(role),
+            Approvers::Users { users } => users.contains(&actor.name),
+            Approvers::CostCenterManager { manager, .. } => *manager == actor.name,
+        }
+    }
+}
+
+/// How many distinct approvals satisfy a stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quorum {
+    /// One approval.
+    Any,
+    /// Every listed user (only meaningful for a user set).
+    All,
+    /// At least N distinct approvers.
+    AtLeast(u32),
+}
+
+impl Serialize for Quorum {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Quorum::Any => s.serialize_str("any"),
+            Quorum::All => s.serialize_str("all"),
+            Quorum::AtLeast(n) => s.serialize_u32(*n),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Quorum {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Word(String),
+            Count(i64),
+        }
+        match Repr::deserialize(d)? {
+            Repr::Word(w) if w == "any" => Ok(Quorum::Any),
+            Repr::Word(w) if w == "all" => Ok(Quorum::All),
+            Repr::Count(n) if (1..=100).contains(&n) => Ok(Quorum::AtLeast(n as u32)),
+            _ => Err(serde::de::Error::custom("quorum must be \"any\", \"all\" or a number from 1 to 100")),
+        }
+    }
+}
+
+impl utoipa::PartialSchema for Quorum {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .description(Some("\"any\", \"all\" or a number of distinct approvers"))
+            .into()
+    }
+}
+impl utoipa::ToSchema for Quorum {}
+
+/// Where a stage is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StageState {
+    /// Its level has not been reached.
+    Waiting,
+    /// Decidable now.
+    Open,
+    /// Quorum reached.
+    Approved,
+    /// An approver rejected it.
+    Rejected,
+    /// Overdue and handed to its escalation target.
+    Escalated,
+}
+
+/// Approve or reject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Counts towards the quorum.
+    Approve,
+    /// Rejects the stage and the order; needs a reason.
+    Reject,
+}
+
+/// One person's decision on a stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Decision {
+    /// Who decided.
+    pub by: String,
+    /// Approve or reject.
+    pub decision: Verdict,
+    /// Comment; always present on a rejection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// When, in UTC.
+    pub at: DateTime<Utc>,
+    /// The absent approver this decision was made for, under a delegation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_behalf_of: Option<String>,
+}
+
+/// One approval stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Stage {
+    /// Unique within the order; the `stage` field of a decision.
+    pub key: String,
+    /// Shown to approvers.
+    pub title: String,
+    /// Levels run in ascending order; stages of one level in parallel.
+    pub level: u32,
+    /// Who may decide.
+    pub approvers: Approvers,
+    /// How many must approve.
+    pub quorum: Quorum,
+    /// Hours after opening before the stage is overdue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_in_hours: Option<u32>,
+    /// Who takes over when overdue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalate_to: Option<Approvers>,
+    /// Why the stage exists, from the step that added it.
+    pub reason: String,
+    /// The step that added it.
+    pub source: String,
+    /// Where it is.
+    pub state: StageState,
+    /// Decisions so far, oldest first.
+    pub decisions: Vec<Decision>,
+}
+
+impl Stage {
+    /// Distinct approvals needed.
+    pub fn needed(&self) -> usize {
+        match (self.quorum, &self.approvers) {
+            (Quorum::Any, _) => 1,
+            (Quorum::AtLeast(n), _) => n as usize,
+            (Quorum::All, Approvers::Users { users }) => users.len().max(1),
+            (Quorum::All, _) => 1,
+        }
+    }
+
+    /// Approvals so far.
+    pub fn approvals(&self) -> usize {
+        self.decisions.iter().filter(|d| d.decision == Verdict::Approve).count()
+    }
+
+    /// Whether the quorum is reached.
+    pub fn satisfied(&self) -> bool {
+        self.approvals() >= self.needed()
+    }
+
+    /// Whether this user already decided the stage, directly or on someone's behalf.
+    pub fn decided_by(&self, name: &str) -> bool {
+        self.decisions.iter().any(|d| d.by == name)
+    }
+}
+
+/// The stages of an order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Plan {
+    /// Sorted by level, then in the order the steps added them.
+    pub stages: Vec<Stage>,
+}
+
+impl Plan {
+    /// The lowest level that still has a stage not approved, if any.
+    pub fn current_level(&self) -> Option<u32> {
+        self.stages.iter().filter(|s| s.state != StageState::Approved).map(|s| s.level).min()
+    }
+
+    /// Looks a stage up by key.
+    pub fn stage(&self, key: &str) -> Option<&Stage> {
+        self.stages.iter().find(|s| s.key == key)
+    }
+
+    /// Whether every stage reached its quorum.
+    pub fn all_approved(&self) -> bool {
+        self.stages.iter().all(|s| s.state == StageState::Approved && s.satisfied())
+    }
+
+    /// Stages whose state is `Open`.
+    pub fn open_stages(&self) -> impl Iterator<Item = &Stage> {
+        self.stages.iter().filter(|s| s.state == StageState::Open)
+    }
+}

@@ -1,0 +1,279 @@
+//! The data shapes every extension sees and returns: the order context going in, the step
+//! output coming back. Rhai scripts, WASM components and native plugins all use these shapes
+//! (documented field by field in `plugin-api/README.md`); the WIT contract mirrors them.
+
+use super::actor::Role;
+use super::money::Minor;
+use super::order::{Line, OrderInput, line_total};
+use serde::{Deserialize, Serialize};
+
+/// One line as a step sees it: the requester's line plus its computed total.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextLine {
+    /// Article number.
+    pub sku: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Units, positive.
+    pub quantity: i64,
+    /// Price of one unit, minor units.
+    pub unit_price_minor: Minor,
+    /// quantity × unit price.
+    pub line_total_minor: Minor,
+    /// Tax category.
+    pub tax_category: Option<String>,
+    /// Budget category.
+    pub budget_category: Option<String>,
+}
+
+impl From<&Line> for ContextLine {
+    fn from(l: &Line) -> Self {
+        ContextLine {
+            sku: l.sku.clone(),
+            description: l.description.clone(),
+            quantity: l.quantity,
+            unit_price_minor: l.unit_price_minor,
+            line_total_minor: line_total(l).unwrap_or(Minor::MAX),
+            tax_category: l.tax_category.clone(),
+            budget_category: l.budget_category.clone(),
+        }
+    }
+}
+
+/// The order as a step sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContextOrder {
+    /// Order id.
+    pub id: String,
+    /// Requester's user name.
+    pub requester: String,
+    /// Cost center code.
+    pub cost_center: Option<String>,
+    /// Department.
+    pub department: Option<String>,
+    /// Customer id.
+    pub customer_id: Option<String>,
+    /// Vendor id.
+    pub vendor_id: Option<String>,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Lines with totals.
+    pub lines: Vec<ContextLine>,
+    /// Recurrence period (`P1M`), for subscriptions.
+    pub recurrence: Option<String>,
+    /// Free attributes.
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ContextOrder {
+    /// Builds the step's view of an order.
+    pub fn new(id: &str, requester: &str, input: &OrderInput) -> ContextOrder {
+        ContextOrder {
+            id: id.to_string(),
+            requester: requester.to_string(),
+            cost_center: input.cost_center.clone(),
+            department: input.department.clone(),
+            customer_id: input.customer_id.clone(),
+            vendor_id: input.vendor_id.clone(),
+            currency: input.currency.to_string(),
+            lines: input.lines.iter().map(ContextLine::from).collect(),
+            recurrence: input.recurrence.as_ref().map(|r| r.interval.clone()),
+            attributes: input.attributes.clone(),
+        }
+    }
+}
+
+/// The requester as a step sees them (R1: spend limit and budget drive user-specific approval).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequesterProfile {
+    /// User name.
+    pub name: String,
+    /// Roles held.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Largest order allowed without approval, if the user has one.
+    #[serde(default)]
+    pub spend_limit_minor: Option<Minor>,
+    /// Budget per period, if the user has one.
+    #[serde(default)]
+    pub budget_minor: Option<Minor>,
+    /// `month`, `quarter` or `year`.
+    #[serde(default)]
+    pub budget_period: Option<String>,
+    /// Total of the user's approved and released orders in the current period, this one excluded.
+    #[serde(default)]
+    pub budget_used_minor: Minor,
+}
+
+/// The order's cost center as a step sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CostCenterProfile {
+    /// Code.
+    pub code: String,
+    /// Manager's user name.
+    pub manager: String,
+    /// Budget, if set (per year).
+    #[serde(default)]
+    pub budget_minor: Option<Minor>,
+    /// Total of approved and released orders on this cost center this year, this one excluded.
+    #[serde(default)]
+    pub budget_used_minor: Minor,
+}
+
+/// Everything a step may read. Built by the host; steps get nothing else (no clock, no
+/// network), so an evaluation can be replayed exactly from its stored context.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderContext {
+    /// The order.
+    pub order: ContextOrder,
+    /// Sum of line totals.
+    pub subtotal_minor: Minor,
+    /// The requester.
+    pub requester: RequesterProfile,
+    /// The cost center, when the order names a known one.
+    pub cost_center: Option<CostCenterProfile>,
+    /// This step's configuration for this tenant (filled per step).
+    pub config: serde_json::Value,
+}
+
+/// Who a step wants to decide a stage, before the host resolves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ApproverSpec {
+    /// Anyone holding this role.
+    Role(Role),
+    /// These users.
+    Users(Vec<String>),
+    /// The manager of this cost center code.
+    CostCenterManager(String),
+}
+
+fn default_level() -> u32 {
+    1
+}
+
+/// A stage a step asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageRequest {
+    /// Unique key within the order, e.g. `executive`.
+    pub key: String,
+    /// Shown to approvers; defaults to the key.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Level, 1 to 100; default 1.
+    #[serde(default = "default_level")]
+    pub level: u32,
+    /// Who decides.
+    pub approvers: ApproverSpec,
+    /// `"any"` (default), `"all"` or a number.
+    #[serde(default = "default_quorum")]
+    pub quorum: super::plan::Quorum,
+    /// Hours until overdue.
+    #[serde(default)]
+    pub due_in_hours: Option<u32>,
+    /// Who takes over when overdue.
+    #[serde(default)]
+    pub escalate_to: Option<ApproverSpec>,
+    /// Why the stage exists; required.
+    pub reason: String,
+}
+
+fn default_quorum() -> super::plan::Quorum {
+    super::plan::Quorum::Any
+}
+
+/// How serious a risk flag is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// For information.
+    Info,
+    /// Deserves attention (default).
+    #[default]
+    Warning,
+    /// Needs elevated clearance.
+    High,
+}
+
+/// A risk flag that travels with the order (R5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RiskFlag {
+    /// Machine-readable code, e.g. `vendor_not_approved`.
+    pub code: String,
+    /// How serious.
+    #[serde(default)]
+    pub severity: Severity,
+    /// Why the flag was raised, for people.
+    pub message: String,
+    /// The step that raised it (set by the host; ignored on input).
+    #[serde(default)]
+    pub source: String,
+}
+
+/// What a price adjustment is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PriceKind {
+    /// Tax; summed into `tax_minor`.
+    Tax,
+    /// A reduction (negative amount).
+    Discount,
+    /// An extra charge.
+    Surcharge,
+    /// Shipping and handling.
+    Shipping,
+}
+
+/// An amount a step adds to the order's total.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PriceAdjustment {
+    /// What kind of adjustment.
+    pub kind: PriceKind,
+    /// Short code, e.g. `VAT-19`.
+    pub code: String,
+    /// Signed amount in minor units (discounts negative).
+    pub amount_minor: Minor,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The step that added it (set by the host; ignored on input).
+    #[serde(default)]
+    pub source: String,
+}
+
+/// A step's overall verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepVerdict {
+    /// Carry on with the stages returned (default).
+    #[default]
+    Proceed,
+    /// Reject the order; `reason` is required.
+    Reject,
+    /// Put the order on hold; `reason` is required.
+    Hold,
+}
+
+/// What a step returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepOutput {
+    /// Stages to add.
+    #[serde(default)]
+    pub stages: Vec<StageRequest>,
+    /// Risk flags to raise.
+    #[serde(default)]
+    pub flags: Vec<RiskFlag>,
+    /// Price adjustments.
+    #[serde(default)]
+    pub adjustments: Vec<PriceAdjustment>,
+    /// Proceed, reject or hold.
+    #[serde(default)]
+    pub verdict: StepVerdict,
+    /// Required with reject and hold.
+    #[serde(default)]
+    pub reason: Option<String>,
+}

@@ -1,0 +1,339 @@
+//! The engine: runs a tenant's enabled steps, in their configured positions, on an
+//! [`OrderContext`] and merges what they return into an [`Assessment`] (the plan, flags, price
+//! adjustments and verdict). It fails closed: a step that errors, hits a limit or returns
+//! something malformed yields `Outcome::Hold` with the reason, never an approval.
+//!
+//! Steps sit behind the [`Step`] trait; the runtimes (Rhai, WASM, native) implement it.
+
+use crate::domain::machine::{Assessment, Outcome};
+use crate::domain::money::Minor;
+use crate::domain::plan::{Approvers, Quorum, Stage, StageState};
+use crate::domain::step::{ApproverSpec, OrderContext, PriceKind, StepOutput, StepVerdict};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// Most stages one step may add.
+pub const MAX_STAGES: usize = 32;
+/// Most flags or adjustments one step may add.
+pub const MAX_ITEMS: usize = 64;
+const MAX_TEXT: usize = 1_000;
+const MAX_KEY: usize = 64;
+
+/// How a step failed. Each kind is recorded distinctly on the held order and in the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StepError {
+    /// The step used up its operation (fuel) budget.
+    #[error("ran out of its operation budget ({0}): it loops too long; simplify it or raise the limit")]
+    OutOfFuel(String),
+    /// The step ran past its deadline.
+    #[error("ran past its deadline ({0}): make it faster or raise the deadline")]
+    Deadline(String),
+    /// The step exceeded a memory or size limit.
+    #[error("exceeded a memory or size limit ({0}): reduce the data it builds")]
+    MemoryLimit(String),
+    /// The step raised an error or panicked.
+    #[error("failed: {0}")]
+    Failed(String),
+    /// The step returned data that does not fit the step-output shape.
+    #[error("returned an invalid result: {0}; see plugin-api/README.md for the shape")]
+    BadOutput(String),
+    /// The step asked for something its manifest or the tenant does not grant.
+    #[error("was denied a capability: {0}")]
+    Denied(String),
+}
+
+/// What kind of code a step is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    /// A Rhai script.
+    Script,
+    /// A WebAssembly component.
+    Wasm,
+    /// A native library (trusted vendors only).
+    Native,
+}
+
+/// One approval step. Implementations must be deterministic: same context, same output.
+pub trait Step: Send + Sync {
+    /// The extension's name, as enabled per tenant.
+    fn name(&self) -> &str;
+    /// Script, WASM or native.
+    fn kind(&self) -> StepKind;
+    /// Content hash of the code, recorded with every evaluation so a decision can be traced to
+    /// the exact code that made it.
+    fn code_hash(&self) -> &str;
+    /// Runs the step.
+    fn evaluate(&self, ctx: &OrderContext) -> Result<StepOutput, StepError>;
+}
+
+/// A step with this tenant's configuration for it.
+#[derive(Clone)]
+pub struct ConfiguredStep {
+    /// The step.
+    pub step: Arc<dyn Step>,
+    /// Its configuration (becomes `ctx.config`).
+    pub config: serde_json::Value,
+}
+
+/// Looks up directory facts the plan needs (a cost center's manager).
+pub trait Directory {
+    /// The manager of a cost center, if it exists.
+    fn cost_center_manager(&self, code: &str) -> Option<String>;
+}
+
+/// What one step did in one evaluation; stored so the decision can be replayed and explained.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRun {
+    /// Extension name.
+    pub name: String,
+    /// Script, WASM or native.
+    pub kind: StepKind,
+    /// Content hash of its code.
+    pub code_hash: String,
+    /// What it returned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<StepOutput>,
+    /// How it failed, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The result of one evaluation.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// The merged result, for the state machine.
+    pub assessment: Assessment,
+    /// Per-step record.
+    pub runs: Vec<StepRun>,
+    /// Steps that failed (for metrics).
+    pub failures: usize,
+}
+
+/// Runs the steps in order and merges their outputs. `ctx.config` is replaced per step.
+pub fn evaluate(ctx: &OrderContext, steps: &[ConfiguredStep], directory: &dyn Directory) -> Evaluation {
+    let mut ctx = ctx.clone();
+    let mut merged = Merge::new(ctx.subtotal_minor);
+    let mut runs = Vec::with_capacity(steps.len());
+    let mut failures = 0;
+    for configured in steps {
+        let step = &configured.step;
+        ctx.config = configured.config.clone();
+        let result = step.evaluate(&ctx).and_then(|out| {
+            merged.check(step.name(), &out, directory).map(|stages| (out, stages))
+        });
+        let mut run = StepRun {
+            name: step.name().to_string(),
+            kind: step.kind(),
+            code_hash: step.code_hash().to_string(),
+            output: None,
+            error: None,
+        };
+        match result {
+            Ok((out, stages)) => {
+                merged.absorb(step.name(), &out, stages);
+                run.output = Some(out);
+            }
+            Err(e) => {
+                failures += 1;
+                merged.holds.push(format!("step '{}' {e}", step.name()));
+                run.error = Some(e.to_string());
+            }
+        }
+        runs.push(run);
+    }
+    Evaluation { assessment: merged.finish(), runs, failures }
+}
+
+struct Merge {
+    subtotal: Minor,
+    total: Minor,
+    stages: Vec<Stage>,
+    flags: Vec<crate::domain::step::RiskFlag>,
+    adjustments: Vec<crate::domain::step::PriceAdjustment>,
+    reject: Option<(String, String)>,
+    holds: Vec<String>,
+}
+
+fn bad(msg: impl Into<String>) -> StepError {
+    StepError::BadOutput(msg.into())
+}
+
+fn check_text(what: &str, s: &str, max: usize, required: bool) -> Result<(), StepError> {
+    if required && s.trim().is_empty() {
+        return Err(bad(format!("{what} must not be empty")));
+    }
+    if s.len() > max {
+        return Err(bad(format!("{what} is longer than {max} bytes")));
+    }
+    Ok(())
+}
+
+fn check_key(what: &str, s: &str) -> Result<(), StepError> {
+    let ok = !s.is_empty()
+        && s.len() <= MAX_KEY
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
+    if ok { Ok(()) } else { Err(bad(format!("{what} '{s}' must be 1-{MAX_KEY} letters, digits, '_', '-' or '.'"))) }
+}
+
+impl Merge {
+    fn new(subtotal: Minor) -> Merge {
+        Merge { subtotal, total: subtotal, stages: Vec::new(), flags: Vec::new(), adjustments: Vec::new(), reject: None, holds: Vec::new() }
+    }
+
+    fn resolve(&self, spec: &ApproverSpec, directory: &dyn Directory) -> Result<Approvers, StepError> {
+        Ok(match spec {
+            ApproverSpec::Role(role) => Approvers::Role { role: role.clone() },
+            ApproverSpec::Users(users) => {
+                if users.is_empty() || users.len() > 100 {
+                    return Err(bad("approvers.users must list 1 to 100 users"));
+                }
+                for u in users {
+                    check_text("approvers.users[]", u, 64, true)?;
+                }
+                let mut users = users.clone();
+                users.sort();
+                users.dedup();
+                Approvers::Users { users }
+            }
+            ApproverSpec::CostCenterManager(code) => {
+                let manager = directory.cost_center_manager(code).ok_or_else(|| {
+                    bad(format!("cost center '{code}' does not exist: create it (POST /v1/admin/cost-centers) or fix the order"))
+                })?;
+                Approvers::CostCenterManager { cost_center: code.clone(), manager }
+            }
+        })
+    }
+
+    /// Validates a step's output against the limits and the order so far; returns its stages.
+    fn check(&self, step: &str, out: &StepOutput, directory: &dyn Directory) -> Result<Vec<Stage>, StepError> {
+        if out.stages.len() > MAX_STAGES {
+            return Err(bad(format!("at most {MAX_STAGES} stages per step")));
+        }
+        if out.flags.len() > MAX_ITEMS || out.adjustments.len() > MAX_ITEMS {
+            return Err(bad(format!("at most {MAX_ITEMS} flags and {MAX_ITEMS} adjustments per step")));
+        }
+        if matches!(out.verdict, StepVerdict::Reject | StepVerdict::Hold)
+            && out.reason.as_deref().is_none_or(|r| r.trim().is_empty())
+        {
+            return Err(bad("a reject or hold verdict needs a non-empty `reason`"));
+        }
+        if let Some(r) = &out.reason {
+            check_text("reason", r, MAX_TEXT, false)?;
+        }
+        let mut stages = Vec::with_capacity(out.stages.len());
+        for s in &out.stages {
+            check_key("stage key", &s.key)?;
+            check_text("stage reason", &s.reason, MAX_TEXT, true)?;
+            if let Some(t) = &s.title {
+                check_text("stage title", t, 200, true)?;
+            }
+            if !(1..=100).contains(&s.level) {
+                return Err(bad(format!("stage '{}': level must be 1 to 100", s.key)));
+            }
+            let approvers = self.resolve(&s.approvers, directory)?;
+            match (s.quorum, &approvers) {
+                (Quorum::All, Approvers::Role { .. }) => {
+                    return Err(bad(format!("stage '{}': quorum \"all\" needs a user list, not a role; use a number", s.key)));
+                }
+                (Quorum::AtLeast(n), Approvers::Users { users }) if n as usize > users.len() => {
+                    return Err(bad(format!("stage '{}': quorum {n} is more than the {} users listed", s.key, users.len())));
+                }
+                (Quorum::AtLeast(n), Approvers::CostCenterManager { .. }) if n > 1 => {
+                    return Err(bad(format!("stage '{}': a cost center has one manager; quorum must be 1", s.key)));
+                }
+                _ => {}
+            }
+            let escalate_to = s.escalate_to.as_ref().map(|e| self.resolve(e, directory)).transpose()?;
+            let stage = Stage {
+                key: s.key.clone(),
+                title: s.title.clone().unwrap_or_else(|| s.key.clone()),
+                level: s.level,
+                approvers,
+                quorum: s.quorum,
+                due_in_hours: s.due_in_hours,
+                escalate_to,
+                reason: s.reason.clone(),
+                source: step.to_string(),
+                state: StageState::Waiting,
+                decisions: Vec::new(),
+            };
+            let clash = self.stages.iter().chain(stages.iter()).find(|o: &&Stage| o.key == stage.key);
+            if let Some(other) = clash {
+                if other.approvers != stage.approvers || other.level != stage.level || other.quorum != stage.quorum {
+                    return Err(bad(format!(
+                        "stage '{}' is also added by step '{}' with different approvers, level or quorum; give it another key",
+                        stage.key, other.source
+                    )));
+                }
+                continue;
+            }
+            stages.push(stage);
+        }
+        for f in &out.flags {
+            check_key("flag code", &f.code)?;
+            check_text("flag message", &f.message, MAX_TEXT, true)?;
+        }
+        let mut total = self.total;
+        for a in &out.adjustments {
+            check_key("adjustment code", &a.code)?;
+            if let Some(d) = &a.description {
+                check_text("adjustment description", d, MAX_TEXT, false)?;
+            }
+            match a.kind {
+                PriceKind::Tax | PriceKind::Surcharge | PriceKind::Shipping if a.amount_minor < 0 => {
+                    return Err(bad(format!("adjustment '{}': a {:?} amount must not be negative", a.code, a.kind)));
+                }
+                PriceKind::Discount if a.amount_minor > 0 => {
+                    return Err(bad(format!("adjustment '{}': a discount must be negative or zero", a.code)));
+                }
+                _ => {}
+            }
+            total = total.checked_add(a.amount_minor).ok_or_else(|| bad("adjustments overflow the order total"))?;
+        }
+        if total < 0 {
+            return Err(bad("adjustments make the order total negative"));
+        }
+        Ok(stages)
+    }
+
+    fn absorb(&mut self, step: &str, out: &StepOutput, stages: Vec<Stage>) {
+        self.stages.extend(stages);
+        for f in &out.flags {
+            let mut f = f.clone();
+            f.source = step.to_string();
+            self.flags.push(f);
+        }
+        for a in &out.adjustments {
+            let mut a = a.clone();
+            a.source = step.to_string();
+            self.total = self.total.saturating_add(a.amount_minor);
+            self.adjustments.push(a);
+        }
+        let reason = out.reason.clone().unwrap_or_default();
+        match out.verdict {
+            StepVerdict::Proceed => {}
+            StepVerdict::Reject => {
+                if self.reject.is_none() {
+                    self.reject = Some((format!("step:{step}"), reason));
+                }
+            }
+            StepVerdict::Hold => self.holds.push(format!("step '{step}' asked for a hold: {reason}")),
+        }
+    }
+
+    fn finish(mut self) -> Assessment {
+        self.stages.sort_by_key(|s| s.level);
+        let outcome = if let Some((by, reason)) = self.reject {
+            Outcome::Reject { by, reason }
+        } else if !self.holds.is_empty() {
+            Outcome::Hold { reason: self.holds.join("; ") }
+        } else {
+            Outcome::Proceed
+        };
+        Assessment { subtotal_minor: self.subtotal, adjustments: self.adjustments, flags: self.flags, stages: self.stages, outcome }
+    }
+}
+
+#[cfg(test)]
+mod tests;

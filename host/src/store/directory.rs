@@ -1,0 +1,270 @@
+//! Tenants, users, bearer tokens (stored as SHA-256 hashes only), cost centers and settings.
+
+use super::{StoreError, from_json, to_json};
+use crate::domain::actor::{Actor, Policy, Role};
+use crate::domain::money::Minor;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// A tenant: one customer organisation; nothing crosses between tenants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tenant {
+    /// Internal id.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// Segregation-of-duties and other settings.
+    pub policy: Policy,
+}
+
+/// How often a user's budget resets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetPeriod {
+    /// Calendar month, UTC.
+    Month,
+    /// Calendar quarter, UTC.
+    Quarter,
+    /// Calendar year, UTC.
+    Year,
+}
+
+impl BudgetPeriod {
+    /// Name in the API and database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BudgetPeriod::Month => "month",
+            BudgetPeriod::Quarter => "quarter",
+            BudgetPeriod::Year => "year",
+        }
+    }
+    fn parse(s: &str) -> Option<BudgetPeriod> {
+        match s {
+            "month" => Some(BudgetPeriod::Month),
+            "quarter" => Some(BudgetPeriod::Quarter),
+            "year" => Some(BudgetPeriod::Year),
+            _ => None,
+        }
+    }
+}
+
+/// A user of a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct User {
+    /// Unique within the tenant.
+    pub name: String,
+    /// Roles held.
+    pub roles: Vec<Role>,
+    /// E-mail for notifications.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Phone for SMS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    /// Orders above this need user-specific approval (R1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spend_limit_minor: Option<Minor>,
+    /// Budget per period (R1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_minor: Option<Minor>,
+    /// Budget period.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_period: Option<BudgetPeriod>,
+}
+
+impl User {
+    /// The user as an acting person.
+    pub fn actor(&self) -> Actor {
+        Actor { name: self.name.clone(), roles: self.roles.iter().cloned().collect() }
+    }
+}
+
+/// A cost center and its manager.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CostCenter {
+    /// Code, unique within the tenant.
+    pub code: String,
+    /// Manager's user name.
+    pub manager: String,
+    /// Yearly budget.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_minor: Option<Minor>,
+}
+
+/// Who a bearer token belongs to.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The tenant; every query of the request is scoped to it.
+    pub tenant: Tenant,
+    /// The user.
+    pub user: User,
+}
+
+/// Hashes a token for storage and lookup. Tokens are 256-bit random, so a plain SHA-256 is
+/// enough: there is nothing to brute-force.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A new random bearer token (256 bits from the OS), `glt_` + 64 hex digits.
+pub fn new_token() -> Result<String, StoreError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| StoreError::Corrupt(format!("no randomness available: {e}")))?;
+    Ok(format!("glt_{}", hex::encode(bytes)))
+}
+
+fn now() -> String {
+    crate::domain::audit::timestamp(chrono::Utc::now())
+}
+
+/// Creates a tenant. Fails if the name is taken.
+pub fn create_tenant(conn: &Connection, name: &str) -> Result<Tenant, StoreError> {
+    let id = uuid::Uuid::now_v7().to_string();
+    let policy = Policy::default();
+    conn.execute(
+        "INSERT INTO tenants (id, name, created_at, settings) VALUES (?1, ?2, ?3, ?4)",
+        params![id, name, now(), to_json(&policy)?],
+    )?;
+    Ok(Tenant { id, name: name.to_string(), policy })
+}
+
+/// Looks a tenant up by name.
+pub fn tenant_by_name(conn: &Connection, name: &str) -> Result<Option<Tenant>, StoreError> {
+    conn.query_row("SELECT id, name, settings FROM tenants WHERE name = ?1", [name], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+    })
+    .optional()?
+    .map(|(id, name, s)| Ok(Tenant { id, name, policy: from_json("tenants.settings", &s)? }))
+    .transpose()
+}
+
+/// Looks a tenant up by id.
+pub fn tenant(conn: &Connection, id: &str) -> Result<Option<Tenant>, StoreError> {
+    conn.query_row("SELECT id, name, settings FROM tenants WHERE id = ?1", [id], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+    })
+    .optional()?
+    .map(|(id, name, s)| Ok(Tenant { id, name, policy: from_json("tenants.settings", &s)? }))
+    .transpose()
+}
+
+/// Every tenant id, for host-wide audit verification.
+pub fn tenant_ids(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
+    let mut stmt = conn.prepare("SELECT id, name FROM tenants ORDER BY name")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Saves the tenant's policy.
+pub fn save_policy(conn: &Connection, tenant_id: &str, policy: &Policy) -> Result<(), StoreError> {
+    conn.execute("UPDATE tenants SET settings = ?2 WHERE id = ?1", params![tenant_id, to_json(policy)?])?;
+    Ok(())
+}
+
+/// Inserts a user. Fails (constraint) if the name is taken.
+pub fn insert_user(conn: &Connection, tenant_id: &str, u: &User) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO users (tenant_id, name, roles, email, phone, spend_limit_minor, budget_minor, budget_period, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            tenant_id,
+            u.name,
+            to_json(&u.roles)?,
+            u.email,
+            u.phone,
+            u.spend_limit_minor,
+            u.budget_minor,
+            u.budget_period.map(BudgetPeriod::as_str),
+            now()
+        ],
+    )?;
+    Ok(())
+}
+
+fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+}
+
+type UserRow = (String, String, Option<String>, Option<String>, Option<i64>, Option<i64>, Option<String>);
+
+fn user_decode(row: UserRow) -> Result<User, StoreError> {
+    let (name, roles, email, phone, spend_limit_minor, budget_minor, period) = row;
+    Ok(User {
+        name,
+        roles: from_json("users.roles", &roles)?,
+        email,
+        phone,
+        spend_limit_minor,
+        budget_minor,
+        budget_period: period.as_deref().and_then(BudgetPeriod::parse),
+    })
+}
+
+/// Looks a user up.
+pub fn user(conn: &Connection, tenant_id: &str, name: &str) -> Result<Option<User>, StoreError> {
+    conn.query_row(
+        "SELECT name, roles, email, phone, spend_limit_minor, budget_minor, budget_period FROM users WHERE tenant_id = ?1 AND name = ?2",
+        params![tenant_id, name],
+        user_from_row,
+    )
+    .optional()?
+    .map(user_decode)
+    .transpose()
+}
+
+/// Stores a token's hash for a user.
+pub fn insert_token(conn: &Connection, tenant_id: &str, user: &str, token: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO tokens (hash, tenant_id, user_name, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![token_hash(token), tenant_id, user, now()],
+    )?;
+    Ok(())
+}
+
+/// Resolves a bearer token to its tenant and user.
+pub fn principal(conn: &Connection, token: &str) -> Result<Option<Principal>, StoreError> {
+    let found: Option<(String, String)> = conn
+        .query_row("SELECT tenant_id, user_name FROM tokens WHERE hash = ?1", [token_hash(token)], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    let Some((tenant_id, user_name)) = found else { return Ok(None) };
+    let (Some(tenant), Some(user)) = (tenant(conn, &tenant_id)?, user(conn, &tenant_id, &user_name)?) else {
+        return Ok(None);
+    };
+    Ok(Some(Principal { tenant, user }))
+}
+
+/// Inserts a cost center.
+pub fn insert_cost_center(conn: &Connection, tenant_id: &str, cc: &CostCenter) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO cost_centers (tenant_id, code, manager, budget_minor) VALUES (?1, ?2, ?3, ?4)",
+        params![tenant_id, cc.code, cc.manager, cc.budget_minor],
+    )?;
+    Ok(())
+}
+
+/// Looks a cost center up.
+pub fn cost_center(conn: &Connection, tenant_id: &str, code: &str) -> Result<Option<CostCenter>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT code, manager, budget_minor FROM cost_centers WHERE tenant_id = ?1 AND code = ?2",
+            params![tenant_id, code],
+            |r| Ok(CostCenter { code: r.get(0)?, manager: r.get(1)?, budget_minor: r.get(2)? }),
+        )
+        .optional()?)
+}
+
+/// Cost center codes the user manages (for the inbox).
+pub fn managed_cost_centers(conn: &Connection, tenant_id: &str, manager: &str) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT code FROM cost_centers WHERE tenant_id = ?1 AND manager = ?2")?;
+    let rows = stmt.query_map(params![tenant_id, manager], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Whether a SQLite error is a uniqueness violation (a name already taken).
+pub fn is_unique_violation(e: &StoreError) -> bool {
+    matches!(e, StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
+}

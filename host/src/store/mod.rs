@@ -1,0 +1,314 @@
+//! The store: SQLite in WAL mode with durable commits (`synchronous=FULL`).
+//!
+//! Writes go through one writer thread that owns the only write connection. Each change is a
+//! closure run inside a SAVEPOINT of the writer's current transaction; the writer takes every
+//! change that is waiting (up to `max_batch`), runs them, and commits them with one fsync:
+//! **group commit**. A change that fails is rolled back to its savepoint and leaves no trace,
+//! without disturbing the others in its batch; nobody hears "done" before the commit is durable.
+//! Because changes run one at a time on the writer, a read-check-write inside one closure is
+//! atomic: that is how concurrent decisions on one stage resolve to exactly one winner.
+//!
+//! Reads use a small pool of read-only connections (WAL lets them run beside the writer).
+//!
+//! - [`schema`]: versioned migrations.
+//! - [`directory`]: tenants, users, tokens, cost centers, settings.
+//! - [`orders`]: orders, their open-stage index, budgets used, evaluations.
+//! - [`audit`]: the per-tenant hash-chained log (append, export, verify).
+//! - [`extensions`]: scripts and per-tenant extension settings.
+//! - [`outbox`]: notifications written in the same transaction as their change.
+
+pub mod audit;
+pub mod directory;
+pub mod extensions;
+pub mod orders;
+pub mod outbox;
+pub mod schema;
+
+use rusqlite::{Connection, OpenFlags};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite refused an operation.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The database could not be opened or migrated.
+    #[error("cannot open the database at {path}: {reason}; check the path and its permissions")]
+    Open {
+        /// The database file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The commit failed; nothing of the change was kept.
+    #[error("the change was not saved because the commit failed ({0}); retry it")]
+    Commit(String),
+    /// The writer thread stopped; the host is shutting down or broken.
+    #[error("the store is not available (its writer stopped); restart the host")]
+    Unavailable,
+    /// A stored value could not be decoded.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The database was written by a newer version of Greenlight.
+    #[error("the database has schema version {found}, newer than this host's {supported}; upgrade the host")]
+    TooNew {
+        /// Version in the file.
+        found: i64,
+        /// Newest this host knows.
+        supported: i64,
+    },
+}
+
+/// Tuning of the store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Most changes committed together. 1 disables group commit (one fsync per change).
+    pub max_batch: usize,
+    /// `FULL` (durable, default) or `NORMAL` (faster, may lose the last commits on power loss).
+    pub synchronous_full: bool,
+    /// Read connections kept open.
+    pub readers: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { max_batch: 512, synchronous_full: true, readers: 8 }
+    }
+}
+
+/// Called once the batch's commit is known: `Some(why)` if it failed.
+type Completion = Box<dyn FnOnce(Option<&str>) + Send>;
+
+trait Job: Send {
+    /// Runs the change inside a savepoint; returns what to do once the batch commit is known.
+    fn run(self: Box<Self>, conn: &Connection) -> Completion;
+    /// The batch could not even start; tell the caller.
+    fn abort(self: Box<Self>, why: &str);
+}
+
+struct WriteJob<F, T, E> {
+    f: F,
+    reply: tokio::sync::oneshot::Sender<Result<T, E>>,
+}
+
+impl<F, T, E> Job for WriteJob<F, T, E>
+where
+    F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+{
+    fn run(self: Box<Self>, conn: &Connection) -> Completion {
+        let WriteJob { f, reply } = *self;
+        let result = match conn.execute_batch("SAVEPOINT change") {
+            Err(e) => Err(E::from(StoreError::Sqlite(e))),
+            Ok(()) => {
+                let r = match catch_unwind(AssertUnwindSafe(|| f(conn))) {
+                    Ok(r) => r,
+                    Err(_) => Err(E::from(StoreError::Commit("the change panicked".into()))),
+                };
+                if r.is_err() {
+                    let _ = conn.execute_batch("ROLLBACK TO change");
+                }
+                let _ = conn.execute_batch("RELEASE change");
+                r
+            }
+        };
+        Box::new(move |commit_error: Option<&str>| {
+            let out = match commit_error {
+                Some(why) if result.is_ok() => Err(E::from(StoreError::Commit(why.to_string()))),
+                _ => result,
+            };
+            let _ = reply.send(out);
+        })
+    }
+
+    fn abort(self: Box<Self>, why: &str) {
+        let _ = self.reply.send(Err(E::from(StoreError::Commit(why.to_string()))));
+    }
+}
+
+/// The handle everything else uses. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
+    readers: Mutex<Vec<Connection>>,
+    max_readers: usize,
+}
+
+fn open_connection(path: &Path, read_only: bool, synchronous_full: bool) -> Result<Connection, StoreError> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| StoreError::Open { path: path.display().to_string(), reason: e.to_string() })?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.execute_batch("PRAGMA foreign_keys = ON;")?;
+    if !read_only {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", if synchronous_full { "FULL" } else { "NORMAL" })?;
+    }
+    Ok(conn)
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database, and starts the writer thread.
+    pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let mut conn = open_connection(&path, false, options.synchronous_full)?;
+        schema::migrate(&mut conn)?;
+        let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
+        let max_batch = options.max_batch.max(1);
+        std::thread::Builder::new()
+            .name("greenlight-writer".into())
+            .spawn(move || writer_loop(conn, rx, max_batch))
+            .map_err(|e| StoreError::Open { path: path.display().to_string(), reason: e.to_string() })?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path,
+                writer: Mutex::new(Some(tx)),
+                readers: Mutex::new(Vec::new()),
+                max_readers: options.readers.max(1),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    fn submit<F, T, E>(&self, f: F) -> tokio::sync::oneshot::Receiver<Result<T, E>>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let job: Box<dyn Job> = Box::new(WriteJob { f, reply });
+        let sender = self.inner.writer.lock().ok().and_then(|g| g.clone());
+        if let Some(sender) = sender {
+            if let Err(mpsc::SendError(job)) = sender.send(job) {
+                job.abort("the store's writer has stopped");
+            }
+        } else {
+            job.abort("the store is closed");
+        }
+        rx
+    }
+
+    /// Runs one change in the writer's transaction and waits until it is durably committed.
+    /// If `f` returns an error, everything it wrote is rolled back.
+    pub async fn write<F, T, E>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.submit(f).await.unwrap_or_else(|_| Err(E::from(StoreError::Unavailable)))
+    }
+
+    /// [`Store::write`] for synchronous callers (CLI, tests). Must not be called from inside an
+    /// async runtime's worker thread.
+    pub fn write_blocking<F, T, E>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.submit(f).blocking_recv().unwrap_or_else(|_| Err(E::from(StoreError::Unavailable)))
+    }
+
+    /// Runs a read on a pooled read-only connection, on the blocking thread pool.
+    pub async fn read<F, T, E>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.read_blocking(f))
+            .await
+            .unwrap_or_else(|_| Err(E::from(StoreError::Unavailable)))
+    }
+
+    /// [`Store::read`] for synchronous callers.
+    pub fn read_blocking<F, T, E>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E>,
+        E: From<StoreError>,
+    {
+        let pooled = self.inner.readers.lock().ok().and_then(|mut p| p.pop());
+        let conn = match pooled {
+            Some(c) => c,
+            None => open_connection(&self.inner.path, true, true).map_err(E::from)?,
+        };
+        let out = f(&conn);
+        if let Ok(mut pool) = self.inner.readers.lock()
+            && pool.len() < self.inner.max_readers
+        {
+            pool.push(conn);
+        }
+        out
+    }
+
+    /// Stops accepting writes; the writer finishes what it has and exits.
+    pub fn close(&self) {
+        if let Ok(mut w) = self.inner.writer.lock() {
+            w.take();
+        }
+    }
+}
+
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>, max_batch: usize) {
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
+    while let Ok(first) = rx.recv() {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let why = format!("cannot start a transaction: {e}");
+            for job in batch.drain(..) {
+                job.abort(&why);
+            }
+            continue;
+        }
+        let completions: Vec<_> = batch.drain(..).map(|job| job.run(&conn)).collect();
+        let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        if commit.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+            tracing::error!(error = ?commit, "group commit failed; {} changes refused", completions.len());
+        }
+        let err = commit.err();
+        for done in completions {
+            done(err.as_deref());
+        }
+    }
+}
+
+/// Decodes a JSON column, naming the column when it is corrupt.
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+/// Encodes a value for a JSON column.
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("cannot encode: {e}")))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,228 @@
+//! Orders: the full order document plus indexed columns for filters, the open-stage index that
+//! makes the inbox a lookup, budget sums, and the record of every evaluation.
+
+use super::{StoreError, from_json, to_json};
+use crate::domain::audit::timestamp;
+use crate::domain::money::Minor;
+use crate::domain::order::{Order, OrderStatus};
+use crate::domain::plan::Approvers;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+
+/// Filters of `GET /v1/orders`.
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    /// Only this status.
+    pub status: Option<OrderStatus>,
+    /// Only this cost center.
+    pub cost_center: Option<String>,
+    /// Only this department.
+    pub department: Option<String>,
+    /// Only orders with a line in this budget category.
+    pub budget_category: Option<String>,
+    /// Only this requester's orders.
+    pub requester: Option<String>,
+    /// Page size, 1 to 200.
+    pub limit: usize,
+    /// Continue after this order id (newest first).
+    pub cursor: Option<String>,
+}
+
+fn index_rows(conn: &Connection, tenant_id: &str, order: &Order) -> Result<(), StoreError> {
+    conn.execute("DELETE FROM order_categories WHERE order_id = ?1", [&order.id])?;
+    conn.execute("DELETE FROM open_stages WHERE order_id = ?1", [&order.id])?;
+    let mut cats: Vec<&str> = order.input.lines.iter().filter_map(|l| l.budget_category.as_deref()).collect();
+    cats.sort_unstable();
+    cats.dedup();
+    let mut ins_cat = conn.prepare_cached("INSERT INTO order_categories (tenant_id, category, order_id) VALUES (?1, ?2, ?3)")?;
+    for c in cats {
+        ins_cat.execute(params![tenant_id, c, order.id])?;
+    }
+    if order.status == OrderStatus::PendingApproval {
+        let mut ins = conn.prepare_cached(
+            "INSERT OR IGNORE INTO open_stages (tenant_id, order_id, stage, approver_kind, approver) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for s in order.plan.open_stages() {
+            match &s.approvers {
+                Approvers::Role { role } => {
+                    ins.execute(params![tenant_id, order.id, s.key, "role", role.as_str()])?;
+                }
+                Approvers::Users { users } => {
+                    for u in users {
+                        ins.execute(params![tenant_id, order.id, s.key, "user", u])?;
+                    }
+                }
+                Approvers::CostCenterManager { manager, .. } => {
+                    ins.execute(params![tenant_id, order.id, s.key, "user", manager])?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Inserts a new order.
+pub fn insert(conn: &Connection, tenant_id: &str, order: &Order) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO orders (id, tenant_id, requester, status, cost_center, department, currency, total_minor, approved_at, version, doc)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            order.id,
+            tenant_id,
+            order.requester,
+            order.status.as_str(),
+            order.input.cost_center,
+            order.input.department,
+            order.input.currency.as_str(),
+            order.total_minor(),
+            order.approved_at.map(timestamp),
+            order.version as i64,
+            to_json(order)?
+        ],
+    )?;
+    index_rows(conn, tenant_id, order)
+}
+
+/// Saves a changed order if its stored version is still `expected_version`. Returns false when
+/// someone else changed it first (the caller answers 409).
+pub fn update(conn: &Connection, tenant_id: &str, order: &Order, expected_version: u64) -> Result<bool, StoreError> {
+    let n = conn.execute(
+        "UPDATE orders SET status = ?3, cost_center = ?4, department = ?5, currency = ?6, total_minor = ?7,
+                approved_at = ?8, version = ?9, doc = ?10
+         WHERE id = ?1 AND tenant_id = ?2 AND version = ?11",
+        params![
+            order.id,
+            tenant_id,
+            order.status.as_str(),
+            order.input.cost_center,
+            order.input.department,
+            order.input.currency.as_str(),
+            order.total_minor(),
+            order.approved_at.map(timestamp),
+            order.version as i64,
+            to_json(order)?,
+            expected_version as i64
+        ],
+    )?;
+    if n == 1 {
+        index_rows(conn, tenant_id, order)?;
+    }
+    Ok(n == 1)
+}
+
+/// Loads an order of this tenant; another tenant's order is simply not found.
+pub fn load(conn: &Connection, tenant_id: &str, id: &str) -> Result<Option<Order>, StoreError> {
+    let doc: Option<String> = conn
+        .prepare_cached("SELECT doc FROM orders WHERE id = ?1 AND tenant_id = ?2")?
+        .query_row(params![id, tenant_id], |r| r.get(0))
+        .optional()?;
+    doc.map(|d| from_json("orders.doc", &d)).transpose()
+}
+
+/// One page of orders, newest first, and the cursor of the next page.
+pub fn list(conn: &Connection, tenant_id: &str, f: &OrderFilter) -> Result<(Vec<Order>, Option<String>), StoreError> {
+    let mut sql = String::from("SELECT o.doc, o.id FROM orders o WHERE o.tenant_id = ?");
+    let mut args: Vec<String> = vec![tenant_id.to_string()];
+    if let Some(s) = f.status {
+        sql.push_str(" AND o.status = ?");
+        args.push(s.as_str().to_string());
+    }
+    if let Some(v) = &f.cost_center {
+        sql.push_str(" AND o.cost_center = ?");
+        args.push(v.clone());
+    }
+    if let Some(v) = &f.department {
+        sql.push_str(" AND o.department = ?");
+        args.push(v.clone());
+    }
+    if let Some(v) = &f.requester {
+        sql.push_str(" AND o.requester = ?");
+        args.push(v.clone());
+    }
+    if let Some(v) = &f.budget_category {
+        sql.push_str(" AND o.id IN (SELECT order_id FROM order_categories WHERE tenant_id = ? AND category = ?)");
+        args.push(tenant_id.to_string());
+        args.push(v.clone());
+    }
+    if let Some(c) = &f.cursor {
+        sql.push_str(" AND o.id < ?");
+        args.push(c.clone());
+    }
+    let limit = f.limit.clamp(1, 200);
+    sql.push_str(&format!(" ORDER BY o.id DESC LIMIT {}", limit + 1));
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(params_from_iter(args.iter()), |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let mut orders = Vec::with_capacity(limit + 1);
+    for row in rows {
+        let (doc, _) = row?;
+        orders.push(from_json::<Order>("orders.doc", &doc)?);
+    }
+    let next = if orders.len() > limit {
+        orders.truncate(limit);
+        orders.last().map(|o| o.id.clone())
+    } else {
+        None
+    };
+    Ok((orders, next))
+}
+
+/// Pending orders with an open stage for one of these roles or this user (before the
+/// per-person checks the state machine applies).
+pub fn open_for(conn: &Connection, tenant_id: &str, user: &str, roles: &[String]) -> Result<Vec<Order>, StoreError> {
+    let marks = vec!["?"; roles.len()].join(",");
+    let sql = format!(
+        "SELECT doc FROM orders WHERE id IN (
+            SELECT order_id FROM open_stages WHERE tenant_id = ?1 AND approver_kind = 'user' AND approver = ?2
+            UNION SELECT order_id FROM open_stages WHERE tenant_id = ?1 AND approver_kind = 'role' AND approver IN ({marks}))
+         AND tenant_id = ?1 ORDER BY id LIMIT 1000",
+        marks = if marks.is_empty() { "NULL".to_string() } else { marks }
+    );
+    let mut args = vec![tenant_id.to_string(), user.to_string()];
+    args.extend(roles.iter().cloned());
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(params_from_iter(args.iter()), |r| r.get::<_, String>(0))?;
+    rows.map(|d| from_json("orders.doc", &d?)).collect()
+}
+
+/// Total of the requester's approved and released orders approved since `since`.
+pub fn spent_by_requester(conn: &Connection, tenant_id: &str, requester: &str, since: &str, exclude: &str) -> Result<Minor, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT COALESCE(SUM(total_minor), 0) FROM orders WHERE tenant_id = ?1 AND requester = ?2
+             AND status IN ('approved', 'released') AND approved_at >= ?3 AND id <> ?4",
+        )?
+        .query_row(params![tenant_id, requester, since, exclude], |r| r.get(0))?)
+}
+
+/// Total of the cost center's approved and released orders approved since `since`.
+pub fn spent_on_cost_center(conn: &Connection, tenant_id: &str, code: &str, since: &str, exclude: &str) -> Result<Minor, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT COALESCE(SUM(total_minor), 0) FROM orders WHERE tenant_id = ?1 AND cost_center = ?2
+             AND status IN ('approved', 'released') AND approved_at >= ?3 AND id <> ?4",
+        )?
+        .query_row(params![tenant_id, code, since, exclude], |r| r.get(0))?)
+}
+
+/// Stores what an evaluation saw and did, for replay and explanation.
+pub fn record_evaluation(
+    conn: &Connection,
+    tenant_id: &str,
+    order_id: &str,
+    at: &str,
+    context: &serde_json::Value,
+    runs: &serde_json::Value,
+    outcome: &str,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO evaluations (tenant_id, order_id, at, context, runs, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![tenant_id, order_id, at, to_json(context)?, to_json(runs)?, outcome],
+    )?;
+    Ok(())
+}
+
+/// Orders per status for one tenant, or all tenants (for `/metrics`).
+pub fn count_by_status(conn: &Connection) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut stmt = conn.prepare("SELECT status, COUNT(*) FROM orders GROUP BY status")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

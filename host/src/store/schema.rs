@@ -1,0 +1,149 @@
+//! Versioned migrations, tracked in `PRAGMA user_version`. Append new steps; never edit old ones.
+
+use super::StoreError;
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the core schema.
+    r#"
+    CREATE TABLE tenants (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        settings TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE users (
+        tenant_id TEXT NOT NULL REFERENCES tenants(id),
+        name TEXT NOT NULL,
+        roles TEXT NOT NULL,
+        email TEXT,
+        phone TEXT,
+        spend_limit_minor INTEGER,
+        budget_minor INTEGER,
+        budget_period TEXT,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, name)
+    ) WITHOUT ROWID;
+    CREATE TABLE tokens (
+        hash TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        user_name TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        FOREIGN KEY (tenant_id, user_name) REFERENCES users(tenant_id, name)
+    ) WITHOUT ROWID;
+    CREATE TABLE cost_centers (
+        tenant_id TEXT NOT NULL REFERENCES tenants(id),
+        code TEXT NOT NULL,
+        manager TEXT NOT NULL,
+        budget_minor INTEGER,
+        PRIMARY KEY (tenant_id, code)
+    ) WITHOUT ROWID;
+    CREATE TABLE orders (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL REFERENCES tenants(id),
+        requester TEXT NOT NULL,
+        status TEXT NOT NULL,
+        cost_center TEXT,
+        department TEXT,
+        currency TEXT NOT NULL,
+        total_minor INTEGER NOT NULL,
+        approved_at TEXT,
+        version INTEGER NOT NULL,
+        doc TEXT NOT NULL
+    );
+    CREATE INDEX orders_by_tenant ON orders (tenant_id, id);
+    CREATE INDEX orders_by_status ON orders (tenant_id, status, id);
+    CREATE INDEX orders_by_requester ON orders (tenant_id, requester, id);
+    CREATE INDEX orders_by_cost_center ON orders (tenant_id, cost_center, id);
+    CREATE INDEX orders_by_department ON orders (tenant_id, department, id);
+    CREATE TABLE order_categories (
+        tenant_id TEXT NOT NULL,
+        category TEXT NOT NULL,
+        order_id TEXT NOT NULL REFERENCES orders(id),
+        PRIMARY KEY (tenant_id, category, order_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE open_stages (
+        tenant_id TEXT NOT NULL,
+        order_id TEXT NOT NULL REFERENCES orders(id),
+        stage TEXT NOT NULL,
+        approver_kind TEXT NOT NULL,
+        approver TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, approver_kind, approver, order_id, stage)
+    ) WITHOUT ROWID;
+    CREATE INDEX open_stages_by_order ON open_stages (order_id);
+    CREATE TABLE evaluations (
+        id INTEGER PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        order_id TEXT NOT NULL REFERENCES orders(id),
+        at TEXT NOT NULL,
+        context TEXT NOT NULL,
+        runs TEXT NOT NULL,
+        outcome TEXT NOT NULL
+    );
+    CREATE INDEX evaluations_by_order ON evaluations (order_id, id);
+    CREATE TABLE audit_log (
+        tenant_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        order_id TEXT,
+        data TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX audit_by_order ON audit_log (tenant_id, order_id, seq);
+    CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: entries cannot be changed'); END;
+    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: entries cannot be deleted'); END;
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        order_id TEXT,
+        event TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT,
+        last_error TEXT
+    );
+    CREATE INDEX outbox_pending ON outbox (state, next_attempt_at, id);
+    CREATE TABLE scripts (
+        tenant_id TEXT NOT NULL REFERENCES tenants(id),
+        name TEXT NOT NULL,
+        source TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, name)
+    ) WITHOUT ROWID;
+    CREATE TABLE tenant_extensions (
+        tenant_id TEXT NOT NULL REFERENCES tenants(id),
+        name TEXT NOT NULL,
+        enabled INTEGER NOT NULL DEFAULT 0,
+        position INTEGER NOT NULL DEFAULT 100,
+        config TEXT NOT NULL DEFAULT '{}',
+        PRIMARY KEY (tenant_id, name)
+    ) WITHOUT ROWID;
+    "#,
+];
+
+/// The schema version this host writes.
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database up to [`VERSION`], one transaction per step.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if current > VERSION {
+        return Err(StoreError::TooNew { found: current, supported: VERSION });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
