@@ -182,7 +182,7 @@ impl Stage {
 
     /// Whether this user already decided the stage, directly or on someone's behalf.
     pub fn decided_by(&self, name: &str) -> bool {
-        self.decisions.iter().any(|d| d.by == name)
+        self.decisions.iter().any(|d| d.by == name || d.on_behalf_of.as_deref() == Some(name))
     }
 }
 

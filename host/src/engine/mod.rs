@@ -120,7 +120,7 @@ pub fn evaluate(ctx: &OrderContext, steps: &[ConfiguredStep], directory: &dyn Di
         let step = &configured.step;
         ctx.config = configured.config.clone();
         let result = step.evaluate(&ctx).and_then(|out| {
-            merged.check(step.name(), &out, directory).map(|stages| (out, stages))
+            merged.check(step.name(), &out, &ctx.order.requester, directory).map(|stages| (out, stages))
         });
         let mut run = StepRun {
             name: step.name().to_string(),
@@ -181,7 +181,9 @@ impl Merge {
         Merge { subtotal, total: subtotal, stages: Vec::new(), flags: Vec::new(), adjustments: Vec::new(), reject: None, holds: Vec::new() }
     }
 
-    fn resolve(&self, spec: &ApproverSpec, directory: &dyn Directory) -> Result<Approvers, StepError> {
+    /// Resolves who decides. The requester is never among them (R7): they are dropped from a
+    /// user list, and a cost center managed by the requester needs an escalation target.
+    fn resolve(&self, spec: &ApproverSpec, requester: &str, directory: &dyn Directory) -> Result<Approvers, StepError> {
         Ok(match spec {
             ApproverSpec::Role(role) => Approvers::Role { role: role.clone() },
             ApproverSpec::Users(users) => {
@@ -191,22 +193,30 @@ impl Merge {
                 for u in users {
                     check_text("approvers.users[]", u, 64, true)?;
                 }
-                let mut users = users.clone();
+                let mut users: Vec<String> = users.iter().filter(|u| *u != requester).cloned().collect();
                 users.sort();
                 users.dedup();
+                if users.is_empty() {
+                    return Err(bad(format!("the only approver listed is the requester ({requester}), who may not approve their own order")));
+                }
                 Approvers::Users { users }
             }
             ApproverSpec::CostCenterManager(code) => {
                 let manager = directory.cost_center_manager(code).ok_or_else(|| {
                     bad(format!("cost center '{code}' does not exist: create it (POST /v1/admin/cost-centers) or fix the order"))
                 })?;
+                if manager == requester {
+                    return Err(StepError::Denied(format!(
+                        "the requester {requester} manages cost center '{code}' and may not approve their own order; give the stage an `escalate_to`"
+                    )));
+                }
                 Approvers::CostCenterManager { cost_center: code.clone(), manager }
             }
         })
     }
 
     /// Validates a step's output against the limits and the order so far; returns its stages.
-    fn check(&self, step: &str, out: &StepOutput, directory: &dyn Directory) -> Result<Vec<Stage>, StepError> {
+    fn check(&self, step: &str, out: &StepOutput, requester: &str, directory: &dyn Directory) -> Result<Vec<Stage>, StepError> {
         if out.stages.len() > MAX_STAGES {
             return Err(bad(format!("at most {MAX_STAGES} stages per step")));
         }
@@ -231,7 +241,13 @@ impl Merge {
             if !(1..=100).contains(&s.level) {
                 return Err(bad(format!("stage '{}': level must be 1 to 100", s.key)));
             }
-            let approvers = self.resolve(&s.approvers, directory)?;
+            let approvers = match self.resolve(&s.approvers, requester, directory) {
+                Err(StepError::Denied(why)) => match &s.escalate_to {
+                    Some(e) => self.resolve(e, requester, directory).map_err(|_| StepError::BadOutput(why))?,
+                    None => return Err(StepError::BadOutput(why)),
+                },
+                other => other?,
+            };
             match (s.quorum, &approvers) {
                 (Quorum::All, Approvers::Role { .. }) => {
                     return Err(bad(format!("stage '{}': quorum \"all\" needs a user list, not a role; use a number", s.key)));
@@ -244,7 +260,7 @@ impl Merge {
                 }
                 _ => {}
             }
-            let escalate_to = s.escalate_to.as_ref().map(|e| self.resolve(e, directory)).transpose()?;
+            let escalate_to = s.escalate_to.as_ref().map(|e| self.resolve(e, requester, directory)).transpose()?;
             let stage = Stage {
                 key: s.key.clone(),
                 title: s.title.clone().unwrap_or_else(|| s.key.clone()),
