@@ -1,1 +1,226 @@
-//! Tests.
+//! Merging step outputs into an assessment, output validation, and failing closed.
+
+use super::*;
+use crate::domain::machine::Outcome;
+use crate::domain::order::{Line, OrderInput};
+use crate::domain::step::{ContextOrder, RequesterProfile, StepOutput};
+use std::collections::HashMap;
+
+struct Fixed {
+    name: &'static str,
+    out: Result<serde_json::Value, StepError>,
+}
+
+impl Step for Fixed {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn kind(&self) -> StepKind {
+        StepKind::Script
+    }
+    fn code_hash(&self) -> &str {
+        "hash"
+    }
+    fn evaluate(&self, _: &OrderContext) -> Result<StepOutput, StepError> {
+        match &self.out {
+            Ok(v) => serde_json::from_value(v.clone()).map_err(|e| StepError::BadOutput(e.to_string())),
+            Err(e) => Err(e.clone()),
+        }
+    }
+}
+
+struct Dir(HashMap<&'static str, &'static str>);
+
+impl Directory for Dir {
+    fn cost_center_manager(&self, code: &str) -> Option<String> {
+        self.0.get(code).map(|m| m.to_string())
+    }
+}
+
+fn dir() -> Dir {
+    Dir([("CC-1", "bob"), ("CC-2", "alice")].into_iter().collect())
+}
+
+fn ctx() -> OrderContext {
+    let input = OrderInput {
+        cost_center: Some("CC-1".into()),
+        department: None,
+        customer_id: None,
+        vendor_id: None,
+        currency: "EUR".parse().expect("EUR"),
+        lines: vec![Line { sku: "A".into(), description: None, quantity: 1, unit_price_minor: 10_000, tax_category: None, budget_category: None }],
+        recurrence: None,
+        attributes: Default::default(),
+    };
+    OrderContext {
+        order: ContextOrder::new("o1", "alice", &input),
+        subtotal_minor: 10_000,
+        requester: RequesterProfile {
+            name: "alice".into(),
+            roles: vec!["requester".into()],
+            spend_limit_minor: None,
+            budget_minor: None,
+            budget_period: None,
+            budget_used_minor: 0,
+        },
+        cost_center: None,
+        config: serde_json::Value::Null,
+    }
+}
+
+fn run(steps: Vec<(&'static str, Result<serde_json::Value, StepError>)>) -> Evaluation {
+    let steps: Vec<ConfiguredStep> = steps
+        .into_iter()
+        .map(|(name, out)| ConfiguredStep { step: Arc::new(Fixed { name, out }), config: serde_json::json!({}) })
+        .collect();
+    evaluate(&ctx(), &steps, &dir())
+}
+
+fn stage(key: &str, level: u32, approvers: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({"key": key, "level": level, "approvers": approvers, "reason": "r"})
+}
+
+#[test]
+fn no_steps_means_proceed_with_no_stages() {
+    let e = run(vec![]);
+    assert_eq!(e.assessment.outcome, Outcome::Proceed);
+    assert!(e.assessment.stages.is_empty());
+}
+
+#[test]
+fn stages_of_all_steps_merge_sorted_by_level_and_resolved() {
+    let e = run(vec![
+        ("late", Ok(serde_json::json!({"stages": [stage("exec", 10, serde_json::json!({"role": "executive"}))]}))),
+        ("early", Ok(serde_json::json!({"stages": [stage("cc", 1, serde_json::json!({"cost_center_manager": "CC-1"}))]}))),
+    ]);
+    assert_eq!(e.assessment.outcome, Outcome::Proceed);
+    let keys: Vec<_> = e.assessment.stages.iter().map(|s| (s.key.as_str(), s.source.as_str())).collect();
+    assert_eq!(keys, [("cc", "early"), ("exec", "late")]);
+    assert_eq!(e.assessment.stages[0].approvers, crate::domain::plan::Approvers::CostCenterManager { cost_center: "CC-1".into(), manager: "bob".into() });
+    assert_eq!(e.runs.len(), 2);
+}
+
+#[test]
+fn adjustments_and_flags_carry_their_source() {
+    let e = run(vec![(
+        "tax",
+        Ok(serde_json::json!({
+            "adjustments": [{"kind": "tax", "code": "VAT", "amount_minor": 1900}],
+            "flags": [{"code": "big", "message": "large order"}]
+        })),
+    )]);
+    assert_eq!(e.assessment.adjustments[0].source, "tax");
+    assert_eq!(e.assessment.adjustments[0].amount_minor, 1900);
+    assert_eq!(e.assessment.flags[0].source, "tax");
+}
+
+#[test]
+fn a_reject_wins_over_a_failure_and_the_first_reject_is_kept() {
+    let e = run(vec![
+        ("broken", Err(StepError::OutOfFuel("limit".into()))),
+        ("vendor", Ok(serde_json::json!({"verdict": "reject", "reason": "blocked vendor"}))),
+        ("other", Ok(serde_json::json!({"verdict": "reject", "reason": "second"}))),
+    ]);
+    assert_eq!(e.assessment.outcome, Outcome::Reject { by: "step:vendor".into(), reason: "blocked vendor".into() });
+    assert_eq!(e.failures, 1);
+}
+
+#[test]
+fn every_failure_kind_fails_closed_with_its_own_reason() {
+    let kinds = [
+        StepError::OutOfFuel("x".into()),
+        StepError::Deadline("x".into()),
+        StepError::MemoryLimit("x".into()),
+        StepError::Failed("x".into()),
+        StepError::BadOutput("x".into()),
+        StepError::Denied("x".into()),
+    ];
+    let mut reasons = Vec::new();
+    for k in kinds {
+        let e = run(vec![("s", Err(k))]);
+        match e.assessment.outcome {
+            Outcome::Hold { reason } => reasons.push(reason),
+            other => panic!("expected hold, got {other:?}"),
+        }
+    }
+    let mut distinct = reasons.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), reasons.len(), "{reasons:?}");
+}
+
+#[test]
+fn malformed_outputs_are_held_not_approved() {
+    let bad = [
+        serde_json::json!({"stages": [{"key": "x", "approvers": {"role": "approver"}}]}),
+        serde_json::json!({"stages": [stage("bad key!", 1, serde_json::json!({"role": "approver"}))]}),
+        serde_json::json!({"stages": [stage("x", 0, serde_json::json!({"role": "approver"}))]}),
+        serde_json::json!({"stages": [stage("x", 1, serde_json::json!({"cost_center_manager": "NOPE"}))]}),
+        serde_json::json!({"stages": [stage("x", 1, serde_json::json!({"users": []}))]}),
+        serde_json::json!({"stages": [stage("x", 1, serde_json::json!({"users": ["alice"]}))]}),
+        serde_json::json!({"stages": [{"key": "x", "approvers": {"role": "approver"}, "quorum": "all", "reason": "r"}]}),
+        serde_json::json!({"stages": [{"key": "x", "approvers": {"users": ["bob"]}, "quorum": 2, "reason": "r"}]}),
+        serde_json::json!({"adjustments": [{"kind": "tax", "code": "T", "amount_minor": -5}]}),
+        serde_json::json!({"adjustments": [{"kind": "discount", "code": "D", "amount_minor": 5}]}),
+        serde_json::json!({"adjustments": [{"kind": "discount", "code": "D", "amount_minor": -20000}]}),
+        serde_json::json!({"adjustments": [{"kind": "surcharge", "code": "S", "amount_minor": i64::MAX}]}),
+        serde_json::json!({"verdict": "reject"}),
+        serde_json::json!({"verdict": "hold", "reason": " "}),
+        serde_json::json!({"verdict": "approve"}),
+        serde_json::json!({"surprise": true}),
+    ];
+    for out in bad {
+        let e = run(vec![("s", Ok(out.clone()))]);
+        assert!(matches!(e.assessment.outcome, Outcome::Hold { .. }), "{out} gave {:?}", e.assessment.outcome);
+    }
+}
+
+#[test]
+fn the_requesters_own_cost_center_needs_an_escalation_target() {
+    let own = serde_json::json!({"stages": [stage("cc", 1, serde_json::json!({"cost_center_manager": "CC-2"}))]});
+    assert!(matches!(run(vec![("s", Ok(own))]).assessment.outcome, Outcome::Hold { .. }));
+    let escalated = serde_json::json!({"stages": [{"key": "cc", "approvers": {"cost_center_manager": "CC-2"}, "escalate_to": {"role": "executive"}, "reason": "r"}]});
+    let e = run(vec![("s", Ok(escalated))]);
+    assert_eq!(e.assessment.outcome, Outcome::Proceed);
+    assert_eq!(e.assessment.stages[0].approvers, crate::domain::plan::Approvers::Role { role: "executive".parse().expect("role") });
+}
+
+#[test]
+fn the_same_stage_from_two_steps_is_kept_once_but_a_clash_holds() {
+    let cc = stage("cc", 1, serde_json::json!({"cost_center_manager": "CC-1"}));
+    let e = run(vec![("a", Ok(serde_json::json!({"stages": [cc.clone()]}))), ("b", Ok(serde_json::json!({"stages": [cc]})))]);
+    assert_eq!(e.assessment.stages.len(), 1);
+    let clash = stage("cc", 2, serde_json::json!({"role": "approver"}));
+    let e = run(vec![
+        ("a", Ok(serde_json::json!({"stages": [stage("cc", 1, serde_json::json!({"cost_center_manager": "CC-1"}))]}))),
+        ("b", Ok(serde_json::json!({"stages": [clash]}))),
+    ]);
+    assert!(matches!(e.assessment.outcome, Outcome::Hold { .. }));
+}
+
+#[test]
+fn each_step_sees_its_own_config() {
+    struct Echo;
+    impl Step for Echo {
+        fn name(&self) -> &str {
+            "echo"
+        }
+        fn kind(&self) -> StepKind {
+            StepKind::Script
+        }
+        fn code_hash(&self) -> &str {
+            "h"
+        }
+        fn evaluate(&self, ctx: &OrderContext) -> Result<StepOutput, StepError> {
+            let code = ctx.config["flag"].as_str().unwrap_or("none").to_string();
+            Ok(StepOutput { flags: vec![crate::domain::step::RiskFlag { code, severity: Default::default(), message: "m".into(), source: String::new() }], ..Default::default() })
+        }
+    }
+    let steps = vec![
+        ConfiguredStep { step: Arc::new(Echo), config: serde_json::json!({"flag": "one"}) },
+        ConfiguredStep { step: Arc::new(Echo), config: serde_json::json!({"flag": "two"}) },
+    ];
+    let e = evaluate(&ctx(), &steps, &dir());
+    let codes: Vec<_> = e.assessment.flags.iter().map(|f| f.code.as_str()).collect();
+    assert_eq!(codes, ["one", "two"]);
+}

@@ -1,1 +1,120 @@
-//! Tests.
+//! The Rhai runtime: compile errors with positions, limits that stop runaway scripts, and the
+//! step-output shape round trip.
+
+use super::*;
+use crate::domain::order::{Line, OrderInput};
+use crate::domain::step::{ContextOrder, RequesterProfile, StepVerdict};
+
+fn ctx(config: serde_json::Value) -> OrderContext {
+    let input = OrderInput {
+        cost_center: None,
+        department: Some("IT".into()),
+        customer_id: None,
+        vendor_id: Some("ACME".into()),
+        currency: "EUR".parse().expect("EUR"),
+        lines: vec![Line { sku: "A".into(), description: None, quantity: 3, unit_price_minor: 700, tax_category: None, budget_category: None }],
+        recurrence: None,
+        attributes: Default::default(),
+    };
+    OrderContext {
+        order: ContextOrder::new("o1", "alice", &input),
+        subtotal_minor: 2100,
+        requester: RequesterProfile { name: "alice".into(), roles: vec![], spend_limit_minor: Some(1000), budget_minor: None, budget_period: None, budget_used_minor: 0 },
+        cost_center: None,
+        config,
+    }
+}
+
+fn rt() -> RhaiRuntime {
+    RhaiRuntime::new(RhaiLimits::default())
+}
+
+fn eval(src: &str) -> Result<StepOutput, StepError> {
+    rt().step("t", src).expect("compiles").evaluate(&ctx(serde_json::json!({"threshold": 2000})))
+}
+
+#[test]
+fn a_script_reads_the_context_and_returns_the_output_shape() {
+    let out = eval(
+        r#"fn evaluate(ctx) {
+            if ctx.subtotal_minor >= ctx.config.threshold && ctx.requester.spend_limit_minor != () {
+                #{ stages: [#{ key: "exec", level: 3, approvers: #{ role: "executive" }, quorum: 2, reason: `over ${ctx.config.threshold}` }],
+                   flags: [#{ code: "big", severity: "high", message: ctx.order.lines[0].sku }] }
+            } else { #{} }
+        }"#,
+    )
+    .expect("runs");
+    assert_eq!(out.stages[0].key, "exec");
+    assert_eq!(out.stages[0].level, 3);
+    assert_eq!(out.stages[0].quorum, crate::domain::plan::Quorum::AtLeast(2));
+    assert_eq!(out.stages[0].reason, "over 2000");
+    assert_eq!(out.flags[0].message, "A");
+    assert_eq!(out.verdict, StepVerdict::Proceed);
+}
+
+#[test]
+fn compile_errors_report_line_and_column() {
+    let err = rt().step("t", "fn evaluate(ctx) {\n  let x = ;\n}").err().expect("does not compile");
+    assert_eq!(err.line, 2);
+    assert!(err.column > 0, "{err:?}");
+}
+
+#[test]
+fn a_script_without_evaluate_is_refused() {
+    assert!(rt().step("t", "fn other(ctx) { #{} }").is_err());
+    assert!(rt().step("t", "fn evaluate() { #{} }").is_err());
+}
+
+#[test]
+fn undefined_variables_are_compile_errors() {
+    assert!(rt().step("t", "fn evaluate(ctx) { #{ reason: nope } }").is_err());
+}
+
+#[test]
+fn eval_and_import_are_disabled() {
+    assert!(rt().step("t", r#"fn evaluate(ctx) { eval("1"); #{} }"#).is_err());
+    assert!(rt().step("t", r#"import "x" as y; fn evaluate(ctx) { #{} }"#).is_err());
+}
+
+#[test]
+fn an_endless_loop_runs_out_of_operations() {
+    let r = eval("fn evaluate(ctx) { loop { } }");
+    assert!(matches!(r, Err(StepError::OutOfFuel(_))), "{r:?}");
+}
+
+#[test]
+fn deep_recursion_hits_the_call_limit() {
+    let r = eval("fn down(n) { down(n + 1) } fn evaluate(ctx) { down(0) }");
+    assert!(matches!(r, Err(StepError::MemoryLimit(_))), "{r:?}");
+}
+
+#[test]
+fn huge_strings_and_arrays_hit_the_size_limits() {
+    let r = eval(r#"fn evaluate(ctx) { let s = "x"; while true { s += s; } }"#);
+    assert!(matches!(r, Err(StepError::MemoryLimit(_))), "{r:?}");
+    let r = eval("fn evaluate(ctx) { let a = []; while true { a.push(1); } }");
+    assert!(matches!(r, Err(StepError::MemoryLimit(_)) | Err(StepError::OutOfFuel(_))), "{r:?}");
+}
+
+#[test]
+fn thrown_errors_and_garbage_are_reported() {
+    assert!(matches!(eval(r#"fn evaluate(ctx) { throw "no customer" }"#), Err(StepError::Failed(m)) if m.contains("no customer")));
+    assert!(matches!(eval("fn evaluate(ctx) { 42 }"), Err(StepError::BadOutput(_))));
+    assert!(matches!(eval("fn evaluate(ctx) { #{ stages: 1 } }"), Err(StepError::BadOutput(_))));
+    assert!(matches!(eval("fn evaluate(ctx) { #{ approve: true } }"), Err(StepError::BadOutput(_))));
+}
+
+#[test]
+fn the_same_source_compiles_once() {
+    let rt = rt();
+    let (h1, a1) = rt.compile("fn evaluate(ctx) { #{} }").expect("compiles");
+    let (h2, a2) = rt.compile("fn evaluate(ctx) { #{} }").expect("compiles");
+    assert_eq!(h1, h2);
+    assert!(Arc::ptr_eq(&a1, &a2));
+}
+
+#[test]
+fn top_level_code_does_not_run_per_call() {
+    let out = eval("let x = 1; while true {} fn evaluate(ctx) { #{} }").expect("top level skipped");
+    assert!(out.stages.is_empty());
+}
