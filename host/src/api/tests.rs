@@ -1,1 +1,110 @@
-//! Tests.
+//! The router without a socket (`tower::ServiceExt::oneshot`): error shapes, limits, auth.
+//! The end-to-end behaviour is tested against the real binary in `tests/`.
+
+use super::*;
+use crate::runtime::Runtimes;
+use crate::store::{Store, StoreOptions};
+use axum::body::Body;
+use axum::http::Request;
+use tower::ServiceExt;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    app: Router,
+    admin: String,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path().join("api.db"), StoreOptions::default()).expect("store");
+    let approvals = Approvals::new(store, Runtimes::new());
+    let (_, admin) = approvals.create_tenant("acme").await.expect("tenant");
+    Fixture { _dir: dir, app: app(approvals), admin }
+}
+
+async fn call(app: &Router, method: &str, uri: &str, token: Option<&str>, body: impl Into<Body>) -> (StatusCode, serde_json::Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let resp = app.clone().oneshot(req.body(body.into()).expect("request")).await.expect("response");
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.expect("body");
+    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+}
+
+fn code(v: &serde_json::Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
+
+#[tokio::test]
+async fn health_and_openapi_answer() {
+    let f = fixture().await;
+    let (s, _) = call(&f.app, "GET", "/healthz", None, Body::empty()).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, doc) = call(&f.app, "GET", "/v1/openapi.json", None, Body::empty()).await;
+    assert_eq!(s, StatusCode::OK);
+    for path in ["/v1/orders", "/v1/orders/{id}/decisions", "/v1/inbox", "/v1/admin/users", "/v1/audit/verify"] {
+        assert!(doc["paths"][path].is_object(), "{path} missing from the OpenAPI document");
+    }
+}
+
+#[tokio::test]
+async fn missing_or_bad_tokens_are_401() {
+    let f = fixture().await;
+    let (s, v) = call(&f.app, "GET", "/v1/inbox", None, Body::empty()).await;
+    assert_eq!((s, code(&v)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    let (s, _) = call(&f.app, "GET", "/v1/inbox", Some("glt_nope"), Body::empty()).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn bodies_are_checked_malformed_400_invalid_422_large_413() {
+    let f = fixture().await;
+    let t = Some(f.admin.as_str());
+    let (s, v) = call(&f.app, "POST", "/v1/orders", t, "{\"currency\":").await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "malformed_json"));
+    let (s, v) = call(&f.app, "POST", "/v1/orders", t, r#"{"currency":"EUR","lines":[{"sku":"a","quantity":1,"unit_price_minor":1}],"nope":1}"#).await;
+    assert_eq!((s, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"));
+    assert!(v["error"]["message"].as_str().unwrap_or("").contains("nope"));
+    let (s, v) = call(&f.app, "POST", "/v1/orders", t, r#"{"currency":"EUR","lines":[{"sku":"a","quantity":"1","unit_price_minor":1}]}"#).await;
+    assert_eq!((s, v["error"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("lines[0].quantity")));
+    let big = format!(r#"{{"currency":"EUR","lines":[],"attributes":{{"x":"{}"}}}}"#, "a".repeat(BODY_LIMIT + 10));
+    let (s, v) = call(&f.app, "POST", "/v1/orders", t, big).await;
+    assert_eq!((s, code(&v)), (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"));
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_in_the_error_format() {
+    let f = fixture().await;
+    let (s, v) = call(&f.app, "GET", "/v1/nothing", Some(&f.admin), Body::empty()).await;
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+    let (s, v) = call(&f.app, "DELETE", "/v1/orders", Some(&f.admin), Body::empty()).await;
+    assert_eq!((s, code(&v)), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
+    let (s, v) = call(&f.app, "GET", "/v1/orders?limit=abc", Some(&f.admin), Body::empty()).await;
+    assert_eq!((s, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"));
+}
+
+#[tokio::test]
+async fn a_script_that_does_not_compile_is_422_with_line_and_column() {
+    let f = fixture().await;
+    let body = serde_json::json!({"name": "broken", "source": "fn evaluate(ctx) {\n  let = 1;\n}"}).to_string();
+    let (s, v) = call(&f.app, "POST", "/v1/admin/scripts", Some(&f.admin), body).await;
+    assert_eq!((s, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "script_does_not_compile"));
+    assert_eq!(v["error"]["line"], 2);
+    assert!(v["error"]["column"].as_u64().unwrap_or(0) > 0);
+}
+
+#[tokio::test]
+async fn metrics_expose_requests_and_orders_by_status() {
+    let f = fixture().await;
+    let body = r#"{"currency":"EUR","lines":[{"sku":"a","quantity":1,"unit_price_minor":1}]}"#;
+    let (s, _) = call(&f.app, "POST", "/v1/orders", Some(&f.admin), body).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let resp = f.app.clone().oneshot(Request::get("/metrics").body(Body::empty()).expect("req")).await.expect("resp");
+    let text = String::from_utf8(axum::body::to_bytes(resp.into_body(), usize::MAX).await.expect("body").to_vec()).expect("utf8");
+    assert!(text.contains("greenlight_http_requests_total{method=\"POST\",route=\"/v1/orders\",status=\"201\"} 1"), "{text}");
+    assert!(text.contains("greenlight_orders{status=\"draft\"} 1"), "{text}");
+    assert!(text.contains("greenlight_step_failures_total 0"));
+    assert!(text.ends_with("# EOF\n"));
+}

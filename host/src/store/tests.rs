@@ -1,1 +1,205 @@
-//! Tests.
+//! The store: group commit, savepoint isolation, append-only audit, migrations.
+
+use super::*;
+use crate::domain::audit::GENESIS;
+use crate::domain::order::{Line, Order, OrderInput};
+use chrono::Utc;
+
+fn store(dir: &tempfile::TempDir, max_batch: usize) -> Store {
+    Store::open(dir.path().join("t.db"), StoreOptions { max_batch, ..StoreOptions::default() }).expect("opens")
+}
+
+fn tenant(s: &Store) -> String {
+    s.write_blocking(|c| directory::create_tenant(c, "acme").map(|t| t.id)).expect("tenant")
+}
+
+fn order(id: &str) -> Order {
+    let input = OrderInput {
+        cost_center: None,
+        department: None,
+        customer_id: None,
+        vendor_id: None,
+        currency: "EUR".parse().expect("EUR"),
+        lines: vec![Line { sku: "A".into(), description: None, quantity: 1, unit_price_minor: 5, tax_category: None, budget_category: Some("hw".into()) }],
+        recurrence: None,
+        attributes: Default::default(),
+    };
+    Order::new_draft(id.into(), "alice".into(), input, 5, Utc::now())
+}
+
+fn count(s: &Store, sql: &'static str) -> i64 {
+    s.read_blocking(|c| c.query_row(sql, [], |r| r.get::<_, i64>(0)).map_err(StoreError::from)).expect("count")
+}
+
+#[test]
+fn a_failing_change_leaves_no_trace_and_does_not_disturb_its_batch() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = store(&dir, 64);
+    let t = tenant(&s);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    rt.block_on(async {
+        let mut handles = Vec::new();
+        for i in 0..50 {
+            let (s, t) = (s.clone(), t.clone());
+            handles.push(tokio::spawn(async move {
+                s.write(move |c| -> Result<(), StoreError> {
+                    orders::insert(c, &t, &order(&format!("o{i}")))?;
+                    audit::append(c, &t, Utc::now(), "alice", "order_created", Some(&format!("o{i}")), serde_json::json!({}))?;
+                    outbox::enqueue(c, &t, Some(&format!("o{i}")), "order_created", &serde_json::json!({}), "now")?;
+                    if i % 5 == 0 {
+                        // Fails after writing the order, its audit entry and its outbox row.
+                        return Err(StoreError::Corrupt("injected failure".into()));
+                    }
+                    Ok(())
+                })
+                .await
+            }));
+        }
+        let mut failed = 0;
+        for h in handles {
+            if h.await.expect("task").is_err() {
+                failed += 1;
+            }
+        }
+        assert_eq!(failed, 10);
+    });
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM orders"), 40);
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM outbox"), 40);
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM order_categories"), 40);
+    // The audit chain has no gap where the failed changes were rolled back.
+    let report = s.read_blocking(|c| audit::verify(c, &t)).expect("verify");
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.entries, 40);
+}
+
+#[test]
+fn a_panicking_change_is_rolled_back_and_the_writer_survives() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = store(&dir, 8);
+    let t = tenant(&s);
+    let t2 = t.clone();
+    let r: Result<(), StoreError> = s.write_blocking(move |c| {
+        orders::insert(c, &t2, &order("p1"))?;
+        panic!("boom");
+    });
+    assert!(r.is_err());
+    let t3 = t.clone();
+    s.write_blocking(move |c| orders::insert(c, &t3, &order("p2"))).expect("writer still works");
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM orders"), 1);
+}
+
+#[test]
+fn concurrent_changes_share_commits() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = store(&dir, 512);
+    let t = tenant(&s);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    rt.block_on(async {
+        let handles: Vec<_> = (0..200)
+            .map(|i| {
+                let (s, t) = (s.clone(), t.clone());
+                tokio::spawn(async move { s.write(move |c| orders::insert(c, &t, &order(&format!("g{i}")))).await })
+            })
+            .collect();
+        for h in handles {
+            h.await.expect("task").expect("insert");
+        }
+    });
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM orders"), 200);
+}
+
+#[test]
+fn the_audit_log_refuses_update_and_delete() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = store(&dir, 8);
+    let t = tenant(&s);
+    let t2 = t.clone();
+    s.write_blocking(move |c| audit::append(c, &t2, Utc::now(), "a", "x", None, serde_json::json!({}))).expect("append");
+    let upd: Result<usize, StoreError> = s.write_blocking(|c| Ok(c.execute("UPDATE audit_log SET actor = 'mallory'", [])?));
+    assert!(upd.is_err_and(|e| e.to_string().contains("append-only")));
+    let del: Result<usize, StoreError> = s.write_blocking(|c| Ok(c.execute("DELETE FROM audit_log", [])?));
+    assert!(del.is_err_and(|e| e.to_string().contains("append-only")));
+    let entries = s.read_blocking(|c| audit::page(c, &t, 0, 10)).expect("page");
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].prev_hash, GENESIS);
+}
+
+#[test]
+fn chains_are_per_tenant() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = store(&dir, 8);
+    let a = tenant(&s);
+    let b = s.write_blocking(|c| directory::create_tenant(c, "globex").map(|t| t.id)).expect("tenant");
+    for (t, n) in [(&a, 3), (&b, 2)] {
+        for _ in 0..n {
+            let t = t.clone();
+            s.write_blocking(move |c| audit::append(c, &t, Utc::now(), "a", "x", None, serde_json::json!({}))).expect("append");
+        }
+    }
+    let (ra, rb) = (s.read_blocking(|c| audit::verify(c, &a)).expect("a"), s.read_blocking(|c| audit::verify(c, &b)).expect("b"));
+    assert_eq!((ra.entries, rb.entries), (3, 2));
+    assert!(ra.ok && rb.ok);
+}
+
+#[test]
+fn stale_versions_do_not_overwrite() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = store(&dir, 8);
+    let t = tenant(&s);
+    let t2 = t.clone();
+    s.write_blocking(move |c| orders::insert(c, &t2, &order("v1"))).expect("insert");
+    let mut o = order("v1");
+    o.version = 1;
+    let (t3, o2) = (t.clone(), o.clone());
+    assert!(s.write_blocking(move |c| orders::update(c, &t3, &o2, 0)).expect("update"));
+    let t4 = t.clone();
+    assert!(!s.write_blocking(move |c| orders::update(c, &t4, &o, 0)).expect("stale update refused"));
+}
+
+#[test]
+fn another_tenants_order_is_not_found() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = store(&dir, 8);
+    let t = tenant(&s);
+    let t2 = t.clone();
+    s.write_blocking(move |c| orders::insert(c, &t2, &order("mine"))).expect("insert");
+    assert!(s.read_blocking(|c| orders::load(c, "someone-else", "mine")).expect("load").is_none());
+    assert!(s.read_blocking(move |c| orders::load(c, &t, "mine")).expect("load").is_some());
+}
+
+#[test]
+fn reopening_migrates_nothing_twice_and_refuses_newer_schemas() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("m.db");
+    drop(Store::open(&path, StoreOptions::default()).expect("first"));
+    drop(Store::open(&path, StoreOptions::default()).expect("second"));
+    let c = rusqlite::Connection::open(&path).expect("open");
+    c.pragma_update(None, "user_version", schema::VERSION + 1).expect("bump");
+    drop(c);
+    assert!(matches!(Store::open(&path, StoreOptions::default()), Err(StoreError::TooNew { .. })));
+}
+
+#[test]
+fn tokens_are_stored_hashed() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = store(&dir, 8);
+    let t = tenant(&s);
+    let token = directory::new_token().expect("token");
+    assert_eq!(token.len(), 4 + 64);
+    let (t2, tok) = (t.clone(), token.clone());
+    s.write_blocking(move |c| {
+        directory::insert_user(
+            c,
+            &t2,
+            &directory::User { name: "alice".into(), roles: vec![], email: None, phone: None, spend_limit_minor: None, budget_minor: None, budget_period: None },
+        )?;
+        directory::insert_token(c, &t2, "alice", &tok)
+    })
+    .expect("token stored");
+    let stored: String = s.read_blocking(|c| c.query_row("SELECT hash FROM tokens", [], |r| r.get(0)).map_err(StoreError::from)).expect("hash");
+    assert_ne!(stored, token);
+    assert_eq!(stored, directory::token_hash(&token));
+    let p = s.read_blocking(move |c| directory::principal(c, &token)).expect("lookup").expect("found");
+    assert_eq!(p.user.name, "alice");
+    assert!(s.read_blocking(|c| directory::principal(c, "glt_wrong")).expect("lookup").is_none());
+}
