@@ -1,1 +1,259 @@
-//! x
+//! Harness for the end-to-end tests: starts the real `greenlight` binary on a random port with a
+//! temporary database, and talks to it over HTTP. No mocks: real process, real SQLite file,
+//! real sockets.
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The binary under test: `$GREENLIGHT_BIN`, else `target/debug/greenlight` of this workspace
+/// (`cargo xtask test` builds it first).
+pub fn bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("GREENLIGHT_BIN") {
+        return PathBuf::from(p);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf();
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let p = target.join("debug").join("greenlight");
+    assert!(p.exists(), "{} is missing: run `cargo build -p greenlight-host` (or `cargo xtask test`) first", p.display());
+    p
+}
+
+/// The workspace root, for shipped scripts and examples.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+/// Runs the CLI on a database and returns (exit code, stdout, stderr).
+pub fn cli(db: &Path, args: &[&str]) -> Result<(i32, String, String)> {
+    let out = Command::new(bin()).arg("--db").arg(db).args(args).env("GREENLIGHT_LOG", "warn").output().context("running greenlight")?;
+    Ok((out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned()))
+}
+
+/// A running server on its own temporary database.
+pub struct Server {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The database file.
+    pub db: PathBuf,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// A fresh database and a server on it.
+    pub fn start() -> Result<Server> {
+        let dir = tempfile::tempdir()?;
+        let db = dir.path().join("greenlight.db");
+        let mut s = Server::on(&db)?;
+        s.dir = Some(dir);
+        Ok(s)
+    }
+
+    /// A server on an existing database (e.g. after a crash).
+    pub fn on(db: &Path) -> Result<Server> {
+        let mut child = Command::new(bin())
+            .arg("--db")
+            .arg(db)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("GREENLIGHT_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting greenlight serve")?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let Some(url) = line.trim().strip_prefix("listening on ") else {
+            let _ = child.kill();
+            bail!("greenlight serve printed {line:?} instead of `listening on http://ADDR`");
+        };
+        Ok(Server { child: Some(child), url: url.to_string(), db: db.to_path_buf(), dir: None })
+    }
+
+    /// Creates a tenant through the CLI and returns a client for its admin.
+    pub fn tenant(&self, name: &str) -> Result<Client> {
+        let (code, out, err) = cli(&self.db, &["tenant", "create", name])?;
+        if code != 0 {
+            bail!("tenant create failed: {err}");
+        }
+        Ok(self.client(out.trim()))
+    }
+
+    /// A client with a token.
+    pub fn client(&self, token: &str) -> Client {
+        Client::new(&self.url, token)
+    }
+
+    /// SIGKILL, no shutdown: what a crash looks like.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Keeps the temporary folder alive after the server is gone.
+    pub fn take_dir(&mut self) -> Option<tempfile::TempDir> {
+        self.dir.take()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A response: status and JSON body (Null when the body is not JSON).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Parsed body.
+    pub body: Value,
+    /// Raw body.
+    pub text: String,
+}
+
+impl Reply {
+    /// The `error.code` of an error body.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+/// An HTTP client acting as one user.
+#[derive(Clone)]
+pub struct Client {
+    agent: ureq::Agent,
+    base: String,
+    /// The bearer token.
+    pub token: String,
+}
+
+impl Client {
+    /// A client for `base` with `token`.
+    pub fn new(base: &str, token: &str) -> Client {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Client { agent, base: base.to_string(), token: token.to_string() }
+    }
+
+    fn finish(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Reply> {
+        let mut resp = r?;
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Ok(Reply { status, body, text })
+    }
+
+    fn auth(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+
+    /// GET.
+    pub fn get(&self, path: &str) -> Result<Reply> {
+        Self::finish(self.agent.get(format!("{}{path}", self.base)).header("Authorization", self.auth()).call())
+    }
+
+    /// POST a JSON value.
+    pub fn post(&self, path: &str, body: Value) -> Result<Reply> {
+        Self::finish(self.agent.post(format!("{}{path}", self.base)).header("Authorization", self.auth()).send_json(body))
+    }
+
+    /// POST raw text as the body.
+    pub fn post_raw(&self, path: &str, body: &str) -> Result<Reply> {
+        Self::finish(
+            self.agent
+                .post(format!("{}{path}", self.base))
+                .header("Authorization", self.auth())
+                .header("Content-Type", "application/json")
+                .send(body),
+        )
+    }
+
+    /// POST without a body.
+    pub fn post_empty(&self, path: &str) -> Result<Reply> {
+        Self::finish(self.agent.post(format!("{}{path}", self.base)).header("Authorization", self.auth()).send_empty())
+    }
+
+    /// PUT a JSON value.
+    pub fn put(&self, path: &str, body: Value) -> Result<Reply> {
+        Self::finish(self.agent.put(format!("{}{path}", self.base)).header("Authorization", self.auth()).send_json(body))
+    }
+
+    /// PATCH a JSON value.
+    pub fn patch(&self, path: &str, body: Value) -> Result<Reply> {
+        Self::finish(self.agent.patch(format!("{}{path}", self.base)).header("Authorization", self.auth()).send_json(body))
+    }
+
+    /// Creates a user (as admin) and returns a client acting as that user.
+    pub fn user(&self, name: &str, roles: &[&str], extra: Value) -> Result<Client> {
+        let mut body = json!({"name": name, "roles": roles});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        let r = self.post("/v1/admin/users", body)?;
+        if r.status != 201 {
+            bail!("creating user {name}: {} {}", r.status, r.text);
+        }
+        Ok(Client::new(&self.base, r.body["token"].as_str().context("token")?))
+    }
+
+    /// Installs a script (as admin) and enables it with a config at a position.
+    pub fn enable_script(&self, name: &str, source: &str, position: i64, config: Value) -> Result<()> {
+        let r = self.post("/v1/admin/scripts", json!({"name": name, "source": source}))?;
+        if r.status != 201 {
+            bail!("installing {name}: {} {}", r.status, r.text);
+        }
+        let r = self.put(&format!("/v1/admin/extensions/{name}"), json!({"enabled": true, "position": position, "config": config}))?;
+        if r.status != 200 {
+            bail!("enabling {name}: {} {}", r.status, r.text);
+        }
+        Ok(())
+    }
+
+    /// Installs a shipped script from `scripts/` with its shipped config.
+    pub fn enable_shipped(&self, name: &str, position: i64) -> Result<()> {
+        let dir = workspace().join("scripts");
+        let source = std::fs::read_to_string(dir.join(format!("{name}.rhai")))?;
+        let cfg = dir.join(format!("{name}.config.json"));
+        let config = if cfg.exists() { serde_json::from_str(&std::fs::read_to_string(cfg)?)? } else { json!({}) };
+        self.enable_script(name, &source, position, config)
+    }
+
+    /// Creates an order and returns its id.
+    pub fn order(&self, body: Value) -> Result<String> {
+        let r = self.post("/v1/orders", body)?;
+        if r.status != 201 {
+            bail!("creating order: {} {}", r.status, r.text);
+        }
+        Ok(r.body["id"].as_str().context("id")?.to_string())
+    }
+
+    /// Submits an order and returns the reply.
+    pub fn submit(&self, id: &str) -> Result<Reply> {
+        self.post_empty(&format!("/v1/orders/{id}/submit"))
+    }
+
+    /// Decides a stage.
+    pub fn decide(&self, id: &str, stage: &str, decision: &str, comment: Option<&str>) -> Result<Reply> {
+        let mut body = json!({"stage": stage, "decision": decision});
+        if let Some(c) = comment {
+            body["comment"] = json!(c);
+        }
+        self.post(&format!("/v1/orders/{id}/decisions"), body)
+    }
+}
+
+/// A simple order body: one line of `quantity × unit_price_minor` EUR.
+pub fn order_body(quantity: i64, unit_price_minor: i64) -> Value {
+    json!({"currency": "EUR", "lines": [{"sku": "SKU-1", "description": "widget", "quantity": quantity, "unit_price_minor": unit_price_minor}]})
+}
