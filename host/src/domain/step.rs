@@ -208,7 +208,7 @@ pub struct RiskFlag {
     /// Why the flag was raised, for people.
     pub message: String,
     /// The step that raised it (set by the host; ignored on input).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub source: String,
 }
 
@@ -240,7 +240,7 @@ pub struct PriceAdjustment {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// The step that added it (set by the host; ignored on input).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub source: String,
 }
 
