@@ -192,11 +192,7 @@ pub struct ScriptInstalled {
 
 fn check_name(field: &str, s: &str, extra: &[char]) -> Result<(), ApprovalError> {
     let ok = (1..=64).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || extra.contains(&c));
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(field, format!("'{s}' must be 1-64 letters, digits or any of {extra:?}")))
-    }
+    if ok { Ok(()) } else { Err(invalid(field, format!("'{s}' must be 1-64 letters, digits or any of {extra:?}"))) }
 }
 
 fn check_amount(field: &str, v: Option<Minor>) -> Result<(), ApprovalError> {
@@ -206,15 +202,18 @@ fn check_amount(field: &str, v: Option<Minor>) -> Result<(), ApprovalError> {
     }
 }
 
-fn check_attributes(input: &OrderInput) -> Result<(), ApprovalError> {
-    fn has_float(v: &serde_json::Value) -> bool {
-        match v {
-            serde_json::Value::Number(n) => n.is_f64(),
-            serde_json::Value::Array(a) => a.iter().any(has_float),
-            serde_json::Value::Object(o) => o.values().any(has_float),
-            _ => false,
-        }
+/// Whether a JSON value holds a non-integer number anywhere. Extensions see integers only: amounts
+/// are minor units, and the Rhai runtime has no floating point.
+fn has_float(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Number(n) => n.is_f64(),
+        serde_json::Value::Array(a) => a.iter().any(has_float),
+        serde_json::Value::Object(o) => o.values().any(has_float),
+        _ => false,
     }
+}
+
+fn check_attributes(input: &OrderInput) -> Result<(), ApprovalError> {
     if input.attributes.values().any(has_float) {
         return Err(invalid("attributes", "numbers must be integers: express amounts in minor units"));
     }
@@ -233,7 +232,12 @@ pub fn period_start(period: BudgetPeriod, now: DateTime<Utc>) -> String {
 }
 
 /// Builds what the steps see. Reads only this tenant's data.
-pub fn build_context(conn: &Connection, tenant_id: &str, order: &Order, now: DateTime<Utc>) -> Result<OrderContext, StoreError> {
+pub fn build_context(
+    conn: &Connection,
+    tenant_id: &str,
+    order: &Order,
+    now: DateTime<Utc>,
+) -> Result<OrderContext, StoreError> {
     let user = directory::user(conn, tenant_id, &order.requester)?;
     let requester = match user {
         Some(u) => {
@@ -260,8 +264,19 @@ pub fn build_context(conn: &Connection, tenant_id: &str, order: &Order, now: Dat
     let cost_center = match &order.input.cost_center {
         Some(code) => directory::cost_center(conn, tenant_id, code)?
             .map(|cc| -> Result<CostCenterProfile, StoreError> {
-                let used = orders::spent_on_cost_center(conn, tenant_id, code, &period_start(BudgetPeriod::Year, now), &order.id)?;
-                Ok(CostCenterProfile { code: cc.code, manager: cc.manager, budget_minor: cc.budget_minor, budget_used_minor: used })
+                let used = orders::spent_on_cost_center(
+                    conn,
+                    tenant_id,
+                    code,
+                    &period_start(BudgetPeriod::Year, now),
+                    &order.id,
+                )?;
+                Ok(CostCenterProfile {
+                    code: cc.code,
+                    manager: cc.manager,
+                    budget_minor: cc.budget_minor,
+                    budget_used_minor: used,
+                })
             })
             .transpose()?,
         None => None,
@@ -284,11 +299,7 @@ impl Directory for StoreDirectory<'_> {
     fn cost_center_manager(&self, code: &str) -> Option<String> {
         let tenant = self.tenant_id.clone();
         let code = code.to_string();
-        self.store
-            .read_blocking(move |c| directory::cost_center(c, &tenant, &code))
-            .ok()
-            .flatten()
-            .map(|cc| cc.manager)
+        self.store.read_blocking(move |c| directory::cost_center(c, &tenant, &code)).ok().flatten().map(|cc| cc.manager)
     }
 }
 
@@ -337,7 +348,9 @@ fn persist(
     match before_version {
         Some(v) => {
             if !orders::update(conn, tenant_id, &t.order, v)? {
-                return Err(ApprovalError::Conflict("the order was changed by someone else at the same time; reload it and retry".into()));
+                return Err(ApprovalError::Conflict(
+                    "the order was changed by someone else at the same time; reload it and retry".into(),
+                ));
             }
         }
         None => orders::insert(conn, tenant_id, &t.order)?,
@@ -418,7 +431,9 @@ impl Approvals {
             .store
             .write(move |c| -> Result<Tenant, ApprovalError> {
                 if directory::tenant_by_name(c, &name)?.is_some() {
-                    return Err(ApprovalError::Conflict(format!("a tenant named '{name}' already exists; pick another name")));
+                    return Err(ApprovalError::Conflict(format!(
+                        "a tenant named '{name}' already exists; pick another name"
+                    )));
                 }
                 let tenant = directory::create_tenant(c, &name)?;
                 let admin = User {
@@ -432,8 +447,24 @@ impl Approvals {
                 };
                 directory::insert_user(c, &tenant.id, &admin)?;
                 directory::insert_token(c, &tenant.id, "admin", &t2)?;
-                audit::append(c, &tenant.id, Utc::now(), "system", "tenant_created", None, serde_json::json!({"name": name}))?;
-                audit::append(c, &tenant.id, Utc::now(), "system", "user_created", None, serde_json::json!({"name": "admin", "roles": ["admin"]}))?;
+                audit::append(
+                    c,
+                    &tenant.id,
+                    Utc::now(),
+                    "system",
+                    "tenant_created",
+                    None,
+                    serde_json::json!({"name": name}),
+                )?;
+                audit::append(
+                    c,
+                    &tenant.id,
+                    Utc::now(),
+                    "system",
+                    "user_created",
+                    None,
+                    serde_json::json!({"name": "admin", "roles": ["admin"]}),
+                )?;
                 Ok(tenant)
             })
             .await?;
@@ -476,11 +507,22 @@ impl Approvals {
         self.store
             .write(move |c| -> Result<(), ApprovalError> {
                 if directory::user(c, &tenant_id, &u.name)?.is_some() {
-                    return Err(ApprovalError::Conflict(format!("a user named '{}' already exists in this tenant", u.name)));
+                    return Err(ApprovalError::Conflict(format!(
+                        "a user named '{}' already exists in this tenant",
+                        u.name
+                    )));
                 }
                 directory::insert_user(c, &tenant_id, &u)?;
                 directory::insert_token(c, &tenant_id, &u.name, &t)?;
-                audit::append(c, &tenant_id, Utc::now(), &actor, "user_created", None, serde_json::to_value(&u).unwrap_or_default())?;
+                audit::append(
+                    c,
+                    &tenant_id,
+                    Utc::now(),
+                    &actor,
+                    "user_created",
+                    None,
+                    serde_json::to_value(&u).unwrap_or_default(),
+                )?;
                 Ok(())
             })
             .await?;
@@ -497,13 +539,24 @@ impl Approvals {
         self.store
             .write(move |c| -> Result<(), ApprovalError> {
                 if directory::user(c, &tenant_id, &c2.manager)?.is_none() {
-                    return Err(invalid("manager", format!("no user '{}' in this tenant; create the user first", c2.manager)));
+                    return Err(invalid(
+                        "manager",
+                        format!("no user '{}' in this tenant; create the user first", c2.manager),
+                    ));
                 }
                 if directory::cost_center(c, &tenant_id, &c2.code)?.is_some() {
                     return Err(ApprovalError::Conflict(format!("cost center '{}' already exists", c2.code)));
                 }
                 directory::insert_cost_center(c, &tenant_id, &c2)?;
-                audit::append(c, &tenant_id, Utc::now(), &actor, "cost_center_created", None, serde_json::to_value(&c2).unwrap_or_default())?;
+                audit::append(
+                    c,
+                    &tenant_id,
+                    Utc::now(),
+                    &actor,
+                    "cost_center_created",
+                    None,
+                    serde_json::to_value(&c2).unwrap_or_default(),
+                )?;
                 Ok(())
             })
             .await?;
@@ -516,13 +569,22 @@ impl Approvals {
         let (tenant_id, actor) = (p.tenant.id.clone(), p.user.name.clone());
         self.store
             .write(move |c| -> Result<Policy, ApprovalError> {
-                let tenant = directory::tenant(c, &tenant_id)?.ok_or_else(|| ApprovalError::NotFound("tenant not found".into()))?;
+                let tenant = directory::tenant(c, &tenant_id)?
+                    .ok_or_else(|| ApprovalError::NotFound("tenant not found".into()))?;
                 let mut policy = tenant.policy;
                 if let Some(v) = body.one_stage_per_person {
                     policy.one_stage_per_person = v;
                 }
                 directory::save_policy(c, &tenant_id, &policy)?;
-                audit::append(c, &tenant_id, Utc::now(), &actor, "settings_changed", None, serde_json::to_value(policy).unwrap_or_default())?;
+                audit::append(
+                    c,
+                    &tenant_id,
+                    Utc::now(),
+                    &actor,
+                    "settings_changed",
+                    None,
+                    serde_json::to_value(policy).unwrap_or_default(),
+                )?;
                 Ok(policy)
             })
             .await
@@ -533,14 +595,23 @@ impl Approvals {
         require_role(p, &[roles::ADMIN], "installing scripts")?;
         check_name("name", name, &['-', '_'])?;
         let (hash, _) = self.runtimes.rhai.compile(source)?;
-        let (tenant_id, actor, name, source, h) = (p.tenant.id.clone(), p.user.name.clone(), name.to_string(), source.to_string(), hash.clone());
+        let (tenant_id, actor, name, source, h) =
+            (p.tenant.id.clone(), p.user.name.clone(), name.to_string(), source.to_string(), hash.clone());
         let n2 = name.clone();
         let replaced = self
             .store
             .write(move |c| -> Result<bool, ApprovalError> {
                 let now = Utc::now();
                 let replaced = extensions::upsert_script(c, &tenant_id, &n2, &source, &h, &timestamp(now))?;
-                audit::append(c, &tenant_id, now, &actor, "script_installed", None, serde_json::json!({"name": n2, "code_hash": h, "replaced": replaced}))?;
+                audit::append(
+                    c,
+                    &tenant_id,
+                    now,
+                    &actor,
+                    "script_installed",
+                    None,
+                    serde_json::json!({"name": n2, "code_hash": h, "replaced": replaced}),
+                )?;
                 Ok(replaced)
             })
             .await?;
@@ -555,11 +626,22 @@ impl Approvals {
     }
 
     /// Enables, disables, moves or configures an extension for the tenant.
-    pub async fn update_extension(&self, p: &Principal, name: &str, body: ExtensionUpdate) -> Result<ExtensionSetting, ApprovalError> {
+    pub async fn update_extension(
+        &self,
+        p: &Principal,
+        name: &str,
+        body: ExtensionUpdate,
+    ) -> Result<ExtensionSetting, ApprovalError> {
         require_role(p, &[roles::ADMIN], "configuring extensions")?;
         if let Some(cfg) = &body.config {
             if !cfg.is_object() {
                 return Err(invalid("config", "must be a JSON object"));
+            }
+            if has_float(cfg) {
+                return Err(invalid(
+                    "config",
+                    "numbers must be integers: express amounts in minor units and rates in basis points",
+                ));
             }
             if serde_json::to_vec(cfg).map(|v| v.len()).unwrap_or(usize::MAX) > 64 * 1024 {
                 return Err(invalid("config", "must be at most 64 KiB"));
@@ -573,14 +655,25 @@ impl Approvals {
         let (tenant_id, actor, name) = (p.tenant.id.clone(), p.user.name.clone(), name.to_string());
         self.store
             .write(move |c| -> Result<ExtensionSetting, ApprovalError> {
-                if !extensions::update_setting(c, &tenant_id, &name, body.enabled, body.position, body.config.as_ref())? {
-                    return Err(ApprovalError::NotFound(format!("no extension '{name}' is installed; see GET /v1/admin/extensions")));
+                if !extensions::update_setting(c, &tenant_id, &name, body.enabled, body.position, body.config.as_ref())?
+                {
+                    return Err(ApprovalError::NotFound(format!(
+                        "no extension '{name}' is installed; see GET /v1/admin/extensions"
+                    )));
                 }
                 let setting = extensions::settings(c, &tenant_id)?
                     .into_iter()
                     .find(|s| s.name == name)
                     .ok_or_else(|| ApprovalError::NotFound(format!("no extension '{name}'")))?;
-                audit::append(c, &tenant_id, Utc::now(), &actor, "extension_configured", None, serde_json::to_value(&setting).unwrap_or_default())?;
+                audit::append(
+                    c,
+                    &tenant_id,
+                    Utc::now(),
+                    &actor,
+                    "extension_configured",
+                    None,
+                    serde_json::to_value(&setting).unwrap_or_default(),
+                )?;
                 Ok(setting)
             })
             .await
@@ -593,7 +686,10 @@ impl Approvals {
             let t = tenant_id.to_string();
             let c2 = code.clone();
             if self.store.read(move |c| directory::cost_center(c, &t, &c2)).await?.is_none() {
-                return Err(invalid("cost_center", format!("no cost center '{code}' in this tenant; ask an admin to create it")));
+                return Err(invalid(
+                    "cost_center",
+                    format!("no cost center '{code}' in this tenant; ask an admin to create it"),
+                ));
             }
         }
         Ok(())
@@ -615,12 +711,9 @@ impl Approvals {
 
     async fn load_visible(&self, p: &Principal, id: &str) -> Result<Order, ApprovalError> {
         let (tenant_id, id2) = (p.tenant.id.clone(), id.to_string());
-        let order = self.store.read(move |c| orders::load(c, &tenant_id, &id2)).await?.ok_or_else(|| not_found_order(id))?;
-        if order.requester == p.user.name || sees_all(p) {
-            Ok(order)
-        } else {
-            Err(not_found_order(id))
-        }
+        let order =
+            self.store.read(move |c| orders::load(c, &tenant_id, &id2)).await?.ok_or_else(|| not_found_order(id))?;
+        if order.requester == p.user.name || sees_all(p) { Ok(order) } else { Err(not_found_order(id)) }
     }
 
     /// One order, if the caller may see it (requester, approvers, admin, auditor).
@@ -630,7 +723,8 @@ impl Approvals {
 
     /// Runs the tenant's steps on an order (on a blocking thread).
     async fn evaluate(&self, tenant_id: &str, order: &Order) -> Result<Evaluated, ApprovalError> {
-        let (store, runtimes, tenant_id, order) = (self.store.clone(), self.runtimes.clone(), tenant_id.to_string(), order.clone());
+        let (store, runtimes, tenant_id, order) =
+            (self.store.clone(), self.runtimes.clone(), tenant_id.to_string(), order.clone());
         let counters = self.counters.clone();
         tokio::task::spawn_blocking(move || -> Result<Evaluated, ApprovalError> {
             let (t2, o2) = (tenant_id.clone(), order.clone());
@@ -684,7 +778,10 @@ impl Approvals {
     pub async fn submit(&self, p: &Principal, id: &str) -> Result<Order, ApprovalError> {
         let order = self.load_visible(p, id).await?;
         if order.requester != p.user.name {
-            return Err(ApprovalError::Forbidden(format!("only the requester ({}) may submit this order", order.requester)));
+            return Err(ApprovalError::Forbidden(format!(
+                "only the requester ({}) may submit this order",
+                order.requester
+            )));
         }
         if !matches!(order.status, OrderStatus::Draft | OrderStatus::OnHold) {
             return Err(ApprovalError::Conflict(format!("cannot submit: the order is {}", order.status.as_str())));
@@ -693,14 +790,24 @@ impl Approvals {
         let by = p.user.actor();
         let at = Utc::now();
         let assessment = evaluated.assessment.clone();
-        self.commit(p, order, move |o, pol| machine::apply(o, Command::Submit { by, assessment, at }, pol), Some(evaluated), at).await
+        self.commit(
+            p,
+            order,
+            move |o, pol| machine::apply(o, Command::Submit { by, assessment, at }, pol),
+            Some(evaluated),
+            at,
+        )
+        .await
     }
 
     /// Edits an order; past draft it is re-evaluated and its decisions reset.
     pub async fn edit(&self, p: &Principal, id: &str, patch: OrderPatch) -> Result<Order, ApprovalError> {
         let order = self.load_visible(p, id).await?;
         if order.requester != p.user.name {
-            return Err(ApprovalError::Forbidden(format!("only the requester ({}) may edit this order", order.requester)));
+            return Err(ApprovalError::Forbidden(format!(
+                "only the requester ({}) may edit this order",
+                order.requester
+            )));
         }
         if !machine::edit_allowed(&order) {
             return Err(ApprovalError::Conflict(format!("cannot edit: the order is {}", order.status.as_str())));
@@ -732,7 +839,14 @@ impl Approvals {
     }
 
     /// Approves or rejects a stage (under a delegation later: `on_behalf_of`).
-    pub async fn decide(&self, p: &Principal, id: &str, stage: String, verdict: Verdict, comment: Option<String>) -> Result<Order, ApprovalError> {
+    pub async fn decide(
+        &self,
+        p: &Principal,
+        id: &str,
+        stage: String,
+        verdict: Verdict,
+        comment: Option<String>,
+    ) -> Result<Order, ApprovalError> {
         let (tenant_id, id2) = (p.tenant.id.clone(), id.to_string());
         let by = p.user.actor();
         let at = Utc::now();
@@ -752,7 +866,12 @@ impl Approvals {
             .await
     }
 
-    async fn simple(&self, p: &Principal, id: &str, make: impl FnOnce(Actor, DateTime<Utc>) -> Command + Send + 'static) -> Result<Order, ApprovalError> {
+    async fn simple(
+        &self,
+        p: &Principal,
+        id: &str,
+        make: impl FnOnce(Actor, DateTime<Utc>) -> Command + Send + 'static,
+    ) -> Result<Order, ApprovalError> {
         let order = self.load_visible(p, id).await?;
         let by = p.user.actor();
         let at = Utc::now();
@@ -795,7 +914,11 @@ impl Approvals {
     }
 
     /// The request view (R10). Users without an overseeing role see only their own orders.
-    pub async fn list(&self, p: &Principal, mut filter: OrderFilter) -> Result<(Vec<Order>, Option<String>), ApprovalError> {
+    pub async fn list(
+        &self,
+        p: &Principal,
+        mut filter: OrderFilter,
+    ) -> Result<(Vec<Order>, Option<String>), ApprovalError> {
         if !sees_all(p) {
             match &filter.requester {
                 Some(r) if *r != p.user.name => return Ok((Vec::new(), None)),
@@ -824,7 +947,12 @@ impl Approvals {
     }
 
     /// A page of the tenant's audit log (auditor or admin).
-    pub async fn audit_page(&self, p: &Principal, after_seq: u64, limit: usize) -> Result<Vec<AuditEntry>, ApprovalError> {
+    pub async fn audit_page(
+        &self,
+        p: &Principal,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, ApprovalError> {
         require_role(p, &[roles::AUDITOR, roles::ADMIN], "reading the audit log")?;
         let tenant_id = p.tenant.id.clone();
         Ok(self.store.read(move |c| audit::page(c, &tenant_id, after_seq, limit)).await?)

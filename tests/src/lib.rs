@@ -18,7 +18,11 @@ pub fn bin() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf();
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
     let p = target.join("debug").join("greenlight");
-    assert!(p.exists(), "{} is missing: run `cargo build -p greenlight-host` (or `cargo xtask test`) first", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build -p greenlight-host` (or `cargo xtask test`) first",
+        p.display()
+    );
     p
 }
 
@@ -29,8 +33,18 @@ pub fn workspace() -> PathBuf {
 
 /// Runs the CLI on a database and returns (exit code, stdout, stderr).
 pub fn cli(db: &Path, args: &[&str]) -> Result<(i32, String, String)> {
-    let out = Command::new(bin()).arg("--db").arg(db).args(args).env("GREENLIGHT_LOG", "warn").output().context("running greenlight")?;
-    Ok((out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned()))
+    let out = Command::new(bin())
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .env("GREENLIGHT_LOG", "warn")
+        .output()
+        .context("running greenlight")?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
 }
 
 /// A running server on its own temporary database.
@@ -165,7 +179,9 @@ impl Client {
 
     /// POST a JSON value.
     pub fn post(&self, path: &str, body: Value) -> Result<Reply> {
-        Self::finish(self.agent.post(format!("{}{path}", self.base)).header("Authorization", self.auth()).send_json(body))
+        Self::finish(
+            self.agent.post(format!("{}{path}", self.base)).header("Authorization", self.auth()).send_json(body),
+        )
     }
 
     /// POST raw text as the body.
@@ -186,12 +202,16 @@ impl Client {
 
     /// PUT a JSON value.
     pub fn put(&self, path: &str, body: Value) -> Result<Reply> {
-        Self::finish(self.agent.put(format!("{}{path}", self.base)).header("Authorization", self.auth()).send_json(body))
+        Self::finish(
+            self.agent.put(format!("{}{path}", self.base)).header("Authorization", self.auth()).send_json(body),
+        )
     }
 
     /// PATCH a JSON value.
     pub fn patch(&self, path: &str, body: Value) -> Result<Reply> {
-        Self::finish(self.agent.patch(format!("{}{path}", self.base)).header("Authorization", self.auth()).send_json(body))
+        Self::finish(
+            self.agent.patch(format!("{}{path}", self.base)).header("Authorization", self.auth()).send_json(body),
+        )
     }
 
     /// Creates a user (as admin) and returns a client acting as that user.
@@ -213,7 +233,10 @@ impl Client {
         if r.status != 201 {
             bail!("installing {name}: {} {}", r.status, r.text);
         }
-        let r = self.put(&format!("/v1/admin/extensions/{name}"), json!({"enabled": true, "position": position, "config": config}))?;
+        let r = self.put(
+            &format!("/v1/admin/extensions/{name}"),
+            json!({"enabled": true, "position": position, "config": config}),
+        )?;
         if r.status != 200 {
             bail!("enabling {name}: {} {}", r.status, r.text);
         }

@@ -17,7 +17,8 @@ fn kill_dash_nine_during_a_burst_loses_no_acknowledged_change() -> Result<()> {
     let admin = s.tenant("acme")?;
     admin.enable_shipped("vendor-eligibility", 10)?;
     admin.enable_shipped("executive-threshold", 20)?;
-    let clients: Vec<_> = (0..6).map(|i| admin.user(&format!("req{i}"), &["requester"], json!({}))).collect::<Result<_>>()?;
+    let clients: Vec<_> =
+        (0..6).map(|i| admin.user(&format!("req{i}"), &["requester"], json!({}))).collect::<Result<_>>()?;
 
     let stop = Arc::new(AtomicBool::new(false));
     // id -> last acknowledged status
@@ -54,7 +55,9 @@ fn kill_dash_nine_during_a_burst_loses_no_acknowledged_change() -> Result<()> {
 
     // Let the burst build up, then crash the host in the middle of it.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while acked.lock().expect("lock").values().filter(|s| *s != "draft").count() < 150 && std::time::Instant::now() < deadline {
+    while acked.lock().expect("lock").values().filter(|s| *s != "draft").count() < 150
+        && std::time::Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(20));
     }
     s.kill9();
@@ -87,7 +90,8 @@ fn kill_dash_nine_during_a_burst_loses_no_acknowledged_change() -> Result<()> {
     // evaluation record, including the orders whose answer never reached the client.
     let c = Connection::open(&db)?;
     let mut stmt = c.prepare("SELECT id, status FROM orders")?;
-    let orders: Vec<(String, String)> = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+    let orders: Vec<(String, String)> =
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
     assert!(orders.len() >= acked.len());
     for (id, status) in orders {
         let actions: Vec<String> = c
@@ -95,7 +99,8 @@ fn kill_dash_nine_during_a_burst_loses_no_acknowledged_change() -> Result<()> {
             .query_map([&id], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         let outbox: i64 = c.query_row("SELECT COUNT(*) FROM outbox WHERE order_id = ?1", [&id], |r| r.get(0))?;
-        let evaluations: i64 = c.query_row("SELECT COUNT(*) FROM evaluations WHERE order_id = ?1", [&id], |r| r.get(0))?;
+        let evaluations: i64 =
+            c.query_row("SELECT COUNT(*) FROM evaluations WHERE order_id = ?1", [&id], |r| r.get(0))?;
         assert_eq!(actions.first().map(String::as_str), Some("order_created"), "{id}");
         let expected_last = match status.as_str() {
             "draft" => "order_created",
@@ -105,7 +110,11 @@ fn kill_dash_nine_during_a_burst_loses_no_acknowledged_change() -> Result<()> {
             "on_hold" => "order_held",
             other => panic!("unexpected status {other}"),
         };
-        assert_eq!(actions.last().map(String::as_str), Some(expected_last), "{id} is {status} but its audit trail is {actions:?}");
+        assert_eq!(
+            actions.last().map(String::as_str),
+            Some(expected_last),
+            "{id} is {status} but its audit trail is {actions:?}"
+        );
         if status == "draft" {
             assert_eq!((outbox, evaluations), (0, 0), "{id}: a draft has no notifications or evaluation");
         } else {

@@ -5,7 +5,9 @@ use greenlight_tests::{Server, order_body};
 use serde_json::json;
 
 /// A tenant with cost center CC-1 (manager bob) and the R1 scripts enabled.
-fn r1_tenant(s: &Server) -> Result<(greenlight_tests::Client, greenlight_tests::Client, greenlight_tests::Client, greenlight_tests::Client)> {
+fn r1_tenant(
+    s: &Server,
+) -> Result<(greenlight_tests::Client, greenlight_tests::Client, greenlight_tests::Client, greenlight_tests::Client)> {
     let admin = s.tenant("acme")?;
     let alice = admin.user("alice", &["requester", "approver"], json!({"spend_limit_minor": 10_000}))?;
     let bob = admin.user("bob", &["cost_center_manager"], json!({}))?;
@@ -30,8 +32,14 @@ fn create_submit_approve() -> Result<()> {
 
     let r = alice.submit(&id)?;
     assert_eq!(r.body["status"], "pending_approval", "{}", r.text);
-    let stages: Vec<_> = r.body["plan"]["stages"].as_array().map(|a| a.iter().map(|s| (s["key"].clone(), s["level"].clone(), s["state"].clone())).collect()).unwrap_or_default();
-    assert_eq!(stages, vec![(json!("cost-center"), json!(1), json!("open")), (json!("user-approval"), json!(2), json!("waiting"))]);
+    let stages: Vec<_> = r.body["plan"]["stages"]
+        .as_array()
+        .map(|a| a.iter().map(|s| (s["key"].clone(), s["level"].clone(), s["state"].clone())).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        stages,
+        vec![(json!("cost-center"), json!(1), json!("open")), (json!("user-approval"), json!(2), json!("waiting"))]
+    );
 
     // Inbox: bob sees it now, carol only after the cost center decided; alice never.
     assert_eq!(bob.get("/v1/inbox")?.body["orders"].as_array().map(Vec::len), Some(1));
@@ -49,12 +57,24 @@ fn create_submit_approve() -> Result<()> {
     assert_eq!((r.status, r.body["status"].as_str()), (200, Some("approved")), "{}", r.text);
 
     let audit = alice.get(&format!("/v1/orders/{id}/audit"))?;
-    let actions: Vec<&str> = audit.body.as_array().map(|a| a.iter().filter_map(|e| e["action"].as_str()).collect()).unwrap_or_default();
+    let actions: Vec<&str> =
+        audit.body.as_array().map(|a| a.iter().filter_map(|e| e["action"].as_str()).collect()).unwrap_or_default();
     assert_eq!(
         actions,
-        ["order_created", "order_submitted", "stage_opened", "decision_recorded", "stage_approved", "stage_opened", "decision_recorded", "stage_approved", "order_approved"]
+        [
+            "order_created",
+            "order_submitted",
+            "stage_opened",
+            "decision_recorded",
+            "stage_approved",
+            "stage_opened",
+            "decision_recorded",
+            "stage_approved",
+            "order_approved"
+        ]
     );
-    let actors: Vec<&str> = audit.body.as_array().map(|a| a.iter().filter_map(|e| e["actor"].as_str()).collect()).unwrap_or_default();
+    let actors: Vec<&str> =
+        audit.body.as_array().map(|a| a.iter().filter_map(|e| e["actor"].as_str()).collect()).unwrap_or_default();
     assert_eq!(actors.last(), Some(&"carol"));
     Ok(())
 }
@@ -127,13 +147,31 @@ fn invalid_input_is_422_naming_the_field() -> Result<()> {
     let admin = s.tenant("acme")?;
     let cases = [
         (json!({"currency": "EUR", "lines": []}), "lines"),
-        (json!({"currency": "EUR", "lines": [{"sku": "a", "quantity": 0, "unit_price_minor": 1}]}), "lines[0].quantity"),
-        (json!({"currency": "EUR", "lines": [{"sku": "a", "quantity": -2, "unit_price_minor": 1}]}), "lines[0].quantity"),
-        (json!({"currency": "EUR", "lines": [{"sku": "a", "quantity": 1, "unit_price_minor": -1}]}), "lines[0].unit_price_minor"),
+        (
+            json!({"currency": "EUR", "lines": [{"sku": "a", "quantity": 0, "unit_price_minor": 1}]}),
+            "lines[0].quantity",
+        ),
+        (
+            json!({"currency": "EUR", "lines": [{"sku": "a", "quantity": -2, "unit_price_minor": 1}]}),
+            "lines[0].quantity",
+        ),
+        (
+            json!({"currency": "EUR", "lines": [{"sku": "a", "quantity": 1, "unit_price_minor": -1}]}),
+            "lines[0].unit_price_minor",
+        ),
         (json!({"currency": "EURO", "lines": [{"sku": "a", "quantity": 1, "unit_price_minor": 1}]}), "currency"),
-        (json!({"currency": "EUR", "lines": [{"sku": "a", "quantity": 1, "unit_price_minor": 1}], "colour": "red"}), "colour"),
-        (json!({"currency": "EUR", "lines": [{"sku": "a", "quantity": 1.5, "unit_price_minor": 1}]}), "lines[0].quantity"),
-        (json!({"currency": "EUR", "lines": [{"sku": "a", "quantity": 1, "unit_price_minor": 1}], "cost_center": "NOPE"}), "cost_center"),
+        (
+            json!({"currency": "EUR", "lines": [{"sku": "a", "quantity": 1, "unit_price_minor": 1}], "colour": "red"}),
+            "colour",
+        ),
+        (
+            json!({"currency": "EUR", "lines": [{"sku": "a", "quantity": 1.5, "unit_price_minor": 1}]}),
+            "lines[0].quantity",
+        ),
+        (
+            json!({"currency": "EUR", "lines": [{"sku": "a", "quantity": 1, "unit_price_minor": 1}], "cost_center": "NOPE"}),
+            "cost_center",
+        ),
     ];
     for (body, field) in cases {
         let r = admin.post("/v1/orders", body.clone())?;
@@ -169,7 +207,8 @@ fn concurrent_decisions_on_one_stage_exactly_one_wins() -> Result<()> {
     let s = Server::start()?;
     let admin = s.tenant("acme")?;
     let alice = admin.user("alice", &["requester"], json!({}))?;
-    let approvers: Vec<_> = (0..8).map(|i| admin.user(&format!("ap{i}"), &["approver"], json!({}))).collect::<Result<_>>()?;
+    let approvers: Vec<_> =
+        (0..8).map(|i| admin.user(&format!("ap{i}"), &["approver"], json!({}))).collect::<Result<_>>()?;
     admin.enable_script(
         "gate",
         r#"fn evaluate(ctx) { #{ stages: [#{ key: "gate", approvers: #{ role: "approver" }, reason: "every order" }] } }"#,
@@ -243,7 +282,10 @@ fn withdraw_revoke_and_subscriptions() -> Result<()> {
     let r = carol.decide(&id, "user-approval", "approve", None)?;
     assert_eq!((r.body["status"].as_str(), r.body["subscription_state"].as_str()), (Some("approved"), Some("active")));
     let r = alice.post_empty(&format!("/v1/orders/{id}/deactivate"))?;
-    assert_eq!((r.body["status"].as_str(), r.body["subscription_state"].as_str()), (Some("approved"), Some("inactive")));
+    assert_eq!(
+        (r.body["status"].as_str(), r.body["subscription_state"].as_str()),
+        (Some("approved"), Some("inactive"))
+    );
     let r = alice.post_empty(&format!("/v1/orders/{id}/reactivate"))?;
     assert_eq!((r.body["status"].as_str(), r.body["subscription_state"].as_str()), (Some("approved"), Some("active")));
     assert_eq!(bob.get("/v1/inbox")?.body["orders"], json!([]));

@@ -13,14 +13,19 @@ fn step_test(script: &str, order: &std::path::Path, config: Option<&std::path::P
         cmd.arg("--config").arg(c);
     }
     let out = cmd.output()?;
-    Ok((out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned()))
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
 }
 
 #[test]
 fn every_example_gives_its_expected_output() -> Result<()> {
     let scripts = workspace().join("scripts");
     let mut checked = 0;
-    let mut names: Vec<_> = std::fs::read_dir(scripts.join("examples"))?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    let mut names: Vec<_> =
+        std::fs::read_dir(scripts.join("examples"))?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
     names.sort();
     for dir in names {
         let name = dir.file_name().and_then(|n| n.to_str()).context("name")?.to_string();
@@ -29,10 +34,15 @@ fn every_example_gives_its_expected_output() -> Result<()> {
         let config = scripts.join(format!("{name}.config.json"));
         for entry in std::fs::read_dir(&dir)? {
             let order = entry?.path();
-            let Some(case) = order.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".order.json")) else { continue };
-            let expected: Value = serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{case}.expected.json")))?)
-                .with_context(|| format!("{name}/{case}.expected.json"))?;
-            let (code, out, err) = step_test(script.to_str().context("path")?, &order, config.exists().then_some(config.as_path()))?;
+            let Some(case) = order.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".order.json"))
+            else {
+                continue;
+            };
+            let expected: Value =
+                serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{case}.expected.json")))?)
+                    .with_context(|| format!("{name}/{case}.expected.json"))?;
+            let (code, out, err) =
+                step_test(script.to_str().context("path")?, &order, config.exists().then_some(config.as_path()))?;
             assert_eq!(code, 0, "{name}/{case}: {err}");
             let got: Value = serde_json::from_str(&out).with_context(|| format!("{name}/{case} printed {out}"))?;
             assert_eq!(got, expected, "{name}/{case}");

@@ -1,1 +1,98 @@
-fn main() {}
+//! `cargo xtask <task>`: the project's two set-up commands and its helpers.
+//!
+//! - `demo`: installs the wasm32-wasip2 target if missing, builds, creates a fresh demo database
+//!   (`demo-data/greenlight.db`) and serves it on 127.0.0.1:8080.
+//! - `test`: everything the project tests: formatting, clippy with `-D warnings`, unit,
+//!   property and end-to-end tests against the real binary.
+//! - `bench`: release-mode measurements, each beside its baseline from the same run.
+
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn run(what: &str, cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: {what}");
+    let status = cmd.status().with_context(|| format!("could not start: {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
+
+/// Adds the WASM target the plugins build for, if rustup lacks it.
+fn ensure_wasm_target() -> Result<()> {
+    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    match installed {
+        Ok(out) if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == "wasm32-wasip2") => Ok(()),
+        Ok(_) => {
+            run("rustup target add wasm32-wasip2", Command::new("rustup").args(["target", "add", "wasm32-wasip2"]))
+        }
+        Err(_) => {
+            eprintln!("xtask: rustup not found; install the wasm32-wasip2 target yourself to build plugins");
+            Ok(())
+        }
+    }
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+}
+
+fn demo(args: &[String]) -> Result<()> {
+    ensure_wasm_target()?;
+    run("build the host", cargo().args(["build", "-p", "greenlight-host", "--bin", "greenlight"]))?;
+    let data = root().join("demo-data");
+    if data.exists() {
+        std::fs::remove_dir_all(&data).with_context(|| format!("removing the old {}", data.display()))?;
+    }
+    std::fs::create_dir_all(&data)?;
+    let bin = target_dir().join("debug").join("greenlight");
+    let mut cmd = Command::new(bin);
+    cmd.current_dir(root())
+        .arg("--db")
+        .arg(data.join("greenlight.db"))
+        .args(["demo", "--scripts", "scripts", "--tokens-file", "demo-data/tokens.env"])
+        .args(args);
+    run("greenlight demo (Ctrl-C stops it)", &mut cmd)
+}
+
+fn test() -> Result<()> {
+    run("cargo fmt --check", cargo().args(["fmt", "--all", "--check"]))?;
+    run("cargo clippy -D warnings", cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run("build the greenlight binary", cargo().args(["build", "-p", "greenlight-host", "--bin", "greenlight"]))?;
+    let bin = target_dir().join("debug").join("greenlight");
+    run("cargo test --workspace", cargo().args(["test", "--workspace"]).env("GREENLIGHT_BIN", bin))?;
+    Ok(())
+}
+
+fn bench(args: &[String]) -> Result<()> {
+    run(
+        "durable submits: group commit vs one fsync per change",
+        cargo().args(["run", "--release", "-p", "greenlight-host", "--example", "durable_submits", "--"]).args(args),
+    )
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("demo") => demo(&args[1..]),
+        Some("test") => test(),
+        Some("bench") => bench(&args[1..]),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <demo|test|bench>\n  demo   build and serve a demo tenant on 127.0.0.1:8080\n  test   everything the project tests\n  bench  release-mode measurements against same-run baselines"
+            );
+            std::process::exit(2);
+        }
+    }
+}

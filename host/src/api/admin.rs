@@ -23,14 +23,22 @@ pub struct UserCreated {
 
 /// Creates a user.
 #[utoipa::path(post, path = "/v1/admin/users", tag = "admin", request_body = NewUser, responses((status = 201, body = UserCreated)))]
-pub async fn create_user(State(s): State<AppState>, Caller(p): Caller, Body(b): Body<NewUser>) -> Result<(StatusCode, Json<UserCreated>), AppError> {
+pub async fn create_user(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Body(b): Body<NewUser>,
+) -> Result<(StatusCode, Json<UserCreated>), AppError> {
     let (user, token) = s.approvals.create_user(&p, b).await?;
     Ok((StatusCode::CREATED, Json(UserCreated { user, token })))
 }
 
 /// Creates a cost center.
 #[utoipa::path(post, path = "/v1/admin/cost-centers", tag = "admin", request_body = NewCostCenter, responses((status = 201, body = CostCenter)))]
-pub async fn create_cost_center(State(s): State<AppState>, Caller(p): Caller, Body(b): Body<NewCostCenter>) -> Result<(StatusCode, Json<CostCenter>), AppError> {
+pub async fn create_cost_center(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Body(b): Body<NewCostCenter>,
+) -> Result<(StatusCode, Json<CostCenter>), AppError> {
     Ok((StatusCode::CREATED, Json(s.approvals.create_cost_center(&p, b).await?)))
 }
 
@@ -71,12 +79,20 @@ pub struct ScriptBody {
 /// Installs or replaces a script.
 #[utoipa::path(post, path = "/v1/admin/scripts", tag = "admin", request_body = ScriptBody,
     responses((status = 201, body = ScriptInstalled), (status = 422, description = "does not compile; the error has line and column")))]
-pub async fn add_script(State(s): State<AppState>, Caller(p): Caller, Body(b): Body<ScriptBody>) -> Result<(StatusCode, Json<ScriptInstalled>), AppError> {
+pub async fn add_script(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Body(b): Body<ScriptBody>,
+) -> Result<(StatusCode, Json<ScriptInstalled>), AppError> {
     Ok((StatusCode::CREATED, Json(s.approvals.add_script(&p, &b.name, &b.source).await?)))
 }
 
 /// Changes tenant settings.
 #[utoipa::path(put, path = "/v1/admin/settings", tag = "admin", request_body = SettingsUpdate, responses((status = 200, body = Policy)))]
-pub async fn settings(State(s): State<AppState>, Caller(p): Caller, Body(b): Body<SettingsUpdate>) -> Result<Json<Policy>, AppError> {
+pub async fn settings(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Body(b): Body<SettingsUpdate>,
+) -> Result<Json<Policy>, AppError> {
     Ok(Json(s.approvals.update_settings(&p, b).await?))
 }

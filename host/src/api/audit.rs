@@ -24,7 +24,11 @@ const PAGE: usize = 2_000;
 /// The tenant's audit log as JSON lines, streamed page by page.
 #[utoipa::path(get, path = "/v1/audit/export", tag = "audit", params(ExportQuery),
     responses((status = 200, content_type = "application/x-ndjson", description = "one entry per line")))]
-pub async fn export(State(s): State<AppState>, Caller(p): Caller, Params(q): Params<ExportQuery>) -> Result<Response, AppError> {
+pub async fn export(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Params(q): Params<ExportQuery>,
+) -> Result<Response, AppError> {
     let first = s.approvals.audit_page(&p, q.after_seq.unwrap_or(0), PAGE).await?;
     let approvals = s.approvals.clone();
     let stream = futures_stream(approvals, p, first);
@@ -62,7 +66,9 @@ fn futures_stream(
     tokio_stream_from(rx)
 }
 
-fn tokio_stream_from<T: Send + 'static>(mut rx: tokio::sync::mpsc::Receiver<T>) -> impl futures_util::Stream<Item = T> + Send {
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 

@@ -68,7 +68,11 @@ impl From<ApprovalError> for AppError {
                     "script_does_not_compile",
                     format!("the script does not compile: {s}; fix it and upload it again"),
                 );
-                e.extra = Some([("line".to_string(), json!(s.line)), ("column".to_string(), json!(s.column))].into_iter().collect());
+                e.extra = Some(
+                    [("line".to_string(), json!(s.line)), ("column".to_string(), json!(s.column))]
+                        .into_iter()
+                        .collect(),
+                );
                 e
             }
             ApprovalError::Conflict(m) => AppError::new(StatusCode::CONFLICT, "conflict", m),

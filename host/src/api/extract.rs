@@ -48,7 +48,11 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
         // the declared content type is not trusted or required: `curl -d` works as typed.
         let bytes = Bytes::from_request(req, state).await.map_err(|r| {
             if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                AppError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the body is larger than 1 MiB; send less")
+                AppError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    "the body is larger than 1 MiB; send less",
+                )
             } else {
                 AppError::malformed(format!("could not read the body: {r}"))
             }

@@ -65,9 +65,15 @@ impl Metrics {
             let n = orders_by_status.iter().find(|(s, _)| s == status.as_str()).map(|(_, n)| *n).unwrap_or(0);
             let _ = writeln!(extra, "greenlight_orders{{status=\"{}\"}} {n}", status.as_str());
         }
-        let _ = writeln!(extra, "# HELP greenlight_evaluations Order evaluations run.\n# TYPE greenlight_evaluations counter");
+        let _ = writeln!(
+            extra,
+            "# HELP greenlight_evaluations Order evaluations run.\n# TYPE greenlight_evaluations counter"
+        );
         let _ = writeln!(extra, "greenlight_evaluations_total {evaluations}");
-        let _ = writeln!(extra, "# HELP greenlight_step_failures Step calls that failed (trap, limit, bad output).\n# TYPE greenlight_step_failures counter");
+        let _ = writeln!(
+            extra,
+            "# HELP greenlight_step_failures Step calls that failed (trap, limit, bad output).\n# TYPE greenlight_step_failures counter"
+        );
         let _ = writeln!(extra, "greenlight_step_failures_total {step_failures}");
         format!("{body}{extra}# EOF\n")
     }

@@ -59,7 +59,10 @@ impl utoipa::Modify for BearerAuth {
     fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
         let components = api.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
         api.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
     }
 }
@@ -74,10 +77,17 @@ async fn openapi_json() -> impl IntoResponse {
 }
 
 async fn healthz(State(s): State<AppState>) -> Response {
-    let ok = s.approvals.store().read(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map_err(crate::store::StoreError::from)).await;
+    let ok = s
+        .approvals
+        .store()
+        .read(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map_err(crate::store::StoreError::from))
+        .await;
     match ok {
         Ok(_) => (StatusCode::OK, "ok\n").into_response(),
-        Err(_) => AppError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "the database is not reachable").into_response(),
+        Err(_) => {
+            AppError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "the database is not reachable")
+                .into_response()
+        }
     }
 }
 
@@ -93,12 +103,16 @@ async fn metrics_text(State(s): State<AppState>) -> Response {
 }
 
 async fn track(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let route =
+        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
     let method = req.method().to_string();
     let start = Instant::now();
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
-    s.metrics.requests.get_or_create(&metrics::RequestLabels { method: method.clone(), route: route.clone(), status }).inc();
+    s.metrics
+        .requests
+        .get_or_create(&metrics::RequestLabels { method: method.clone(), route: route.clone(), status })
+        .inc();
     s.metrics.latency.get_or_create(&metrics::RouteLabels { method, route }).observe(start.elapsed().as_secs_f64());
     resp
 }
@@ -108,7 +122,11 @@ async fn not_found() -> AppError {
 }
 
 async fn method_not_allowed() -> AppError {
-    AppError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that method; see /v1/openapi.json")
+    AppError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method; see /v1/openapi.json",
+    )
 }
 
 /// The whole API.

@@ -5,7 +5,9 @@ use super::error::AppError;
 use super::extract::{Body, Caller, Params};
 use crate::domain::audit::AuditEntry;
 use crate::domain::money::Minor;
-use crate::domain::order::{Line, Order, OrderInput, OrderPatch, OrderStatus, Recurrence, Rejection, SubscriptionState};
+use crate::domain::order::{
+    Line, Order, OrderInput, OrderPatch, OrderStatus, Recurrence, Rejection, SubscriptionState,
+};
 use crate::domain::plan::{Plan, Verdict};
 use crate::domain::step::{PriceAdjustment, RiskFlag};
 use crate::store::orders::OrderFilter;
@@ -112,7 +114,11 @@ type OrderResult = Result<Json<OrderView>, AppError>;
 /// Creates a draft.
 #[utoipa::path(post, path = "/v1/orders", tag = "orders", request_body = OrderInput,
     responses((status = 201, body = OrderView), (status = 422, description = "invalid field")))]
-pub async fn create(State(s): State<AppState>, Caller(p): Caller, Body(input): Body<OrderInput>) -> Result<(StatusCode, Json<OrderView>), AppError> {
+pub async fn create(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Body(input): Body<OrderInput>,
+) -> Result<(StatusCode, Json<OrderView>), AppError> {
     let order = s.approvals.create_order(&p, input).await?;
     Ok((StatusCode::CREATED, Json(order.into())))
 }
@@ -125,7 +131,12 @@ pub async fn get(State(s): State<AppState>, Caller(p): Caller, Path(id): Path<St
 
 /// Edits an order; a pending one is re-evaluated and its decisions reset.
 #[utoipa::path(patch, path = "/v1/orders/{id}", tag = "orders", request_body = OrderPatch, responses((status = 200, body = OrderView)))]
-pub async fn edit(State(s): State<AppState>, Caller(p): Caller, Path(id): Path<String>, Body(patch): Body<OrderPatch>) -> OrderResult {
+pub async fn edit(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+    Body(patch): Body<OrderPatch>,
+) -> OrderResult {
     Ok(Json(s.approvals.edit(&p, &id, patch).await?.into()))
 }
 
@@ -151,7 +162,12 @@ pub struct DecisionBody {
 /// Approves or rejects a stage.
 #[utoipa::path(post, path = "/v1/orders/{id}/decisions", tag = "orders", request_body = DecisionBody,
     responses((status = 200, body = OrderView), (status = 403), (status = 409), (status = 422)))]
-pub async fn decide(State(s): State<AppState>, Caller(p): Caller, Path(id): Path<String>, Body(b): Body<DecisionBody>) -> OrderResult {
+pub async fn decide(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+    Body(b): Body<DecisionBody>,
+) -> OrderResult {
     if b.comment.as_ref().is_some_and(|c| c.len() > 4000) {
         return Err(AppError::invalid("comment", "comment: at most 4000 bytes"));
     }
@@ -174,7 +190,12 @@ pub struct RevokeBody {
 
 /// An admin revokes an approval; the order goes back to pending.
 #[utoipa::path(post, path = "/v1/orders/{id}/revoke", tag = "orders", request_body = RevokeBody, responses((status = 200, body = OrderView)))]
-pub async fn revoke(State(s): State<AppState>, Caller(p): Caller, Path(id): Path<String>, Body(b): Body<RevokeBody>) -> OrderResult {
+pub async fn revoke(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+    Body(b): Body<RevokeBody>,
+) -> OrderResult {
     Ok(Json(s.approvals.revoke(&p, &id, b.reason).await?.into()))
 }
 
@@ -198,7 +219,11 @@ pub async fn reactivate(State(s): State<AppState>, Caller(p): Caller, Path(id): 
 
 /// The order's audit trail.
 #[utoipa::path(get, path = "/v1/orders/{id}/audit", tag = "orders", responses((status = 200, body = [AuditEntry])))]
-pub async fn audit(State(s): State<AppState>, Caller(p): Caller, Path(id): Path<String>) -> Result<Json<Vec<AuditEntry>>, AppError> {
+pub async fn audit(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<AuditEntry>>, AppError> {
     Ok(Json(s.approvals.order_audit(&p, &id).await?))
 }
 
@@ -233,8 +258,17 @@ pub struct OrderPage {
 
 /// The request view (R10).
 #[utoipa::path(get, path = "/v1/orders", tag = "orders", params(ListQuery), responses((status = 200, body = OrderPage)))]
-pub async fn list(State(s): State<AppState>, Caller(p): Caller, Params(q): Params<ListQuery>) -> Result<Json<OrderPage>, AppError> {
-    let status = q.status.as_deref().map(str::parse::<OrderStatus>).transpose().map_err(|m| AppError::invalid("status", format!("status: {m}")))?;
+pub async fn list(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Params(q): Params<ListQuery>,
+) -> Result<Json<OrderPage>, AppError> {
+    let status = q
+        .status
+        .as_deref()
+        .map(str::parse::<OrderStatus>)
+        .transpose()
+        .map_err(|m| AppError::invalid("status", format!("status: {m}")))?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(AppError::invalid("limit", "limit: must be 1 to 200"));

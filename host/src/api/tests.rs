@@ -22,7 +22,13 @@ async fn fixture() -> Fixture {
     Fixture { _dir: dir, app: app(approvals), admin }
 }
 
-async fn call(app: &Router, method: &str, uri: &str, token: Option<&str>, body: impl Into<Body>) -> (StatusCode, serde_json::Value) {
+async fn call(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    body: impl Into<Body>,
+) -> (StatusCode, serde_json::Value) {
     let mut req = Request::builder().method(method).uri(uri);
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
@@ -64,10 +70,24 @@ async fn bodies_are_checked_malformed_400_invalid_422_large_413() {
     let t = Some(f.admin.as_str());
     let (s, v) = call(&f.app, "POST", "/v1/orders", t, "{\"currency\":").await;
     assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "malformed_json"));
-    let (s, v) = call(&f.app, "POST", "/v1/orders", t, r#"{"currency":"EUR","lines":[{"sku":"a","quantity":1,"unit_price_minor":1}],"nope":1}"#).await;
+    let (s, v) = call(
+        &f.app,
+        "POST",
+        "/v1/orders",
+        t,
+        r#"{"currency":"EUR","lines":[{"sku":"a","quantity":1,"unit_price_minor":1}],"nope":1}"#,
+    )
+    .await;
     assert_eq!((s, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"));
     assert!(v["error"]["message"].as_str().unwrap_or("").contains("nope"));
-    let (s, v) = call(&f.app, "POST", "/v1/orders", t, r#"{"currency":"EUR","lines":[{"sku":"a","quantity":"1","unit_price_minor":1}]}"#).await;
+    let (s, v) = call(
+        &f.app,
+        "POST",
+        "/v1/orders",
+        t,
+        r#"{"currency":"EUR","lines":[{"sku":"a","quantity":"1","unit_price_minor":1}]}"#,
+    )
+    .await;
     assert_eq!((s, v["error"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("lines[0].quantity")));
     let big = format!(r#"{{"currency":"EUR","lines":[],"attributes":{{"x":"{}"}}}}"#, "a".repeat(BODY_LIMIT + 10));
     let (s, v) = call(&f.app, "POST", "/v1/orders", t, big).await;
@@ -102,8 +122,12 @@ async fn metrics_expose_requests_and_orders_by_status() {
     let (s, _) = call(&f.app, "POST", "/v1/orders", Some(&f.admin), body).await;
     assert_eq!(s, StatusCode::CREATED);
     let resp = f.app.clone().oneshot(Request::get("/metrics").body(Body::empty()).expect("req")).await.expect("resp");
-    let text = String::from_utf8(axum::body::to_bytes(resp.into_body(), usize::MAX).await.expect("body").to_vec()).expect("utf8");
-    assert!(text.contains("greenlight_http_requests_total{method=\"POST\",route=\"/v1/orders\",status=\"201\"} 1"), "{text}");
+    let text = String::from_utf8(axum::body::to_bytes(resp.into_body(), usize::MAX).await.expect("body").to_vec())
+        .expect("utf8");
+    assert!(
+        text.contains("greenlight_http_requests_total{method=\"POST\",route=\"/v1/orders\",status=\"201\"} 1"),
+        "{text}"
+    );
     assert!(text.contains("greenlight_orders{status=\"draft\"} 1"), "{text}");
     assert!(text.contains("greenlight_step_failures_total 0"));
     assert!(text.ends_with("# EOF\n"));

@@ -4,8 +4,8 @@
 use anyhow::{Context, Result, anyhow};
 use greenlight_host::approvals::{Approvals, ExtensionUpdate, NewCostCenter, NewUser};
 use greenlight_host::runtime::Runtimes;
-use greenlight_host::store::directory::{self, BudgetPeriod};
 use greenlight_host::store::Store;
+use greenlight_host::store::directory::{self, BudgetPeriod};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -18,8 +18,20 @@ struct DemoUser {
 }
 
 const USERS: &[DemoUser] = &[
-    DemoUser { var: "ALICE", name: "alice", roles: &["requester"], spend_limit_minor: Some(50_000), budget_minor: Some(200_000) },
-    DemoUser { var: "BOB", name: "bob", roles: &["cost_center_manager", "requester"], spend_limit_minor: None, budget_minor: None },
+    DemoUser {
+        var: "ALICE",
+        name: "alice",
+        roles: &["requester"],
+        spend_limit_minor: Some(50_000),
+        budget_minor: Some(200_000),
+    },
+    DemoUser {
+        var: "BOB",
+        name: "bob",
+        roles: &["cost_center_manager", "requester"],
+        spend_limit_minor: None,
+        budget_minor: None,
+    },
     DemoUser { var: "CAROL", name: "carol", roles: &["approver"], spend_limit_minor: None, budget_minor: None },
     DemoUser { var: "DAVE", name: "dave", roles: &["compliance"], spend_limit_minor: None, budget_minor: None },
     DemoUser { var: "ERIN", name: "erin", roles: &["finance"], spend_limit_minor: None, budget_minor: None },
@@ -28,7 +40,7 @@ const USERS: &[DemoUser] = &[
 ];
 
 /// Creates the demo data (if the tenant does not exist yet) and prints the tokens.
-pub fn setup(store: &Store, scripts: &Path, tokens_file: Option<&Path>) -> Result<()> {
+pub fn setup(store: &Store, scripts: &Path, tokens_file: Option<&Path>, listen: &str) -> Result<()> {
     if store.read_blocking(|c| directory::tenant_by_name(c, "demo"))?.is_some() {
         eprintln!("the demo tenant already exists in this database; its tokens were printed when it was created");
         return Ok(());
@@ -38,7 +50,7 @@ pub fn setup(store: &Store, scripts: &Path, tokens_file: Option<&Path>) -> Resul
     rt.block_on(async {
         let (_, admin_token) = approvals.create_tenant("demo").await.map_err(|e| anyhow!("{e}"))?;
         let admin = approvals.authenticate(&admin_token).await.map_err(|e| anyhow!("{e}"))?.context("admin token")?;
-        let mut env = format!("export GL=http://127.0.0.1:8080\nexport ADMIN={admin_token}\n");
+        let mut env = format!("export GL=http://{listen}\nexport ADMIN={admin_token}\n");
         for u in USERS {
             let body = NewUser {
                 name: u.name.into(),
@@ -53,7 +65,10 @@ pub fn setup(store: &Store, scripts: &Path, tokens_file: Option<&Path>) -> Resul
             let _ = writeln!(env, "export {}={token}", u.var);
         }
         approvals
-            .create_cost_center(&admin, NewCostCenter { code: "CC-100".into(), manager: "bob".into(), budget_minor: Some(10_000_000) })
+            .create_cost_center(
+                &admin,
+                NewCostCenter { code: "CC-100".into(), manager: "bob".into(), budget_minor: Some(10_000_000) },
+            )
             .await
             .map_err(|e| anyhow!("{e}"))?;
         let mut files: Vec<_> = std::fs::read_dir(scripts)
@@ -67,7 +82,11 @@ pub fn setup(store: &Store, scripts: &Path, tokens_file: Option<&Path>) -> Resul
             let source = std::fs::read_to_string(path)?;
             approvals.add_script(&admin, &name, &source).await.map_err(|e| anyhow!("{}: {e}", path.display()))?;
             let config_path = path.with_extension("config.json");
-            let config = if config_path.exists() { Some(serde_json::from_str(&std::fs::read_to_string(&config_path)?)?) } else { None };
+            let config = if config_path.exists() {
+                Some(serde_json::from_str(&std::fs::read_to_string(&config_path)?)?)
+            } else {
+                None
+            };
             let position = Some(10 * (i as i64 + 1));
             approvals
                 .update_extension(&admin, &name, ExtensionUpdate { enabled: true, position, config })

@@ -114,7 +114,10 @@ enum StepCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("GREENLIGHT_LOG").unwrap_or_else(|_| "info,tower_http=warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GREENLIGHT_LOG")
+                .unwrap_or_else(|_| "info,tower_http=warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     match run(cli) {
@@ -127,7 +130,8 @@ pub fn main() -> ExitCode {
 }
 
 fn open(db: &PathBuf, max_batch: usize) -> Result<Store> {
-    Store::open(db, StoreOptions { max_batch, ..StoreOptions::default() }).with_context(|| format!("opening {}", db.display()))
+    Store::open(db, StoreOptions { max_batch, ..StoreOptions::default() })
+        .with_context(|| format!("opening {}", db.display()))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -175,7 +179,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let store = open(&cli.db, 1)?;
             let tenants = store.read_blocking(directory::tenant_ids)?;
             let id = match (tenant, tenants.as_slice()) {
-                (Some(t), _) => tenants.iter().find(|(_, n)| *n == t).map(|(id, _)| id.clone()).with_context(|| format!("no tenant named '{t}'"))?,
+                (Some(t), _) => tenants
+                    .iter()
+                    .find(|(_, n)| *n == t)
+                    .map(|(id, _)| id.clone())
+                    .with_context(|| format!("no tenant named '{t}'"))?,
                 (None, [(id, _)]) => id.clone(),
                 (None, _) => bail!("there are several tenants; choose one with --tenant NAME"),
             };
@@ -193,10 +201,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Step { command: StepCommand::Test { script, order, config } } => step_test::run(&script, &order, config.as_deref()),
+        Command::Step { command: StepCommand::Test { script, order, config } } => {
+            step_test::run(&script, &order, config.as_deref())
+        }
         Command::Demo { listen, scripts, tokens_file, no_serve } => {
             let store = open(&cli.db, 512)?;
-            demo::setup(&store, &scripts, tokens_file.as_deref())?;
+            demo::setup(&store, &scripts, tokens_file.as_deref(), &listen)?;
             if !no_serve {
                 serve(store, &listen)?;
             }
@@ -208,7 +218,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
 fn serve(store: Store, listen: &str) -> Result<()> {
     let rt = runtime()?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+        let listener =
+            tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
         println!("listening on http://{addr}");
         std::io::stdout().flush()?;

@@ -7,6 +7,7 @@ use greenlight_host::domain::step::{ContextOrder, CostCenterProfile, OrderContex
 use greenlight_host::engine::{self, ConfiguredStep, Directory};
 use greenlight_host::runtime::rhai::{RhaiLimits, RhaiRuntime};
 use serde::Deserialize;
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -36,6 +37,15 @@ impl Directory for FileDirectory {
     }
 }
 
+fn has_float(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Number(n) => n.is_f64(),
+        serde_json::Value::Array(a) => a.iter().any(has_float),
+        serde_json::Value::Object(o) => o.values().any(has_float),
+        _ => false,
+    }
+}
+
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not valid", path.display()))
@@ -49,6 +59,9 @@ pub fn run(script: &Path, order: &Path, config: Option<&Path>) -> Result<ExitCod
         None => serde_json::json!({}),
     };
     let subtotal = file.order.validate().map_err(|e| anyhow::anyhow!("{}: {e}", order.display()))?;
+    if has_float(&serde_json::Value::Object(file.order.attributes.clone())) {
+        anyhow::bail!("{}: attributes: numbers must be integers (amounts in minor units)", order.display());
+    }
     let id = file.id.unwrap_or_else(|| "example".into());
     let requester = file.requester.unwrap_or(RequesterProfile {
         name: "requester".into(),
@@ -73,7 +86,9 @@ pub fn run(script: &Path, order: &Path, config: Option<&Path>) -> Result<ExitCod
     let run = eval.runs.into_iter().next().context("the step did not run")?;
     match (run.output, run.error) {
         (Some(out), None) => {
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            let text = serde_json::to_string_pretty(&out)?;
+            // A closed pipe (`| head`) is not an error of the step.
+            let _ = writeln!(std::io::stdout().lock(), "{text}");
             Ok(ExitCode::SUCCESS)
         }
         (_, err) => {

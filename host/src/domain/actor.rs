@@ -36,9 +36,7 @@ pub mod roles {
 
 /// Why a role name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "'{0}' is not a valid role name: use 1-32 lower-case letters, digits, '_' or '-', starting with a letter"
-)]
+#[error("'{0}' is not a valid role name: use 1-32 lower-case letters, digits, '_' or '-', starting with a letter")]
 pub struct BadRole(pub String);
 
 impl Role {

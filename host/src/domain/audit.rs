@@ -82,7 +82,16 @@ impl AuditEntry {
         };
         let at = timestamp(at);
         let hash = entry_hash(&prev_hash, seq, &at, actor, action, order_id, &data);
-        AuditEntry { seq, at, actor: actor.into(), action: action.into(), order_id: order_id.map(Into::into), data, prev_hash, hash }
+        AuditEntry {
+            seq,
+            at,
+            actor: actor.into(),
+            action: action.into(),
+            order_id: order_id.map(Into::into),
+            data,
+            prev_hash,
+            hash,
+        }
     }
 
     /// The hash this entry's fields call for.
@@ -130,7 +139,10 @@ impl Verifier {
             return;
         }
         let problem = if e.seq != self.expected_seq {
-            Some(format!("expected entry {} here, found entry {} (an entry was removed, inserted or moved)", self.expected_seq, e.seq))
+            Some(format!(
+                "expected entry {} here, found entry {} (an entry was removed, inserted or moved)",
+                self.expected_seq, e.seq
+            ))
         } else if e.prev_hash != self.prev_hash {
             Some("prev_hash does not match the previous entry (an entry was removed, inserted or moved)".to_string())
         } else if e.expected_hash() != e.hash {

@@ -351,7 +351,9 @@ pub fn apply(order: &Order, command: Command, policy: &Policy) -> Result<Transit
             }
             next.subscription = match (&input.recurrence, &order.subscription) {
                 (Some(_), Some(s)) => Some(s.clone()),
-                (Some(_), None) => Some(super::order::Subscription { state: SubscriptionState::Active, approved_once: false }),
+                (Some(_), None) => {
+                    Some(super::order::Subscription { state: SubscriptionState::Active, approved_once: false })
+                }
                 (None, _) => None,
             };
             next.input = input;
@@ -411,7 +413,8 @@ pub fn apply(order: &Order, command: Command, policy: &Policy) -> Result<Transit
             events.push(Event::ApprovalRevoked { reason: reason.clone() });
             if next.plan.stages.is_empty() {
                 next.status = OrderStatus::OnHold;
-                let why = format!("approval revoked ({reason}); no stage applies, so edit and resubmit it or withdraw it");
+                let why =
+                    format!("approval revoked ({reason}); no stage applies, so edit and resubmit it or withdraw it");
                 next.hold_reason = Some(why.clone());
                 events.push(Event::OrderHeld { reason: why });
             } else {
@@ -581,9 +584,7 @@ fn decide(
     };
     let authority = on_behalf_of.unwrap_or(by);
     if by.name == order.requester || authority.name == order.requester {
-        return Err(TransitionError::Forbidden(
-            "nobody may decide their own order (segregation of duties)".into(),
-        ));
+        return Err(TransitionError::Forbidden("nobody may decide their own order (segregation of duties)".into()));
     }
     let stage = &order.plan.stages[idx];
     if !stage.approvers.admits(authority) {
@@ -591,12 +592,7 @@ fn decide(
     }
     if policy.one_stage_per_person {
         let names = [by.name.as_str(), authority.name.as_str()];
-        if let Some(other) = order
-            .plan
-            .stages
-            .iter()
-            .find(|s| s.key != key && names.iter().any(|n| s.decided_by(n)))
-        {
+        if let Some(other) = order.plan.stages.iter().find(|s| s.key != key && names.iter().any(|n| s.decided_by(n))) {
             return Err(TransitionError::Forbidden(format!(
                 "you already decided stage '{}' of this order, and one person may decide only one stage (tenant setting one_stage_per_person)",
                 other.key
@@ -625,7 +621,12 @@ fn decide(
         at,
         on_behalf_of: on_behalf.clone(),
     });
-    events.push(Event::DecisionRecorded { stage: key.to_string(), decision: verdict, comment: comment.clone(), on_behalf_of: on_behalf });
+    events.push(Event::DecisionRecorded {
+        stage: key.to_string(),
+        decision: verdict,
+        comment: comment.clone(),
+        on_behalf_of: on_behalf,
+    });
     match verdict {
         Verdict::Reject => {
             let reason = comment.unwrap_or_default();
@@ -634,7 +635,8 @@ fn decide(
                 s.state = StageState::Waiting;
             }
             order.status = OrderStatus::Rejected;
-            order.rejection = Some(Rejection { by: by.name.clone(), reason: reason.clone(), stage: Some(key.to_string()) });
+            order.rejection =
+                Some(Rejection { by: by.name.clone(), reason: reason.clone(), stage: Some(key.to_string()) });
             events.push(Event::StageRejected { stage: key.to_string(), reason: reason.clone() });
             events.push(Event::OrderRejected { by: by.name.clone(), reason });
         }
@@ -643,7 +645,8 @@ fn decide(
                 stage.state = StageState::Approved;
                 let level = stage.level;
                 events.push(Event::StageApproved { stage: key.to_string() });
-                let level_done = order.plan.stages.iter().filter(|s| s.level == level).all(|s| s.state == StageState::Approved);
+                let level_done =
+                    order.plan.stages.iter().filter(|s| s.level == level).all(|s| s.state == StageState::Approved);
                 if level_done {
                     open_next_level(order, at, events);
                 }

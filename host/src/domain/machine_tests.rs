@@ -27,7 +27,14 @@ fn input(recurring: bool) -> OrderInput {
         customer_id: None,
         vendor_id: None,
         currency: "EUR".parse().expect("EUR"),
-        lines: vec![Line { sku: "A".into(), description: None, quantity: 2, unit_price_minor: 500, tax_category: None, budget_category: None }],
+        lines: vec![Line {
+            sku: "A".into(),
+            description: None,
+            quantity: 2,
+            unit_price_minor: 500,
+            tax_category: None,
+            budget_category: None,
+        }],
         recurrence: recurring.then(|| Recurrence { interval: "P1M".into() }),
         attributes: Default::default(),
     }
@@ -75,11 +82,30 @@ fn on() -> Policy {
 }
 
 fn submit(order: &Order, stages: Vec<Stage>) -> Transition {
-    apply(order, Command::Submit { by: alice(), assessment: assessment(stages, Outcome::Proceed), at: at() }, &on()).expect("submit")
+    apply(order, Command::Submit { by: alice(), assessment: assessment(stages, Outcome::Proceed), at: at() }, &on())
+        .expect("submit")
 }
 
-fn decide(order: &Order, by: Actor, key: &str, verdict: Verdict, comment: Option<&str>, policy: &Policy) -> Result<Transition, TransitionError> {
-    apply(order, Command::Decide { by, on_behalf_of: None, stage: key.into(), verdict, comment: comment.map(Into::into), at: at() }, policy)
+fn decide(
+    order: &Order,
+    by: Actor,
+    key: &str,
+    verdict: Verdict,
+    comment: Option<&str>,
+    policy: &Policy,
+) -> Result<Transition, TransitionError> {
+    apply(
+        order,
+        Command::Decide {
+            by,
+            on_behalf_of: None,
+            stage: key.into(),
+            verdict,
+            comment: comment.map(Into::into),
+            at: at(),
+        },
+        policy,
+    )
 }
 
 fn approve(order: &Order, by: Actor, key: &str) -> Result<Transition, TransitionError> {
@@ -147,7 +173,8 @@ fn submit_with_a_failed_step_holds_and_never_approves() {
 #[test]
 fn an_on_hold_order_can_be_resubmitted() {
     let a = assessment(vec![], Outcome::Hold { reason: "x".into() });
-    let held = apply(&draft(false), Command::Submit { by: alice(), assessment: a, at: at() }, &on()).expect("hold").order;
+    let held =
+        apply(&draft(false), Command::Submit { by: alice(), assessment: a, at: at() }, &on()).expect("hold").order;
     let t = submit(&held, r1_plan());
     assert_eq!(t.order.status, OrderStatus::PendingApproval);
     assert_eq!(t.order.hold_reason, None);
@@ -168,7 +195,12 @@ fn only_the_requester_submits_and_only_once() {
 fn editing_a_draft_needs_no_evaluation() {
     let mut i = input(false);
     i.department = Some("IT".into());
-    let t = apply(&draft(false), Command::Edit { by: alice(), input: i, subtotal_minor: 1000, assessment: None, at: at() }, &on()).expect("edit");
+    let t = apply(
+        &draft(false),
+        Command::Edit { by: alice(), input: i, subtotal_minor: 1000, assessment: None, at: at() },
+        &on(),
+    )
+    .expect("edit");
     assert_eq!(t.order.status, OrderStatus::Draft);
     assert_eq!(t.order.input.department.as_deref(), Some("IT"));
     assert_eq!(actions(&t), ["order_edited"]);
@@ -233,7 +265,9 @@ fn an_order_cannot_turn_into_a_subscription_after_submission() {
         assessment: Some(assessment(vec![], Outcome::Proceed)),
         at: at(),
     };
-    assert!(matches!(apply(&pending, edit, &on()), Err(TransitionError::Invalid { field, .. }) if field == "recurrence"));
+    assert!(
+        matches!(apply(&pending, edit, &on()), Err(TransitionError::Invalid { field, .. }) if field == "recurrence")
+    );
 }
 
 // ---- decide ----------------------------------------------------------------------------------
@@ -276,12 +310,24 @@ fn quorum_all_needs_every_listed_user() {
     assert_eq!(t.order.status, OrderStatus::PendingApproval);
     let t = approve(&t.order, carol(), "pair").expect("carol");
     assert_eq!(t.order.status, OrderStatus::Approved);
-    assert!(matches!(approve(&submit(&draft(false), vec![stage("pair", 1, Approvers::Users { users: vec!["bob".into()] }, Quorum::All)]).order, carol(), "pair"), Err(TransitionError::Forbidden(_))));
+    assert!(matches!(
+        approve(
+            &submit(&draft(false), vec![stage("pair", 1, Approvers::Users { users: vec!["bob".into()] }, Quorum::All)])
+                .order,
+            carol(),
+            "pair"
+        ),
+        Err(TransitionError::Forbidden(_))
+    ));
 }
 
 #[test]
 fn parallel_stages_of_one_level_all_have_to_approve() {
-    let plan = vec![stage("compliance", 1, role("compliance"), Quorum::Any), stage("finance", 1, role("finance"), Quorum::Any), stage("exec", 2, role("executive"), Quorum::Any)];
+    let plan = vec![
+        stage("compliance", 1, role("compliance"), Quorum::Any),
+        stage("finance", 1, role("finance"), Quorum::Any),
+        stage("exec", 2, role("executive"), Quorum::Any),
+    ];
     let t = submit(&draft(false), plan);
     assert_eq!(t.order.plan.open_stages().count(), 2);
     let t = approve(&t.order, actor("erin", &["finance"]), "finance").expect("finance first");
@@ -336,7 +382,9 @@ fn a_later_level_cannot_be_decided_before_an_earlier_one() {
 #[test]
 fn unknown_stage_is_invalid_and_a_decided_order_is_a_conflict() {
     let t = submit(&draft(false), r1_plan());
-    assert!(matches!(approve(&t.order, bob(), "nope"), Err(TransitionError::Invalid { ref field, .. }) if field == "stage"));
+    assert!(
+        matches!(approve(&t.order, bob(), "nope"), Err(TransitionError::Invalid { ref field, .. }) if field == "stage")
+    );
     assert!(matches!(approve(&approved_order(false), carol(), "user-approval"), Err(TransitionError::Conflict(_))));
     assert!(matches!(approve(&draft(false), bob(), "cost-center"), Err(TransitionError::Conflict(_))));
 }
@@ -364,20 +412,33 @@ fn a_delegate_decides_with_the_delegators_authority() {
 #[test]
 fn the_requester_withdraws_an_open_order() {
     let pending = submit(&draft(false), r1_plan()).order;
-    assert!(matches!(apply(&pending, Command::Withdraw { by: bob(), at: at() }, &on()), Err(TransitionError::Forbidden(_))));
+    assert!(matches!(
+        apply(&pending, Command::Withdraw { by: bob(), at: at() }, &on()),
+        Err(TransitionError::Forbidden(_))
+    ));
     let t = apply(&pending, Command::Withdraw { by: alice(), at: at() }, &on()).expect("withdraw");
     assert_eq!(t.order.status, OrderStatus::Withdrawn);
     assert_eq!(t.order.plan.open_stages().count(), 0);
-    assert!(matches!(apply(&approved_order(false), Command::Withdraw { by: alice(), at: at() }, &on()), Err(TransitionError::Conflict(_))));
+    assert!(matches!(
+        apply(&approved_order(false), Command::Withdraw { by: alice(), at: at() }, &on()),
+        Err(TransitionError::Conflict(_))
+    ));
 }
 
 #[test]
 fn an_admin_revokes_an_approval_back_to_pending() {
     let admin = actor("root", &["admin"]);
     let approved = approved_order(false);
-    assert!(matches!(apply(&approved, Command::Revoke { by: bob(), reason: "x".into(), at: at() }, &on()), Err(TransitionError::Forbidden(_))));
-    assert!(matches!(apply(&approved, Command::Revoke { by: admin.clone(), reason: " ".into(), at: at() }, &on()), Err(TransitionError::Invalid { .. })));
-    let t = apply(&approved, Command::Revoke { by: admin, reason: "wrong supplier".into(), at: at() }, &on()).expect("revoke");
+    assert!(matches!(
+        apply(&approved, Command::Revoke { by: bob(), reason: "x".into(), at: at() }, &on()),
+        Err(TransitionError::Forbidden(_))
+    ));
+    assert!(matches!(
+        apply(&approved, Command::Revoke { by: admin.clone(), reason: " ".into(), at: at() }, &on()),
+        Err(TransitionError::Invalid { .. })
+    ));
+    let t = apply(&approved, Command::Revoke { by: admin, reason: "wrong supplier".into(), at: at() }, &on())
+        .expect("revoke");
     assert_eq!(t.order.status, OrderStatus::PendingApproval);
     assert!(t.order.plan.stages.iter().all(|s| s.decisions.is_empty()));
     assert_eq!(t.order.plan.stages[0].state, StageState::Open);
@@ -387,14 +448,19 @@ fn an_admin_revokes_an_approval_back_to_pending() {
 #[test]
 fn revoking_an_order_that_needed_no_stage_holds_it() {
     let approved = submit(&draft(false), vec![]).order;
-    let t = apply(&approved, Command::Revoke { by: actor("root", &["admin"]), reason: "mistake".into(), at: at() }, &on()).expect("revoke");
+    let t =
+        apply(&approved, Command::Revoke { by: actor("root", &["admin"]), reason: "mistake".into(), at: at() }, &on())
+            .expect("revoke");
     assert_eq!(t.order.status, OrderStatus::OnHold);
 }
 
 #[test]
 fn release_needs_admin_or_finance_and_an_approved_order() {
     let approved = approved_order(false);
-    assert!(matches!(apply(&approved, Command::Release { by: carol(), at: at() }, &on()), Err(TransitionError::Forbidden(_))));
+    assert!(matches!(
+        apply(&approved, Command::Release { by: carol(), at: at() }, &on()),
+        Err(TransitionError::Forbidden(_))
+    ));
     let t = apply(&approved, Command::Release { by: actor("erin", &["finance"]), at: at() }, &on()).expect("release");
     assert_eq!(t.order.status, OrderStatus::Released);
     let revoke = Command::Revoke { by: actor("root", &["admin"]), reason: "x".into(), at: at() };
@@ -418,11 +484,23 @@ fn a_reactivated_subscription_stays_approved_without_new_stages() {
 
 #[test]
 fn subscription_state_changes_need_a_subscription_in_the_right_state() {
-    assert!(matches!(apply(&approved_order(false), Command::Deactivate { by: alice(), at: at() }, &on()), Err(TransitionError::Conflict(_))));
+    assert!(matches!(
+        apply(&approved_order(false), Command::Deactivate { by: alice(), at: at() }, &on()),
+        Err(TransitionError::Conflict(_))
+    ));
     let pending = submit(&draft(true), r1_plan()).order;
-    assert!(matches!(apply(&pending, Command::Deactivate { by: alice(), at: at() }, &on()), Err(TransitionError::Conflict(_))));
-    assert!(matches!(apply(&approved_order(true), Command::Reactivate { by: alice(), at: at() }, &on()), Err(TransitionError::Conflict(_))));
-    assert!(matches!(apply(&approved_order(true), Command::Deactivate { by: carol(), at: at() }, &on()), Err(TransitionError::Forbidden(_))));
+    assert!(matches!(
+        apply(&pending, Command::Deactivate { by: alice(), at: at() }, &on()),
+        Err(TransitionError::Conflict(_))
+    ));
+    assert!(matches!(
+        apply(&approved_order(true), Command::Reactivate { by: alice(), at: at() }, &on()),
+        Err(TransitionError::Conflict(_))
+    ));
+    assert!(matches!(
+        apply(&approved_order(true), Command::Deactivate { by: carol(), at: at() }, &on()),
+        Err(TransitionError::Forbidden(_))
+    ));
 }
 
 #[test]
@@ -443,7 +521,8 @@ const PEOPLE: [&str; 5] = ["alice", "bob", "carol", "dave", "erin"];
 
 fn person(i: usize, roles_mask: u8) -> Actor {
     let all = ["approver", "compliance", "admin", "finance"];
-    let roles: Vec<&str> = all.iter().enumerate().filter(|(b, _)| roles_mask & (1 << b) != 0).map(|(_, r)| *r).collect();
+    let roles: Vec<&str> =
+        all.iter().enumerate().filter(|(b, _)| roles_mask & (1 << b) != 0).map(|(_, r)| *r).collect();
     actor(PEOPLE[i % PEOPLE.len()], &roles)
 }
 
@@ -487,7 +566,8 @@ fn arb_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         (arb_plan(), 0u8..10).prop_map(|(p, o)| Op::Submit(p, o)),
         arb_plan().prop_map(Op::Edit),
-        (0usize..5, 0u8..16, 0usize..4, any::<bool>(), any::<bool>()).prop_map(|(p, r, s, a, c)| Op::Decide(p, r, s, a, c)),
+        (0usize..5, 0u8..16, 0usize..4, any::<bool>(), any::<bool>())
+            .prop_map(|(p, r, s, a, c)| Op::Decide(p, r, s, a, c)),
         (0usize..5, 0u8..16, 0usize..4, Just(true), Just(false)).prop_map(|(p, r, s, a, c)| Op::Decide(p, r, s, a, c)),
         (0usize..5, 0u8..16, 0usize..4, Just(true), Just(false)).prop_map(|(p, r, s, a, c)| Op::Decide(p, r, s, a, c)),
         (0usize..5).prop_map(Op::Withdraw),
@@ -535,7 +615,11 @@ fn command(op: Op, order: &Order) -> Command {
 fn check_invariants(order: &Order, policy: &Policy) -> Result<(), TestCaseError> {
     if matches!(order.status, OrderStatus::Approved | OrderStatus::Released) {
         for s in &order.plan.stages {
-            prop_assert!(s.state == StageState::Approved && s.satisfied(), "approved order with unsatisfied stage {}", s.key);
+            prop_assert!(
+                s.state == StageState::Approved && s.satisfied(),
+                "approved order with unsatisfied stage {}",
+                s.key
+            );
         }
     }
     for s in &order.plan.stages {
@@ -558,7 +642,10 @@ fn check_invariants(order: &Order, policy: &Policy) -> Result<(), TestCaseError>
     if order.status == OrderStatus::PendingApproval {
         prop_assert!(order.plan.open_stages().count() > 0, "pending order with no open stage");
         let level = order.plan.current_level();
-        prop_assert!(order.plan.open_stages().all(|s| Some(s.level) == level), "a stage is open beyond the current level");
+        prop_assert!(
+            order.plan.open_stages().all(|s| Some(s.level) == level),
+            "a stage is open beyond the current level"
+        );
     }
     Ok(())
 }

@@ -291,7 +291,10 @@ impl OrderInput {
             check_text(&at("tax_category"), &line.tax_category, MAX_CODE)?;
             check_text(&at("budget_category"), &line.budget_category, MAX_CODE)?;
             if line.quantity <= 0 || line.quantity > MAX_QUANTITY {
-                return Err(invalid(at("quantity"), format!("must be between 1 and {MAX_QUANTITY}, got {}", line.quantity)));
+                return Err(invalid(
+                    at("quantity"),
+                    format!("must be between 1 and {MAX_QUANTITY}, got {}", line.quantity),
+                ));
             }
             if line.unit_price_minor < 0 {
                 return Err(invalid(
@@ -299,7 +302,8 @@ impl OrderInput {
                     format!("must be zero or more, got {}: express discounts through a step", line.unit_price_minor),
                 ));
             }
-            let total = line_total(line).ok_or_else(|| invalid(at("unit_price_minor"), "quantity × price is too large"))?;
+            let total =
+                line_total(line).ok_or_else(|| invalid(at("unit_price_minor"), "quantity × price is too large"))?;
             subtotal = subtotal.checked_add(total).ok_or_else(|| invalid("lines", "the order total is too large"))?;
         }
         Ok(subtotal)
@@ -373,10 +377,8 @@ pub struct Order {
 impl Order {
     /// A new draft. The input must already be validated.
     pub fn new_draft(id: String, requester: String, input: OrderInput, subtotal: Minor, now: DateTime<Utc>) -> Order {
-        let subscription = input
-            .recurrence
-            .as_ref()
-            .map(|_| Subscription { state: SubscriptionState::Active, approved_once: false });
+        let subscription =
+            input.recurrence.as_ref().map(|_| Subscription { state: SubscriptionState::Active, approved_once: false });
         Order {
             id,
             requester,
@@ -432,7 +434,14 @@ mod tests {
     }
 
     fn line(q: i64, p: i64) -> Line {
-        Line { sku: "A".into(), description: None, quantity: q, unit_price_minor: p, tax_category: None, budget_category: None }
+        Line {
+            sku: "A".into(),
+            description: None,
+            quantity: q,
+            unit_price_minor: p,
+            tax_category: None,
+            budget_category: None,
+        }
     }
 
     #[test]
@@ -443,7 +452,10 @@ mod tests {
     #[test]
     fn refuses_bad_lines_naming_the_field() {
         assert_eq!(input(vec![]).validate().map_err(|e| e.field), Err("lines".into()));
-        assert_eq!(input(vec![line(1, 1), line(0, 1)]).validate().map_err(|e| e.field), Err("lines[1].quantity".into()));
+        assert_eq!(
+            input(vec![line(1, 1), line(0, 1)]).validate().map_err(|e| e.field),
+            Err("lines[1].quantity".into())
+        );
         assert_eq!(input(vec![line(-3, 1)]).validate().map_err(|e| e.field), Err("lines[0].quantity".into()));
         assert_eq!(input(vec![line(1, -1)]).validate().map_err(|e| e.field), Err("lines[0].unit_price_minor".into()));
         assert!(input(vec![line(MAX_QUANTITY, i64::MAX / 2)]).validate().is_err());

@@ -178,7 +178,15 @@ fn check_key(what: &str, s: &str) -> Result<(), StepError> {
 
 impl Merge {
     fn new(subtotal: Minor) -> Merge {
-        Merge { subtotal, total: subtotal, stages: Vec::new(), flags: Vec::new(), adjustments: Vec::new(), reject: None, holds: Vec::new() }
+        Merge {
+            subtotal,
+            total: subtotal,
+            stages: Vec::new(),
+            flags: Vec::new(),
+            adjustments: Vec::new(),
+            reject: None,
+            holds: Vec::new(),
+        }
     }
 
     /// Resolves who decides. The requester is never among them (R7): they are dropped from a
@@ -197,13 +205,17 @@ impl Merge {
                 users.sort();
                 users.dedup();
                 if users.is_empty() {
-                    return Err(bad(format!("the only approver listed is the requester ({requester}), who may not approve their own order")));
+                    return Err(bad(format!(
+                        "the only approver listed is the requester ({requester}), who may not approve their own order"
+                    )));
                 }
                 Approvers::Users { users }
             }
             ApproverSpec::CostCenterManager(code) => {
                 let manager = directory.cost_center_manager(code).ok_or_else(|| {
-                    bad(format!("cost center '{code}' does not exist: create it (POST /v1/admin/cost-centers) or fix the order"))
+                    bad(format!(
+                        "cost center '{code}' does not exist: create it (POST /v1/admin/cost-centers) or fix the order"
+                    ))
                 })?;
                 if manager == requester {
                     return Err(StepError::Denied(format!(
@@ -216,7 +228,13 @@ impl Merge {
     }
 
     /// Validates a step's output against the limits and the order so far; returns its stages.
-    fn check(&self, step: &str, out: &StepOutput, requester: &str, directory: &dyn Directory) -> Result<Vec<Stage>, StepError> {
+    fn check(
+        &self,
+        step: &str,
+        out: &StepOutput,
+        requester: &str,
+        directory: &dyn Directory,
+    ) -> Result<Vec<Stage>, StepError> {
         if out.stages.len() > MAX_STAGES {
             return Err(bad(format!("at most {MAX_STAGES} stages per step")));
         }
@@ -250,10 +268,17 @@ impl Merge {
             };
             match (s.quorum, &approvers) {
                 (Quorum::All, Approvers::Role { .. }) => {
-                    return Err(bad(format!("stage '{}': quorum \"all\" needs a user list, not a role; use a number", s.key)));
+                    return Err(bad(format!(
+                        "stage '{}': quorum \"all\" needs a user list, not a role; use a number",
+                        s.key
+                    )));
                 }
                 (Quorum::AtLeast(n), Approvers::Users { users }) if n as usize > users.len() => {
-                    return Err(bad(format!("stage '{}': quorum {n} is more than the {} users listed", s.key, users.len())));
+                    return Err(bad(format!(
+                        "stage '{}': quorum {n} is more than the {} users listed",
+                        s.key,
+                        users.len()
+                    )));
                 }
                 (Quorum::AtLeast(n), Approvers::CostCenterManager { .. }) if n > 1 => {
                     return Err(bad(format!("stage '{}': a cost center has one manager; quorum must be 1", s.key)));
@@ -347,7 +372,13 @@ impl Merge {
         } else {
             Outcome::Proceed
         };
-        Assessment { subtotal_minor: self.subtotal, adjustments: self.adjustments, flags: self.flags, stages: self.stages, outcome }
+        Assessment {
+            subtotal_minor: self.subtotal,
+            adjustments: self.adjustments,
+            flags: self.flags,
+            stages: self.stages,
+            outcome,
+        }
     }
 }
 

@@ -48,7 +48,14 @@ fn ctx() -> OrderContext {
         customer_id: None,
         vendor_id: None,
         currency: "EUR".parse().expect("EUR"),
-        lines: vec![Line { sku: "A".into(), description: None, quantity: 1, unit_price_minor: 10_000, tax_category: None, budget_category: None }],
+        lines: vec![Line {
+            sku: "A".into(),
+            description: None,
+            quantity: 1,
+            unit_price_minor: 10_000,
+            tax_category: None,
+            budget_category: None,
+        }],
         recurrence: None,
         attributes: Default::default(),
     };
@@ -91,12 +98,18 @@ fn no_steps_means_proceed_with_no_stages() {
 fn stages_of_all_steps_merge_sorted_by_level_and_resolved() {
     let e = run(vec![
         ("late", Ok(serde_json::json!({"stages": [stage("exec", 10, serde_json::json!({"role": "executive"}))]}))),
-        ("early", Ok(serde_json::json!({"stages": [stage("cc", 1, serde_json::json!({"cost_center_manager": "CC-1"}))]}))),
+        (
+            "early",
+            Ok(serde_json::json!({"stages": [stage("cc", 1, serde_json::json!({"cost_center_manager": "CC-1"}))]})),
+        ),
     ]);
     assert_eq!(e.assessment.outcome, Outcome::Proceed);
     let keys: Vec<_> = e.assessment.stages.iter().map(|s| (s.key.as_str(), s.source.as_str())).collect();
     assert_eq!(keys, [("cc", "early"), ("exec", "late")]);
-    assert_eq!(e.assessment.stages[0].approvers, crate::domain::plan::Approvers::CostCenterManager { cost_center: "CC-1".into(), manager: "bob".into() });
+    assert_eq!(
+        e.assessment.stages[0].approvers,
+        crate::domain::plan::Approvers::CostCenterManager { cost_center: "CC-1".into(), manager: "bob".into() }
+    );
     assert_eq!(e.runs.len(), 2);
 }
 
@@ -182,13 +195,19 @@ fn the_requesters_own_cost_center_needs_an_escalation_target() {
     let escalated = serde_json::json!({"stages": [{"key": "cc", "approvers": {"cost_center_manager": "CC-2"}, "escalate_to": {"role": "executive"}, "reason": "r"}]});
     let e = run(vec![("s", Ok(escalated))]);
     assert_eq!(e.assessment.outcome, Outcome::Proceed);
-    assert_eq!(e.assessment.stages[0].approvers, crate::domain::plan::Approvers::Role { role: "executive".parse().expect("role") });
+    assert_eq!(
+        e.assessment.stages[0].approvers,
+        crate::domain::plan::Approvers::Role { role: "executive".parse().expect("role") }
+    );
 }
 
 #[test]
 fn the_same_stage_from_two_steps_is_kept_once_but_a_clash_holds() {
     let cc = stage("cc", 1, serde_json::json!({"cost_center_manager": "CC-1"}));
-    let e = run(vec![("a", Ok(serde_json::json!({"stages": [cc.clone()]}))), ("b", Ok(serde_json::json!({"stages": [cc]})))]);
+    let e = run(vec![
+        ("a", Ok(serde_json::json!({"stages": [cc.clone()]}))),
+        ("b", Ok(serde_json::json!({"stages": [cc]}))),
+    ]);
     assert_eq!(e.assessment.stages.len(), 1);
     let clash = stage("cc", 2, serde_json::json!({"role": "approver"}));
     let e = run(vec![
@@ -213,7 +232,15 @@ fn each_step_sees_its_own_config() {
         }
         fn evaluate(&self, ctx: &OrderContext) -> Result<StepOutput, StepError> {
             let code = ctx.config["flag"].as_str().unwrap_or("none").to_string();
-            Ok(StepOutput { flags: vec![crate::domain::step::RiskFlag { code, severity: Default::default(), message: "m".into(), source: String::new() }], ..Default::default() })
+            Ok(StepOutput {
+                flags: vec![crate::domain::step::RiskFlag {
+                    code,
+                    severity: Default::default(),
+                    message: "m".into(),
+                    source: String::new(),
+                }],
+                ..Default::default()
+            })
         }
     }
     let steps = vec![

@@ -91,7 +91,9 @@ impl RhaiRuntime {
             .disable_symbol("eval")
             .disable_symbol("import");
         engine.on_print(|s| tracing::info!(target: "greenlight::script", "{s}"));
-        engine.on_debug(|s, src, pos| tracing::debug!(target: "greenlight::script", source = src, position = %pos, "{s}"));
+        engine.on_debug(
+            |s, src, pos| tracing::debug!(target: "greenlight::script", source = src, position = %pos, "{s}"),
+        );
         RhaiRuntime { engine: Arc::new(engine), limits, cache: RwLock::new(HashMap::new()) }
     }
 
@@ -177,14 +179,18 @@ impl Step for RhaiStep {
     }
 
     fn evaluate(&self, ctx: &OrderContext) -> Result<StepOutput, StepError> {
-        let arg = rhai::serde::to_dynamic(ctx).map_err(|e| StepError::Failed(format!("cannot pass the order to the script: {e}")))?;
+        let arg = rhai::serde::to_dynamic(ctx)
+            .map_err(|e| StepError::Failed(format!("cannot pass the order to the script: {e}")))?;
         let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
         let result: Dynamic = self
             .engine
             .call_fn_with_options(options, &mut Scope::new(), &self.ast, "evaluate", (arg,))
             .map_err(|e| classify(&e))?;
         if !result.is_map() {
-            return Err(StepError::BadOutput(format!("`evaluate` must return a map, it returned {}", result.type_name())));
+            return Err(StepError::BadOutput(format!(
+                "`evaluate` must return a map, it returned {}",
+                result.type_name()
+            )));
         }
         rhai::serde::from_dynamic::<StepOutput>(&result).map_err(|e| StepError::BadOutput(e.to_string()))
     }

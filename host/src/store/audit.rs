@@ -21,7 +21,8 @@ pub fn append(
         .prepare_cached("SELECT seq, hash FROM audit_log WHERE tenant_id = ?1 ORDER BY seq DESC LIMIT 1")?
         .query_row([tenant_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    let entry = AuditEntry::next(head.as_ref().map(|(s, h)| (*s as u64, h.as_str())), at, actor, action, order_id, data);
+    let entry =
+        AuditEntry::next(head.as_ref().map(|(s, h)| (*s as u64, h.as_str())), at, actor, action, order_id, data);
     conn.prepare_cached(
         "INSERT INTO audit_log (tenant_id, seq, at, actor, action, order_id, data, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
@@ -47,21 +48,34 @@ type Row = (i64, String, String, String, Option<String>, String, String, String)
 
 fn decode(r: Row) -> Result<AuditEntry, StoreError> {
     let (seq, at, actor, action, order_id, data, prev_hash, hash) = r;
-    Ok(AuditEntry { seq: seq as u64, at, actor, action, order_id, data: from_json("audit_log.data", &data)?, prev_hash, hash })
+    Ok(AuditEntry {
+        seq: seq as u64,
+        at,
+        actor,
+        action,
+        order_id,
+        data: from_json("audit_log.data", &data)?,
+        prev_hash,
+        hash,
+    })
 }
 
 const COLUMNS: &str = "seq, at, actor, action, order_id, data, prev_hash, hash";
 
 /// An order's entries, oldest first.
 pub fn for_order(conn: &Connection, tenant_id: &str, order_id: &str) -> Result<Vec<AuditEntry>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM audit_log WHERE tenant_id = ?1 AND order_id = ?2 ORDER BY seq"))?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM audit_log WHERE tenant_id = ?1 AND order_id = ?2 ORDER BY seq"
+    ))?;
     let rows = stmt.query_map(params![tenant_id, order_id], row)?;
     rows.map(|r| decode(r?)).collect()
 }
 
 /// Up to `limit` entries after `after_seq`, in order.
 pub fn page(conn: &Connection, tenant_id: &str, after_seq: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM audit_log WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"))?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM audit_log WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+    ))?;
     let rows = stmt.query_map(params![tenant_id, after_seq as i64, limit as i64], row)?;
     rows.map(|r| decode(r?)).collect()
 }

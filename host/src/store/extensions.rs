@@ -34,7 +34,14 @@ pub struct ExtensionSetting {
 }
 
 /// Creates or replaces a script; its settings row is created disabled if missing.
-pub fn upsert_script(conn: &Connection, tenant_id: &str, name: &str, source: &str, hash: &str, at: &str) -> Result<bool, StoreError> {
+pub fn upsert_script(
+    conn: &Connection,
+    tenant_id: &str,
+    name: &str,
+    source: &str,
+    hash: &str,
+    at: &str,
+) -> Result<bool, StoreError> {
     let existed: bool = conn
         .query_row("SELECT 1 FROM scripts WHERE tenant_id = ?1 AND name = ?2", params![tenant_id, name], |_| Ok(true))
         .optional()?
@@ -59,11 +66,24 @@ pub fn settings(conn: &Connection, tenant_id: &str) -> Result<Vec<ExtensionSetti
          WHERE s.tenant_id = ?1 ORDER BY e.position, s.name",
     )?;
     let rows = stmt.query_map([tenant_id], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?, r.get::<_, i64>(3)?, r.get::<_, String>(4)?))
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, bool>(2)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, String>(4)?,
+        ))
     })?;
     rows.map(|r| {
         let (name, code_hash, enabled, position, config) = r?;
-        Ok(ExtensionSetting { name, kind: "script".into(), code_hash, enabled, position, config: from_json("tenant_extensions.config", &config)? })
+        Ok(ExtensionSetting {
+            name,
+            kind: "script".into(),
+            code_hash,
+            enabled,
+            position,
+            config: from_json("tenant_extensions.config", &config)?,
+        })
     })
     .collect()
 }

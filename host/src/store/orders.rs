@@ -33,7 +33,8 @@ fn index_rows(conn: &Connection, tenant_id: &str, order: &Order) -> Result<(), S
     let mut cats: Vec<&str> = order.input.lines.iter().filter_map(|l| l.budget_category.as_deref()).collect();
     cats.sort_unstable();
     cats.dedup();
-    let mut ins_cat = conn.prepare_cached("INSERT INTO order_categories (tenant_id, category, order_id) VALUES (?1, ?2, ?3)")?;
+    let mut ins_cat =
+        conn.prepare_cached("INSERT INTO order_categories (tenant_id, category, order_id) VALUES (?1, ?2, ?3)")?;
     for c in cats {
         ins_cat.execute(params![tenant_id, c, order.id])?;
     }
@@ -150,7 +151,8 @@ pub fn list(conn: &Connection, tenant_id: &str, f: &OrderFilter) -> Result<(Vec<
     let limit = f.limit.clamp(1, 200);
     sql.push_str(&format!(" ORDER BY o.id DESC LIMIT {}", limit + 1));
     let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(params_from_iter(args.iter()), |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let rows =
+        stmt.query_map(params_from_iter(args.iter()), |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
     let mut orders = Vec::with_capacity(limit + 1);
     for row in rows {
         let (doc, _) = row?;
@@ -184,7 +186,13 @@ pub fn open_for(conn: &Connection, tenant_id: &str, user: &str, roles: &[String]
 }
 
 /// Total of the requester's approved and released orders approved since `since`.
-pub fn spent_by_requester(conn: &Connection, tenant_id: &str, requester: &str, since: &str, exclude: &str) -> Result<Minor, StoreError> {
+pub fn spent_by_requester(
+    conn: &Connection,
+    tenant_id: &str,
+    requester: &str,
+    since: &str,
+    exclude: &str,
+) -> Result<Minor, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT COALESCE(SUM(total_minor), 0) FROM orders WHERE tenant_id = ?1 AND requester = ?2
@@ -194,7 +202,13 @@ pub fn spent_by_requester(conn: &Connection, tenant_id: &str, requester: &str, s
 }
 
 /// Total of the cost center's approved and released orders approved since `since`.
-pub fn spent_on_cost_center(conn: &Connection, tenant_id: &str, code: &str, since: &str, exclude: &str) -> Result<Minor, StoreError> {
+pub fn spent_on_cost_center(
+    conn: &Connection,
+    tenant_id: &str,
+    code: &str,
+    since: &str,
+    exclude: &str,
+) -> Result<Minor, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT COALESCE(SUM(total_minor), 0) FROM orders WHERE tenant_id = ?1 AND cost_center = ?2

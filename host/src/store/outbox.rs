@@ -22,9 +22,15 @@ pub fn enqueue(
 }
 
 /// Pending notifications of one order (for tests and the admin view).
-pub fn for_order(conn: &Connection, tenant_id: &str, order_id: &str) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
-    let mut stmt = conn.prepare("SELECT event, payload FROM outbox WHERE tenant_id = ?1 AND order_id = ?2 ORDER BY id")?;
-    let rows = stmt.query_map(params![tenant_id, order_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+pub fn for_order(
+    conn: &Connection,
+    tenant_id: &str,
+    order_id: &str,
+) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+    let mut stmt =
+        conn.prepare("SELECT event, payload FROM outbox WHERE tenant_id = ?1 AND order_id = ?2 ORDER BY id")?;
+    let rows =
+        stmt.query_map(params![tenant_id, order_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
     rows.map(|r| {
         let (e, p) = r?;
         Ok((e, super::from_json("outbox.payload", &p)?))

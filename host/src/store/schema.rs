@@ -56,12 +56,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX orders_by_requester ON orders (tenant_id, requester, id);
     CREATE INDEX orders_by_cost_center ON orders (tenant_id, cost_center, id);
     CREATE INDEX orders_by_department ON orders (tenant_id, department, id);
+    -- Covering indexes: budget sums read only the index, never the order documents.
+    CREATE INDEX orders_spent_by_requester ON orders (tenant_id, requester, status, approved_at, total_minor, id);
+    CREATE INDEX orders_spent_by_cost_center ON orders (tenant_id, cost_center, status, approved_at, total_minor, id);
     CREATE TABLE order_categories (
         tenant_id TEXT NOT NULL,
         category TEXT NOT NULL,
         order_id TEXT NOT NULL REFERENCES orders(id),
         PRIMARY KEY (tenant_id, category, order_id)
     ) WITHOUT ROWID;
+    CREATE INDEX order_categories_by_order ON order_categories (order_id);
     CREATE TABLE open_stages (
         tenant_id TEXT NOT NULL,
         order_id TEXT NOT NULL REFERENCES orders(id),

@@ -20,7 +20,14 @@ fn order(id: &str) -> Order {
         customer_id: None,
         vendor_id: None,
         currency: "EUR".parse().expect("EUR"),
-        lines: vec![Line { sku: "A".into(), description: None, quantity: 1, unit_price_minor: 5, tax_category: None, budget_category: Some("hw".into()) }],
+        lines: vec![Line {
+            sku: "A".into(),
+            description: None,
+            quantity: 1,
+            unit_price_minor: 5,
+            tax_category: None,
+            budget_category: Some("hw".into()),
+        }],
         recurrence: None,
         attributes: Default::default(),
     };
@@ -44,7 +51,15 @@ fn a_failing_change_leaves_no_trace_and_does_not_disturb_its_batch() {
             handles.push(tokio::spawn(async move {
                 s.write(move |c| -> Result<(), StoreError> {
                     orders::insert(c, &t, &order(&format!("o{i}")))?;
-                    audit::append(c, &t, Utc::now(), "alice", "order_created", Some(&format!("o{i}")), serde_json::json!({}))?;
+                    audit::append(
+                        c,
+                        &t,
+                        Utc::now(),
+                        "alice",
+                        "order_created",
+                        Some(&format!("o{i}")),
+                        serde_json::json!({}),
+                    )?;
                     outbox::enqueue(c, &t, Some(&format!("o{i}")), "order_created", &serde_json::json!({}), "now")?;
                     if i % 5 == 0 {
                         // Fails after writing the order, its audit entry and its outbox row.
@@ -114,8 +129,10 @@ fn the_audit_log_refuses_update_and_delete() {
     let s = store(&dir, 8);
     let t = tenant(&s);
     let t2 = t.clone();
-    s.write_blocking(move |c| audit::append(c, &t2, Utc::now(), "a", "x", None, serde_json::json!({}))).expect("append");
-    let upd: Result<usize, StoreError> = s.write_blocking(|c| Ok(c.execute("UPDATE audit_log SET actor = 'mallory'", [])?));
+    s.write_blocking(move |c| audit::append(c, &t2, Utc::now(), "a", "x", None, serde_json::json!({})))
+        .expect("append");
+    let upd: Result<usize, StoreError> =
+        s.write_blocking(|c| Ok(c.execute("UPDATE audit_log SET actor = 'mallory'", [])?));
     assert!(upd.is_err_and(|e| e.to_string().contains("append-only")));
     let del: Result<usize, StoreError> = s.write_blocking(|c| Ok(c.execute("DELETE FROM audit_log", [])?));
     assert!(del.is_err_and(|e| e.to_string().contains("append-only")));
@@ -133,10 +150,12 @@ fn chains_are_per_tenant() {
     for (t, n) in [(&a, 3), (&b, 2)] {
         for _ in 0..n {
             let t = t.clone();
-            s.write_blocking(move |c| audit::append(c, &t, Utc::now(), "a", "x", None, serde_json::json!({}))).expect("append");
+            s.write_blocking(move |c| audit::append(c, &t, Utc::now(), "a", "x", None, serde_json::json!({})))
+                .expect("append");
         }
     }
-    let (ra, rb) = (s.read_blocking(|c| audit::verify(c, &a)).expect("a"), s.read_blocking(|c| audit::verify(c, &b)).expect("b"));
+    let (ra, rb) =
+        (s.read_blocking(|c| audit::verify(c, &a)).expect("a"), s.read_blocking(|c| audit::verify(c, &b)).expect("b"));
     assert_eq!((ra.entries, rb.entries), (3, 2));
     assert!(ra.ok && rb.ok);
 }
@@ -191,12 +210,22 @@ fn tokens_are_stored_hashed() {
         directory::insert_user(
             c,
             &t2,
-            &directory::User { name: "alice".into(), roles: vec![], email: None, phone: None, spend_limit_minor: None, budget_minor: None, budget_period: None },
+            &directory::User {
+                name: "alice".into(),
+                roles: vec![],
+                email: None,
+                phone: None,
+                spend_limit_minor: None,
+                budget_minor: None,
+                budget_period: None,
+            },
         )?;
         directory::insert_token(c, &t2, "alice", &tok)
     })
     .expect("token stored");
-    let stored: String = s.read_blocking(|c| c.query_row("SELECT hash FROM tokens", [], |r| r.get(0)).map_err(StoreError::from)).expect("hash");
+    let stored: String = s
+        .read_blocking(|c| c.query_row("SELECT hash FROM tokens", [], |r| r.get(0)).map_err(StoreError::from))
+        .expect("hash");
     assert_ne!(stored, token);
     assert_eq!(stored, directory::token_hash(&token));
     let p = s.read_blocking(move |c| directory::principal(c, &token)).expect("lookup").expect("found");

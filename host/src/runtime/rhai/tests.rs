@@ -12,14 +12,28 @@ fn ctx(config: serde_json::Value) -> OrderContext {
         customer_id: None,
         vendor_id: Some("ACME".into()),
         currency: "EUR".parse().expect("EUR"),
-        lines: vec![Line { sku: "A".into(), description: None, quantity: 3, unit_price_minor: 700, tax_category: None, budget_category: None }],
+        lines: vec![Line {
+            sku: "A".into(),
+            description: None,
+            quantity: 3,
+            unit_price_minor: 700,
+            tax_category: None,
+            budget_category: None,
+        }],
         recurrence: None,
         attributes: Default::default(),
     };
     OrderContext {
         order: ContextOrder::new("o1", "alice", &input),
         subtotal_minor: 2100,
-        requester: RequesterProfile { name: "alice".into(), roles: vec![], spend_limit_minor: Some(1000), budget_minor: None, budget_period: None, budget_used_minor: 0 },
+        requester: RequesterProfile {
+            name: "alice".into(),
+            roles: vec![],
+            spend_limit_minor: Some(1000),
+            budget_minor: None,
+            budget_period: None,
+            budget_used_minor: 0,
+        },
         cost_center: None,
         config,
     }
@@ -98,7 +112,9 @@ fn huge_strings_and_arrays_hit_the_size_limits() {
 
 #[test]
 fn thrown_errors_and_garbage_are_reported() {
-    assert!(matches!(eval(r#"fn evaluate(ctx) { throw "no customer" }"#), Err(StepError::Failed(m)) if m.contains("no customer")));
+    assert!(
+        matches!(eval(r#"fn evaluate(ctx) { throw "no customer" }"#), Err(StepError::Failed(m)) if m.contains("no customer"))
+    );
     assert!(matches!(eval("fn evaluate(ctx) { 42 }"), Err(StepError::BadOutput(_))));
     assert!(matches!(eval("fn evaluate(ctx) { #{ stages: 1 } }"), Err(StepError::BadOutput(_))));
     assert!(matches!(eval("fn evaluate(ctx) { #{ approve: true } }"), Err(StepError::BadOutput(_))));
