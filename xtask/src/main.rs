@@ -71,8 +71,40 @@ fn test() -> Result<()> {
     run("cargo clippy -D warnings", cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     run("build the greenlight binary", cargo().args(["build", "-p", "greenlight-host", "--bin", "greenlight"]))?;
     let bin = target_dir().join("debug").join("greenlight");
-    run("cargo test --workspace", cargo().args(["test", "--workspace"]).env("GREENLIGHT_BIN", bin))?;
+    let (passed, failed) = run_counting_tests(cargo().args(["test", "--workspace"]).env("GREENLIGHT_BIN", bin))?;
+    // The one closing line CI reads: the whole suite, not the last test binary.
+    println!("tests: {passed} passed, {failed} failed");
+    if failed > 0 {
+        bail!("{failed} tests failed");
+    }
     Ok(())
+}
+
+/// Runs `cargo test`, echoing its output, and adds up its `test result:` lines.
+fn run_counting_tests(cmd: &mut Command) -> Result<(u64, u64)> {
+    use std::io::{BufRead, BufReader, Write};
+    eprintln!("xtask: cargo test --workspace");
+    let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().context("could not start cargo test")?;
+    let stdout = child.stdout.take().context("cargo test stdout")?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    let mut out = std::io::stdout().lock();
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        writeln!(out, "{line}")?;
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let count = |word: &str| {
+                rest.split(';')
+                    .find_map(|part| part.trim().strip_suffix(word).and_then(|n| n.trim().parse::<u64>().ok()))
+            };
+            passed += count("passed").unwrap_or(0);
+            failed += count("failed").unwrap_or(0);
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() && failed == 0 {
+        bail!("cargo test failed ({status})");
+    }
+    Ok((passed, failed))
 }
 
 fn bench(args: &[String]) -> Result<()> {

@@ -122,31 +122,27 @@ fn now() -> String {
 pub fn create_tenant(conn: &Connection, name: &str) -> Result<Tenant, StoreError> {
     let id = uuid::Uuid::now_v7().to_string();
     let policy = Policy::default();
-    conn.execute(
-        "INSERT INTO tenants (id, name, created_at, settings) VALUES (?1, ?2, ?3, ?4)",
-        params![id, name, now(), to_json(&policy)?],
-    )?;
+    conn.prepare_cached("INSERT INTO tenants (id, name, created_at, settings) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![id, name, now(), to_json(&policy)?])?;
     Ok(Tenant { id, name: name.to_string(), policy })
 }
 
 /// Looks a tenant up by name.
 pub fn tenant_by_name(conn: &Connection, name: &str) -> Result<Option<Tenant>, StoreError> {
-    conn.query_row("SELECT id, name, settings FROM tenants WHERE name = ?1", [name], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
-    })
-    .optional()?
-    .map(|(id, name, s)| Ok(Tenant { id, name, policy: from_json("tenants.settings", &s)? }))
-    .transpose()
+    conn.prepare_cached("SELECT id, name, settings FROM tenants WHERE name = ?1")?
+        .query_row([name], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+        .optional()?
+        .map(|(id, name, s)| Ok(Tenant { id, name, policy: from_json("tenants.settings", &s)? }))
+        .transpose()
 }
 
 /// Looks a tenant up by id.
 pub fn tenant(conn: &Connection, id: &str) -> Result<Option<Tenant>, StoreError> {
-    conn.query_row("SELECT id, name, settings FROM tenants WHERE id = ?1", [id], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
-    })
-    .optional()?
-    .map(|(id, name, s)| Ok(Tenant { id, name, policy: from_json("tenants.settings", &s)? }))
-    .transpose()
+    conn.prepare_cached("SELECT id, name, settings FROM tenants WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+        .optional()?
+        .map(|(id, name, s)| Ok(Tenant { id, name, policy: from_json("tenants.settings", &s)? }))
+        .transpose()
 }
 
 /// Every tenant id, for host-wide audit verification.
@@ -158,16 +154,15 @@ pub fn tenant_ids(conn: &Connection) -> Result<Vec<(String, String)>, StoreError
 
 /// Saves the tenant's policy.
 pub fn save_policy(conn: &Connection, tenant_id: &str, policy: &Policy) -> Result<(), StoreError> {
-    conn.execute("UPDATE tenants SET settings = ?2 WHERE id = ?1", params![tenant_id, to_json(policy)?])?;
+    conn.prepare_cached("UPDATE tenants SET settings = ?2 WHERE id = ?1")?
+        .execute(params![tenant_id, to_json(policy)?])?;
     Ok(())
 }
 
 /// Inserts a user. Fails (constraint) if the name is taken.
 pub fn insert_user(conn: &Connection, tenant_id: &str, u: &User) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO users (tenant_id, name, roles, email, phone, spend_limit_minor, budget_minor, budget_period, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![
+    conn.prepare_cached("INSERT INTO users (tenant_id, name, roles, email, phone, spend_limit_minor, budget_minor, budget_period, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")?.execute(params![
             tenant_id,
             u.name,
             to_json(&u.roles)?,
@@ -203,8 +198,10 @@ fn user_decode(row: UserRow) -> Result<User, StoreError> {
 
 /// Looks a user up.
 pub fn user(conn: &Connection, tenant_id: &str, name: &str) -> Result<Option<User>, StoreError> {
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT name, roles, email, phone, spend_limit_minor, budget_minor, budget_period FROM users WHERE tenant_id = ?1 AND name = ?2",
+    )?
+    .query_row(
         params![tenant_id, name],
         user_from_row,
     )
@@ -215,19 +212,16 @@ pub fn user(conn: &Connection, tenant_id: &str, name: &str) -> Result<Option<Use
 
 /// Stores a token's hash for a user.
 pub fn insert_token(conn: &Connection, tenant_id: &str, user: &str, token: &str) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO tokens (hash, tenant_id, user_name, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![token_hash(token), tenant_id, user, now()],
-    )?;
+    conn.prepare_cached("INSERT INTO tokens (hash, tenant_id, user_name, created_at) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![token_hash(token), tenant_id, user, now()])?;
     Ok(())
 }
 
 /// Resolves a bearer token to its tenant and user.
 pub fn principal(conn: &Connection, token: &str) -> Result<Option<Principal>, StoreError> {
     let found: Option<(String, String)> = conn
-        .query_row("SELECT tenant_id, user_name FROM tokens WHERE hash = ?1", [token_hash(token)], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .prepare_cached("SELECT tenant_id, user_name FROM tokens WHERE hash = ?1")?
+        .query_row([token_hash(token)], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let Some((tenant_id, user_name)) = found else { return Ok(None) };
     let (Some(tenant), Some(user)) = (tenant(conn, &tenant_id)?, user(conn, &tenant_id, &user_name)?) else {
@@ -238,21 +232,18 @@ pub fn principal(conn: &Connection, token: &str) -> Result<Option<Principal>, St
 
 /// Inserts a cost center.
 pub fn insert_cost_center(conn: &Connection, tenant_id: &str, cc: &CostCenter) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO cost_centers (tenant_id, code, manager, budget_minor) VALUES (?1, ?2, ?3, ?4)",
-        params![tenant_id, cc.code, cc.manager, cc.budget_minor],
-    )?;
+    conn.prepare_cached("INSERT INTO cost_centers (tenant_id, code, manager, budget_minor) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![tenant_id, cc.code, cc.manager, cc.budget_minor])?;
     Ok(())
 }
 
 /// Looks a cost center up.
 pub fn cost_center(conn: &Connection, tenant_id: &str, code: &str) -> Result<Option<CostCenter>, StoreError> {
     Ok(conn
-        .query_row(
-            "SELECT code, manager, budget_minor FROM cost_centers WHERE tenant_id = ?1 AND code = ?2",
-            params![tenant_id, code],
-            |r| Ok(CostCenter { code: r.get(0)?, manager: r.get(1)?, budget_minor: r.get(2)? }),
-        )
+        .prepare_cached("SELECT code, manager, budget_minor FROM cost_centers WHERE tenant_id = ?1 AND code = ?2")?
+        .query_row(params![tenant_id, code], |r| {
+            Ok(CostCenter { code: r.get(0)?, manager: r.get(1)?, budget_minor: r.get(2)? })
+        })
         .optional()?)
 }
 

@@ -46,15 +46,11 @@ pub fn upsert_script(
         .query_row("SELECT 1 FROM scripts WHERE tenant_id = ?1 AND name = ?2", params![tenant_id, name], |_| Ok(true))
         .optional()?
         .unwrap_or(false);
-    conn.execute(
-        "INSERT INTO scripts (tenant_id, name, source, hash, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (tenant_id, name) DO UPDATE SET source = excluded.source, hash = excluded.hash, updated_at = excluded.updated_at",
-        params![tenant_id, name, source, hash, at],
+    conn.prepare_cached("INSERT INTO scripts (tenant_id, name, source, hash, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (tenant_id, name) DO UPDATE SET source = excluded.source, hash = excluded.hash, updated_at = excluded.updated_at")?.execute(params![tenant_id, name, source, hash, at],
     )?;
-    conn.execute(
-        "INSERT INTO tenant_extensions (tenant_id, name) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-        params![tenant_id, name],
-    )?;
+    conn.prepare_cached("INSERT INTO tenant_extensions (tenant_id, name) VALUES (?1, ?2) ON CONFLICT DO NOTHING")?
+        .execute(params![tenant_id, name])?;
     Ok(existed)
 }
 
@@ -114,10 +110,8 @@ pub fn update_setting(
     position: Option<i64>,
     config: Option<&serde_json::Value>,
 ) -> Result<bool, StoreError> {
-    let n = conn.execute(
-        "UPDATE tenant_extensions SET enabled = ?3, position = COALESCE(?4, position), config = COALESCE(?5, config)
-         WHERE tenant_id = ?1 AND name = ?2",
-        params![tenant_id, name, enabled, position, config.map(to_json).transpose()?],
+    let n = conn.prepare_cached("UPDATE tenant_extensions SET enabled = ?3, position = COALESCE(?4, position), config = COALESCE(?5, config)
+         WHERE tenant_id = ?1 AND name = ?2")?.execute(params![tenant_id, name, enabled, position, config.map(to_json).transpose()?],
     )?;
     Ok(n == 1)
 }

@@ -103,17 +103,17 @@ where
 {
     fn run(self: Box<Self>, conn: &Connection) -> Completion {
         let WriteJob { f, reply } = *self;
-        let result = match conn.execute_batch("SAVEPOINT change") {
+        let result = match conn.prepare_cached("SAVEPOINT change").and_then(|mut s| s.execute([])) {
             Err(e) => Err(E::from(StoreError::Sqlite(e))),
-            Ok(()) => {
+            Ok(_) => {
                 let r = match catch_unwind(AssertUnwindSafe(|| f(conn))) {
                     Ok(r) => r,
                     Err(_) => Err(E::from(StoreError::Commit("the change panicked".into()))),
                 };
                 if r.is_err() {
-                    let _ = conn.execute_batch("ROLLBACK TO change");
+                    let _ = conn.prepare_cached("ROLLBACK TO change").and_then(|mut s| s.execute([]));
                 }
-                let _ = conn.execute_batch("RELEASE change");
+                let _ = conn.prepare_cached("RELEASE change").and_then(|mut s| s.execute([]));
                 r
             }
         };
@@ -305,7 +305,7 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>, max_batch: us
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = conn.prepare_cached("BEGIN IMMEDIATE").and_then(|mut s| s.execute([])) {
             let why = format!("cannot start a transaction: {e}");
             for job in batch.drain(..) {
                 job.abort(&why);
@@ -313,7 +313,7 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>, max_batch: us
             continue;
         }
         let completions: Vec<_> = batch.drain(..).map(|job| job.run(&conn)).collect();
-        let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        let commit = conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([])).map_err(|e| e.to_string());
         if commit.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
             tracing::error!(error = ?commit, "group commit failed; {} changes refused", completions.len());

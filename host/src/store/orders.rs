@@ -28,8 +28,8 @@ pub struct OrderFilter {
 }
 
 fn index_rows(conn: &Connection, tenant_id: &str, order: &Order) -> Result<(), StoreError> {
-    conn.execute("DELETE FROM order_categories WHERE order_id = ?1", [&order.id])?;
-    conn.execute("DELETE FROM open_stages WHERE order_id = ?1", [&order.id])?;
+    conn.prepare_cached("DELETE FROM order_categories WHERE order_id = ?1")?.execute([&order.id])?;
+    conn.prepare_cached("DELETE FROM open_stages WHERE order_id = ?1")?.execute([&order.id])?;
     let mut cats: Vec<&str> = order.input.lines.iter().filter_map(|l| l.budget_category.as_deref()).collect();
     cats.sort_unstable();
     cats.dedup();
@@ -63,10 +63,8 @@ fn index_rows(conn: &Connection, tenant_id: &str, order: &Order) -> Result<(), S
 
 /// Inserts a new order.
 pub fn insert(conn: &Connection, tenant_id: &str, order: &Order) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO orders (id, tenant_id, requester, status, cost_center, department, currency, total_minor, approved_at, version, doc)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        params![
+    conn.prepare_cached("INSERT INTO orders (id, tenant_id, requester, status, cost_center, department, currency, total_minor, approved_at, version, doc)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")?.execute(params![
             order.id,
             tenant_id,
             order.requester,
@@ -86,11 +84,13 @@ pub fn insert(conn: &Connection, tenant_id: &str, order: &Order) -> Result<(), S
 /// Saves a changed order if its stored version is still `expected_version`. Returns false when
 /// someone else changed it first (the caller answers 409).
 pub fn update(conn: &Connection, tenant_id: &str, order: &Order, expected_version: u64) -> Result<bool, StoreError> {
-    let n = conn.execute(
-        "UPDATE orders SET status = ?3, cost_center = ?4, department = ?5, currency = ?6, total_minor = ?7,
+    let n = conn
+        .prepare_cached(
+            "UPDATE orders SET status = ?3, cost_center = ?4, department = ?5, currency = ?6, total_minor = ?7,
                 approved_at = ?8, version = ?9, doc = ?10
          WHERE id = ?1 AND tenant_id = ?2 AND version = ?11",
-        params![
+        )?
+        .execute(params![
             order.id,
             tenant_id,
             order.status.as_str(),
@@ -102,8 +102,7 @@ pub fn update(conn: &Connection, tenant_id: &str, order: &Order, expected_versio
             order.version as i64,
             to_json(order)?,
             expected_version as i64
-        ],
-    )?;
+        ])?;
     if n == 1 {
         index_rows(conn, tenant_id, order)?;
     }
@@ -227,10 +226,10 @@ pub fn record_evaluation(
     runs: &serde_json::Value,
     outcome: &str,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO evaluations (tenant_id, order_id, at, context, runs, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![tenant_id, order_id, at, to_json(context)?, to_json(runs)?, outcome],
-    )?;
+    )?
+    .execute(params![tenant_id, order_id, at, to_json(context)?, to_json(runs)?, outcome])?;
     Ok(())
 }
 

@@ -14,9 +14,7 @@ pub fn enqueue(
     payload: &serde_json::Value,
     at: &str,
 ) -> Result<i64, StoreError> {
-    conn.execute(
-        "INSERT INTO outbox (tenant_id, order_id, event, payload, created_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-        params![tenant_id, order_id, event, to_json(payload)?, at],
+    conn.prepare_cached("INSERT INTO outbox (tenant_id, order_id, event, payload, created_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)")?.execute(params![tenant_id, order_id, event, to_json(payload)?, at],
     )?;
     Ok(conn.last_insert_rowid())
 }
