@@ -94,7 +94,7 @@ fn run_counting_tests(cmd: &mut Command) -> Result<(u64, u64)> {
         if let Some(rest) = line.strip_prefix("test result: ") {
             let count = |word: &str| {
                 rest.split(';')
-                    .find_map(|part| part.trim().strip_suffix(word).and_then(|n| n.trim().parse::<u64>().ok()))
+                    .find_map(|part| part.trim().strip_suffix(word)?.split_whitespace().last()?.parse::<u64>().ok())
             };
             passed += count("passed").unwrap_or(0);
             failed += count("failed").unwrap_or(0);
