@@ -323,3 +323,23 @@ fn request_view_filters_and_pages() -> Result<()> {
     assert_eq!(admin.get("/v1/orders?status=bogus")?.status, 422);
     Ok(())
 }
+
+#[test]
+fn a_manager_ordering_on_their_own_cost_center_is_escalated_not_self_approved() -> Result<()> {
+    let s = Server::start()?;
+    let (admin, _, _, _) = r1_tenant(&s)?;
+    let frank = admin.user("frank", &["executive"], json!({}))?;
+    let boss = admin.user("boss", &["cost_center_manager", "requester"], json!({}))?;
+    assert_eq!(admin.post("/v1/admin/cost-centers", json!({"code": "CC-9", "manager": "boss"}))?.status, 201);
+    let mut body = order_body(1, 500);
+    body["cost_center"] = json!("CC-9");
+    let id = boss.order(body)?;
+    let r = boss.submit(&id)?;
+    assert_eq!(r.body["status"], "pending_approval", "{}", r.text);
+    // The shipped cost-center script escalates to `executive` when the requester is the manager.
+    assert_eq!(r.body["plan"]["stages"][0]["approvers"], json!({"kind": "role", "role": "executive"}));
+    assert_eq!(boss.decide(&id, "cost-center", "approve", None)?.status, 403);
+    let r = frank.decide(&id, "cost-center", "approve", None)?;
+    assert_eq!(r.body["status"], "approved", "{}", r.text);
+    Ok(())
+}
