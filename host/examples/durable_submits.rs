@@ -40,7 +40,7 @@ async fn submits_per_second(max_batch: usize, orders: usize, clients: usize) -> 
     let dir = tempfile::tempdir().expect("tmp");
     let store =
         Store::open(dir.path().join("b.db"), StoreOptions { max_batch, ..StoreOptions::default() }).expect("store");
-    let approvals = Approvals::new(store, Runtimes::new());
+    let approvals = Approvals::new(store, Runtimes::new().expect("runtimes"));
     let (_, admin) = approvals.create_tenant("bench").await.expect("tenant");
     let admin = approvals.authenticate(&admin).await.expect("auth").expect("admin");
     let body = NewUser {

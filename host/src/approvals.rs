@@ -57,6 +57,7 @@ impl From<RuntimeError> for ApprovalError {
     fn from(e: RuntimeError) -> Self {
         match e {
             RuntimeError::Store(s) => ApprovalError::Store(s),
+            other => ApprovalError::Conflict(other.to_string()),
         }
     }
 }
@@ -168,6 +169,9 @@ pub struct ExtensionUpdate {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub config: Option<serde_json::Value>,
+    /// Capabilities granted to a plugin (each must also be declared in its manifest).
+    #[serde(default)]
+    pub grants: Option<extensions::Grants>,
 }
 
 /// The body of `PUT /v1/admin/settings`.
@@ -594,6 +598,12 @@ impl Approvals {
     pub async fn add_script(&self, p: &Principal, name: &str, source: &str) -> Result<ScriptInstalled, ApprovalError> {
         require_role(p, &[roles::ADMIN], "installing scripts")?;
         check_name("name", name, &['-', '_'])?;
+        let n = name.to_string();
+        if self.store.read(move |c| crate::store::plugins::get(c, &n)).await?.is_some() {
+            return Err(ApprovalError::Conflict(format!(
+                "a plugin named '{name}' is installed on this host; give the script another name"
+            )));
+        }
         let (hash, _) = self.runtimes.rhai.compile(source)?;
         let (tenant_id, actor, name, source, h) =
             (p.tenant.id.clone(), p.user.name.clone(), name.to_string(), source.to_string(), hash.clone());
@@ -652,15 +662,62 @@ impl Approvals {
         {
             return Err(invalid("position", "must be between 0 and 1000000"));
         }
+        // A plugin's configuration and grants are checked against its manifest.
+        let n = name.to_string();
+        let plugin = self.store.read(move |c| crate::store::plugins::get(c, &n)).await?;
+        if let Some(record) = &plugin {
+            let manifest: crate::runtime::manifest::Manifest = serde_json::from_value(record.manifest.clone())
+                .map_err(|e| {
+                    ApprovalError::Conflict(format!(
+                        "the stored manifest of '{name}' is unreadable ({e}); reinstall the plugin"
+                    ))
+                })?;
+            if let Some(cfg) = &body.config {
+                manifest.effective_config(cfg).map_err(|e| invalid("config", e.to_string()))?;
+            }
+            if let Some(g) = &body.grants {
+                if let Some(o) = g.http.iter().find(|o| !manifest.capabilities.http.contains(o)) {
+                    return Err(invalid(
+                        "grants.http",
+                        format!(
+                            "'{o}' is not among the origins the plugin's manifest declares: {:?}",
+                            manifest.capabilities.http
+                        ),
+                    ));
+                }
+                if g.mail && !manifest.capabilities.mail {
+                    return Err(invalid("grants.mail", "the plugin's manifest does not ask for mail"));
+                }
+            }
+            if manifest.kind == crate::runtime::manifest::Kind::Native
+                && body.enabled
+                && !self.runtimes.options().allow_native
+            {
+                return Err(ApprovalError::Forbidden(
+                    "native plugins are disabled on this host; the operator must allow them".into(),
+                ));
+            }
+        } else if body.grants.as_ref().is_some_and(|g| !g.http.is_empty() || g.mail) {
+            return Err(invalid("grants", "scripts get no capabilities: they are pure approval steps"));
+        }
         let (tenant_id, actor, name) = (p.tenant.id.clone(), p.user.name.clone(), name.to_string());
+        let is_plugin = plugin.is_some();
         self.store
             .write(move |c| -> Result<ExtensionSetting, ApprovalError> {
-                if !extensions::update_setting(c, &tenant_id, &name, body.enabled, body.position, body.config.as_ref())?
-                {
+                if !is_plugin && !extensions::script_exists(c, &tenant_id, &name)? {
                     return Err(ApprovalError::NotFound(format!(
                         "no extension '{name}' is installed; see GET /v1/admin/extensions"
                     )));
                 }
+                extensions::update_setting(
+                    c,
+                    &tenant_id,
+                    &name,
+                    body.enabled,
+                    body.position,
+                    body.config.as_ref(),
+                    body.grants.as_ref(),
+                )?;
                 let setting = extensions::settings(c, &tenant_id)?
                     .into_iter()
                     .find(|s| s.name == name)

@@ -48,6 +48,97 @@ fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
 }
 
+/// Builds every plugin: the WASM components (wasm32-wasip2, release) and the native samples,
+/// and lays each out as `target/plugins/<name>/` with its manifest beside its code, ready for
+/// `greenlight plugin install target/plugins/<name>/manifest.toml`.
+fn plugins() -> Result<PathBuf> {
+    ensure_wasm_target()?;
+    let target = target_dir();
+    let wasm_target = target.join("wasm-plugins");
+    let native_target = target.join("native-plugins");
+    let plugins = root().join("plugins");
+    // One cargo invocation per plugin: each picks its own world feature of the SDK, which a
+    // whole-workspace build would unify.
+    let mut wasm_crates = vec![plugins.join("template")];
+    let mut fixtures: Vec<PathBuf> =
+        std::fs::read_dir(plugins.join("testing"))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    fixtures.sort();
+    wasm_crates.extend(fixtures);
+    for dir in &wasm_crates {
+        let cargo_toml = std::fs::read_to_string(dir.join("Cargo.toml"))?;
+        let package = cargo_toml
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("name")
+                    .and_then(|r| r.trim().strip_prefix('='))
+                    .map(|v| v.trim().trim_matches('"').to_string())
+            })
+            .with_context(|| format!("{} has no package name", dir.display()))?;
+        run(
+            &format!("build WASM plugin {package} (wasm32-wasip2)"),
+            cargo()
+                .args([
+                    "build",
+                    "--release",
+                    "--target",
+                    "wasm32-wasip2",
+                    "--manifest-path",
+                    "plugins/Cargo.toml",
+                    "-p",
+                    &package,
+                    "--target-dir",
+                ])
+                .arg(&wasm_target),
+        )?;
+    }
+    let out = target.join("plugins");
+    std::fs::create_dir_all(&out)?;
+    let mut dirs = vec![plugins.join("template")];
+    for group in ["testing", "native"] {
+        let mut found: Vec<PathBuf> =
+            std::fs::read_dir(plugins.join(group))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        found.sort();
+        dirs.extend(found);
+    }
+    for dir in dirs {
+        let manifest = dir.join("manifest.toml");
+        if !manifest.exists() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&manifest)?;
+        let field = |key: &str| {
+            text.lines().find_map(|l| {
+                l.strip_prefix(key)
+                    .and_then(|r| r.trim().strip_prefix('='))
+                    .map(|v| v.trim().trim_matches('"').to_string())
+            })
+        };
+        let name = field("name").with_context(|| format!("{} has no name", manifest.display()))?;
+        let built = if let Some(component) = field("component") {
+            wasm_target.join("wasm32-wasip2").join("release").join(&component)
+        } else {
+            let library =
+                field("library").with_context(|| format!("{} names no component or library", manifest.display()))?;
+            run(
+                &format!("build native plugin {name}"),
+                cargo()
+                    .args(["build", "--release", "--manifest-path"])
+                    .arg(dir.join("Cargo.toml"))
+                    .arg("--target-dir")
+                    .arg(&native_target),
+            )?;
+            native_target.join("release").join(library)
+        };
+        let dest = out.join(&name);
+        std::fs::create_dir_all(&dest)?;
+        std::fs::copy(&manifest, dest.join("manifest.toml"))?;
+        let file = built.file_name().context("file name")?;
+        std::fs::copy(&built, dest.join(file)).with_context(|| format!("copying {}", built.display()))?;
+    }
+    eprintln!("xtask: plugins are in {}", out.display());
+    Ok(out)
+}
+
 fn demo(args: &[String]) -> Result<()> {
     ensure_wasm_target()?;
     run("build the host", cargo().args(["build", "-p", "greenlight-host", "--bin", "greenlight"]))?;
@@ -70,8 +161,19 @@ fn test() -> Result<()> {
     run("cargo fmt --check", cargo().args(["fmt", "--all", "--check"]))?;
     run("cargo clippy -D warnings", cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     run("build the greenlight binary", cargo().args(["build", "-p", "greenlight-host", "--bin", "greenlight"]))?;
+    let plugin_dir = plugins()?;
     let bin = target_dir().join("debug").join("greenlight");
-    let (passed, failed) = run_counting_tests(cargo().args(["test", "--workspace"]).env("GREENLIGHT_BIN", bin))?;
+    let (mut passed, mut failed) = run_counting_tests(
+        cargo().args(["test", "--workspace"]).env("GREENLIGHT_BIN", bin).env("GREENLIGHT_PLUGINS", &plugin_dir),
+    )?;
+    // The template plugin's own unit tests run natively, as a plugin author's would.
+    let (p, f) = run_counting_tests(
+        cargo()
+            .args(["test", "--manifest-path", "plugins/Cargo.toml", "-p", "large-order", "--target-dir"])
+            .arg(target_dir().join("plugins-native")),
+    )?;
+    passed += p;
+    failed += f;
     // The one closing line CI reads: the whole suite, not the last test binary.
     println!("tests: {passed} passed, {failed} failed");
     if failed > 0 {
@@ -120,9 +222,10 @@ fn main() -> Result<()> {
         Some("demo") => demo(&args[1..]),
         Some("test") => test(),
         Some("bench") => bench(&args[1..]),
+        Some("plugins") => plugins().map(|_| ()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo|test|bench>\n  demo   build and serve a demo tenant on 127.0.0.1:8080\n  test   everything the project tests\n  bench  release-mode measurements against same-run baselines"
+                "usage: cargo xtask <demo|test|bench>\n  demo   build and serve a demo tenant on 127.0.0.1:8080\n  test   everything the project tests\n  bench  release-mode measurements against same-run baselines\n  plugins  build every plugin into target/plugins/<name>/"
             );
             std::process::exit(2);
         }

@@ -17,7 +17,7 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tmp");
     let store = Store::open(dir.path().join("api.db"), StoreOptions::default()).expect("store");
-    let approvals = Approvals::new(store, Runtimes::new());
+    let approvals = Approvals::new(store, Runtimes::new().expect("runtimes"));
     let (_, admin) = approvals.create_tenant("acme").await.expect("tenant");
     Fixture { _dir: dir, app: app(approvals), admin }
 }

@@ -40,13 +40,19 @@ const USERS: &[DemoUser] = &[
 ];
 
 /// Creates the demo data (if the tenant does not exist yet) and prints the tokens.
-pub fn setup(store: &Store, scripts: &Path, tokens_file: Option<&Path>, listen: &str) -> Result<()> {
+pub fn setup(
+    store: &Store,
+    runtimes: &Runtimes,
+    scripts: &Path,
+    tokens_file: Option<&Path>,
+    listen: &str,
+) -> Result<()> {
     if store.read_blocking(|c| directory::tenant_by_name(c, "demo"))?.is_some() {
         eprintln!("the demo tenant already exists in this database; its tokens were printed when it was created");
         return Ok(());
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let approvals = Approvals::new(store.clone(), Runtimes::new());
+    let approvals = Approvals::new(store.clone(), runtimes.clone());
     rt.block_on(async {
         let (_, admin_token) = approvals.create_tenant("demo").await.map_err(|e| anyhow!("{e}"))?;
         let admin = approvals.authenticate(&admin_token).await.map_err(|e| anyhow!("{e}"))?.context("admin token")?;
@@ -89,7 +95,7 @@ pub fn setup(store: &Store, scripts: &Path, tokens_file: Option<&Path>, listen: 
             };
             let position = Some(10 * (i as i64 + 1));
             approvals
-                .update_extension(&admin, &name, ExtensionUpdate { enabled: true, position, config })
+                .update_extension(&admin, &name, ExtensionUpdate { enabled: true, position, config, grants: None })
                 .await
                 .map_err(|e| anyhow!("{e}"))?;
             eprintln!("enabled script {name}");

@@ -6,7 +6,7 @@ mod step_test;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use greenlight_host::approvals::Approvals;
-use greenlight_host::runtime::Runtimes;
+use greenlight_host::runtime::{RuntimeOptions, Runtimes};
 use greenlight_host::store::{Store, StoreOptions, audit, directory};
 use std::io::Write;
 use std::path::PathBuf;
@@ -19,8 +19,68 @@ struct Cli {
     /// SQLite database file (created if missing).
     #[arg(long, global = true, env = "GREENLIGHT_DB", default_value = "greenlight.db")]
     db: PathBuf,
+    #[command(flatten)]
+    runtime: RuntimeFlags,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Operator settings of the extension runtimes.
+#[derive(clap::Args, Clone)]
+struct RuntimeFlags {
+    /// Allow native plugins (trusted vendors only: native code is not sandboxed).
+    #[arg(long, global = true, env = "GREENLIGHT_ALLOW_NATIVE_PLUGINS")]
+    allow_native_plugins: bool,
+    /// Let plugins call loopback and private addresses (tests, on-premise systems).
+    #[arg(long, global = true, env = "GREENLIGHT_ALLOW_PRIVATE_NETWORK")]
+    allow_private_network: bool,
+    /// Wall-clock deadline of one plugin call, milliseconds.
+    #[arg(long, global = true, default_value_t = 50)]
+    plugin_deadline_ms: u64,
+    /// Fuel (about one unit per wasm instruction) of one plugin call.
+    #[arg(long, global = true, default_value_t = 200_000_000)]
+    plugin_fuel: u64,
+    /// Linear memory of one plugin instance, MiB.
+    #[arg(long, global = true, default_value_t = 32)]
+    plugin_memory_mib: usize,
+    /// TOML file of secret headers the host adds to plugins' requests, per origin:
+    /// `[[http]] origin = "https://erp.example.com:443"` and `headers = { Authorization = "..." }`.
+    #[arg(long, global = true, env = "GREENLIGHT_SECRETS")]
+    secrets: Option<PathBuf>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretsFile {
+    #[serde(default)]
+    http: Vec<SecretOrigin>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretOrigin {
+    origin: String,
+    headers: std::collections::BTreeMap<String, String>,
+}
+
+impl RuntimeFlags {
+    fn runtimes(&self) -> Result<Runtimes> {
+        let mut options = RuntimeOptions {
+            allow_native: self.allow_native_plugins,
+            allow_private_network: self.allow_private_network,
+            ..RuntimeOptions::default()
+        };
+        options.wasm.deadline = std::time::Duration::from_millis(self.plugin_deadline_ms.max(1));
+        options.wasm.fuel = self.plugin_fuel;
+        options.wasm.memory_bytes = self.plugin_memory_mib.clamp(4, 4096) << 20;
+        if let Some(path) = &self.secrets {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let file: SecretsFile =
+                toml::from_str(&text).with_context(|| format!("{} is not valid", path.display()))?;
+            options.http_secrets = file.http.into_iter().map(|o| (o.origin, o.headers.into_iter().collect())).collect();
+        }
+        Runtimes::with_options(options).map_err(|e| anyhow::anyhow!("{e}"))
+    }
 }
 
 #[derive(Subcommand)]
@@ -48,6 +108,16 @@ enum Command {
     Step {
         #[command(subcommand)]
         command: StepCommand,
+    },
+    /// Plugins: install and list (host-wide).
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+    /// A tenant's use of an extension: enable, order, configure, grant capabilities.
+    Extension {
+        #[command(subcommand)]
+        command: ExtensionCommand,
     },
     /// Create a demo tenant with users of every role and the shipped scripts, then serve.
     Demo {
@@ -95,12 +165,53 @@ enum AuditCommand {
 }
 
 #[derive(Subcommand)]
+enum PluginCommand {
+    /// Validate, precompile and store a plugin from its manifest; it becomes the current version.
+    Install {
+        /// The plugin's manifest (TOML); the component or library sits beside it.
+        manifest: PathBuf,
+    },
+    /// List installed plugins.
+    List,
+}
+
+#[derive(Subcommand)]
+enum ExtensionCommand {
+    /// Set a tenant's use of an extension (like PUT /v1/admin/extensions/{name}).
+    Set {
+        /// Tenant name.
+        #[arg(long)]
+        tenant: String,
+        /// Extension name.
+        name: String,
+        /// Enable (true) or disable (false).
+        #[arg(long, action = clap::ArgAction::Set)]
+        enabled: bool,
+        /// Run position.
+        #[arg(long)]
+        position: Option<i64>,
+        /// Configuration as a JSON object.
+        #[arg(long)]
+        config: Option<String>,
+        /// Grant an HTTP origin the plugin declares (repeatable).
+        #[arg(long = "grant-http")]
+        grant_http: Vec<String>,
+        /// Grant mail.
+        #[arg(long)]
+        grant_mail: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum StepCommand {
-    /// Print the step's output for the order as JSON.
+    /// Print the step's output for the order as JSON (with --plugin, also time, fuel and memory).
     Test {
         /// A Rhai script.
+        #[arg(long, conflicts_with = "plugin", required_unless_present = "plugin")]
+        script: Option<PathBuf>,
+        /// A plugin's manifest (WASM approval step).
         #[arg(long)]
-        script: PathBuf,
+        plugin: Option<PathBuf>,
         /// The order file: `{"order": {...}, "requester"?: {...}, "cost_center"?: {...}}`.
         #[arg(long)]
         order: PathBuf,
@@ -142,14 +253,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Tenant { command: TenantCommand::Create { name } } => {
             let store = open(&cli.db, 1)?;
-            let approvals = Approvals::new(store, Runtimes::new());
+            let approvals = Approvals::new(store, cli.runtime.runtimes()?);
             let (_, token) = runtime()?.block_on(approvals.create_tenant(&name)).map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{token}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve { listen, max_batch } => {
             let store = open(&cli.db, max_batch)?;
-            serve(store, &listen)?;
+            serve(store, &listen, cli.runtime.runtimes()?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit { command: AuditCommand::Verify { tenant } } => {
@@ -201,21 +312,72 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Step { command: StepCommand::Test { script, order, config } } => {
-            step_test::run(&script, &order, config.as_deref())
+        Command::Step { command: StepCommand::Test { script, plugin, order, config } } => match (script, plugin) {
+            (Some(script), _) => step_test::run(&script, &order, config.as_deref()),
+            (None, Some(plugin)) => step_test::run_plugin(&cli.runtime.runtimes()?, &plugin, &order, config.as_deref()),
+            (None, None) => bail!("give --script FILE or --plugin MANIFEST"),
+        },
+        Command::Plugin { command: PluginCommand::Install { manifest } } => {
+            let store = open(&cli.db, 1)?;
+            let installed = cli.runtime.runtimes()?.install(&store, &manifest).map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", serde_json::to_string(&installed)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plugin { command: PluginCommand::List } => {
+            let store = open(&cli.db, 1)?;
+            for p in store.read_blocking(greenlight_host::store::plugins::current)? {
+                let line = serde_json::json!({
+                    "name": p.name, "version": p.manifest["version"], "world": p.manifest["world"],
+                    "kind": p.manifest["kind"], "code_hash": p.code_hash, "installed_at": p.installed_at,
+                });
+                println!("{line}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Extension {
+            command: ExtensionCommand::Set { tenant, name, enabled, position, config, grant_http, grant_mail },
+        } => {
+            let store = open(&cli.db, 1)?;
+            let t2 = tenant.clone();
+            let tenant_row = store
+                .read_blocking(move |c| directory::tenant_by_name(c, &t2))?
+                .with_context(|| format!("no tenant named '{tenant}'"))?;
+            let config = config
+                .map(|c| serde_json::from_str::<serde_json::Value>(&c))
+                .transpose()
+                .context("--config must be a JSON object")?;
+            let grants = (!grant_http.is_empty() || grant_mail)
+                .then_some(greenlight_host::store::extensions::Grants { http: grant_http, mail: grant_mail });
+            let approvals = Approvals::new(store.clone(), cli.runtime.runtimes()?);
+            let admin = greenlight_host::store::directory::Principal {
+                user: store
+                    .read_blocking({
+                        let id = tenant_row.id.clone();
+                        move |c| directory::user(c, &id, "admin")
+                    })?
+                    .context("the tenant has no admin user")?,
+                tenant: tenant_row,
+            };
+            let body = greenlight_host::approvals::ExtensionUpdate { enabled, position, config, grants };
+            let setting = runtime()?
+                .block_on(approvals.update_extension(&admin, &name, body))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", serde_json::to_string(&setting)?);
+            Ok(ExitCode::SUCCESS)
         }
         Command::Demo { listen, scripts, tokens_file, no_serve } => {
             let store = open(&cli.db, 512)?;
-            demo::setup(&store, &scripts, tokens_file.as_deref(), &listen)?;
+            let runtimes = cli.runtime.runtimes()?;
+            demo::setup(&store, &runtimes, &scripts, tokens_file.as_deref(), &listen)?;
             if !no_serve {
-                serve(store, &listen)?;
+                serve(store, &listen, runtimes)?;
             }
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn serve(store: Store, listen: &str) -> Result<()> {
+fn serve(store: Store, listen: &str, runtimes: Runtimes) -> Result<()> {
     let rt = runtime()?;
     rt.block_on(async move {
         let listener =
@@ -223,7 +385,7 @@ fn serve(store: Store, listen: &str) -> Result<()> {
         let addr = listener.local_addr()?;
         println!("listening on http://{addr}");
         std::io::stdout().flush()?;
-        let approvals = Approvals::new(store.clone(), Runtimes::new());
+        let approvals = Approvals::new(store.clone(), runtimes);
         greenlight_host::api::serve(listener, approvals).await?;
         store.close();
         Ok(())

@@ -5,12 +5,16 @@ use anyhow::{Context, Result};
 use greenlight_host::domain::order::OrderInput;
 use greenlight_host::domain::step::{ContextOrder, CostCenterProfile, OrderContext, RequesterProfile};
 use greenlight_host::engine::{self, ConfiguredStep, Directory};
+use greenlight_host::runtime::Runtimes;
+use greenlight_host::runtime::manifest::{Manifest, World};
 use greenlight_host::runtime::rhai::{RhaiLimits, RhaiRuntime};
+use greenlight_host::runtime::wasm::{CallContext, CallStats, LoadedPlugin, WasmRuntime};
 use serde::Deserialize;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::Mutex;
 
 /// The order file: the order as a requester writes it, plus the facts the host would look up.
 #[derive(Deserialize)]
@@ -51,8 +55,11 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     serde_json::from_str(&text).with_context(|| format!("{} is not valid", path.display()))
 }
 
-pub fn run(script: &Path, order: &Path, config: Option<&Path>) -> Result<ExitCode> {
-    let source = std::fs::read_to_string(script).with_context(|| format!("reading {}", script.display()))?;
+/// Reads the order file and the config into the context a step sees.
+fn load_context(
+    order: &Path,
+    config: Option<&Path>,
+) -> Result<(OrderContext, Option<CostCenterProfile>, serde_json::Value)> {
     let file: OrderFile = read_json(order)?;
     let config: serde_json::Value = match config {
         Some(p) => read_json(p)?,
@@ -78,11 +85,17 @@ pub fn run(script: &Path, order: &Path, config: Option<&Path>) -> Result<ExitCod
         cost_center: file.cost_center.clone(),
         config: serde_json::Value::Null,
     };
-    let name = script.file_stem().and_then(|s| s.to_str()).unwrap_or("script").to_string();
-    let runtime = RhaiRuntime::new(RhaiLimits::default());
-    let step = runtime.step(&name, &source).map_err(|e| anyhow::anyhow!("{}: {e}", script.display()))?;
-    let steps = [ConfiguredStep { step: Arc::new(step), config }];
-    let eval = engine::evaluate(&ctx, &steps, &FileDirectory(file.cost_center));
+    Ok((ctx, file.cost_center, config))
+}
+
+/// Runs the steps through the engine's checks and prints the one step's output.
+fn report(
+    name: &str,
+    ctx: &OrderContext,
+    steps: &[ConfiguredStep],
+    cost_center: Option<CostCenterProfile>,
+) -> Result<ExitCode> {
+    let eval = engine::evaluate(ctx, steps, &FileDirectory(cost_center));
     let run = eval.runs.into_iter().next().context("the step did not run")?;
     match (run.output, run.error) {
         (Some(out), None) => {
@@ -96,4 +109,69 @@ pub fn run(script: &Path, order: &Path, config: Option<&Path>) -> Result<ExitCod
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// `step test --script`.
+pub fn run(script: &Path, order: &Path, config: Option<&Path>) -> Result<ExitCode> {
+    let source = std::fs::read_to_string(script).with_context(|| format!("reading {}", script.display()))?;
+    let (ctx, cost_center, config) = load_context(order, config)?;
+    let name = script.file_stem().and_then(|s| s.to_str()).unwrap_or("script").to_string();
+    let runtime = RhaiRuntime::new(RhaiLimits::default());
+    let step = runtime.step(&name, &source).map_err(|e| anyhow::anyhow!("{}: {e}", script.display()))?;
+    report(&name, &ctx, &[ConfiguredStep { step: Arc::new(step), config }], cost_center)
+}
+
+/// A WASM step that remembers what its call used.
+struct Measured {
+    runtime: Arc<WasmRuntime>,
+    plugin: Arc<LoadedPlugin>,
+    stats: Mutex<CallStats>,
+}
+
+impl greenlight_host::engine::Step for Measured {
+    fn name(&self) -> &str {
+        &self.plugin.name
+    }
+    fn kind(&self) -> greenlight_host::engine::StepKind {
+        greenlight_host::engine::StepKind::Wasm
+    }
+    fn code_hash(&self) -> &str {
+        &self.plugin.code_hash
+    }
+    fn evaluate(
+        &self,
+        ctx: &OrderContext,
+    ) -> Result<greenlight_host::domain::step::StepOutput, greenlight_host::engine::StepError> {
+        let call = CallContext {
+            tenant: "step-test".into(),
+            order: Some(ctx.order.id.clone()),
+            plugin: self.plugin.name.clone(),
+            config_json: ctx.config.to_string(),
+            ..CallContext::default()
+        };
+        let (result, stats) = self.runtime.evaluate(&self.plugin, ctx, call);
+        if let Ok(mut s) = self.stats.lock() {
+            *s = stats;
+        }
+        result
+    }
+}
+
+/// `step test --plugin`: runs a WASM approval step under the host's limits and reports time,
+/// fuel and peak memory on stderr.
+pub fn run_plugin(runtimes: &Runtimes, manifest_path: &Path, order: &Path, config: Option<&Path>) -> Result<ExitCode> {
+    let manifest = Manifest::load(manifest_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if manifest.world != World::ApprovalStep {
+        anyhow::bail!("{} is a {} plugin; step test runs approval steps", manifest.name, manifest.world.as_str());
+    }
+    let code = manifest.code_path(manifest_path);
+    let bytes = std::fs::read(&code).with_context(|| format!("reading {}", code.display()))?;
+    let (ctx, cost_center, config) = load_context(order, config)?;
+    let config = manifest.effective_config(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let plugin = runtimes.wasm.load_bytes(&bytes, &manifest).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let step = Arc::new(Measured { runtime: runtimes.wasm.clone(), plugin, stats: Mutex::new(CallStats::default()) });
+    let code = report(&manifest.name, &ctx, &[ConfiguredStep { step: step.clone(), config }], cost_center)?;
+    let stats = step.stats.lock().map(|s| *s).unwrap_or_default();
+    eprintln!("time {} µs, fuel {}, peak memory {} KiB", stats.micros, stats.fuel, stats.peak_memory_bytes / 1024);
+    Ok(code)
 }

@@ -31,9 +31,12 @@ pub enum StepError {
     /// The step exceeded a memory or size limit.
     #[error("exceeded a memory or size limit ({0}): reduce the data it builds")]
     MemoryLimit(String),
-    /// The step raised an error or panicked.
+    /// The step raised an error.
     #[error("failed: {0}")]
     Failed(String),
+    /// The step's code panicked or aborted.
+    #[error("panicked: {0}")]
+    Panicked(String),
     /// The step returned data that does not fit the step-output shape.
     #[error("returned an invalid result: {0}; see plugin-api/README.md for the shape")]
     BadOutput(String),

@@ -145,6 +145,7 @@ fn every_failure_kind_fails_closed_with_its_own_reason() {
         StepError::Deadline("x".into()),
         StepError::MemoryLimit("x".into()),
         StepError::Failed("x".into()),
+        StepError::Panicked("x".into()),
         StepError::BadOutput("x".into()),
         StepError::Denied("x".into()),
     ];

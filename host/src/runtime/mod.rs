@@ -3,19 +3,77 @@
 //!
 //! - [`rhai`]: Rhai scripts, compiled once per content hash, run under operation, depth and
 //!   size limits, with `eval` and modules disabled.
+//! - [`wasm`]: sandboxed WebAssembly components implementing the plugin API (`plugin-api/wit`).
+//! - [`native`]: trusted native libraries behind a versioned C ABI, off by default.
+//! - [`manifest`]: the manifest every plugin ships.
+//!
+//! Plugins are host-wide: `greenlight plugin install` validates, precompiles and stores them by
+//! content hash; tenants enable and configure them. A running host notices a new version on the
+//! next evaluation and swaps to it atomically: calls in flight finish on the old one.
 
+pub mod manifest;
+pub mod native;
 pub mod rhai;
+pub mod wasm;
 
 use crate::engine::{ConfiguredStep, Step, StepError, StepKind};
-use crate::store::{Store, StoreError, extensions};
+use crate::store::extensions::{self, Code};
+use crate::store::plugins::{self, PluginRecord};
+use crate::store::{Store, StoreError};
+use manifest::{Kind, Manifest, ManifestError, World};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
+use wasm::{LoadedPlugin, WasmError, WasmLimits, WasmRuntime};
 
-/// What can go wrong assembling a tenant's steps.
+/// What can go wrong with extensions.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The manifest is wrong.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// The component is wrong, or the engine failed.
+    #[error(transparent)]
+    Wasm(#[from] WasmError),
+    /// The native library is wrong or not allowed.
+    #[error(transparent)]
+    Native(#[from] native::NativeError),
+    /// A file could not be read or written.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Operator settings of the runtimes.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Limits of every WASM call.
+    pub wasm: WasmLimits,
+    /// Whether native plugins may be installed and run.
+    pub allow_native: bool,
+    /// Whether plugins may call loopback and private addresses (tests, on-premise systems).
+    pub allow_private_network: bool,
+    /// Headers the host adds to requests to an origin: operator secrets plugins never see.
+    pub http_secrets: Vec<(String, Vec<(String, String)>)>,
+    /// Time limit of one outbound request.
+    pub http_timeout: Duration,
+    /// Largest outbound response body.
+    pub http_max_response_bytes: u64,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            wasm: WasmLimits::default(),
+            allow_native: false,
+            allow_private_network: false,
+            http_secrets: Vec::new(),
+            http_timeout: Duration::from_secs(5),
+            http_max_response_bytes: 1 << 20,
+        }
+    }
 }
 
 /// The host's extension runtimes. One per process; cheap to clone.
@@ -23,6 +81,10 @@ pub enum RuntimeError {
 pub struct Runtimes {
     /// The Rhai runtime.
     pub rhai: Arc<rhai::RhaiRuntime>,
+    /// The WASM runtime.
+    pub wasm: Arc<WasmRuntime>,
+    options: Arc<RuntimeOptions>,
+    natives: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<native::NativeStep>>>>,
 }
 
 /// A step that could not be loaded: it fails every call so the order goes on hold with the
@@ -30,6 +92,7 @@ pub struct Runtimes {
 struct Unloadable {
     name: String,
     hash: String,
+    kind: StepKind,
     why: String,
 }
 
@@ -38,7 +101,7 @@ impl Step for Unloadable {
         &self.name
     }
     fn kind(&self) -> StepKind {
-        StepKind::Script
+        self.kind
     }
     fn code_hash(&self) -> &str {
         &self.hash
@@ -48,32 +111,262 @@ impl Step for Unloadable {
     }
 }
 
+/// What `plugin install` did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Installed {
+    /// Extension name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// Its world.
+    pub world: &'static str,
+    /// SHA-256 of its code.
+    pub code_hash: String,
+    /// Whether this replaced another version.
+    pub replaced: Option<String>,
+}
+
+fn io_err(what: &str, e: std::io::Error) -> RuntimeError {
+    RuntimeError::Io(format!("{what}: {e}"))
+}
+
 impl Runtimes {
     /// Runtimes with default limits.
-    pub fn new() -> Runtimes {
-        Runtimes { rhai: Arc::new(rhai::RhaiRuntime::new(rhai::RhaiLimits::default())) }
+    pub fn new() -> Result<Runtimes, RuntimeError> {
+        Runtimes::with_options(RuntimeOptions::default())
     }
 
-    /// The tenant's enabled steps, in run order, with their configuration. Must be called on a
-    /// blocking thread (it reads the store).
+    /// Runtimes with operator settings.
+    pub fn with_options(options: RuntimeOptions) -> Result<Runtimes, RuntimeError> {
+        Ok(Runtimes {
+            rhai: Arc::new(rhai::RhaiRuntime::new(rhai::RhaiLimits::default())),
+            wasm: WasmRuntime::new(options.wasm.clone())?,
+            options: Arc::new(options),
+            natives: Arc::default(),
+        })
+    }
+
+    /// The operator settings.
+    pub fn options(&self) -> &RuntimeOptions {
+        &self.options
+    }
+
+    /// Where plugin code and artifacts of this database live (`greenlight.db` →
+    /// `greenlight.plugins/`).
+    pub fn plugin_dir(store: &Store) -> PathBuf {
+        store.path().with_extension("plugins")
+    }
+
+    /// Validates, precompiles and stores a plugin; makes it the current version of its name.
+    pub fn install(&self, store: &Store, manifest_path: &Path) -> Result<Installed, RuntimeError> {
+        let manifest = Manifest::load(manifest_path)?;
+        let code_path = manifest.code_path(manifest_path);
+        let bytes = std::fs::read(&code_path).map_err(|e| io_err(&format!("reading {}", code_path.display()), e))?;
+        let hash = wasm::code_hash(&bytes);
+        let dir = Self::plugin_dir(store);
+        std::fs::create_dir_all(&dir).map_err(|e| io_err(&format!("creating {}", dir.display()), e))?;
+        match manifest.kind {
+            Kind::Wasm => {
+                let artifact = self.wasm.validate(&bytes, &manifest)?;
+                wasm::write_atomically(&wasm::original_path(&dir, &hash), &bytes)?;
+                wasm::write_atomically(&wasm::artifact_path(&dir, &hash, self.wasm.engine_hash()), &artifact)?;
+                let (h, e, sha) = (hash.clone(), self.wasm.engine_hash().to_string(), wasm::code_hash(&artifact));
+                store.write_blocking(move |c| plugins::record_artifact(c, &h, &e, &sha, &now()))?;
+            }
+            Kind::Native => {
+                if !self.options.allow_native {
+                    return Err(native::NativeError::Disabled.into());
+                }
+                if manifest.world != World::ApprovalStep {
+                    return Err(ManifestError::Invalid {
+                        field: "world".into(),
+                        reason: "native plugins may only be approval steps".into(),
+                    }
+                    .into());
+                }
+                let target = dir.join(format!("{hash}.{}", std::env::consts::DLL_EXTENSION));
+                wasm::write_atomically(&target, &bytes)?;
+                native::load(&target, &manifest.name, &hash)?;
+            }
+        }
+        let json = serde_json::to_value(&manifest).map_err(|e| RuntimeError::Io(e.to_string()))?;
+        let kind = match manifest.kind {
+            Kind::Wasm => "wasm",
+            Kind::Native => "native",
+        };
+        let (name, version, world, h2) =
+            (manifest.name.clone(), manifest.version.clone(), manifest.world.as_str(), hash.clone());
+        let previous = store.write_blocking(move |c| -> Result<Option<String>, StoreError> {
+            let prev = plugins::get(c, &name)?.map(|p| p.code_hash);
+            let at = now();
+            plugins::install(
+                c,
+                &plugins::NewVersion {
+                    name: &name,
+                    version: &version,
+                    world,
+                    kind,
+                    code_hash: &h2,
+                    manifest: &json,
+                    at: &at,
+                },
+            )?;
+            Ok(prev)
+        })?;
+        Ok(Installed {
+            name: manifest.name,
+            version: manifest.version,
+            world: manifest.world.as_str(),
+            code_hash: hash.clone(),
+            replaced: previous.filter(|p| *p != hash),
+        })
+    }
+
+    /// The loaded form of a WASM plugin version, loading (and swapping in) a new version when
+    /// the catalog moved on. Calls holding the old `Arc` finish on the old version.
+    pub fn wasm_plugin(
+        &self,
+        store: &Store,
+        record: &PluginRecord,
+    ) -> Result<(Arc<LoadedPlugin>, Manifest), RuntimeError> {
+        let manifest: Manifest = serde_json::from_value(record.manifest.clone()).map_err(|e| ManifestError::Parse {
+            path: format!("stored manifest of {}", record.name),
+            reason: e.to_string(),
+        })?;
+        if let Some(p) = self.wasm.cached(&record.name, &record.code_hash) {
+            return Ok((p, manifest));
+        }
+        let (h, e) = (record.code_hash.clone(), self.wasm.engine_hash().to_string());
+        let recorded = store.read_blocking(move |c| plugins::artifact(c, &h, &e))?;
+        let dir = Self::plugin_dir(store);
+        let (plugin, written) =
+            self.wasm.load(&dir, &record.name, &record.code_hash, &manifest, recorded.as_deref())?;
+        if let Some(sha) = written {
+            let (h, e) = (record.code_hash.clone(), self.wasm.engine_hash().to_string());
+            store.write_blocking(move |c| plugins::record_artifact(c, &h, &e, &sha, &now()))?;
+        }
+        Ok((plugin, manifest))
+    }
+
+    fn native_step(&self, store: &Store, record: &PluginRecord) -> Result<Arc<native::NativeStep>, RuntimeError> {
+        if !self.options.allow_native {
+            return Err(native::NativeError::Disabled.into());
+        }
+        if let Some(s) = self.natives.lock().ok().and_then(|m| m.get(&record.code_hash).cloned()) {
+            return Ok(s);
+        }
+        let path = Self::plugin_dir(store).join(format!("{}.{}", record.code_hash, std::env::consts::DLL_EXTENSION));
+        let step = Arc::new(native::load(&path, &record.name, &record.code_hash)?);
+        if let Ok(mut m) = self.natives.lock() {
+            m.insert(record.code_hash.clone(), step.clone());
+        }
+        Ok(step)
+    }
+
+    /// The tenant's enabled approval steps, in run order, with their configuration. Must be
+    /// called on a blocking thread (it reads the store and may compile).
     pub fn steps_for(&self, store: &Store, tenant_id: &str) -> Result<Vec<ConfiguredStep>, RuntimeError> {
-        let tenant_id = tenant_id.to_string();
-        let scripts = store.read_blocking(move |c| extensions::enabled_scripts(c, &tenant_id))?;
-        Ok(scripts
-            .into_iter()
-            .map(|(script, config)| {
-                let step: Arc<dyn Step> = match self.rhai.step(&script.name, &script.source) {
-                    Ok(s) => Arc::new(s),
-                    Err(e) => Arc::new(Unloadable { name: script.name, hash: script.hash, why: e.to_string() }),
-                };
-                ConfiguredStep { step, config }
-            })
-            .collect())
+        let t = tenant_id.to_string();
+        let enabled = store.read_blocking(move |c| extensions::enabled(c, &t))?;
+        let mut steps = Vec::with_capacity(enabled.len());
+        for e in enabled {
+            let configured = match e.code {
+                Code::Script(script) => {
+                    let step: Arc<dyn Step> = match self.rhai.step(&script.name, &script.source) {
+                        Ok(s) => Arc::new(s),
+                        Err(err) => Arc::new(Unloadable {
+                            name: script.name,
+                            hash: script.hash,
+                            kind: StepKind::Script,
+                            why: err.to_string(),
+                        }),
+                    };
+                    ConfiguredStep { step, config: e.config }
+                }
+                Code::Plugin(record) => {
+                    let world = record.manifest.get("world").and_then(|w| w.as_str()).unwrap_or_default().to_string();
+                    if world != World::ApprovalStep.as_str() {
+                        continue; // connectors and notifiers are not steps
+                    }
+                    let kind = record.manifest.get("kind").and_then(|k| k.as_str()).unwrap_or("wasm").to_string();
+                    let unloadable = |why: String, kind: StepKind| -> Arc<dyn Step> {
+                        Arc::new(Unloadable { name: record.name.clone(), hash: record.code_hash.clone(), kind, why })
+                    };
+                    let (step, config): (Arc<dyn Step>, serde_json::Value) = if kind == "native" {
+                        let config = serde_json::from_value::<Manifest>(record.manifest.clone())
+                            .ok()
+                            .and_then(|m| m.effective_config(&e.config).ok())
+                            .unwrap_or(e.config.clone());
+                        match self.native_step(store, &record) {
+                            Ok(s) => (s as Arc<dyn Step>, config),
+                            Err(err) => (unloadable(err.to_string(), StepKind::Native), config),
+                        }
+                    } else {
+                        match self.wasm_plugin(store, &record) {
+                            Ok((plugin, manifest)) => match manifest.effective_config(&e.config) {
+                                Ok(config) => {
+                                    let step = wasm::WasmStep {
+                                        runtime: self.wasm.clone(),
+                                        plugin,
+                                        tenant: tenant_id.to_string(),
+                                    };
+                                    (Arc::new(step) as Arc<dyn Step>, config)
+                                }
+                                Err(err) => (unloadable(err.to_string(), StepKind::Wasm), e.config.clone()),
+                            },
+                            Err(err) => (unloadable(err.to_string(), StepKind::Wasm), e.config.clone()),
+                        }
+                    };
+                    ConfiguredStep { step, config }
+                }
+            };
+            steps.push(configured);
+        }
+        Ok(steps)
+    }
+
+    /// The per-call context of a connector or notifier for a tenant: its effective config and
+    /// the capabilities both its manifest declares and the tenant grants.
+    pub fn call_context(
+        &self,
+        store: &Store,
+        tenant_id: &str,
+        name: &str,
+    ) -> Result<Option<(Arc<LoadedPlugin>, wasm::CallContext)>, RuntimeError> {
+        let (t, n) = (tenant_id.to_string(), name.to_string());
+        let enabled = store.read_blocking(move |c| extensions::enabled(c, &t))?;
+        let Some(e) = enabled.into_iter().find(|e| e.name == n) else { return Ok(None) };
+        let Code::Plugin(record) = &e.code else { return Ok(None) };
+        let (plugin, manifest) = self.wasm_plugin(store, record)?;
+        let config = manifest.effective_config(&e.config)?;
+        let origins: Vec<(String, String, u16)> = manifest
+            .capabilities
+            .http
+            .iter()
+            .filter(|o| e.grants.http.contains(o))
+            .filter_map(|o| manifest::parse_origin(o))
+            .collect();
+        let http = (!origins.is_empty()).then(|| wasm::http::HttpGrant {
+            origins,
+            secrets: self.options.http_secrets.clone(),
+            allow_private: self.options.allow_private_network,
+            timeout: self.options.http_timeout,
+            max_response_bytes: self.options.http_max_response_bytes,
+        });
+        Ok(Some((
+            plugin,
+            wasm::CallContext {
+                tenant: tenant_id.to_string(),
+                order: None,
+                plugin: name.to_string(),
+                config_json: config.to_string(),
+                http,
+                mail: None,
+            },
+        )))
     }
 }
 
-impl Default for Runtimes {
-    fn default() -> Self {
-        Runtimes::new()
-    }
+fn now() -> String {
+    crate::domain::audit::timestamp(chrono::Utc::now())
 }

@@ -1,8 +1,9 @@
-//! Scripts (per tenant) and each tenant's extension settings: enabled, position, config.
+//! Extensions per tenant: the tenant's own scripts, and the host-wide plugins the tenant may
+//! enable. Each has the tenant's settings: enabled, position, configuration and capability grants.
 
 use super::{StoreError, from_json, to_json};
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A tenant's Rhai script.
 #[derive(Debug, Clone)]
@@ -15,22 +16,65 @@ pub struct Script {
     pub hash: String,
 }
 
+/// Capabilities a tenant grants a plugin (only those its manifest also declares take effect).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Grants {
+    /// Origins (`scheme://host:port`) the plugin may call.
+    #[serde(default)]
+    pub http: Vec<String>,
+    /// Whether the plugin may send e-mail through the host's relay.
+    #[serde(default)]
+    pub mail: bool,
+}
+
 /// How a tenant uses one extension.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ExtensionSetting {
     /// Extension name.
     pub name: String,
-    /// `script` (and, with the plugin runtime, `wasm` or `native`).
+    /// `script`, `wasm` or `native`.
     pub kind: String,
+    /// For plugins: `approval-step`, `connector` or `notifier`; scripts are approval steps.
+    pub world: String,
+    /// For plugins, the plugin's version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     /// Content hash of its code.
     pub code_hash: String,
     /// Whether it runs for this tenant.
     pub enabled: bool,
     /// Steps run in ascending position, then by name.
     pub position: i64,
-    /// Its configuration for this tenant.
+    /// Its configuration for this tenant (plugins: merged over the manifest defaults when run).
     #[schema(value_type = Object)]
     pub config: serde_json::Value,
+    /// Capabilities granted.
+    pub grants: Grants,
+}
+
+/// The code behind an enabled extension.
+#[derive(Debug, Clone)]
+pub enum Code {
+    /// A tenant script.
+    Script(Script),
+    /// A host-wide plugin version.
+    Plugin(super::plugins::PluginRecord),
+}
+
+/// An enabled extension with everything needed to run it.
+#[derive(Debug, Clone)]
+pub struct Enabled {
+    /// Extension name.
+    pub name: String,
+    /// Run order.
+    pub position: i64,
+    /// Tenant configuration.
+    pub config: serde_json::Value,
+    /// Tenant grants.
+    pub grants: Grants,
+    /// The code.
+    pub code: Code,
 }
 
 /// Creates or replaces a script; its settings row is created disabled if missing.
@@ -43,65 +87,130 @@ pub fn upsert_script(
     at: &str,
 ) -> Result<bool, StoreError> {
     let existed: bool = conn
-        .query_row("SELECT 1 FROM scripts WHERE tenant_id = ?1 AND name = ?2", params![tenant_id, name], |_| Ok(true))
+        .prepare_cached("SELECT 1 FROM scripts WHERE tenant_id = ?1 AND name = ?2")?
+        .query_row(params![tenant_id, name], |_| Ok(true))
         .optional()?
         .unwrap_or(false);
-    conn.prepare_cached("INSERT INTO scripts (tenant_id, name, source, hash, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (tenant_id, name) DO UPDATE SET source = excluded.source, hash = excluded.hash, updated_at = excluded.updated_at")?.execute(params![tenant_id, name, source, hash, at],
-    )?;
+    conn.prepare_cached(
+        "INSERT INTO scripts (tenant_id, name, source, hash, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (tenant_id, name) DO UPDATE SET source = excluded.source, hash = excluded.hash, updated_at = excluded.updated_at",
+    )?
+    .execute(params![tenant_id, name, source, hash, at])?;
     conn.prepare_cached("INSERT INTO tenant_extensions (tenant_id, name) VALUES (?1, ?2) ON CONFLICT DO NOTHING")?
         .execute(params![tenant_id, name])?;
     Ok(existed)
 }
 
-/// Every extension installed for the tenant with its settings, in run order.
+type Row = (String, String, Option<String>, String, Option<bool>, Option<i64>, Option<String>, Option<String>, String);
+
+fn decode(r: Row) -> Result<ExtensionSetting, StoreError> {
+    let (name, kind, version, code_hash, enabled, position, config, grants, world) = r;
+    Ok(ExtensionSetting {
+        name,
+        kind,
+        world,
+        version,
+        code_hash,
+        enabled: enabled.unwrap_or(false),
+        position: position.unwrap_or(100),
+        config: from_json("tenant_extensions.config", config.as_deref().unwrap_or("{}"))?,
+        grants: from_json("tenant_extensions.grants", grants.as_deref().unwrap_or("{}"))?,
+    })
+}
+
+/// Every extension this tenant can use (its scripts and every installed plugin), in run order.
 pub fn settings(conn: &Connection, tenant_id: &str) -> Result<Vec<ExtensionSetting>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT s.name, s.hash, e.enabled, e.position, e.config FROM scripts s
+        "SELECT s.name, 'script', NULL, s.hash, e.enabled, e.position, e.config, e.grants, 'approval-step' FROM scripts s
+           LEFT JOIN tenant_extensions e ON e.tenant_id = s.tenant_id AND e.name = s.name
+           WHERE s.tenant_id = ?1
+         UNION ALL
+         SELECT p.name, v.kind, v.version, p.code_hash, e.enabled, e.position, e.config, e.grants, v.world FROM plugins p
+           JOIN plugin_versions v ON v.code_hash = p.code_hash
+           LEFT JOIN tenant_extensions e ON e.tenant_id = ?1 AND e.name = p.name",
+    )?;
+    let rows = stmt.query_map([tenant_id], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
+    })?;
+    let mut out: Vec<ExtensionSetting> = rows.map(|r| decode(r?)).collect::<Result<_, _>>()?;
+    out.sort_by(|a, b| (a.position, &a.name).cmp(&(b.position, &b.name)));
+    Ok(out)
+}
+
+/// The enabled extensions of a tenant with their code, in run order.
+pub fn enabled(conn: &Connection, tenant_id: &str) -> Result<Vec<Enabled>, StoreError> {
+    let mut out = Vec::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT s.name, s.source, s.hash, e.position, e.config, e.grants FROM scripts s
          JOIN tenant_extensions e ON e.tenant_id = s.tenant_id AND e.name = s.name
-         WHERE s.tenant_id = ?1 ORDER BY e.position, s.name",
+         WHERE s.tenant_id = ?1 AND e.enabled = 1",
     )?;
     let rows = stmt.query_map([tenant_id], |r| {
         Ok((
             r.get::<_, String>(0)?,
             r.get::<_, String>(1)?,
-            r.get::<_, bool>(2)?,
+            r.get::<_, String>(2)?,
             r.get::<_, i64>(3)?,
             r.get::<_, String>(4)?,
+            r.get::<_, String>(5)?,
         ))
     })?;
-    rows.map(|r| {
-        let (name, code_hash, enabled, position, config) = r?;
-        Ok(ExtensionSetting {
-            name,
-            kind: "script".into(),
-            code_hash,
-            enabled,
+    for r in rows {
+        let (name, source, hash, position, config, grants) = r?;
+        out.push(Enabled {
+            name: name.clone(),
             position,
             config: from_json("tenant_extensions.config", &config)?,
-        })
-    })
-    .collect()
-}
-
-/// The enabled scripts of a tenant with their config, in run order.
-pub fn enabled_scripts(conn: &Connection, tenant_id: &str) -> Result<Vec<(Script, serde_json::Value)>, StoreError> {
+            grants: from_json("tenant_extensions.grants", &grants)?,
+            code: Code::Script(Script { name, source, hash }),
+        });
+    }
     let mut stmt = conn.prepare_cached(
-        "SELECT s.name, s.source, s.hash, e.config FROM scripts s
-         JOIN tenant_extensions e ON e.tenant_id = s.tenant_id AND e.name = s.name
-         WHERE s.tenant_id = ?1 AND e.enabled = 1 ORDER BY e.position, s.name",
+        "SELECT p.name, p.code_hash, v.manifest, p.installed_at, e.position, e.config, e.grants FROM plugins p
+         JOIN plugin_versions v ON v.code_hash = p.code_hash
+         JOIN tenant_extensions e ON e.tenant_id = ?1 AND e.name = p.name
+         WHERE e.enabled = 1",
     )?;
     let rows = stmt.query_map([tenant_id], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, i64>(4)?,
+            r.get::<_, String>(5)?,
+            r.get::<_, String>(6)?,
+        ))
     })?;
-    rows.map(|r| {
-        let (name, source, hash, config) = r?;
-        Ok((Script { name, source, hash }, from_json("tenant_extensions.config", &config)?))
-    })
-    .collect()
+    for r in rows {
+        let (name, code_hash, manifest, installed_at, position, config, grants) = r?;
+        out.push(Enabled {
+            name: name.clone(),
+            position,
+            config: from_json("tenant_extensions.config", &config)?,
+            grants: from_json("tenant_extensions.grants", &grants)?,
+            code: Code::Plugin(super::plugins::PluginRecord {
+                name,
+                code_hash,
+                manifest: from_json("plugin_versions.manifest", &manifest)?,
+                installed_at,
+            }),
+        });
+    }
+    out.sort_by(|a, b| (a.position, &a.name).cmp(&(b.position, &b.name)));
+    Ok(out)
 }
 
-/// Updates a tenant's settings for an installed extension. Returns false if it is not installed.
+/// Whether the tenant has a script of this name.
+pub fn script_exists(conn: &Connection, tenant_id: &str, name: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM scripts WHERE tenant_id = ?1 AND name = ?2")?
+        .query_row(params![tenant_id, name], |_| Ok(true))
+        .optional()?
+        .unwrap_or(false))
+}
+
+/// Updates (or creates) a tenant's settings for an extension known to exist.
 pub fn update_setting(
     conn: &Connection,
     tenant_id: &str,
@@ -109,9 +218,22 @@ pub fn update_setting(
     enabled: bool,
     position: Option<i64>,
     config: Option<&serde_json::Value>,
-) -> Result<bool, StoreError> {
-    let n = conn.prepare_cached("UPDATE tenant_extensions SET enabled = ?3, position = COALESCE(?4, position), config = COALESCE(?5, config)
-         WHERE tenant_id = ?1 AND name = ?2")?.execute(params![tenant_id, name, enabled, position, config.map(to_json).transpose()?],
-    )?;
-    Ok(n == 1)
+    grants: Option<&Grants>,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT INTO tenant_extensions (tenant_id, name) VALUES (?1, ?2) ON CONFLICT DO NOTHING")?
+        .execute(params![tenant_id, name])?;
+    conn.prepare_cached(
+        "UPDATE tenant_extensions SET enabled = ?3, position = COALESCE(?4, position), config = COALESCE(?5, config),
+                grants = COALESCE(?6, grants)
+         WHERE tenant_id = ?1 AND name = ?2",
+    )?
+    .execute(params![
+        tenant_id,
+        name,
+        enabled,
+        position,
+        config.map(to_json).transpose()?,
+        grants.map(to_json).transpose()?
+    ])?;
+    Ok(())
 }

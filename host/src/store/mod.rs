@@ -16,12 +16,14 @@
 //! - [`audit`]: the per-tenant hash-chained log (append, export, verify).
 //! - [`extensions`]: scripts and per-tenant extension settings.
 //! - [`outbox`]: notifications written in the same transaction as their change.
+//! - [`plugins`]: the plugin catalog, installed versions and precompiled artifacts.
 
 pub mod audit;
 pub mod directory;
 pub mod extensions;
 pub mod orders;
 pub mod outbox;
+pub mod plugins;
 pub mod schema;
 
 use rusqlite::{Connection, OpenFlags};

@@ -132,6 +132,33 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (tenant_id, name)
     ) WITHOUT ROWID;
     "#,
+    // 2: WASM and native plugins: the host-wide catalog, every version ever installed (so any
+    // decision can be traced to its code), the precompiled artifacts the host produced itself,
+    // and per-tenant capability grants.
+    r#"
+    CREATE TABLE plugins (
+        name TEXT PRIMARY KEY,
+        code_hash TEXT NOT NULL,
+        installed_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE plugin_versions (
+        code_hash TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        world TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        manifest TEXT NOT NULL,
+        installed_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE artifacts (
+        code_hash TEXT NOT NULL,
+        engine_hash TEXT NOT NULL,
+        artifact_sha256 TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (code_hash, engine_hash)
+    ) WITHOUT ROWID;
+    ALTER TABLE tenant_extensions ADD COLUMN grants TEXT NOT NULL DEFAULT '{}';
+    "#,
 ];
 
 /// The schema version this host writes.

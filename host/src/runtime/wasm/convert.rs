@@ -1,0 +1,131 @@
+//! Conversions between the host's domain shapes and the WIT types. The WIT types are the wire
+//! format; everything the host trusts goes through the domain types and the engine's checks.
+
+use super::bindings::types as wit;
+use crate::domain::plan::Quorum;
+use crate::domain::step::{
+    ApproverSpec, OrderContext, PriceAdjustment, PriceKind, RiskFlag, Severity, StageRequest, StepOutput, StepVerdict,
+};
+use crate::engine::StepError;
+
+/// The step's view of an order, in WIT form.
+pub fn context(ctx: &OrderContext) -> wit::OrderContext {
+    let o = &ctx.order;
+    wit::OrderContext {
+        order: wit::Order {
+            id: o.id.clone(),
+            requester: o.requester.clone(),
+            cost_center: o.cost_center.clone(),
+            department: o.department.clone(),
+            customer_id: o.customer_id.clone(),
+            vendor_id: o.vendor_id.clone(),
+            currency: o.currency.clone(),
+            lines: o
+                .lines
+                .iter()
+                .map(|l| wit::Line {
+                    sku: l.sku.clone(),
+                    description: l.description.clone(),
+                    quantity: l.quantity,
+                    unit_price_minor: l.unit_price_minor,
+                    line_total_minor: l.line_total_minor,
+                    tax_category: l.tax_category.clone(),
+                    budget_category: l.budget_category.clone(),
+                })
+                .collect(),
+            recurrence: o.recurrence.clone(),
+            attributes_json: serde_json::to_string(&o.attributes).unwrap_or_else(|_| "{}".into()),
+        },
+        subtotal_minor: ctx.subtotal_minor,
+        requester: wit::RequesterProfile {
+            name: ctx.requester.name.clone(),
+            roles: ctx.requester.roles.clone(),
+            spend_limit_minor: ctx.requester.spend_limit_minor,
+            budget_minor: ctx.requester.budget_minor,
+            budget_period: ctx.requester.budget_period.clone(),
+            budget_used_minor: ctx.requester.budget_used_minor,
+        },
+        cost_center: ctx.cost_center.as_ref().map(|c| wit::CostCenterProfile {
+            code: c.code.clone(),
+            manager: c.manager.clone(),
+            budget_minor: c.budget_minor,
+            budget_used_minor: c.budget_used_minor,
+        }),
+        config_json: serde_json::to_string(&ctx.config).unwrap_or_else(|_| "{}".into()),
+    }
+}
+
+fn bad(msg: String) -> StepError {
+    StepError::BadOutput(msg)
+}
+
+fn approvers(a: wit::Approvers) -> Result<ApproverSpec, StepError> {
+    Ok(match a {
+        wit::Approvers::Role(r) => {
+            ApproverSpec::Role(r.parse().map_err(|e: crate::domain::actor::BadRole| bad(e.to_string()))?)
+        }
+        wit::Approvers::Users(u) => ApproverSpec::Users(u),
+        wit::Approvers::CostCenterManager(c) => ApproverSpec::CostCenterManager(c),
+    })
+}
+
+/// A step's WIT output as the domain shape; the engine validates it further.
+pub fn output(out: wit::StepOutput) -> Result<StepOutput, StepError> {
+    let mut stages = Vec::with_capacity(out.stages.len());
+    for s in out.stages {
+        let quorum = match s.quorum {
+            wit::Quorum::Any => Quorum::Any,
+            wit::Quorum::All => Quorum::All,
+            wit::Quorum::AtLeast(n) if (1..=100).contains(&n) => Quorum::AtLeast(n),
+            wit::Quorum::AtLeast(n) => {
+                return Err(bad(format!("stage '{}': quorum {n} is not between 1 and 100", s.key)));
+            }
+        };
+        stages.push(StageRequest {
+            key: s.key,
+            title: s.title,
+            level: s.level,
+            approvers: approvers(s.approvers)?,
+            quorum,
+            due_in_hours: s.due_in_hours,
+            escalate_to: s.escalate_to.map(approvers).transpose()?,
+            reason: s.reason,
+        });
+    }
+    let flags = out
+        .flags
+        .into_iter()
+        .map(|f| RiskFlag {
+            code: f.code,
+            severity: match f.severity {
+                wit::Severity::Info => Severity::Info,
+                wit::Severity::Warning => Severity::Warning,
+                wit::Severity::High => Severity::High,
+            },
+            message: f.message,
+            source: String::new(),
+        })
+        .collect();
+    let adjustments = out
+        .adjustments
+        .into_iter()
+        .map(|a| PriceAdjustment {
+            kind: match a.kind {
+                wit::PriceKind::Tax => PriceKind::Tax,
+                wit::PriceKind::Discount => PriceKind::Discount,
+                wit::PriceKind::Surcharge => PriceKind::Surcharge,
+                wit::PriceKind::Shipping => PriceKind::Shipping,
+            },
+            code: a.code,
+            amount_minor: a.amount_minor,
+            description: a.description,
+            source: String::new(),
+        })
+        .collect();
+    let (verdict, reason) = match out.verdict {
+        wit::Verdict::Proceed => (StepVerdict::Proceed, None),
+        wit::Verdict::Reject(r) => (StepVerdict::Reject, Some(r)),
+        wit::Verdict::Hold(r) => (StepVerdict::Hold, Some(r)),
+    };
+    Ok(StepOutput { stages, flags, adjustments, verdict, reason })
+}

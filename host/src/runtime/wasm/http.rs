@@ -1,0 +1,175 @@
+//! `greenlight:plugin/http`: outbound requests through the host, only to origins the manifest
+//! declares and the tenant grants, never to loopback or private addresses unless the operator
+//! allows it, with the host adding secrets (API keys) the plugin never sees, and with time and
+//! size limits.
+
+use super::PluginState;
+use super::bindings::http;
+use crate::runtime::manifest::parse_origin;
+use std::net::{IpAddr, ToSocketAddrs};
+use std::time::Duration;
+
+/// What one plugin call may reach over HTTP.
+#[derive(Debug, Clone, Default)]
+pub struct HttpGrant {
+    /// Allowed origins: manifest ∩ tenant grant, as (scheme, host, port).
+    pub origins: Vec<(String, String, u16)>,
+    /// Headers the host adds per origin (`scheme://host:port` → headers): operator secrets.
+    pub secrets: Vec<(String, Vec<(String, String)>)>,
+    /// Whether loopback and private addresses may be called (tests, on-premise ERPs).
+    pub allow_private: bool,
+    /// Time limit per request.
+    pub timeout: Duration,
+    /// Largest response body.
+    pub max_response_bytes: u64,
+}
+
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+fn split_url(url: &str) -> Option<(String, String, u16)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    if authority.contains('@') {
+        return None;
+    }
+    let default = match scheme {
+        "http" => 80,
+        "https" => 443,
+        _ => return None,
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (h.to_string(), p.parse().ok()?),
+        _ => (authority.to_string(), default),
+    };
+    (!host.is_empty()).then(|| (scheme.to_string(), host.to_ascii_lowercase(), port))
+}
+
+impl http::Host for PluginState {
+    fn send(&mut self, request: http::Request) -> wasmtime::Result<Result<http::Response, http::HttpError>> {
+        let Some(grant) = self.call.http.clone() else {
+            self.denied = Some("http: this plugin or tenant has no http capability".into());
+            return Ok(Err(http::HttpError::Denied("no http capability granted".into())));
+        };
+        let Some(origin) = split_url(&request.url) else {
+            return Ok(Err(http::HttpError::Failed(format!("'{}' is not an absolute http(s) URL", request.url))));
+        };
+        if !grant.origins.contains(&origin) {
+            let why =
+                format!("{}://{}:{} is not an allowed origin for this plugin and tenant", origin.0, origin.1, origin.2);
+            self.denied = Some(format!("http: {why}"));
+            return Ok(Err(http::HttpError::Denied(why)));
+        }
+        if !grant.allow_private {
+            let addrs = match (origin.1.as_str(), origin.2).to_socket_addrs() {
+                Ok(a) => a.collect::<Vec<_>>(),
+                Err(e) => return Ok(Err(http::HttpError::Failed(format!("cannot resolve {}: {e}", origin.1)))),
+            };
+            if addrs.iter().any(|a| is_private(a.ip())) {
+                let why = format!(
+                    "{} resolves to a loopback or private address, which the operator does not allow",
+                    origin.1
+                );
+                self.denied = Some(format!("http: {why}"));
+                return Ok(Err(http::HttpError::Denied(why)));
+            }
+        }
+        let method = request.method.to_ascii_uppercase();
+        if !matches!(method.as_str(), "GET" | "POST" | "PUT" | "PATCH" | "DELETE") {
+            return Ok(Err(http::HttpError::Failed(format!("method {method} is not supported"))));
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(grant.timeout))
+            .max_redirects(0)
+            .build()
+            .into();
+        let mut builder = ureq::http::Request::builder().method(method.as_str()).uri(&request.url);
+        for (k, v) in &request.headers {
+            if k.eq_ignore_ascii_case("host") || k.eq_ignore_ascii_case("authorization") && !grant.secrets.is_empty() {
+                continue;
+            }
+            builder = builder.header(k, v);
+        }
+        let key = format!("{}://{}:{}", origin.0, origin.1, origin.2);
+        for (o, headers) in &grant.secrets {
+            if parse_origin(o).as_ref() == Some(&origin) || *o == key {
+                for (k, v) in headers {
+                    builder = builder.header(k, v);
+                }
+            }
+        }
+        let body = request.body.unwrap_or_default();
+        let req = match builder.body(body) {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(http::HttpError::Failed(format!("bad request: {e}")))),
+        };
+        let started = std::time::Instant::now();
+        let resp = match agent.run(req) {
+            Ok(r) => r,
+            Err(ureq::Error::Timeout(_)) => return Ok(Err(http::HttpError::Timeout)),
+            Err(e) => return Ok(Err(http::HttpError::Failed(e.to_string()))),
+        };
+        let status = resp.status().as_u16();
+        let headers: Vec<(String, String)> =
+            resp.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string())).collect();
+        let mut body = resp.into_body();
+        let bytes = match body.with_config().limit(grant.max_response_bytes).read_to_vec() {
+            Ok(b) => b,
+            Err(ureq::Error::BodyExceedsLimit(_)) => return Ok(Err(http::HttpError::TooLarge)),
+            Err(ureq::Error::Timeout(_)) => return Ok(Err(http::HttpError::Timeout)),
+            Err(e) => return Ok(Err(http::HttpError::Failed(e.to_string()))),
+        };
+        tracing::debug!(target: "greenlight::plugin", plugin = %self.call.plugin, %key, status, ms = started.elapsed().as_millis() as u64, "http");
+        Ok(Ok(http::Response { status, headers, body: bytes }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_split_into_origins() {
+        assert_eq!(split_url("https://erp.example.com/api?x=1"), Some(("https".into(), "erp.example.com".into(), 443)));
+        assert_eq!(split_url("http://127.0.0.1:8080/x"), Some(("http".into(), "127.0.0.1".into(), 8080)));
+        assert_eq!(split_url("http://user@evil.example/"), None);
+        assert_eq!(split_url("ftp://x/"), None);
+    }
+
+    #[test]
+    fn private_ranges_are_recognised() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.1.1",
+            "172.16.0.1",
+            "169.254.1.1",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+        ] {
+            assert!(is_private(ip.parse().expect("ip")), "{ip}");
+        }
+        for ip in ["93.184.216.34", "2606:4700::1"] {
+            assert!(!is_private(ip.parse().expect("ip")), "{ip}");
+        }
+    }
+}

@@ -1,0 +1,706 @@
+//! The WASM runtime: sandboxed WebAssembly components implementing the plugin API.
+//!
+//! - One shared wasmtime [`Engine`] with the component model, the pooling allocator, fuel and
+//!   epoch interruption (a ticker thread advances the epoch; each call gets a deadline).
+//! - Components are compiled once at install, precompiled to an artifact cached by content hash
+//!   and the engine's compatibility hash, and recorded with the artifact's SHA-256: the host only
+//!   ever deserializes artifacts it produced, and recompiles when the engine changed.
+//! - Before a component is accepted its imports are checked: only the plugin-API interfaces its
+//!   world allows (and its manifest declares), and the WASI 0.2 interfaces the Rust standard
+//!   library needs. Anything else is refused by name.
+//! - Every call gets a fresh store and instance (from a cached `InstancePre`): no state survives
+//!   between orders or tenants. WASI is an empty context: no files, environment, sockets or
+//!   arguments; clocks are frozen and randomness is seeded, so steps stay deterministic; guest
+//!   stdout/stderr go to bounded buffers and then to tracing.
+//! - Failures are classified: deadline, fuel, memory limit, guest panic, bad output, denied
+//!   capability.
+//!
+//! One host file per WIT interface: [`host`], [`http`], [`mail`]; [`convert`] maps WIT types to
+//! the domain; [`bindings`] holds the generated code.
+
+pub mod bindings;
+pub mod convert;
+pub mod host;
+pub mod http;
+pub mod mail;
+
+use crate::domain::step::{OrderContext, StepOutput};
+use crate::engine::{Step, StepError, StepKind};
+use crate::runtime::manifest::{Manifest, World};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Limits every call runs under.
+#[derive(Debug, Clone)]
+pub struct WasmLimits {
+    /// Wall-clock deadline per call.
+    pub deadline: Duration,
+    /// How often the epoch advances.
+    pub tick: Duration,
+    /// Fuel (roughly, wasm instructions) per call.
+    pub fuel: u64,
+    /// Linear memory per instance, bytes.
+    pub memory_bytes: usize,
+    /// Bytes of log output per call.
+    pub log_bytes: usize,
+    /// Bytes of stdout and of stderr kept per call.
+    pub stdio_bytes: usize,
+    /// Instances that may run at once.
+    pub concurrent_instances: u32,
+}
+
+impl Default for WasmLimits {
+    fn default() -> Self {
+        WasmLimits {
+            deadline: Duration::from_millis(50),
+            tick: Duration::from_millis(5),
+            fuel: 200_000_000,
+            memory_bytes: 32 << 20,
+            log_bytes: 16 * 1024,
+            stdio_bytes: 16 * 1024,
+            concurrent_instances: 128,
+        }
+    }
+}
+
+/// What can go wrong loading or installing a component.
+#[derive(Debug, thiserror::Error)]
+pub enum WasmError {
+    /// The bytes are not a valid component, or it does not compile.
+    #[error("the component does not compile: {0}")]
+    Compile(String),
+    /// It imports something this host does not provide or the manifest does not declare.
+    #[error("the component is refused: {0}")]
+    Imports(String),
+    /// It does not export what its world requires.
+    #[error("the component does not implement the `{world}` world: {reason}")]
+    Exports {
+        /// The world.
+        world: &'static str,
+        /// The type checker's message.
+        reason: String,
+    },
+    /// Reading or writing a file failed.
+    #[error("{what}: {reason}")]
+    Io {
+        /// Which file.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// The engine could not be built.
+    #[error("the WASM engine could not start: {0}")]
+    Engine(String),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> WasmError {
+    let what = what.into();
+    move |e| WasmError::Io { what, reason: e.to_string() }
+}
+
+/// Per-call facts and grants, fixed before the call starts.
+#[derive(Clone, Default)]
+pub struct CallContext {
+    /// Tenant id.
+    pub tenant: String,
+    /// Order id, if the call is about one.
+    pub order: Option<String>,
+    /// Plugin name.
+    pub plugin: String,
+    /// The effective configuration, JSON.
+    pub config_json: String,
+    /// HTTP reach, if granted.
+    pub http: Option<http::HttpGrant>,
+    /// The mail relay, if granted.
+    pub mail: Option<Arc<dyn mail::MailRelay>>,
+}
+
+/// Memory limiter that remembers the peak and fails with a typed error.
+struct Limiter {
+    max: usize,
+    peak: usize,
+}
+
+/// The typed error of a memory limit hit, so it can be told apart from other traps.
+#[derive(Debug)]
+struct MemoryLimitExceeded {
+    desired: usize,
+    limit: usize,
+}
+
+impl std::fmt::Display for MemoryLimitExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "wanted {} bytes of memory, the limit is {}", self.desired, self.limit)
+    }
+}
+
+impl std::error::Error for MemoryLimitExceeded {}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.max {
+            return Err(wasmtime::Error::new(MemoryLimitExceeded { desired, limit: self.max }));
+        }
+        self.peak = self.peak.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        Err(error)
+    }
+}
+
+/// Everything a running instance may touch.
+pub struct PluginState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: Limiter,
+    call: CallContext,
+    log_budget: usize,
+    last_error: Option<String>,
+    denied: Option<String>,
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// A clock frozen at the epoch: steps get no time.
+struct FrozenClock;
+
+impl wasmtime_wasi::HostWallClock for FrozenClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// The pre-instantiated form of a component, by world.
+#[derive(Clone)]
+enum Pre {
+    Step(bindings::step::ApprovalStepPre<PluginState>),
+    Connector(bindings::connector::ConnectorPre<PluginState>),
+    Notifier(bindings::notifier::NotifierPre<PluginState>),
+}
+
+/// A loaded, checked plugin version.
+pub struct LoadedPlugin {
+    /// Extension name.
+    pub name: String,
+    /// SHA-256 of the component bytes.
+    pub code_hash: String,
+    /// Its manifest.
+    pub manifest: Manifest,
+    pre: Pre,
+}
+
+/// Resources one call used.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct CallStats {
+    /// Wall-clock time, microseconds.
+    pub micros: u64,
+    /// Fuel consumed.
+    pub fuel: u64,
+    /// Peak linear memory, bytes.
+    pub peak_memory_bytes: usize,
+}
+
+/// The shared WASM engine and the loaded plugins.
+pub struct WasmRuntime {
+    engine: Engine,
+    limits: WasmLimits,
+    engine_hash: String,
+    linkers: [Linker<PluginState>; 3],
+    loaded: RwLock<HashMap<String, Arc<LoadedPlugin>>>,
+}
+
+/// Hex SHA-256 of bytes: a component's identity.
+pub fn code_hash(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+struct ShaHasher(Sha256);
+
+impl std::hash::Hasher for ShaHasher {
+    fn finish(&self) -> u64 {
+        0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+fn world_index(w: World) -> usize {
+    match w {
+        World::ApprovalStep => 0,
+        World::Connector => 1,
+        World::Notifier => 2,
+    }
+}
+
+impl WasmRuntime {
+    /// Builds the engine and starts the epoch ticker.
+    pub fn new(limits: WasmLimits) -> Result<Arc<WasmRuntime>, WasmError> {
+        let mut pool = PoolingAllocationConfig::new();
+        let n = limits.concurrent_instances.max(1);
+        pool.total_component_instances(n)
+            .total_core_instances(n * 4)
+            .total_memories(n * 2)
+            .total_tables(n * 4)
+            .max_memory_size(limits.memory_bytes.max(4 << 20));
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .consume_fuel(true)
+            .max_wasm_stack(512 * 1024)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(|e| WasmError::Engine(format!("{e:#}")))?;
+        let mut h = ShaHasher(Sha256::new());
+        std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut h);
+        let engine_hash = hex::encode(&h.0.finalize()[..16]);
+        let linkers = [World::ApprovalStep, World::Connector, World::Notifier].map(|w| Self::linker(&engine, w));
+        let [a, b, c] = linkers;
+        let linkers = [a?, b?, c?];
+        let weak = engine.weak();
+        let tick = limits.tick;
+        std::thread::Builder::new()
+            .name("greenlight-epoch".into())
+            .spawn(move || {
+                while let Some(e) = weak.upgrade() {
+                    e.increment_epoch();
+                    drop(e);
+                    std::thread::sleep(tick);
+                }
+            })
+            .map_err(|e| WasmError::Engine(e.to_string()))?;
+        Ok(Arc::new(WasmRuntime { engine, limits, engine_hash, linkers, loaded: RwLock::new(HashMap::new()) }))
+    }
+
+    fn linker(engine: &Engine, world: World) -> Result<Linker<PluginState>, WasmError> {
+        let mut linker = Linker::new(engine);
+        let err = |e: wasmtime::Error| WasmError::Engine(format!("{e:#}"));
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(err)?;
+        match world {
+            World::ApprovalStep => {
+                bindings::step::ApprovalStep::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)
+            }
+            World::Connector => {
+                bindings::connector::Connector::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)
+            }
+            World::Notifier => {
+                bindings::notifier::Notifier::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)
+            }
+        }
+        .map_err(err)?;
+        Ok(linker)
+    }
+
+    /// The engine's compatibility key: artifacts made under another key are recompiled.
+    pub fn engine_hash(&self) -> &str {
+        &self.engine_hash
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &WasmLimits {
+        &self.limits
+    }
+
+    /// Checks a component's imports against what its world and manifest allow.
+    fn check_imports(&self, component: &Component, manifest: &Manifest) -> Result<(), WasmError> {
+        let ty = component.component_type();
+        for (name, _) in ty.imports(&self.engine) {
+            let (iface, version) = name
+                .rsplit_once('@')
+                .ok_or_else(|| WasmError::Imports(format!("it imports `{name}` without a version")))?;
+            if let Some(wasi) = iface.strip_prefix("wasi:") {
+                if !version.starts_with("0.2.") {
+                    return Err(WasmError::Imports(format!("it imports `{name}`; this host provides WASI 0.2 only")));
+                }
+                if wasi.starts_with("sockets/") || wasi.starts_with("http/") {
+                    return Err(WasmError::Imports(format!(
+                        "it imports `{name}`: plugins get no sockets; use greenlight:plugin/http through the host"
+                    )));
+                }
+                if manifest.world == World::ApprovalStep && wasi == "random/random" {
+                    return Err(WasmError::Imports(format!(
+                        "it imports `{name}`: approval steps must be deterministic"
+                    )));
+                }
+                continue;
+            }
+            let Some(gl) = iface.strip_prefix("greenlight:plugin/") else {
+                return Err(WasmError::Imports(format!("it imports `{name}`, which this host does not provide")));
+            };
+            let mut parts = version.split('.').map(|p| p.parse::<u64>().unwrap_or(u64::MAX));
+            let (major, minor) = (parts.next().unwrap_or(u64::MAX), parts.next().unwrap_or(u64::MAX));
+            let (hm, hn, hp) = crate::runtime::manifest::API_VERSION;
+            if major != hm || minor > hn {
+                return Err(WasmError::Imports(format!(
+                    "it imports `{name}`, but this host provides greenlight:plugin@{hm}.{hn}.{hp}: rebuild it against greenlight-plugin-api {hm}.{hn} or upgrade the host"
+                )));
+            }
+            let allowed = match (gl, manifest.world) {
+                ("types" | "host", _) => true,
+                ("http", World::Connector | World::Notifier) => {
+                    if manifest.capabilities.http.is_empty() {
+                        return Err(WasmError::Imports(format!(
+                            "it imports `{name}` but its manifest declares no [capabilities] http origins"
+                        )));
+                    }
+                    true
+                }
+                ("mail", World::Notifier) => {
+                    if !manifest.capabilities.mail {
+                        return Err(WasmError::Imports(format!(
+                            "it imports `{name}` but its manifest does not declare mail = true"
+                        )));
+                    }
+                    true
+                }
+                _ => false,
+            };
+            if !allowed {
+                return Err(WasmError::Imports(format!(
+                    "it imports `{name}`, which `{}` plugins may not use",
+                    manifest.world.as_str()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn prepare(&self, component: &Component, manifest: &Manifest) -> Result<Pre, WasmError> {
+        self.check_imports(component, manifest)?;
+        let linker = &self.linkers[world_index(manifest.world)];
+        let exports =
+            |e: wasmtime::Error| WasmError::Exports { world: manifest.world.as_str(), reason: format!("{e:#}") };
+        let pre = linker.instantiate_pre(component).map_err(exports)?;
+        Ok(match manifest.world {
+            World::ApprovalStep => Pre::Step(bindings::step::ApprovalStepPre::new(pre).map_err(exports)?),
+            World::Connector => Pre::Connector(bindings::connector::ConnectorPre::new(pre).map_err(exports)?),
+            World::Notifier => Pre::Notifier(bindings::notifier::NotifierPre::new(pre).map_err(exports)?),
+        })
+    }
+
+    /// Validates component bytes against a manifest: compiles, checks imports and exports.
+    /// Returns the precompiled artifact.
+    pub fn validate(&self, bytes: &[u8], manifest: &Manifest) -> Result<Vec<u8>, WasmError> {
+        let component =
+            Component::from_binary(&self.engine, bytes).map_err(|e| WasmError::Compile(format!("{e:#}")))?;
+        self.prepare(&component, manifest)?;
+        component.serialize().map_err(|e| WasmError::Compile(format!("{e:#}")))
+    }
+
+    /// Loads a component from the artifact cache (recompiling from the original when the cached
+    /// artifact is missing, from another engine, or not the one the host recorded).
+    /// `recorded` is the SHA-256 the host recorded for the artifact; the result says whether a
+    /// new artifact was written (and its SHA-256, to record).
+    pub fn load(
+        &self,
+        dir: &Path,
+        name: &str,
+        code_hash_hex: &str,
+        manifest: &Manifest,
+        recorded: Option<&str>,
+    ) -> Result<(Arc<LoadedPlugin>, Option<String>), WasmError> {
+        let artifact = artifact_path(dir, code_hash_hex, &self.engine_hash);
+        let mut written = None;
+        let cached = match (recorded, std::fs::read(&artifact)) {
+            (Some(sha), Ok(bytes)) if code_hash(&bytes) == sha => {
+                #[allow(unsafe_code)]
+                // SAFETY: the artifact was produced by this host with an engine of the same
+                // compatibility hash (it is in the file name), and its SHA-256 matches the one the
+                // host recorded when it wrote it, so these are the bytes it produced.
+                let c = unsafe { Component::deserialize(&self.engine, &bytes) };
+                c.ok()
+            }
+            _ => None,
+        };
+        let component = match cached {
+            Some(c) => c,
+            None => {
+                let original = original_path(dir, code_hash_hex);
+                let bytes = std::fs::read(&original).map_err(io(format!("reading {}", original.display())))?;
+                if code_hash(&bytes) != code_hash_hex {
+                    return Err(WasmError::Compile(format!(
+                        "{} does not match its recorded hash; reinstall the plugin",
+                        original.display()
+                    )));
+                }
+                let component =
+                    Component::from_binary(&self.engine, &bytes).map_err(|e| WasmError::Compile(format!("{e:#}")))?;
+                let serialized = component.serialize().map_err(|e| WasmError::Compile(format!("{e:#}")))?;
+                write_atomically(&artifact, &serialized)?;
+                written = Some(code_hash(&serialized));
+                component
+            }
+        };
+        let pre = self.prepare(&component, manifest)?;
+        let plugin = Arc::new(LoadedPlugin {
+            name: name.to_string(),
+            code_hash: code_hash_hex.to_string(),
+            manifest: manifest.clone(),
+            pre,
+        });
+        if let Ok(mut map) = self.loaded.write() {
+            map.insert(name.to_string(), plugin.clone());
+        }
+        Ok((plugin, written))
+    }
+
+    /// Compiles and checks a component straight from bytes, without caching: for `step test`.
+    pub fn load_bytes(&self, bytes: &[u8], manifest: &Manifest) -> Result<Arc<LoadedPlugin>, WasmError> {
+        let component =
+            Component::from_binary(&self.engine, bytes).map_err(|e| WasmError::Compile(format!("{e:#}")))?;
+        let pre = self.prepare(&component, manifest)?;
+        Ok(Arc::new(LoadedPlugin {
+            name: manifest.name.clone(),
+            code_hash: code_hash(bytes),
+            manifest: manifest.clone(),
+            pre,
+        }))
+    }
+
+    /// The loaded plugin of this name, if it is the wanted version.
+    pub fn cached(&self, name: &str, code_hash: &str) -> Option<Arc<LoadedPlugin>> {
+        self.loaded.read().ok()?.get(name).filter(|p| p.code_hash == code_hash).cloned()
+    }
+
+    fn store(
+        &self,
+        call: CallContext,
+    ) -> Result<(Store<PluginState>, MemoryOutputPipe, MemoryOutputPipe), wasmtime::Error> {
+        let stdout = MemoryOutputPipe::new(self.limits.stdio_bytes);
+        let stderr = MemoryOutputPipe::new(self.limits.stdio_bytes);
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .wall_clock(FrozenClock)
+            .monotonic_clock(FrozenClock)
+            .insecure_random_seed(0)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = PluginState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: Limiter { max: self.limits.memory_bytes, peak: 0 },
+            call,
+            log_budget: self.limits.log_bytes,
+            last_error: None,
+            denied: None,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_fuel(self.limits.fuel)?;
+        let ticks = self.limits.deadline.as_micros().div_ceil(self.limits.tick.as_micros().max(1)).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        Ok((store, stdout, stderr))
+    }
+
+    fn finish(
+        &self,
+        store: &mut Store<PluginState>,
+        out: &MemoryOutputPipe,
+        err: &MemoryOutputPipe,
+        started: Instant,
+    ) -> CallStats {
+        let plugin = store.data().call.plugin.clone();
+        for (name, pipe) in [("stdout", out), ("stderr", err)] {
+            let bytes = pipe.contents();
+            if !bytes.is_empty() {
+                tracing::info!(target: "greenlight::plugin", plugin, stream = name, "{}", String::from_utf8_lossy(&bytes));
+            }
+        }
+        CallStats {
+            micros: started.elapsed().as_micros() as u64,
+            fuel: self.limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0)),
+            peak_memory_bytes: store.data().limiter.peak,
+        }
+    }
+
+    /// Runs an approval step's `evaluate` in a fresh instance.
+    pub fn evaluate(
+        &self,
+        plugin: &LoadedPlugin,
+        ctx: &OrderContext,
+        call: CallContext,
+    ) -> (Result<StepOutput, StepError>, CallStats) {
+        let Pre::Step(pre) = &plugin.pre else {
+            return (
+                Err(StepError::Failed(format!("plugin '{}' is not an approval step", plugin.name))),
+                CallStats::default(),
+            );
+        };
+        let started = Instant::now();
+        let (mut store, out, err) = match self.store(call) {
+            Ok(s) => s,
+            Err(e) => return (Err(StepError::Failed(format!("{e:#}"))), CallStats::default()),
+        };
+        let wit_ctx = convert::context(ctx);
+        let result =
+            pre.instantiate(&mut store).and_then(|p| p.greenlight_plugin_step().call_evaluate(&mut store, &wit_ctx));
+        let stats = self.finish(&mut store, &out, &err, started);
+        let result = match result {
+            Ok(Ok(o)) => convert::output(o),
+            Ok(Err(bindings::types::StepError::InvalidInput(m))) => {
+                Err(StepError::Failed(format!("invalid input: {m}")))
+            }
+            Ok(Err(bindings::types::StepError::Failed(m))) => Err(StepError::Failed(m)),
+            Err(e) => Err(classify(&e, store.data())),
+        };
+        (result, stats)
+    }
+
+    /// Runs a function of a connector in a fresh instance.
+    pub fn with_connector<R>(
+        &self,
+        plugin: &LoadedPlugin,
+        call: CallContext,
+        f: impl FnOnce(&mut Store<PluginState>, &bindings::connector::Connector) -> wasmtime::Result<R>,
+    ) -> (Result<R, StepError>, CallStats) {
+        let Pre::Connector(pre) = &plugin.pre else {
+            return (
+                Err(StepError::Failed(format!("plugin '{}' is not a connector", plugin.name))),
+                CallStats::default(),
+            );
+        };
+        let started = Instant::now();
+        let (mut store, out, err) = match self.store(call) {
+            Ok(s) => s,
+            Err(e) => return (Err(StepError::Failed(format!("{e:#}"))), CallStats::default()),
+        };
+        let result = pre.instantiate(&mut store).and_then(|c| f(&mut store, &c));
+        let stats = self.finish(&mut store, &out, &err, started);
+        (result.map_err(|e| classify(&e, store.data())), stats)
+    }
+
+    /// Runs a notifier's `deliver` in a fresh instance.
+    pub fn deliver(
+        &self,
+        plugin: &LoadedPlugin,
+        call: CallContext,
+        notification: &bindings::types::Notification,
+    ) -> (Result<Result<(), bindings::types::NotifyError>, StepError>, CallStats) {
+        let Pre::Notifier(pre) = &plugin.pre else {
+            return (
+                Err(StepError::Failed(format!("plugin '{}' is not a notifier", plugin.name))),
+                CallStats::default(),
+            );
+        };
+        let started = Instant::now();
+        let (mut store, out, err) = match self.store(call) {
+            Ok(s) => s,
+            Err(e) => return (Err(StepError::Failed(format!("{e:#}"))), CallStats::default()),
+        };
+        let result = pre
+            .instantiate(&mut store)
+            .and_then(|n| n.greenlight_plugin_notifier_api().call_deliver(&mut store, notification));
+        let stats = self.finish(&mut store, &out, &err, started);
+        (result.map_err(|e| classify(&e, store.data())), stats)
+    }
+}
+
+/// Tells the failure kinds apart.
+fn classify(e: &wasmtime::Error, state: &PluginState) -> StepError {
+    if let Some(t) = e.downcast_ref::<Trap>() {
+        return match *t {
+            Trap::Interrupt => StepError::Deadline("the plugin's time limit".into()),
+            Trap::OutOfFuel => StepError::OutOfFuel("the plugin's fuel".into()),
+            Trap::UnreachableCodeReached => StepError::Panicked(
+                state.last_error.clone().unwrap_or_else(|| "the plugin aborted without a message".into()),
+            ),
+            Trap::StackOverflow => StepError::MemoryLimit("stack overflow".into()),
+            other => StepError::Failed(format!("the plugin trapped: {other}")),
+        };
+    }
+    if let Some(m) = e.downcast_ref::<MemoryLimitExceeded>() {
+        return StepError::MemoryLimit(m.to_string());
+    }
+    if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+        return StepError::Failed("the host is running too many plugin calls at once; retry".into());
+    }
+    if let Some(why) = &state.denied {
+        return StepError::Denied(why.clone());
+    }
+    StepError::Failed(format!("{e:#}"))
+}
+
+/// Where the original component of a code hash is kept.
+pub fn original_path(dir: &Path, code_hash: &str) -> PathBuf {
+    dir.join(format!("{code_hash}.wasm"))
+}
+
+/// Where the precompiled artifact for a code hash and engine is kept.
+pub fn artifact_path(dir: &Path, code_hash: &str, engine_hash: &str) -> PathBuf {
+    dir.join(format!("{code_hash}.{engine_hash}.cwasm"))
+}
+
+/// Writes a file so readers never see half of it.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), WasmError> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(io(format!("writing {}", tmp.display())))?;
+    std::fs::rename(&tmp, path).map_err(io(format!("renaming {}", tmp.display())))
+}
+
+/// A WASM approval step bound to a tenant's call context.
+pub struct WasmStep {
+    /// The runtime.
+    pub runtime: Arc<WasmRuntime>,
+    /// The plugin version.
+    pub plugin: Arc<LoadedPlugin>,
+    /// Tenant id.
+    pub tenant: String,
+}
+
+impl Step for WasmStep {
+    fn name(&self) -> &str {
+        &self.plugin.name
+    }
+
+    fn kind(&self) -> StepKind {
+        StepKind::Wasm
+    }
+
+    fn code_hash(&self) -> &str {
+        &self.plugin.code_hash
+    }
+
+    fn evaluate(&self, ctx: &OrderContext) -> Result<StepOutput, StepError> {
+        let call = CallContext {
+            tenant: self.tenant.clone(),
+            order: Some(ctx.order.id.clone()),
+            plugin: self.plugin.name.clone(),
+            config_json: serde_json::to_string(&ctx.config).unwrap_or_else(|_| "{}".into()),
+            http: None,
+            mail: None,
+        };
+        self.runtime.evaluate(&self.plugin, ctx, call).0
+    }
+}
