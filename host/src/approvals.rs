@@ -361,6 +361,18 @@ fn persist(
     }
     if let Some(e) = evaluation {
         orders::record_evaluation(conn, tenant_id, &t.order.id, &timestamp(at), &e.context, &e.runs, &e.outcome)?;
+        // The exact code behind the decision goes into the tamper-evident trail.
+        let extensions: Vec<serde_json::Value> = e
+            .runs
+            .as_array()
+            .map(|runs| {
+                runs.iter()
+                    .map(|r| serde_json::json!({"name": r["name"], "kind": r["kind"], "code_hash": r["code_hash"], "error": r.get("error")}))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let data = serde_json::json!({"outcome": e.outcome, "extensions": extensions});
+        audit::append(conn, tenant_id, at, actor, "order_evaluated", Some(&t.order.id), data)?;
     }
     let ts = timestamp(at);
     for event in &t.events {

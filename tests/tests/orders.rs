@@ -57,12 +57,25 @@ fn create_submit_approve() -> Result<()> {
     assert_eq!((r.status, r.body["status"].as_str()), (200, Some("approved")), "{}", r.text);
 
     let audit = alice.get(&format!("/v1/orders/{id}/audit"))?;
+    let evaluated = audit
+        .body
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["action"] == "order_evaluated"))
+        .cloned()
+        .unwrap_or_default();
+    let ran: Vec<&str> = evaluated["data"]["extensions"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(ran, ["cost-center", "spend-limit"], "the evaluation names the exact code it ran");
+    assert_eq!(evaluated["data"]["extensions"][0]["code_hash"].as_str().map(str::len), Some(64));
     let actions: Vec<&str> =
         audit.body.as_array().map(|a| a.iter().filter_map(|e| e["action"].as_str()).collect()).unwrap_or_default();
     assert_eq!(
         actions,
         [
             "order_created",
+            "order_evaluated",
             "order_submitted",
             "stage_opened",
             "decision_recorded",

@@ -598,6 +598,10 @@ impl WasmRuntime {
         };
         let result = pre.instantiate(&mut store).and_then(|c| f(&mut store, &c));
         let stats = self.finish(&mut store, &out, &err, started);
+        // A denied capability is a failure of its own, even if the guest swallowed the error.
+        if let Some(why) = store.data().denied.clone() {
+            return (Err(StepError::Denied(why)), stats);
+        }
         (result.map_err(|e| classify(&e, store.data())), stats)
     }
 
@@ -623,6 +627,9 @@ impl WasmRuntime {
             .instantiate(&mut store)
             .and_then(|n| n.greenlight_plugin_notifier_api().call_deliver(&mut store, notification));
         let stats = self.finish(&mut store, &out, &err, started);
+        if let Some(why) = store.data().denied.clone() {
+            return (Err(StepError::Denied(why)), stats);
+        }
         (result.map_err(|e| classify(&e, store.data())), stats)
     }
 }

@@ -1,0 +1,348 @@
+//! The plugin runtimes with real components built by `cargo xtask plugins` (wasm32-wasip2) and
+//! real native libraries: sandbox limits, failure kinds, import checks, the artifact cache,
+//! version swaps, capabilities against a real local HTTP server, and the native ABI.
+
+use greenlight_host::domain::order::{Line, OrderInput};
+use greenlight_host::domain::step::{ContextOrder, OrderContext, RequesterProfile};
+use greenlight_host::engine::{self, ConfiguredStep, StepError};
+use greenlight_host::runtime::wasm::WasmLimits;
+use greenlight_host::runtime::{RuntimeError, RuntimeOptions, Runtimes};
+use greenlight_host::store::extensions::{self, Grants};
+use greenlight_host::store::{Store, StoreOptions, directory};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn plugins() -> PathBuf {
+    let dir = std::env::var_os("GREENLIGHT_PLUGINS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/plugins"));
+    assert!(
+        dir.join("large-order/manifest.toml").exists(),
+        "{} has no built plugins: run `cargo xtask plugins` first",
+        dir.display()
+    );
+    dir
+}
+
+fn manifest(name: &str) -> PathBuf {
+    plugins().join(name).join("manifest.toml")
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: Store,
+    tenant: String,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path().join("p.db"), StoreOptions::default()).expect("store");
+    let tenant = store.write_blocking(|c| directory::create_tenant(c, "acme").map(|t| t.id)).expect("tenant");
+    Fixture { _dir: dir, store, tenant }
+}
+
+fn runtimes(f: impl FnOnce(&mut RuntimeOptions)) -> Runtimes {
+    let mut o = RuntimeOptions::default();
+    f(&mut o);
+    Runtimes::with_options(o).expect("runtimes")
+}
+
+fn enable(fx: &Fixture, name: &str, config: serde_json::Value, grants: Option<Grants>) {
+    let (t, n) = (fx.tenant.clone(), name.to_string());
+    fx.store
+        .write_blocking(move |c| extensions::update_setting(c, &t, &n, true, Some(10), Some(&config), grants.as_ref()))
+        .expect("enable");
+}
+
+fn ctx() -> OrderContext {
+    let input = OrderInput {
+        cost_center: None,
+        department: Some("R&D".into()),
+        customer_id: None,
+        vendor_id: None,
+        currency: "EUR".parse().expect("EUR"),
+        lines: vec![Line {
+            sku: "A".into(),
+            description: None,
+            quantity: 3,
+            unit_price_minor: 500_000,
+            tax_category: None,
+            budget_category: None,
+        }],
+        recurrence: None,
+        attributes: Default::default(),
+    };
+    OrderContext {
+        order: ContextOrder::new("o-1", "alice", &input),
+        subtotal_minor: 1_500_000,
+        requester: RequesterProfile {
+            name: "alice".into(),
+            roles: vec![],
+            spend_limit_minor: None,
+            budget_minor: None,
+            budget_period: None,
+            budget_used_minor: 0,
+        },
+        cost_center: None,
+        config: serde_json::json!({}),
+    }
+}
+
+fn run_one(rt: &Runtimes, fx: &Fixture) -> Result<greenlight_host::domain::step::StepOutput, StepError> {
+    let steps = rt.steps_for(&fx.store, &fx.tenant).expect("steps");
+    assert_eq!(steps.len(), 1);
+    let s = &steps[0];
+    let mut c = ctx();
+    c.config = s.config.clone();
+    s.step.evaluate(&c)
+}
+
+fn failure_of(plugin: &str, limits: impl FnOnce(&mut WasmLimits)) -> StepError {
+    let fx = fixture();
+    let rt = runtimes(|o| limits(&mut o.wasm));
+    rt.install(&fx.store, &manifest(plugin)).expect("install");
+    enable(&fx, plugin, serde_json::json!({}), None);
+    run_one(&rt, &fx).expect_err("must fail")
+}
+
+#[test]
+fn a_good_step_runs_with_its_manifest_defaults_and_tenant_config() {
+    let fx = fixture();
+    let rt = runtimes(|_| {});
+    let installed = rt.install(&fx.store, &manifest("large-order")).expect("install");
+    assert_eq!(installed.code_hash.len(), 64);
+    enable(&fx, "large-order", serde_json::json!({"level": 7}), None);
+    let out = run_one(&rt, &fx).expect("runs");
+    assert_eq!(out.stages[0].key, "large-order");
+    assert_eq!(out.stages[0].level, 7, "tenant config overrides the default");
+    // Through the engine, the evaluation records the exact code hash.
+    let steps = rt.steps_for(&fx.store, &fx.tenant).expect("steps");
+    let eval = engine::evaluate(&ctx(), &steps, &NoDirectory);
+    assert_eq!(eval.runs[0].code_hash, installed.code_hash);
+}
+
+struct NoDirectory;
+impl engine::Directory for NoDirectory {
+    fn cost_center_manager(&self, _: &str) -> Option<String> {
+        None
+    }
+}
+
+#[test]
+fn every_call_gets_a_fresh_instance() {
+    let fx = fixture();
+    let rt = runtimes(|_| {});
+    rt.install(&fx.store, &manifest("tp-counter")).expect("install");
+    enable(&fx, "tp-counter", serde_json::json!({}), None);
+    for _ in 0..3 {
+        let out = run_one(&rt, &fx).expect("runs");
+        assert_eq!(out.flags[0].code, "calls-1", "state leaked between calls");
+    }
+}
+
+#[test]
+fn a_runaway_plugin_is_stopped_by_the_deadline() {
+    let err = failure_of("tp-spin", |l| {
+        l.fuel = u64::MAX / 4;
+        l.deadline = Duration::from_millis(50);
+    });
+    assert!(matches!(err, StepError::Deadline(_)), "{err:?}");
+}
+
+#[test]
+fn a_runaway_plugin_is_stopped_by_fuel() {
+    let err = failure_of("tp-spin", |l| l.fuel = 1_000_000);
+    assert!(matches!(err, StepError::OutOfFuel(_)), "{err:?}");
+}
+
+#[test]
+fn a_memory_hog_hits_the_memory_limit() {
+    let err = failure_of("tp-hog", |l| l.memory_bytes = 16 << 20);
+    assert!(matches!(&err, StepError::MemoryLimit(m) if m.contains("16777216")), "{err:?}");
+}
+
+#[test]
+fn a_panic_is_reported_with_its_message() {
+    let err = failure_of("tp-panic", |_| {});
+    assert!(matches!(&err, StepError::Panicked(m) if m.contains("customer record missing")), "{err:?}");
+}
+
+#[test]
+fn garbage_output_is_refused() {
+    let err = failure_of("tp-garbage", |_| {});
+    assert!(matches!(err, StepError::BadOutput(_)), "{err:?}");
+}
+
+#[test]
+fn imports_the_host_does_not_provide_are_refused_by_name() {
+    let fx = fixture();
+    let rt = runtimes(|_| {});
+    let err = rt.install(&fx.store, &manifest("tp-future")).expect_err("newer API");
+    assert!(err.to_string().contains("greenlight:plugin/host@1.1.0"), "{err}");
+    // A connector component posing as an approval step: it imports http, which steps may not.
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::copy(plugins().join("tp-fetch/tp_fetch.wasm"), dir.path().join("tp_fetch.wasm")).expect("copy");
+    std::fs::write(
+        dir.path().join("manifest.toml"),
+        "name = \"posing\"\nversion = \"1.0.0\"\nworld = \"approval-step\"\napi = \"1.0.0\"\ncomponent = \"tp_fetch.wasm\"\n",
+    )
+    .expect("manifest");
+    let err = rt.install(&fx.store, &dir.path().join("manifest.toml")).expect_err("http in a step");
+    assert!(err.to_string().contains("greenlight:plugin/http@1.0.0"), "{err}");
+}
+
+#[test]
+fn the_host_never_loads_an_artifact_it_did_not_produce() {
+    let fx = fixture();
+    let rt = runtimes(|_| {});
+    let installed = rt.install(&fx.store, &manifest("large-order")).expect("install");
+    let dir = Runtimes::plugin_dir(&fx.store);
+    let artifact = std::fs::read_dir(&dir)
+        .expect("dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "cwasm"))
+        .expect("an artifact was written at install");
+    // Replace the artifact with other bytes: a fresh host must recompile, not deserialize them.
+    std::fs::write(&artifact, b"not what the host wrote").expect("tamper");
+    enable(&fx, "large-order", serde_json::json!({}), None);
+    let fresh = runtimes(|_| {});
+    let out = run_one(&fresh, &fx).expect("recompiled from the original");
+    assert_eq!(out.stages.len(), 1);
+    let rewritten = std::fs::read(&artifact).expect("artifact");
+    assert_ne!(rewritten, b"not what the host wrote");
+    assert_eq!(installed.code_hash.len(), 64);
+}
+
+#[test]
+fn a_new_version_swaps_in_while_calls_in_flight_keep_the_old_one() {
+    let fx = fixture();
+    let rt = runtimes(|_| {});
+    rt.install(&fx.store, &manifest("tp-counter")).expect("v1");
+    enable(&fx, "tp-counter", serde_json::json!({}), None);
+    let old = rt.steps_for(&fx.store, &fx.tenant).expect("steps").remove(0);
+    // Version 2: other code under the same name.
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::copy(plugins().join("large-order/large_order.wasm"), dir.path().join("v2.wasm")).expect("copy");
+    std::fs::write(
+        dir.path().join("manifest.toml"),
+        "name = \"tp-counter\"\nversion = \"2.0.0\"\nworld = \"approval-step\"\napi = \"1.0.0\"\ncomponent = \"v2.wasm\"\n",
+    )
+    .expect("manifest");
+    let v2 = rt.install(&fx.store, &dir.path().join("manifest.toml")).expect("v2");
+    assert!(v2.replaced.is_some());
+    let new = rt.steps_for(&fx.store, &fx.tenant).expect("steps").remove(0);
+    assert_eq!(new.step.code_hash(), v2.code_hash);
+    assert_ne!(old.step.code_hash(), new.step.code_hash());
+    // The old step (a call in flight) still works on its own code.
+    let mut c = ctx();
+    c.config = old.config.clone();
+    assert_eq!(old.step.evaluate(&c).expect("old runs").flags[0].code, "calls-1");
+}
+
+/// A tiny HTTP server on loopback: answers `GET /customers/{id}` with the customer's name when
+/// the request carries the operator's secret header.
+fn customer_server() -> (u16, std::sync::mpsc::Receiver<String>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(20) {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            let _ = tx.send(head.clone());
+            let authorised = head.to_ascii_lowercase().contains("authorization: bearer s3cret");
+            let (status, body) = if authorised { ("200 OK", "ACME Corp") } else { ("401 Unauthorized", "no") };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (port, rx)
+}
+
+fn fetch_plugin(fx: &Fixture, rt: &Runtimes, port: u16) {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::copy(plugins().join("tp-fetch/tp_fetch.wasm"), dir.path().join("tp_fetch.wasm")).expect("copy");
+    let text = std::fs::read_to_string(manifest("tp-fetch"))
+        .expect("manifest")
+        .replace("127.0.0.1:9", &format!("127.0.0.1:{port}"));
+    std::fs::write(dir.path().join("manifest.toml"), text).expect("write");
+    rt.install(&fx.store, &dir.path().join("manifest.toml")).expect("install");
+}
+
+fn customer(rt: &Runtimes, fx: &Fixture) -> Result<String, StepError> {
+    let (plugin, call) = rt.call_context(&fx.store, &fx.tenant, "tp-fetch").expect("context").expect("enabled");
+    let (result, _) = rt
+        .wasm
+        .with_connector(&plugin, call, |store, c| c.greenlight_plugin_connector_api().call_customer(store, "c-42"));
+    match result? {
+        Ok(profile) => Ok(profile.name),
+        Err(e) => Err(StepError::Failed(format!("{e:?}"))),
+    }
+}
+
+#[test]
+fn http_needs_the_manifest_the_tenant_grant_and_the_operator() {
+    let (port, seen) = customer_server();
+    let origin = format!("http://127.0.0.1:{port}");
+    let secrets = vec![(origin.clone(), vec![("Authorization".to_string(), "Bearer s3cret".to_string())])];
+    let fx = fixture();
+    let open = runtimes(|o| {
+        o.allow_private_network = true;
+        o.http_secrets = secrets.clone();
+    });
+    fetch_plugin(&fx, &open, port);
+    // Declared in the manifest but not granted by the tenant: denied.
+    enable(&fx, "tp-fetch", serde_json::json!({"base_url": origin}), None);
+    assert!(matches!(customer(&open, &fx), Err(StepError::Denied(_))));
+    // Granted, but the operator does not allow private addresses: denied.
+    enable(
+        &fx,
+        "tp-fetch",
+        serde_json::json!({"base_url": origin}),
+        Some(Grants { http: vec![origin.clone()], mail: false }),
+    );
+    let closed = runtimes(|o| o.http_secrets = secrets.clone());
+    assert!(matches!(customer(&closed, &fx), Err(StepError::Denied(m)) if m.contains("private")));
+    // Granted and allowed: the host adds the secret; the plugin never saw it.
+    assert_eq!(customer(&open, &fx).expect("allowed"), "ACME Corp");
+    let head = seen.recv_timeout(Duration::from_secs(5)).expect("the server saw the request");
+    assert!(head.starts_with("GET /customers/c-42 "), "{head}");
+    // A URL outside the granted origin is denied even with the grant.
+    enable(
+        &fx,
+        "tp-fetch",
+        serde_json::json!({"base_url": "http://127.0.0.1:1"}),
+        Some(Grants { http: vec![origin], mail: false }),
+    );
+    assert!(matches!(customer(&open, &fx), Err(StepError::Denied(m)) if m.contains("not an allowed origin")));
+}
+
+#[test]
+fn native_plugins_are_off_by_default_and_checked_for_their_abi() {
+    let fx = fixture();
+    let off = runtimes(|_| {});
+    assert!(matches!(off.install(&fx.store, &manifest("sample-native-step")), Err(RuntimeError::Native(_))));
+    let on = runtimes(|o| o.allow_native = true);
+    let err = on.install(&fx.store, &manifest("wrong-abi")).expect_err("wrong ABI");
+    assert!(err.to_string().contains("ABI 2") && err.to_string().contains("speaks ABI 1"), "{err}");
+    on.install(&fx.store, &manifest("sample-native-step")).expect("install");
+    enable(&fx, "sample-native-step", serde_json::json!({}), None);
+    let out = run_one(&on, &fx).expect("runs");
+    assert_eq!(out.stages[0].key, "compliance-watch");
+    // A host that does not allow native code refuses to run it: the order would go on hold.
+    assert!(matches!(run_one(&off, &fx), Err(StepError::Failed(m)) if m.contains("disabled")));
+    let steps: Vec<ConfiguredStep> = on.steps_for(&fx.store, &fx.tenant).expect("steps");
+    assert_eq!(steps[0].step.kind(), engine::StepKind::Native);
+}
