@@ -31,6 +31,18 @@ pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
 
+/// The plugins built by `cargo xtask plugins`: `$GREENLIGHT_PLUGINS` or `target/plugins`.
+pub fn plugins() -> PathBuf {
+    let dir =
+        std::env::var_os("GREENLIGHT_PLUGINS").map(PathBuf::from).unwrap_or_else(|| workspace().join("target/plugins"));
+    assert!(
+        dir.join("large-order/manifest.toml").exists(),
+        "{} has no built plugins: run `cargo xtask plugins` first",
+        dir.display()
+    );
+    dir
+}
+
 /// Runs the CLI on a database and returns (exit code, stdout, stderr).
 pub fn cli(db: &Path, args: &[&str]) -> Result<(i32, String, String)> {
     let out = Command::new(bin())

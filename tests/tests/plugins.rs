@@ -1,0 +1,118 @@
+//! WASM plugins through the real binary: install with the CLI, enable per tenant over HTTP,
+//! and watch orders evaluated by them (and held when a plugin fails).
+
+use anyhow::Result;
+use greenlight_tests::{Server, cli, order_body, plugins};
+use serde_json::json;
+
+fn install(s: &Server, name: &str) -> Result<serde_json::Value> {
+    let manifest = plugins().join(name).join("manifest.toml");
+    let (code, out, err) = cli(&s.db, &["plugin", "install", manifest.to_str().unwrap_or_default()])?;
+    assert_eq!(code, 0, "{err}");
+    Ok(serde_json::from_str(out.trim())?)
+}
+
+#[test]
+fn an_installed_plugin_is_enabled_per_tenant_and_decides_orders() -> Result<()> {
+    let s = Server::start()?;
+    let admin = s.tenant("acme")?;
+    let other = s.tenant("globex")?;
+    let installed = install(&s, "large-order")?;
+    let hash = installed["code_hash"].as_str().unwrap_or_default().to_string();
+
+    let list = admin.get("/v1/admin/extensions")?;
+    let ext = list.body["extensions"]
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["name"] == "large-order"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (ext["kind"].as_str(), ext["world"].as_str(), ext["enabled"].as_bool()),
+        (Some("wasm"), Some("approval-step"), Some(false))
+    );
+
+    // Configuration is checked against the manifest; steps get no capabilities.
+    let r =
+        admin.put("/v1/admin/extensions/large-order", json!({"enabled": true, "config": {"threshhold_minor": 5}}))?;
+    assert_eq!(r.status, 422, "{}", r.text);
+    let r =
+        admin.put("/v1/admin/extensions/large-order", json!({"enabled": true, "config": {"threshold_minor": "5"}}))?;
+    assert_eq!(r.status, 422, "{}", r.text);
+    let r = admin.put(
+        "/v1/admin/extensions/large-order",
+        json!({"enabled": true, "grants": {"http": ["https://x.example:443"]}}),
+    )?;
+    assert_eq!(r.status, 422, "{}", r.text);
+    let r = admin.put(
+        "/v1/admin/extensions/large-order",
+        json!({"enabled": true, "config": {"threshold_minor": 10_000, "level": 3}}),
+    )?;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    let alice = admin.user("alice", &["requester"], json!({}))?;
+    let id = alice.order(order_body(2, 10_000))?;
+    let r = alice.submit(&id)?;
+    assert_eq!(r.body["status"], "pending_approval", "{}", r.text);
+    assert_eq!(r.body["plan"]["stages"][0]["key"], "large-order");
+    assert_eq!(r.body["plan"]["stages"][0]["level"], 3);
+    assert_eq!(r.body["plan"]["stages"][0]["source"], "large-order");
+    // The decision is traced to the exact code in the audit trail.
+    let audit = alice.get(&format!("/v1/orders/{id}/audit"))?;
+    let evaluated = audit
+        .body
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["action"] == "order_evaluated"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(evaluated["data"]["extensions"][0]["code_hash"], json!(hash));
+    assert_eq!(evaluated["data"]["extensions"][0]["kind"], "wasm");
+
+    // The other tenant did not enable it: its orders go straight through.
+    let bob = other.user("bob", &["requester"], json!({}))?;
+    let id = bob.order(order_body(2, 10_000))?;
+    assert_eq!(bob.submit(&id)?.body["status"], "approved");
+    Ok(())
+}
+
+#[test]
+fn a_failing_plugin_holds_the_order_with_its_reason() -> Result<()> {
+    let s = Server::start()?;
+    let admin = s.tenant("acme")?;
+    install(&s, "tp-panic")?;
+    // Enabled through the CLI this time.
+    let (code, _, err) = cli(&s.db, &["extension", "set", "--tenant", "acme", "tp-panic", "--enabled", "true"])?;
+    assert_eq!(code, 0, "{err}");
+    let alice = admin.user("alice", &["requester"], json!({}))?;
+    let id = alice.order(order_body(1, 100))?;
+    let r = alice.submit(&id)?;
+    assert_eq!(r.body["status"], "on_hold", "{}", r.text);
+    let reason = r.body["hold_reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("tp-panic") && reason.contains("panicked") && reason.contains("customer record missing"),
+        "{reason}"
+    );
+    let audit = alice.get(&format!("/v1/orders/{id}/audit"))?;
+    let held =
+        audit.body.as_array().and_then(|a| a.iter().find(|e| e["action"] == "order_held")).cloned().unwrap_or_default();
+    assert!(held["data"]["reason"].as_str().unwrap_or_default().contains("panicked"));
+    Ok(())
+}
+
+#[test]
+fn step_test_runs_a_plugin_and_reports_what_it_used() -> Result<()> {
+    let order = greenlight_tests::workspace().join("scripts/examples/executive-threshold/above-threshold.order.json");
+    let manifest = plugins().join("large-order/manifest.toml");
+    let out = std::process::Command::new(greenlight_tests::bin())
+        .args(["step", "test", "--plugin"])
+        .arg(&manifest)
+        .arg("--order")
+        .arg(&order)
+        .env("GREENLIGHT_LOG", "warn")
+        .output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(printed["stages"][0]["key"], "large-order");
+    let stats = String::from_utf8_lossy(&out.stderr);
+    assert!(stats.contains("time ") && stats.contains("fuel ") && stats.contains("peak memory "), "{stats}");
+    Ok(())
+}
