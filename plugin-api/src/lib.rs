@@ -145,6 +145,8 @@ macro_rules! export_step {
                 <$t as $crate::ApprovalStep>::evaluate(ctx)
             }
         }
+        // Component exports exist only in WebAssembly; native builds (unit tests) skip them.
+        #[cfg(target_arch = "wasm32")]
         $crate::__bindings::__export_world!(__GreenlightExport with_types_in $crate::__bindings);
     };
 }
@@ -174,6 +176,8 @@ macro_rules! export_connector {
                 <$t as $crate::Connector>::export_order(ctx)
             }
         }
+        // Component exports exist only in WebAssembly; native builds (unit tests) skip them.
+        #[cfg(target_arch = "wasm32")]
         $crate::__bindings::__export_world!(__GreenlightExport with_types_in $crate::__bindings);
     };
 }
@@ -191,6 +195,8 @@ macro_rules! export_notifier {
                 <$t as $crate::Notifier>::deliver(n)
             }
         }
+        // Component exports exist only in WebAssembly; native builds (unit tests) skip them.
+        #[cfg(target_arch = "wasm32")]
         $crate::__bindings::__export_world!(__GreenlightExport with_types_in $crate::__bindings);
     };
 }

@@ -4,11 +4,11 @@
 use super::AppState;
 use super::error::AppError;
 use crate::store::directory::Principal;
-use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 /// The authenticated caller. The tenant comes from the token and nowhere else.
@@ -36,6 +36,9 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// How much of an oversized body is read and dropped before answering 413.
+const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
+
 /// A JSON body. Malformed JSON is a 400; a missing, unknown or mistyped field is a 422 naming
 /// the field's path; a body over the limit is a 413.
 pub struct Body<T>(pub T);
@@ -46,17 +49,30 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, AppError> {
         // The API speaks only JSON and authenticates by bearer header (no cookies, so no CSRF);
         // the declared content type is not trusted or required: `curl -d` works as typed.
-        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
-            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                AppError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    "the body is larger than 1 MiB; send less",
-                )
-            } else {
-                AppError::malformed(format!("could not read the body: {r}"))
+        let _ = state;
+        // Read at most BODY_LIMIT bytes; drain (and drop) the rest up to DRAIN_LIMIT, so a client
+        // that sends too much still gets its 413 instead of a reset connection.
+        let mut stream = req.into_body().into_data_stream();
+        let mut bytes = Vec::new();
+        let mut seen = 0usize;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| AppError::malformed(format!("could not read the body: {e}")))?;
+            seen = seen.saturating_add(chunk.len());
+            if seen > super::BODY_LIMIT {
+                if seen > DRAIN_LIMIT {
+                    break;
+                }
+                continue;
             }
-        })?;
+            bytes.extend_from_slice(&chunk);
+        }
+        if seen > super::BODY_LIMIT {
+            return Err(AppError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the body is larger than 1 MiB; send less",
+            ));
+        }
         parse_json(&bytes).map(Body)
     }
 }

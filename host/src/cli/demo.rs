@@ -44,12 +44,16 @@ pub fn setup(
     store: &Store,
     runtimes: &Runtimes,
     scripts: &Path,
+    plugins: Option<&Path>,
     tokens_file: Option<&Path>,
     listen: &str,
 ) -> Result<()> {
     if store.read_blocking(|c| directory::tenant_by_name(c, "demo"))?.is_some() {
         eprintln!("the demo tenant already exists in this database; its tokens were printed when it was created");
         return Ok(());
+    }
+    if let Some(dir) = plugins {
+        install_plugins(store, runtimes, dir)?;
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let approvals = Approvals::new(store.clone(), runtimes.clone());
@@ -100,6 +104,13 @@ pub fn setup(
                 .map_err(|e| anyhow!("{e}"))?;
             eprintln!("enabled script {name}");
         }
+        if plugins.is_some() {
+            // The template plugin, configured for the demo: large orders need finance's review.
+            let config = serde_json::json!({"threshold_minor": 5_000_000, "level": 20, "role": "finance"});
+            let body = ExtensionUpdate { enabled: true, position: Some(90), config: Some(config), grants: None };
+            approvals.update_extension(&admin, "large-order", body).await.map_err(|e| anyhow!("{e}"))?;
+            eprintln!("enabled plugin large-order (orders from 50000.00 need finance)");
+        }
         print!("{env}");
         if let Some(f) = tokens_file {
             std::fs::write(f, &env).with_context(|| format!("writing {}", f.display()))?;
@@ -107,4 +118,26 @@ pub fn setup(
         }
         Ok(())
     })
+}
+
+/// Installs every shipped plugin of a `target/plugins` folder; test fixtures are skipped, and
+/// native ones unless the operator allowed native plugins.
+fn install_plugins(store: &Store, runtimes: &Runtimes, dir: &Path) -> Result<()> {
+    let mut found: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading plugins from {} (run `cargo xtask plugins`)", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    found.sort();
+    for path in found {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        if name.starts_with("tp-") || name == "wrong-abi" || !path.join("manifest.toml").exists() {
+            continue;
+        }
+        match runtimes.install(store, &path.join("manifest.toml")) {
+            Ok(p) => eprintln!("installed plugin {} {} ({})", p.name, p.version, p.world),
+            Err(greenlight_host::runtime::RuntimeError::Native(e)) => eprintln!("skipped plugin {name}: {e}"),
+            Err(e) => return Err(anyhow!("installing {name}: {e}")),
+        }
+    }
+    Ok(())
 }

@@ -127,6 +127,9 @@ enum Command {
         /// Folder of shipped scripts to install and enable.
         #[arg(long, default_value = "scripts")]
         scripts: PathBuf,
+        /// Folder of built plugins (`cargo xtask plugins` → target/plugins) to install.
+        #[arg(long)]
+        plugins: Option<PathBuf>,
         /// Write the users' tokens as shell variables to this file.
         #[arg(long)]
         tokens_file: Option<PathBuf>,
@@ -365,10 +368,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}", serde_json::to_string(&setting)?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { listen, scripts, tokens_file, no_serve } => {
+        Command::Demo { listen, scripts, plugins, tokens_file, no_serve } => {
             let store = open(&cli.db, 512)?;
             let runtimes = cli.runtime.runtimes()?;
-            demo::setup(&store, &runtimes, &scripts, tokens_file.as_deref(), &listen)?;
+            demo::setup(&store, &runtimes, &scripts, plugins.as_deref(), tokens_file.as_deref(), &listen)?;
             if !no_serve {
                 serve(store, &listen, runtimes)?;
             }
