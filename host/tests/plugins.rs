@@ -346,3 +346,67 @@ fn native_plugins_are_off_by_default_and_checked_for_their_abi() {
     let steps: Vec<ConfiguredStep> = on.steps_for(&fx.store, &fx.tenant).expect("steps");
     assert_eq!(steps[0].step.kind(), engine::StepKind::Native);
 }
+
+/// The same rule, R1's user-specific approval, written once as a Rhai script
+/// (`scripts/spend-limit.rhai`) and once as a WASM plugin (`plugins/spend-limit`), gives the same
+/// plan on the same orders.
+#[test]
+fn the_spend_limit_rule_as_script_and_as_plugin_gives_the_same_plan() {
+    let fx = fixture();
+    let rt = runtimes(|_| {});
+    rt.install(&fx.store, &manifest("spend-limit")).expect("install");
+    enable(&fx, "spend-limit", serde_json::json!({}), None);
+    let source = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/spend-limit.rhai"))
+        .expect("script");
+
+    struct Case {
+        limit: Option<i64>,
+        budget: Option<i64>,
+        used: i64,
+        subtotal: i64,
+        config: serde_json::Value,
+    }
+    let case = |limit, budget, used, subtotal, config| Case { limit, budget, used, subtotal, config };
+    let table = [
+        case(None, None, 0, 1_000, serde_json::json!({})),
+        case(Some(50_000), None, 0, 40_000, serde_json::json!({})),
+        case(Some(50_000), None, 0, 60_000, serde_json::json!({})),
+        case(None, Some(200_000), 180_000, 30_000, serde_json::json!({})),
+        case(None, Some(200_000), 100_000, 30_000, serde_json::json!({})),
+        case(Some(10_000), Some(20_000), 15_000, 12_000, serde_json::json!({"level": 4})),
+        case(Some(0), None, 0, 1, serde_json::json!({"level": 1})),
+    ];
+    for t in table {
+        let mut c = ctx();
+        c.subtotal_minor = t.subtotal;
+        c.requester.spend_limit_minor = t.limit;
+        c.requester.budget_minor = t.budget;
+        c.requester.budget_period = t.budget.map(|_| "month".to_string());
+        c.requester.budget_used_minor = t.used;
+        let script = ConfiguredStep {
+            step: std::sync::Arc::new(rt.rhai.step("spend-limit", &source).expect("step")),
+            config: t.config.clone(),
+        };
+        let plugin = wasm_step(&rt, &fx, &t.config);
+        let as_script = engine::evaluate(&c, &[script], &NoDirectory);
+        let as_plugin = engine::evaluate(&c, &[plugin], &NoDirectory);
+        assert_eq!(as_script.failures + as_plugin.failures, 0, "{:?} {:?}", as_script.runs, as_plugin.runs);
+        assert_eq!(
+            as_script.assessment, as_plugin.assessment,
+            "limit {:?} budget {:?} used {} subtotal {}",
+            t.limit, t.budget, t.used, t.subtotal
+        );
+    }
+}
+
+/// The plugin as the host runs it for a tenant config (manifest defaults filled in).
+fn wasm_step(rt: &Runtimes, fx: &Fixture, config: &serde_json::Value) -> ConfiguredStep {
+    enable(fx, "spend-limit", config.clone(), None);
+    rt.steps_for(&fx.store, &fx.tenant).expect("steps").remove(0)
+}
+
+#[test]
+fn an_oversized_result_is_refused_with_its_own_reason() {
+    let err = failure_of("tp-flood", |_| {});
+    assert!(matches!(&err, StepError::Oversized(m) if m.contains("5000 stages")), "{err:?}");
+}

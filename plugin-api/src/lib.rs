@@ -128,7 +128,7 @@ pub trait Notifier {
 pub fn __install_panic_hook() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        std::panic::set_hook(Box::new(|info| host::error(&format!("panic: {info}"))));
+        std::panic::set_hook(Box::new(|info| host::error(&info.to_string())));
     });
 }
 

@@ -116,3 +116,33 @@ fn step_test_runs_a_plugin_and_reports_what_it_used() -> Result<()> {
     assert!(stats.contains("time ") && stats.contains("fuel ") && stats.contains("peak memory "), "{stats}");
     Ok(())
 }
+
+#[test]
+fn each_failing_fixture_holds_the_order_with_a_reason_of_its_own() -> Result<()> {
+    let s = Server::start()?;
+    let fixtures = [
+        // Stopped by fuel or by the deadline, whichever comes first on this machine.
+        ("tp-spin", "operation budget|deadline"),
+        ("tp-hog", "memory"),
+        ("tp-panic", "panicked"),
+        ("tp-garbage", "invalid result"),
+        ("tp-flood", "oversized result"),
+    ];
+    let mut reasons = Vec::new();
+    for (plugin, expected) in fixtures {
+        install(&s, plugin)?;
+        let admin = s.tenant(&format!("t-{plugin}"))?;
+        assert_eq!(admin.put(&format!("/v1/admin/extensions/{plugin}"), json!({"enabled": true}))?.status, 200);
+        let id = admin.order(order_body(1, 100))?;
+        let r = admin.submit(&id)?;
+        assert_eq!(r.body["status"], "on_hold", "{plugin}: {}", r.text);
+        let reason = r.body["hold_reason"].as_str().unwrap_or_default().to_string();
+        assert!(reason.contains(plugin) && expected.split('|').any(|e| reason.contains(e)), "{plugin}: {reason}");
+        reasons.push(reason);
+    }
+    let mut distinct = reasons.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), reasons.len());
+    Ok(())
+}

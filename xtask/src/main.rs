@@ -59,11 +59,17 @@ fn plugins() -> Result<PathBuf> {
     let plugins = root().join("plugins");
     // One cargo invocation per plugin: each picks its own world feature of the SDK, which a
     // whole-workspace build would unify.
-    let mut wasm_crates = vec![plugins.join("template")];
-    let mut fixtures: Vec<PathBuf> =
-        std::fs::read_dir(plugins.join("testing"))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    fixtures.sort();
-    wasm_crates.extend(fixtures);
+    let crates_in = |dir: &Path| -> Result<Vec<PathBuf>> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join("Cargo.toml").exists() && p.file_name().is_some_and(|n| n != "target"))
+            .collect();
+        found.sort();
+        Ok(found)
+    };
+    // Shipped plugins (plugins/<name>) first, then the test fixtures (plugins/testing/<name>).
+    let mut wasm_crates = crates_in(&plugins)?;
+    wasm_crates.extend(crates_in(&plugins.join("testing"))?);
     for dir in &wasm_crates {
         let cargo_toml = std::fs::read_to_string(dir.join("Cargo.toml"))?;
         let package = cargo_toml
@@ -93,13 +99,8 @@ fn plugins() -> Result<PathBuf> {
     }
     let out = target.join("plugins");
     std::fs::create_dir_all(&out)?;
-    let mut dirs = vec![plugins.join("template")];
-    for group in ["testing", "native"] {
-        let mut found: Vec<PathBuf> =
-            std::fs::read_dir(plugins.join(group))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        found.sort();
-        dirs.extend(found);
-    }
+    let mut dirs = wasm_crates.clone();
+    dirs.extend(crates_in(&plugins.join("native"))?);
     for dir in dirs {
         let manifest = dir.join("manifest.toml");
         if !manifest.exists() {
@@ -169,7 +170,16 @@ fn test() -> Result<()> {
     // The template plugin's own unit tests run natively, as a plugin author's would.
     let (p, f) = run_counting_tests(
         cargo()
-            .args(["test", "--manifest-path", "plugins/Cargo.toml", "-p", "large-order", "--target-dir"])
+            .args([
+                "test",
+                "--manifest-path",
+                "plugins/Cargo.toml",
+                "-p",
+                "large-order",
+                "-p",
+                "spend-limit",
+                "--target-dir",
+            ])
             .arg(target_dir().join("plugins-native")),
     )?;
     passed += p;

@@ -87,10 +87,10 @@ pub fn setup(
             .filter(|p| p.extension().is_some_and(|x| x == "rhai"))
             .collect();
         files.sort();
+        let installed: Vec<String> =
+            store.read_blocking(greenlight_host::store::plugins::current)?.into_iter().map(|p| p.name).collect();
         for (i, path) in files.iter().enumerate() {
             let name = path.file_stem().and_then(|s| s.to_str()).context("script name")?.to_string();
-            let source = std::fs::read_to_string(path)?;
-            approvals.add_script(&admin, &name, &source).await.map_err(|e| anyhow!("{}: {e}", path.display()))?;
             let config_path = path.with_extension("config.json");
             let config = if config_path.exists() {
                 Some(serde_json::from_str(&std::fs::read_to_string(&config_path)?)?)
@@ -98,11 +98,19 @@ pub fn setup(
                 None
             };
             let position = Some(10 * (i as i64 + 1));
+            // Where the same rule ships as a WASM plugin, the demo runs the plugin.
+            let kind = if installed.contains(&name) {
+                "plugin"
+            } else {
+                let source = std::fs::read_to_string(path)?;
+                approvals.add_script(&admin, &name, &source).await.map_err(|e| anyhow!("{}: {e}", path.display()))?;
+                "script"
+            };
             approvals
                 .update_extension(&admin, &name, ExtensionUpdate { enabled: true, position, config, grants: None })
                 .await
                 .map_err(|e| anyhow!("{e}"))?;
-            eprintln!("enabled script {name}");
+            eprintln!("enabled {kind} {name}");
         }
         if plugins.is_some() {
             // The template plugin, configured for the demo: large orders need finance's review.

@@ -77,6 +77,15 @@ impl RuntimeFlags {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
             let file: SecretsFile =
                 toml::from_str(&text).with_context(|| format!("{} is not valid", path.display()))?;
+            if let Some(bad) =
+                file.http.iter().find(|o| greenlight_host::runtime::manifest::parse_origin(&o.origin).is_none())
+            {
+                bail!(
+                    "{}: origin '{}' must be scheme://host:port, e.g. https://erp.example.com:443",
+                    path.display(),
+                    bad.origin
+                );
+            }
             options.http_secrets = file.http.into_iter().map(|o| (o.origin, o.headers.into_iter().collect())).collect();
         }
         Runtimes::with_options(options).map_err(|e| anyhow::anyhow!("{e}"))
@@ -328,12 +337,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Plugin { command: PluginCommand::List } => {
             let store = open(&cli.db, 1)?;
+            let mut out = std::io::stdout().lock();
             for p in store.read_blocking(greenlight_host::store::plugins::current)? {
                 let line = serde_json::json!({
                     "name": p.name, "version": p.manifest["version"], "world": p.manifest["world"],
                     "kind": p.manifest["kind"], "code_hash": p.code_hash, "installed_at": p.installed_at,
                 });
-                println!("{line}");
+                // A closed pipe (`| head`) ends the listing quietly.
+                if writeln!(out, "{line}").is_err() {
+                    break;
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -161,6 +161,12 @@ impl greenlight_host::engine::Step for Measured {
 /// fuel and peak memory on stderr.
 pub fn run_plugin(runtimes: &Runtimes, manifest_path: &Path, order: &Path, config: Option<&Path>) -> Result<ExitCode> {
     let manifest = Manifest::load(manifest_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if manifest.kind != greenlight_host::runtime::manifest::Kind::Wasm {
+        anyhow::bail!(
+            "{} is a native plugin; step test --plugin runs WASM components (test native steps through the host)",
+            manifest.name
+        );
+    }
     if manifest.world != World::ApprovalStep {
         anyhow::bail!("{} is a {} plugin; step test runs approval steps", manifest.name, manifest.world.as_str());
     }

@@ -37,6 +37,9 @@ pub enum StepError {
     /// The step's code panicked or aborted.
     #[error("panicked: {0}")]
     Panicked(String),
+    /// The step returned more than the limits allow (too many items, too long texts).
+    #[error("returned an oversized result: {0}")]
+    Oversized(String),
     /// The step returned data that does not fit the step-output shape.
     #[error("returned an invalid result: {0}; see plugin-api/README.md for the shape")]
     BadOutput(String),
@@ -167,7 +170,7 @@ fn check_text(what: &str, s: &str, max: usize, required: bool) -> Result<(), Ste
         return Err(bad(format!("{what} must not be empty")));
     }
     if s.len() > max {
-        return Err(bad(format!("{what} is longer than {max} bytes")));
+        return Err(StepError::Oversized(format!("{what} is {} bytes, at most {max}", s.len())));
     }
     Ok(())
 }
@@ -239,10 +242,14 @@ impl Merge {
         directory: &dyn Directory,
     ) -> Result<Vec<Stage>, StepError> {
         if out.stages.len() > MAX_STAGES {
-            return Err(bad(format!("at most {MAX_STAGES} stages per step")));
+            return Err(StepError::Oversized(format!("{} stages, at most {MAX_STAGES} per step", out.stages.len())));
         }
         if out.flags.len() > MAX_ITEMS || out.adjustments.len() > MAX_ITEMS {
-            return Err(bad(format!("at most {MAX_ITEMS} flags and {MAX_ITEMS} adjustments per step")));
+            return Err(StepError::Oversized(format!(
+                "{} flags and {} adjustments, at most {MAX_ITEMS} of each per step",
+                out.flags.len(),
+                out.adjustments.len()
+            )));
         }
         if matches!(out.verdict, StepVerdict::Reject | StepVerdict::Hold)
             && out.reason.as_deref().is_none_or(|r| r.trim().is_empty())

@@ -147,6 +147,7 @@ fn every_failure_kind_fails_closed_with_its_own_reason() {
         StepError::Failed("x".into()),
         StepError::Panicked("x".into()),
         StepError::BadOutput("x".into()),
+        StepError::Oversized("x".into()),
         StepError::Denied("x".into()),
     ];
     let mut reasons = Vec::new();

@@ -57,8 +57,8 @@ pub enum ManifestError {
     },
     /// Built for a plugin API this host does not speak.
     #[error(
-        "the plugin was built for plugin API {found}, but this host speaks {}.{}.{}: rebuild it against greenlight-plugin-api 1.x or upgrade the host",
-        API_VERSION.0, API_VERSION.1, API_VERSION.2
+        "the plugin was built for plugin API {found}, but this host speaks {}.{}.{}: rebuild it against greenlight-plugin-api {}.{} or upgrade the host",
+        API_VERSION.0, API_VERSION.1, API_VERSION.2, API_VERSION.0, API_VERSION.1
     )]
     Api {
         /// The manifest's `api`.

@@ -160,6 +160,17 @@ impl Runtimes {
     /// Validates, precompiles and stores a plugin; makes it the current version of its name.
     pub fn install(&self, store: &Store, manifest_path: &Path) -> Result<Installed, RuntimeError> {
         let manifest = Manifest::load(manifest_path)?;
+        let n = manifest.name.clone();
+        if store.read_blocking(move |c| extensions::script_name_in_use(c, &n))? {
+            return Err(ManifestError::Invalid {
+                field: "name".into(),
+                reason: format!(
+                    "a tenant has a script named '{}'; extension names are unique, so rename the plugin or the script",
+                    manifest.name
+                ),
+            }
+            .into());
+        }
         let code_path = manifest.code_path(manifest_path);
         let bytes = std::fs::read(&code_path).map_err(|e| io_err(&format!("reading {}", code_path.display()), e))?;
         let hash = wasm::code_hash(&bytes);
@@ -186,7 +197,11 @@ impl Runtimes {
                 }
                 let target = dir.join(format!("{hash}.{}", std::env::consts::DLL_EXTENSION));
                 wasm::write_atomically(&target, &bytes)?;
-                native::load(&target, &manifest.name, &hash)?;
+                if let Err(e) = native::load(&target, &manifest.name, &hash) {
+                    // A refused library does not stay in the plugin folder.
+                    let _ = std::fs::remove_file(&target);
+                    return Err(e.into());
+                }
             }
         }
         let json = serde_json::to_value(&manifest).map_err(|e| RuntimeError::Io(e.to_string()))?;
@@ -294,12 +309,12 @@ impl Runtimes {
                     };
                     let (step, config): (Arc<dyn Step>, serde_json::Value) = if kind == "native" {
                         let config = serde_json::from_value::<Manifest>(record.manifest.clone())
-                            .ok()
-                            .and_then(|m| m.effective_config(&e.config).ok())
-                            .unwrap_or(e.config.clone());
-                        match self.native_step(store, &record) {
-                            Ok(s) => (s as Arc<dyn Step>, config),
-                            Err(err) => (unloadable(err.to_string(), StepKind::Native), config),
+                            .map_err(|e| e.to_string())
+                            .and_then(|m| m.effective_config(&e.config).map_err(|e| e.to_string()));
+                        match (config, self.native_step(store, &record)) {
+                            (Ok(config), Ok(s)) => (s as Arc<dyn Step>, config),
+                            (Err(why), _) => (unloadable(why, StepKind::Native), e.config.clone()),
+                            (_, Err(err)) => (unloadable(err.to_string(), StepKind::Native), e.config.clone()),
                         }
                     } else {
                         match self.wasm_plugin(store, &record) {

@@ -126,7 +126,7 @@ pub fn settings(conn: &Connection, tenant_id: &str) -> Result<Vec<ExtensionSetti
            WHERE s.tenant_id = ?1
          UNION ALL
          SELECT p.name, v.kind, v.version, p.code_hash, e.enabled, e.position, e.config, e.grants, v.world FROM plugins p
-           JOIN plugin_versions v ON v.code_hash = p.code_hash
+           JOIN plugin_versions v ON v.name = p.name AND v.code_hash = p.code_hash
            LEFT JOIN tenant_extensions e ON e.tenant_id = ?1 AND e.name = p.name",
     )?;
     let rows = stmt.query_map([tenant_id], |r| {
@@ -167,7 +167,7 @@ pub fn enabled(conn: &Connection, tenant_id: &str) -> Result<Vec<Enabled>, Store
     }
     let mut stmt = conn.prepare_cached(
         "SELECT p.name, p.code_hash, v.manifest, p.installed_at, e.position, e.config, e.grants FROM plugins p
-         JOIN plugin_versions v ON v.code_hash = p.code_hash
+         JOIN plugin_versions v ON v.name = p.name AND v.code_hash = p.code_hash
          JOIN tenant_extensions e ON e.tenant_id = ?1 AND e.name = p.name
          WHERE e.enabled = 1",
     )?;
@@ -199,6 +199,15 @@ pub fn enabled(conn: &Connection, tenant_id: &str) -> Result<Vec<Enabled>, Store
     }
     out.sort_by(|a, b| (a.position, &a.name).cmp(&(b.position, &b.name)));
     Ok(out)
+}
+
+/// Whether any tenant has a script of this name (plugin names must not clash with scripts).
+pub fn script_name_in_use(conn: &Connection, name: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM scripts WHERE name = ?1 LIMIT 1")?
+        .query_row([name], |_| Ok(true))
+        .optional()?
+        .unwrap_or(false))
 }
 
 /// Whether the tenant has a script of this name.

@@ -41,7 +41,7 @@ pub struct NewVersion<'a> {
 pub fn install(conn: &Connection, v: &NewVersion<'_>) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO plugin_versions (code_hash, name, version, world, kind, manifest, installed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (code_hash) DO UPDATE SET manifest = excluded.manifest",
+         ON CONFLICT (name, code_hash) DO UPDATE SET manifest = excluded.manifest, version = excluded.version",
     )?
     .execute(params![v.code_hash, v.name, v.version, v.world, v.kind, to_json(v.manifest)?, v.at])?;
     conn.prepare_cached(
@@ -55,7 +55,7 @@ pub fn install(conn: &Connection, v: &NewVersion<'_>) -> Result<(), StoreError> 
 /// Every current plugin.
 pub fn current(conn: &Connection) -> Result<Vec<PluginRecord>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT p.name, p.code_hash, v.manifest, p.installed_at FROM plugins p JOIN plugin_versions v ON v.code_hash = p.code_hash ORDER BY p.name",
+        "SELECT p.name, p.code_hash, v.manifest, p.installed_at FROM plugins p JOIN plugin_versions v ON v.name = p.name AND v.code_hash = p.code_hash ORDER BY p.name",
     )?;
     let rows = stmt.query_map([], |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))

@@ -142,13 +142,14 @@ const MIGRATIONS: &[&str] = &[
         installed_at TEXT NOT NULL
     ) WITHOUT ROWID;
     CREATE TABLE plugin_versions (
-        code_hash TEXT PRIMARY KEY,
+        code_hash TEXT NOT NULL,
         name TEXT NOT NULL,
         version TEXT NOT NULL,
         world TEXT NOT NULL,
         kind TEXT NOT NULL,
         manifest TEXT NOT NULL,
-        installed_at TEXT NOT NULL
+        installed_at TEXT NOT NULL,
+        PRIMARY KEY (name, code_hash)
     ) WITHOUT ROWID;
     CREATE TABLE artifacts (
         code_hash TEXT NOT NULL,

@@ -71,6 +71,16 @@ fn approvers(a: wit::Approvers) -> Result<ApproverSpec, StepError> {
 
 /// A step's WIT output as the domain shape; the engine validates it further.
 pub fn output(out: wit::StepOutput) -> Result<StepOutput, StepError> {
+    use crate::engine::{MAX_ITEMS, MAX_STAGES};
+    // Refuse oversized results at the boundary, before converting them.
+    if out.stages.len() > MAX_STAGES || out.flags.len() > MAX_ITEMS || out.adjustments.len() > MAX_ITEMS {
+        return Err(StepError::Oversized(format!(
+            "{} stages, {} flags and {} adjustments; at most {MAX_STAGES} stages and {MAX_ITEMS} of the others per step",
+            out.stages.len(),
+            out.flags.len(),
+            out.adjustments.len()
+        )));
+    }
     let mut stages = Vec::with_capacity(out.stages.len());
     for s in out.stages {
         let quorum = match s.quorum {

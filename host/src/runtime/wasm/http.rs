@@ -34,6 +34,9 @@ fn is_private(ip: IpAddr) -> bool {
                 || v4.is_broadcast()
                 || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64
         }
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => {
+            v6.to_ipv4_mapped().is_some_and(|v4| is_private(IpAddr::V4(v4)))
+        }
         IpAddr::V6(v6) => {
             v6.is_loopback()
                 || v6.is_unspecified()
@@ -165,6 +168,7 @@ mod tests {
             "::1",
             "fd00::1",
             "fe80::1",
+            "::ffff:10.0.0.1",
         ] {
             assert!(is_private(ip.parse().expect("ip")), "{ip}");
         }

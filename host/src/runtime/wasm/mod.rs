@@ -40,8 +40,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 /// Limits every call runs under.
 #[derive(Debug, Clone)]
 pub struct WasmLimits {
-    /// Wall-clock deadline per call.
+    /// Wall-clock deadline of an approval-step call (pure computation).
     pub deadline: Duration,
+    /// Wall-clock deadline of a connector or notifier call, which may wait on HTTP or mail.
+    pub io_deadline: Duration,
     /// How often the epoch advances.
     pub tick: Duration,
     /// Fuel (roughly, wasm instructions) per call.
@@ -60,6 +62,7 @@ impl Default for WasmLimits {
     fn default() -> Self {
         WasmLimits {
             deadline: Duration::from_millis(50),
+            io_deadline: Duration::from_secs(15),
             tick: Duration::from_millis(5),
             fuel: 200_000_000,
             memory_bytes: 32 << 20,
@@ -346,7 +349,7 @@ impl WasmRuntime {
                         "it imports `{name}`: plugins get no sockets; use greenlight:plugin/http through the host"
                     )));
                 }
-                if manifest.world == World::ApprovalStep && wasi == "random/random" {
+                if manifest.world == World::ApprovalStep && (wasi == "random/random" || wasi == "random/insecure") {
                     return Err(WasmError::Imports(format!(
                         "it imports `{name}`: approval steps must be deterministic"
                     )));
@@ -494,6 +497,7 @@ impl WasmRuntime {
     fn store(
         &self,
         call: CallContext,
+        world: World,
     ) -> Result<(Store<PluginState>, MemoryOutputPipe, MemoryOutputPipe), wasmtime::Error> {
         let stdout = MemoryOutputPipe::new(self.limits.stdio_bytes);
         let stderr = MemoryOutputPipe::new(self.limits.stdio_bytes);
@@ -519,7 +523,8 @@ impl WasmRuntime {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.set_fuel(self.limits.fuel)?;
-        let ticks = self.limits.deadline.as_micros().div_ceil(self.limits.tick.as_micros().max(1)).max(1) as u64;
+        let deadline = if world == World::ApprovalStep { self.limits.deadline } else { self.limits.io_deadline };
+        let ticks = deadline.as_micros().div_ceil(self.limits.tick.as_micros().max(1)).max(1) as u64;
         store.set_epoch_deadline(ticks);
         Ok((store, stdout, stderr))
     }
@@ -559,7 +564,7 @@ impl WasmRuntime {
             );
         };
         let started = Instant::now();
-        let (mut store, out, err) = match self.store(call) {
+        let (mut store, out, err) = match self.store(call, World::ApprovalStep) {
             Ok(s) => s,
             Err(e) => return (Err(StepError::Failed(format!("{e:#}"))), CallStats::default()),
         };
@@ -592,7 +597,7 @@ impl WasmRuntime {
             );
         };
         let started = Instant::now();
-        let (mut store, out, err) = match self.store(call) {
+        let (mut store, out, err) = match self.store(call, World::Connector) {
             Ok(s) => s,
             Err(e) => return (Err(StepError::Failed(format!("{e:#}"))), CallStats::default()),
         };
@@ -619,7 +624,7 @@ impl WasmRuntime {
             );
         };
         let started = Instant::now();
-        let (mut store, out, err) = match self.store(call) {
+        let (mut store, out, err) = match self.store(call, World::Notifier) {
             Ok(s) => s,
             Err(e) => return (Err(StepError::Failed(format!("{e:#}"))), CallStats::default()),
         };

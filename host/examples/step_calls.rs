@@ -1,0 +1,189 @@
+//! One approval-step call through the host against its raw baseline, measured in the same run:
+//!
+//! - WASM: `WasmStep::evaluate` (fresh store and instance from the cached `InstancePre`, limits,
+//!   conversions) against raw wasmtime calling the same component with the same order, fresh
+//!   instance from an `InstancePre` on an engine with the same configuration.
+//! - Rhai: `RhaiStep::evaluate` (context conversion, call, output conversion) against raw
+//!   `call_fn` on the compiled AST with a prepared argument.
+//!
+//! Needs the plugins built (`cargo xtask plugins`). `cargo xtask bench` runs it.
+
+#![allow(clippy::float_arithmetic, missing_docs, clippy::unwrap_used)]
+
+use greenlight_host::domain::order::{Line, OrderInput};
+use greenlight_host::domain::step::{ContextOrder, OrderContext, RequesterProfile};
+use greenlight_host::runtime::wasm::bindings::{self, host, types};
+use greenlight_host::runtime::{RuntimeOptions, Runtimes};
+use greenlight_host::store::{Store, StoreOptions, directory, extensions};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+fn ctx() -> OrderContext {
+    let input = OrderInput {
+        cost_center: None,
+        department: Some("IT".into()),
+        customer_id: None,
+        vendor_id: Some("ACME".into()),
+        currency: "EUR".parse().unwrap(),
+        lines: (0..5)
+            .map(|i| Line {
+                sku: format!("SKU-{i}"),
+                description: Some("widget".into()),
+                quantity: 1 + i,
+                unit_price_minor: 12_000,
+                tax_category: Some("standard".into()),
+                budget_category: Some("hardware".into()),
+            })
+            .collect(),
+        recurrence: None,
+        attributes: Default::default(),
+    };
+    OrderContext {
+        order: ContextOrder::new("bench-order", "alice", &input),
+        subtotal_minor: 180_000,
+        requester: RequesterProfile {
+            name: "alice".into(),
+            roles: vec!["requester".into()],
+            spend_limit_minor: Some(50_000),
+            budget_minor: Some(200_000),
+            budget_period: Some("month".into()),
+            budget_used_minor: 100_000,
+        },
+        cost_center: None,
+        config: serde_json::json!({"level": 2}),
+    }
+}
+
+struct RawState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+impl WasiView for RawState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+impl types::Host for RawState {}
+impl host::Host for RawState {
+    fn log(&mut self, _: host::Level, _: String) -> wasmtime::Result<()> {
+        Ok(())
+    }
+    fn config(&mut self) -> wasmtime::Result<String> {
+        Ok("{\"level\":2}".into())
+    }
+}
+
+/// (median, p99) in microseconds.
+fn measure(iterations: usize, mut f: impl FnMut()) -> (f64, f64) {
+    for _ in 0..iterations / 10 + 10 {
+        f();
+    }
+    let mut samples: Vec<Duration> = (0..iterations)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    samples.sort();
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    (us(samples[samples.len() / 2]), us(samples[samples.len() * 99 / 100]))
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let n = if quick { 2_000 } else { 20_000 };
+    let plugins = std::env::var_os("GREENLIGHT_PLUGINS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/plugins"));
+    let manifest = plugins.join("spend-limit/manifest.toml");
+    assert!(manifest.exists(), "{} is missing: run `cargo xtask plugins`", manifest.display());
+
+    // Through the host.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("b.db"), StoreOptions::default()).unwrap();
+    let tenant = store.write_blocking(|c| directory::create_tenant(c, "bench").map(|t| t.id)).unwrap();
+    let rt = Runtimes::with_options(RuntimeOptions::default()).unwrap();
+    rt.install(&store, &manifest).unwrap();
+    let t = tenant.clone();
+    store
+        .write_blocking(move |c| extensions::update_setting(c, &t, "spend-limit", true, Some(10), None, None))
+        .unwrap();
+    let step = rt.steps_for(&store, &tenant).unwrap().remove(0);
+    let mut c = ctx();
+    c.config = step.config.clone();
+    assert_eq!(step.step.evaluate(&c).unwrap().stages.len(), 1);
+    let host_wasm = measure(n, || {
+        step.step.evaluate(&c).unwrap();
+    });
+
+    // Raw wasmtime: same component, same order, same engine configuration.
+    let limits = &rt.options().wasm;
+    let mut pool = PoolingAllocationConfig::new();
+    let k = limits.concurrent_instances;
+    pool.total_component_instances(k)
+        .total_core_instances(k * 4)
+        .total_memories(k * 2)
+        .total_tables(k * 4)
+        .max_memory_size(limits.memory_bytes);
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .consume_fuel(true)
+        .max_wasm_stack(512 * 1024)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    let engine = Engine::new(&config).unwrap();
+    let bytes = std::fs::read(plugins.join("spend-limit/spend_limit.wasm")).unwrap();
+    let component = Component::from_binary(&engine, &bytes).unwrap();
+    let mut linker: Linker<RawState> = Linker::new(&engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
+    bindings::step::ApprovalStep::add_to_linker::<RawState, HasSelf<RawState>>(&mut linker, |s| s).unwrap();
+    let pre = bindings::step::ApprovalStepPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
+    let wit_ctx = greenlight_host::runtime::wasm::convert::context(&c);
+    let raw_wasm = measure(n, || {
+        let mut s =
+            wasmtime::Store::new(&engine, RawState { wasi: WasiCtx::builder().build(), table: ResourceTable::new() });
+        s.set_fuel(u64::MAX / 2).unwrap();
+        s.set_epoch_deadline(1_000_000);
+        let p = pre.instantiate(&mut s).unwrap();
+        p.greenlight_plugin_step().call_evaluate(&mut s, &wit_ctx).unwrap().unwrap();
+    });
+
+    // Rhai: host step vs raw call_fn.
+    let source =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/spend-limit.rhai")).unwrap();
+    let script = rt.rhai.step("spend-limit", &source).unwrap();
+    use greenlight_host::engine::Step;
+    assert_eq!(script.evaluate(&c).unwrap().stages.len(), 1);
+    let host_rhai = measure(n, || {
+        script.evaluate(&c).unwrap();
+    });
+    let (_, ast) = rt.rhai.compile(&source).unwrap();
+    let arg = rhai::serde::to_dynamic(&c).unwrap();
+    let raw_rhai = measure(n, || {
+        let _: rhai::Dynamic =
+            rt.rhai.engine().call_fn(&mut rhai::Scope::new(), &ast, "evaluate", (arg.clone(),)).unwrap();
+    });
+
+    println!("| row | median | p99 | baseline median (same run) | ratio |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| WASM step call through the host, fresh instance | {:.1} µs | {:.1} µs | raw wasmtime, fresh instance from InstancePre: {:.1} µs | {:.2}× |",
+        host_wasm.0,
+        host_wasm.1,
+        raw_wasm.0,
+        host_wasm.0 / raw_wasm.0
+    );
+    println!(
+        "| Rhai step call through the host | {:.1} µs | {:.1} µs | raw rhai call_fn on the compiled AST: {:.1} µs | {:.2}× |",
+        host_rhai.0,
+        host_rhai.1,
+        raw_rhai.0,
+        host_rhai.0 / raw_rhai.0
+    );
+    println!("({n} calls each, 5-line order, plugin and script: spend-limit)");
+}
