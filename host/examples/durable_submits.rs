@@ -109,7 +109,8 @@ fn arg(name: &str, default: usize) -> usize {
 }
 
 fn main() {
-    let orders = arg("--orders", 2_000);
+    let quick = std::env::args().any(|a| a == "--quick");
+    let orders = arg("--orders", if quick { 1_000 } else { 2_000 });
     let clients = arg("--clients", 64);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let single = rt.block_on(submits_per_second(1, orders.min(600), clients));

@@ -220,9 +220,17 @@ fn run_counting_tests(cmd: &mut Command) -> Result<(u64, u64)> {
 }
 
 fn bench(args: &[String]) -> Result<()> {
+    let plugin_dir = plugins()?;
     run(
         "durable submits: group commit vs one fsync per change",
         cargo().args(["run", "--release", "-p", "greenlight-host", "--example", "durable_submits", "--"]).args(args),
+    )?;
+    run(
+        "step calls: through the host vs raw wasmtime and raw rhai",
+        cargo()
+            .args(["run", "--release", "-p", "greenlight-host", "--example", "step_calls", "--"])
+            .args(args)
+            .env("GREENLIGHT_PLUGINS", &plugin_dir),
     )
 }
 
