@@ -141,7 +141,7 @@ fn plugins() -> Result<PathBuf> {
 }
 
 fn demo(args: &[String]) -> Result<()> {
-    ensure_wasm_target()?;
+    let plugin_dir = plugins()?;
     run("build the host", cargo().args(["build", "-p", "greenlight-host", "--bin", "greenlight"]))?;
     let data = root().join("demo-data");
     if data.exists() {
@@ -153,7 +153,8 @@ fn demo(args: &[String]) -> Result<()> {
     cmd.current_dir(root())
         .arg("--db")
         .arg(data.join("greenlight.db"))
-        .args(["demo", "--scripts", "scripts", "--tokens-file", "demo-data/tokens.env"])
+        .args(["demo", "--scripts", "scripts", "--tokens-file", "demo-data/tokens.env", "--plugins"])
+        .arg(&plugin_dir)
         .args(args);
     run("greenlight demo (Ctrl-C stops it)", &mut cmd)
 }
@@ -243,7 +244,7 @@ fn main() -> Result<()> {
         Some("plugins") => plugins().map(|_| ()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo|test|bench>\n  demo   build and serve a demo tenant on 127.0.0.1:8080\n  test   everything the project tests\n  bench  release-mode measurements against same-run baselines\n  plugins  build every plugin into target/plugins/<name>/"
+                "usage: cargo xtask <demo|test|bench|plugins>\n  demo   build and serve a demo tenant on 127.0.0.1:8080\n  test   everything the project tests\n  bench  release-mode measurements against same-run baselines\n  plugins  build every plugin into target/plugins/<name>/"
             );
             std::process::exit(2);
         }

@@ -103,20 +103,23 @@ impl http::Host for PluginState {
             .max_redirects(0)
             .build()
             .into();
+        let key = format!("{}://{}:{}", origin.0, origin.1, origin.2);
+        let secret: Vec<&(String, String)> = grant
+            .secrets
+            .iter()
+            .filter(|(o, _)| parse_origin(o).as_ref() == Some(&origin))
+            .flat_map(|(_, h)| h.iter())
+            .collect();
         let mut builder = ureq::http::Request::builder().method(method.as_str()).uri(&request.url);
         for (k, v) in &request.headers {
-            if k.eq_ignore_ascii_case("host") || k.eq_ignore_ascii_case("authorization") && !grant.secrets.is_empty() {
+            // The host owns Host, and any header it sets from the operator's secrets.
+            if k.eq_ignore_ascii_case("host") || secret.iter().any(|(s, _)| s.eq_ignore_ascii_case(k)) {
                 continue;
             }
             builder = builder.header(k, v);
         }
-        let key = format!("{}://{}:{}", origin.0, origin.1, origin.2);
-        for (o, headers) in &grant.secrets {
-            if parse_origin(o).as_ref() == Some(&origin) || *o == key {
-                for (k, v) in headers {
-                    builder = builder.header(k, v);
-                }
-            }
+        for (k, v) in secret {
+            builder = builder.header(k, v);
         }
         let body = request.body.unwrap_or_default();
         let req = match builder.body(body) {
