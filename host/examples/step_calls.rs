@@ -17,8 +17,8 @@ use greenlight_host::runtime::{RuntimeOptions, Runtimes};
 use greenlight_host::store::{Store, StoreOptions, directory, extensions};
 use std::path::Path;
 use std::time::{Duration, Instant};
+use wasmtime::Engine;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 fn ctx() -> OrderContext {
@@ -121,21 +121,7 @@ fn main() {
     });
 
     // Raw wasmtime: same component, same order, same engine configuration.
-    let limits = &rt.options().wasm;
-    let mut pool = PoolingAllocationConfig::new();
-    let k = limits.concurrent_instances;
-    pool.total_component_instances(k)
-        .total_core_instances(k * 4)
-        .total_memories(k * 2)
-        .total_tables(k * 4)
-        .max_memory_size(limits.memory_bytes);
-    let mut config = Config::new();
-    config
-        .wasm_component_model(true)
-        .epoch_interruption(true)
-        .consume_fuel(true)
-        .max_wasm_stack(512 * 1024)
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    let config = greenlight_host::runtime::wasm::engine_config(&rt.options().wasm);
     let engine = Engine::new(&config).unwrap();
     let bytes = std::fs::read(plugins.join("spend-limit/spend_limit.wasm")).unwrap();
     let component = Component::from_binary(&engine, &bytes).unwrap();

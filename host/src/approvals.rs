@@ -10,7 +10,7 @@ use crate::domain::actor::{Actor, Policy, roles};
 use crate::domain::audit::{AuditEntry, VerifyReport, timestamp};
 use crate::domain::machine::{self, Command, Event, Outcome, Transition, TransitionError};
 use crate::domain::money::Minor;
-use crate::domain::order::{InvalidField, Order, OrderInput, OrderPatch, OrderStatus};
+use crate::domain::order::{InvalidField, Order, OrderInput, OrderPatch, OrderStatus, has_float};
 use crate::domain::plan::Verdict;
 use crate::domain::step::{ContextOrder, CostCenterProfile, OrderContext, RequesterProfile};
 use crate::engine::{self, Directory};
@@ -203,17 +203,6 @@ fn check_amount(field: &str, v: Option<Minor>) -> Result<(), ApprovalError> {
     match v {
         Some(n) if n < 0 => Err(invalid(field, "must be zero or more (minor units)")),
         _ => Ok(()),
-    }
-}
-
-/// Whether a JSON value holds a non-integer number anywhere. Extensions see integers only: amounts
-/// are minor units, and the Rhai runtime has no floating point.
-fn has_float(v: &serde_json::Value) -> bool {
-    match v {
-        serde_json::Value::Number(n) => n.is_f64(),
-        serde_json::Value::Array(a) => a.iter().any(has_float),
-        serde_json::Value::Object(o) => o.values().any(has_float),
-        _ => false,
     }
 }
 

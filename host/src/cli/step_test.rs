@@ -2,7 +2,7 @@
 //! the same engine checks the host applies, and prints the step's output as JSON.
 
 use anyhow::{Context, Result};
-use greenlight_host::domain::order::OrderInput;
+use greenlight_host::domain::order::{OrderInput, has_float};
 use greenlight_host::domain::step::{ContextOrder, CostCenterProfile, OrderContext, RequesterProfile};
 use greenlight_host::engine::{self, ConfiguredStep, Directory};
 use greenlight_host::runtime::Runtimes;
@@ -38,15 +38,6 @@ struct FileDirectory(Option<CostCenterProfile>);
 impl Directory for FileDirectory {
     fn cost_center_manager(&self, code: &str) -> Option<String> {
         self.0.as_ref().filter(|c| c.code == code).map(|c| c.manager.clone())
-    }
-}
-
-fn has_float(v: &serde_json::Value) -> bool {
-    match v {
-        serde_json::Value::Number(n) => n.is_f64(),
-        serde_json::Value::Array(a) => a.iter().any(has_float),
-        serde_json::Value::Object(o) => o.values().any(has_float),
-        _ => false,
     }
 }
 

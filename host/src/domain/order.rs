@@ -310,6 +310,17 @@ impl OrderInput {
     }
 }
 
+/// Whether a JSON value holds a non-integer number anywhere. Extensions see integers only:
+/// amounts are minor units, and the Rhai runtime has no floating point.
+pub fn has_float(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Number(n) => n.is_f64(),
+        serde_json::Value::Array(a) => a.iter().any(has_float),
+        serde_json::Value::Object(o) => o.values().any(has_float),
+        _ => false,
+    }
+}
+
 /// Quantity × unit price, or `None` on overflow.
 pub fn line_total(line: &Line) -> Option<Minor> {
     line.quantity.checked_mul(line.unit_price_minor)

@@ -268,20 +268,7 @@ fn world_index(w: World) -> usize {
 impl WasmRuntime {
     /// Builds the engine and starts the epoch ticker.
     pub fn new(limits: WasmLimits) -> Result<Arc<WasmRuntime>, WasmError> {
-        let mut pool = PoolingAllocationConfig::new();
-        let n = limits.concurrent_instances.max(1);
-        pool.total_component_instances(n)
-            .total_core_instances(n * 4)
-            .total_memories(n * 2)
-            .total_tables(n * 4)
-            .max_memory_size(limits.memory_bytes.max(4 << 20));
-        let mut config = Config::new();
-        config
-            .wasm_component_model(true)
-            .epoch_interruption(true)
-            .consume_fuel(true)
-            .max_wasm_stack(512 * 1024)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let config = engine_config(&limits);
         let engine = Engine::new(&config).map_err(|e| WasmError::Engine(format!("{e:#}")))?;
         let mut h = ShaHasher(Sha256::new());
         std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut h);
@@ -550,6 +537,32 @@ impl WasmRuntime {
         }
     }
 
+    /// One call in a fresh store: limits set, `body` instantiates and calls, stdio flushed to the
+    /// log, and the failure classified. A denied capability is a failure of its own, even if the
+    /// guest swallowed the error.
+    fn call<R>(
+        &self,
+        call: CallContext,
+        world: World,
+        body: impl FnOnce(&mut Store<PluginState>) -> wasmtime::Result<R>,
+    ) -> (Result<R, StepError>, CallStats) {
+        let started = Instant::now();
+        let (mut store, out, err) = match self.store(call, world) {
+            Ok(s) => s,
+            Err(e) => return (Err(StepError::Failed(format!("{e:#}"))), CallStats::default()),
+        };
+        let result = body(&mut store);
+        let stats = self.finish(&mut store, &out, &err, started);
+        if let Some(why) = store.data().denied.clone() {
+            return (Err(StepError::Denied(why)), stats);
+        }
+        (result.map_err(|e| classify(&e, store.data())), stats)
+    }
+
+    fn wrong_world<R>(plugin: &LoadedPlugin, what: &str) -> (Result<R, StepError>, CallStats) {
+        (Err(StepError::Failed(format!("plugin '{}' is not {what}", plugin.name))), CallStats::default())
+    }
+
     /// Runs an approval step's `evaluate` in a fresh instance.
     pub fn evaluate(
         &self,
@@ -557,29 +570,16 @@ impl WasmRuntime {
         ctx: &OrderContext,
         call: CallContext,
     ) -> (Result<StepOutput, StepError>, CallStats) {
-        let Pre::Step(pre) = &plugin.pre else {
-            return (
-                Err(StepError::Failed(format!("plugin '{}' is not an approval step", plugin.name))),
-                CallStats::default(),
-            );
-        };
-        let started = Instant::now();
-        let (mut store, out, err) = match self.store(call, World::ApprovalStep) {
-            Ok(s) => s,
-            Err(e) => return (Err(StepError::Failed(format!("{e:#}"))), CallStats::default()),
-        };
+        let Pre::Step(pre) = &plugin.pre else { return Self::wrong_world(plugin, "an approval step") };
         let wit_ctx = convert::context(ctx);
-        let result =
-            pre.instantiate(&mut store).and_then(|p| p.greenlight_plugin_step().call_evaluate(&mut store, &wit_ctx));
-        let stats = self.finish(&mut store, &out, &err, started);
-        let result = match result {
-            Ok(Ok(o)) => convert::output(o),
-            Ok(Err(bindings::types::StepError::InvalidInput(m))) => {
-                Err(StepError::Failed(format!("invalid input: {m}")))
-            }
-            Ok(Err(bindings::types::StepError::Failed(m))) => Err(StepError::Failed(m)),
-            Err(e) => Err(classify(&e, store.data())),
-        };
+        let (result, stats) = self.call(call, World::ApprovalStep, |store| {
+            pre.instantiate(&mut *store)?.greenlight_plugin_step().call_evaluate(&mut *store, &wit_ctx)
+        });
+        let result = result.and_then(|r| match r {
+            Ok(o) => convert::output(o),
+            Err(bindings::types::StepError::InvalidInput(m)) => Err(StepError::Failed(format!("invalid input: {m}"))),
+            Err(bindings::types::StepError::Failed(m)) => Err(StepError::Failed(m)),
+        });
         (result, stats)
     }
 
@@ -590,24 +590,11 @@ impl WasmRuntime {
         call: CallContext,
         f: impl FnOnce(&mut Store<PluginState>, &bindings::connector::Connector) -> wasmtime::Result<R>,
     ) -> (Result<R, StepError>, CallStats) {
-        let Pre::Connector(pre) = &plugin.pre else {
-            return (
-                Err(StepError::Failed(format!("plugin '{}' is not a connector", plugin.name))),
-                CallStats::default(),
-            );
-        };
-        let started = Instant::now();
-        let (mut store, out, err) = match self.store(call, World::Connector) {
-            Ok(s) => s,
-            Err(e) => return (Err(StepError::Failed(format!("{e:#}"))), CallStats::default()),
-        };
-        let result = pre.instantiate(&mut store).and_then(|c| f(&mut store, &c));
-        let stats = self.finish(&mut store, &out, &err, started);
-        // A denied capability is a failure of its own, even if the guest swallowed the error.
-        if let Some(why) = store.data().denied.clone() {
-            return (Err(StepError::Denied(why)), stats);
-        }
-        (result.map_err(|e| classify(&e, store.data())), stats)
+        let Pre::Connector(pre) = &plugin.pre else { return Self::wrong_world(plugin, "a connector") };
+        self.call(call, World::Connector, |store| {
+            let connector = pre.instantiate(&mut *store)?;
+            f(store, &connector)
+        })
     }
 
     /// Runs a notifier's `deliver` in a fresh instance.
@@ -617,26 +604,31 @@ impl WasmRuntime {
         call: CallContext,
         notification: &bindings::types::Notification,
     ) -> (Result<Result<(), bindings::types::NotifyError>, StepError>, CallStats) {
-        let Pre::Notifier(pre) = &plugin.pre else {
-            return (
-                Err(StepError::Failed(format!("plugin '{}' is not a notifier", plugin.name))),
-                CallStats::default(),
-            );
-        };
-        let started = Instant::now();
-        let (mut store, out, err) = match self.store(call, World::Notifier) {
-            Ok(s) => s,
-            Err(e) => return (Err(StepError::Failed(format!("{e:#}"))), CallStats::default()),
-        };
-        let result = pre
-            .instantiate(&mut store)
-            .and_then(|n| n.greenlight_plugin_notifier_api().call_deliver(&mut store, notification));
-        let stats = self.finish(&mut store, &out, &err, started);
-        if let Some(why) = store.data().denied.clone() {
-            return (Err(StepError::Denied(why)), stats);
-        }
-        (result.map_err(|e| classify(&e, store.data())), stats)
+        let Pre::Notifier(pre) = &plugin.pre else { return Self::wrong_world(plugin, "a notifier") };
+        self.call(call, World::Notifier, |store| {
+            pre.instantiate(&mut *store)?.greenlight_plugin_notifier_api().call_deliver(&mut *store, notification)
+        })
     }
+}
+
+/// The wasmtime configuration every plugin runs under (also used by the benchmark's raw baseline,
+/// so "same configuration" is true by construction).
+pub fn engine_config(limits: &WasmLimits) -> Config {
+    let mut pool = PoolingAllocationConfig::new();
+    let n = limits.concurrent_instances.max(1);
+    pool.total_component_instances(n)
+        .total_core_instances(n * 4)
+        .total_memories(n * 2)
+        .total_tables(n * 4)
+        .max_memory_size(limits.memory_bytes.max(4 << 20));
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .consume_fuel(true)
+        .max_wasm_stack(512 * 1024)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    config
 }
 
 /// Tells the failure kinds apart.
