@@ -168,7 +168,7 @@ fn test() -> Result<()> {
     let (mut passed, mut failed) = run_counting_tests(
         cargo().args(["test", "--workspace"]).env("GREENLIGHT_BIN", bin).env("GREENLIGHT_PLUGINS", &plugin_dir),
     )?;
-    // The template plugin's own unit tests run natively, as a plugin author's would.
+    // The shipped plugins' own unit tests run natively, as a plugin author's would.
     let (p, f) = run_counting_tests(
         cargo()
             .args([
@@ -178,7 +178,13 @@ fn test() -> Result<()> {
                 "-p",
                 "large-order",
                 "-p",
+                "cost-center",
+                "-p",
                 "spend-limit",
+                "-p",
+                "subscription",
+                "-p",
+                "compliance",
                 "--target-dir",
             ])
             .arg(target_dir().join("plugins-native")),

@@ -37,6 +37,7 @@ const USERS: &[DemoUser] = &[
     DemoUser { var: "ERIN", name: "erin", roles: &["finance"], spend_limit_minor: None, budget_minor: None },
     DemoUser { var: "FRANK", name: "frank", roles: &["executive"], spend_limit_minor: None, budget_minor: None },
     DemoUser { var: "GRACE", name: "grace", roles: &["auditor"], spend_limit_minor: None, budget_minor: None },
+    DemoUser { var: "IVAN", name: "ivan", roles: &["it-security"], spend_limit_minor: None, budget_minor: None },
 ];
 
 /// Creates the demo data (if the tenant does not exist yet) and prints the tokens.
