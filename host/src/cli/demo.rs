@@ -119,6 +119,13 @@ pub fn setup(
             let body = ExtensionUpdate { enabled: true, position: Some(90), config: Some(config), grants: None };
             approvals.update_extension(&admin, "large-order", body).await.map_err(|e| anyhow!("{e}"))?;
             eprintln!("enabled plugin large-order (orders from 50000.00 need finance)");
+            // Subscriptions (R3) and the budget-overrun clearance of compliance (R5); vendor
+            // eligibility stays with the vendor-eligibility script.
+            for (name, position) in [("compliance", 5), ("subscription", 35)] {
+                let body = ExtensionUpdate { enabled: true, position: Some(position), config: None, grants: None };
+                approvals.update_extension(&admin, name, body).await.map_err(|e| anyhow!("{e}"))?;
+                eprintln!("enabled plugin {name}");
+            }
         }
         print!("{env}");
         if let Some(f) = tokens_file {
