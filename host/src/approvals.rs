@@ -109,6 +109,21 @@ fn sees_all(p: &Principal) -> bool {
     p.user.roles.iter().any(|r| OVERSEERS.contains(&r.as_str()))
 }
 
+/// Whether the caller may see this order: its requester, an overseeing role, or anyone the plan
+/// names as an approver of one of its stages (a tenant role such as `it-security`, a listed user,
+/// a cost center's manager) or who decided one.
+fn may_see(p: &Principal, order: &Order) -> bool {
+    if order.requester == p.user.name || sees_all(p) {
+        return true;
+    }
+    let actor = p.user.actor();
+    order.plan.stages.iter().any(|s| {
+        s.approvers.admits(&actor)
+            || s.escalate_to.as_ref().is_some_and(|e| e.admits(&actor))
+            || s.decided_by(&actor.name)
+    })
+}
+
 /// Counters the metrics endpoint exports.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -771,7 +786,7 @@ impl Approvals {
         let (tenant_id, id2) = (p.tenant.id.clone(), id.to_string());
         let order =
             self.store.read(move |c| orders::load(c, &tenant_id, &id2)).await?.ok_or_else(|| not_found_order(id))?;
-        if order.requester == p.user.name || sees_all(p) { Ok(order) } else { Err(not_found_order(id)) }
+        if may_see(p, &order) { Ok(order) } else { Err(not_found_order(id)) }
     }
 
     /// One order, if the caller may see it (requester, approvers, admin, auditor).
@@ -908,12 +923,12 @@ impl Approvals {
         let (tenant_id, id2) = (p.tenant.id.clone(), id.to_string());
         let by = p.user.actor();
         let at = Utc::now();
-        let sees = sees_all(p);
+        let caller = p.clone();
         let (actor_name, tenant2) = (p.user.name.clone(), p.tenant.id.clone());
         self.store
             .write(move |c| -> Result<Order, ApprovalError> {
                 let order = orders::load(c, &tenant_id, &id2)?
-                    .filter(|o| sees || o.requester == actor_name)
+                    .filter(|o| may_see(&caller, o))
                     .ok_or_else(|| not_found_order(&id2))?;
                 let policy = directory::tenant(c, &tenant2)?.map(|t| t.policy).unwrap_or_default();
                 let cmd = Command::Decide { by, on_behalf_of: None, stage, verdict, comment, at };

@@ -320,3 +320,25 @@ fn fail_closed_a_broken_plugin_holds_orders_never_approves() -> Result<()> {
     assert!(actions(&t.alice, &id)?.contains(&"order_held".to_string()));
     Ok(())
 }
+
+#[test]
+fn department_rule_a_tenant_role_decides_its_stage() -> Result<()> {
+    let t = tenant()?;
+    t.admin.enable_shipped("it-security", 45)?;
+    let ivan = t.admin.user("ivan", &["it-security"], json!({}))?;
+    let sam = t.admin.user("sam", &["requester"], json!({}))?;
+    let mut body = order_body(2, 150_000);
+    body["department"] = json!("IT");
+    body["lines"][0]["budget_category"] = json!("hardware");
+    let id = sam.order(body)?;
+    let r = sam.submit(&id)?;
+    assert_eq!(stages(&r.body), [("it-security".into(), 3, "open".into())], "{}", r.text);
+    // Someone holding only the tenant's own role sees the order in the inbox, can read it, and decides.
+    assert_eq!(ivan.get("/v1/inbox")?.body["orders"].as_array().map(Vec::len), Some(1));
+    assert_eq!(ivan.get(&format!("/v1/orders/{id}"))?.status, 200);
+    assert_eq!(ivan.decide(&id, "it-security", "approve", None)?.body["status"], "approved");
+    // Someone with neither a role nor a stage on it still gets 404.
+    let other = t.admin.user("olga", &["requester"], json!({}))?;
+    assert_eq!(other.get(&format!("/v1/orders/{id}"))?.status, 404);
+    Ok(())
+}

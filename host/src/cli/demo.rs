@@ -36,6 +36,7 @@ const USERS: &[DemoUser] = &[
     DemoUser { var: "DAVE", name: "dave", roles: &["compliance"], spend_limit_minor: None, budget_minor: None },
     DemoUser { var: "ERIN", name: "erin", roles: &["finance"], spend_limit_minor: None, budget_minor: None },
     DemoUser { var: "FRANK", name: "frank", roles: &["executive"], spend_limit_minor: None, budget_minor: None },
+    DemoUser { var: "FIONA", name: "fiona", roles: &["executive"], spend_limit_minor: None, budget_minor: None },
     DemoUser { var: "GRACE", name: "grace", roles: &["auditor"], spend_limit_minor: None, budget_minor: None },
     DemoUser { var: "IVAN", name: "ivan", roles: &["it-security"], spend_limit_minor: None, budget_minor: None },
 ];
