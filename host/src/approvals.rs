@@ -10,7 +10,7 @@ use crate::domain::actor::{Actor, Policy, roles};
 use crate::domain::audit::{AuditEntry, VerifyReport, timestamp};
 use crate::domain::machine::{self, Command, Event, Outcome, Transition, TransitionError};
 use crate::domain::money::Minor;
-use crate::domain::order::{InvalidField, Order, OrderInput, OrderPatch, OrderStatus, has_float};
+use crate::domain::order::{InvalidField, Order, OrderInput, OrderPatch, has_float};
 use crate::domain::plan::Verdict;
 use crate::domain::step::{ContextOrder, CostCenterProfile, OrderContext, RequesterProfile};
 use crate::engine::{self, Directory};
@@ -381,7 +381,7 @@ fn persist(
     let ts = timestamp(at);
     for event in &t.events {
         let data = serde_json::to_value(event).unwrap_or_default();
-        let action = event.action();
+        let action = data["action"].as_str().unwrap_or_default().to_string();
         let mut details = data.clone();
         if let Some(o) = details.as_object_mut() {
             o.remove("action");
@@ -850,15 +850,7 @@ impl Approvals {
     /// Submits (or resubmits an on-hold) order: evaluates it and applies the result.
     pub async fn submit(&self, p: &Principal, id: &str) -> Result<Order, ApprovalError> {
         let order = self.load_visible(p, id).await?;
-        if order.requester != p.user.name {
-            return Err(ApprovalError::Forbidden(format!(
-                "only the requester ({}) may submit this order",
-                order.requester
-            )));
-        }
-        if !matches!(order.status, OrderStatus::Draft | OrderStatus::OnHold) {
-            return Err(ApprovalError::Conflict(format!("cannot submit: the order is {}", order.status.as_str())));
-        }
+        machine::check_submit(&order, &p.user.actor())?;
         let evaluated = self.evaluate(&p.tenant.id, &order).await?;
         let by = p.user.actor();
         let at = Utc::now();
@@ -876,15 +868,7 @@ impl Approvals {
     /// Edits an order; past draft it is re-evaluated and its decisions reset.
     pub async fn edit(&self, p: &Principal, id: &str, patch: OrderPatch) -> Result<Order, ApprovalError> {
         let order = self.load_visible(p, id).await?;
-        if order.requester != p.user.name {
-            return Err(ApprovalError::Forbidden(format!(
-                "only the requester ({}) may edit this order",
-                order.requester
-            )));
-        }
-        if !machine::edit_allowed(&order) {
-            return Err(ApprovalError::Conflict(format!("cannot edit: the order is {}", order.status.as_str())));
-        }
+        machine::check_edit(&order, &p.user.actor())?;
         let input = patch.apply_to(order.input.clone());
         let subtotal = input.validate()?;
         check_attributes(&input)?;
@@ -920,42 +904,31 @@ impl Approvals {
         verdict: Verdict,
         comment: Option<String>,
     ) -> Result<Order, ApprovalError> {
-        let (tenant_id, id2) = (p.tenant.id.clone(), id.to_string());
-        let by = p.user.actor();
-        let at = Utc::now();
-        let caller = p.clone();
-        let (actor_name, tenant2) = (p.user.name.clone(), p.tenant.id.clone());
-        self.store
-            .write(move |c| -> Result<Order, ApprovalError> {
-                let order = orders::load(c, &tenant_id, &id2)?
-                    .filter(|o| may_see(&caller, o))
-                    .ok_or_else(|| not_found_order(&id2))?;
-                let policy = directory::tenant(c, &tenant2)?.map(|t| t.policy).unwrap_or_default();
-                let cmd = Command::Decide { by, on_behalf_of: None, stage, verdict, comment, at };
-                let t = machine::apply(&order, cmd, &policy)?;
-                persist(c, &tenant_id, &actor_name, Some(order.version), &t, at, None)?;
-                Ok(t.order)
-            })
-            .await
+        self.simple(p, id, move |by, at| Command::Decide { by, on_behalf_of: None, stage, verdict, comment, at }).await
     }
 
+    /// Applies one command to an order in a single writer change: load, check the caller may see
+    /// it (another tenant's or an unrelated order is a 404), apply, persist. Reading and deciding
+    /// in one change is what makes concurrent decisions resolve to exactly one winner.
     async fn simple(
         &self,
         p: &Principal,
         id: &str,
         make: impl FnOnce(Actor, DateTime<Utc>) -> Command + Send + 'static,
     ) -> Result<Order, ApprovalError> {
-        let order = self.load_visible(p, id).await?;
         let by = p.user.actor();
         let at = Utc::now();
-        let (tenant_id, actor) = (p.tenant.id.clone(), p.user.name.clone());
-        let id = order.id;
+        let caller = p.clone();
+        let id = id.to_string();
         self.store
             .write(move |c| -> Result<Order, ApprovalError> {
-                let order = orders::load(c, &tenant_id, &id)?.ok_or_else(|| not_found_order(&id))?;
-                let policy = directory::tenant(c, &tenant_id)?.map(|t| t.policy).unwrap_or_default();
+                let tenant_id = &caller.tenant.id;
+                let order = orders::load(c, tenant_id, &id)?
+                    .filter(|o| may_see(&caller, o))
+                    .ok_or_else(|| not_found_order(&id))?;
+                let policy = directory::tenant(c, tenant_id)?.map(|t| t.policy).unwrap_or_default();
                 let t = machine::apply(&order, make(by, at), &policy)?;
-                persist(c, &tenant_id, &actor, Some(order.version), &t, at, None)?;
+                persist(c, tenant_id, &caller.user.name, Some(order.version), &t, at, None)?;
                 Ok(t.order)
             })
             .await

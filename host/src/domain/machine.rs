@@ -308,10 +308,25 @@ pub fn edit_needs_assessment(order: &Order) -> bool {
     order.status != OrderStatus::Draft
 }
 
-/// Whether an edit is allowed at all in the order's current state.
-pub fn edit_allowed(order: &Order) -> bool {
-    matches!(order.status, OrderStatus::Draft | OrderStatus::PendingApproval | OrderStatus::OnHold)
-        || (order.status == OrderStatus::Approved && order.is_subscription())
+/// Whether this person may submit the order now. `apply` enforces it; the service asks first so
+/// it does not run the extensions for a submission that would be refused.
+pub fn check_submit(order: &Order, by: &Actor) -> Result<(), TransitionError> {
+    require_requester(order, by, "submit")?;
+    if !matches!(order.status, OrderStatus::Draft | OrderStatus::OnHold) {
+        return Err(conflict(order, "submit"));
+    }
+    Ok(())
+}
+
+/// Whether this person may edit the order now (as [`check_submit`], for edits).
+pub fn check_edit(order: &Order, by: &Actor) -> Result<(), TransitionError> {
+    require_requester(order, by, "edit")?;
+    let editable = matches!(order.status, OrderStatus::Draft | OrderStatus::PendingApproval | OrderStatus::OnHold)
+        || (order.status == OrderStatus::Approved && order.is_subscription());
+    if !editable {
+        return Err(conflict(order, "edit"));
+    }
+    Ok(())
 }
 
 /// Applies a command. The input order is untouched; on success the new order has
@@ -331,18 +346,12 @@ pub fn apply(order: &Order, command: Command, policy: &Policy) -> Result<Transit
     };
     match command {
         Command::Submit { by, assessment, at } => {
-            require_requester(order, &by, "submit")?;
-            if !matches!(order.status, OrderStatus::Draft | OrderStatus::OnHold) {
-                return Err(conflict(order, "submit"));
-            }
+            check_submit(order, &by)?;
             next.submitted_at = Some(at);
             settle(&mut next, assessment, at, &mut events);
         }
         Command::Edit { by, input, subtotal_minor, assessment, at } => {
-            require_requester(order, &by, "edit")?;
-            if !edit_allowed(order) {
-                return Err(conflict(order, "edit"));
-            }
+            check_edit(order, &by)?;
             if input.recurrence.is_some() != order.input.recurrence.is_some() && order.status != OrderStatus::Draft {
                 return Err(TransitionError::Invalid {
                     field: "recurrence".into(),
@@ -436,15 +445,9 @@ pub fn apply(order: &Order, command: Command, policy: &Policy) -> Result<Transit
             next.status = OrderStatus::Released;
             events.push(Event::OrderReleased);
         }
-        Command::Deactivate { by, .. } | Command::Reactivate { by, .. } if order.subscription.is_none() => {
-            let _ = by;
-            return Err(TransitionError::Conflict(
-                "only a subscription (an order with a recurrence) can be deactivated or reactivated".into(),
-            ));
-        }
         Command::Deactivate { by, .. } => {
+            let sub = subscription_of(&mut next)?;
             require_owner_or_admin(order, &by)?;
-            let sub = next.subscription.as_mut().ok_or_else(|| conflict(order, "deactivate"))?;
             if !matches!(order.status, OrderStatus::Approved | OrderStatus::Released) {
                 return Err(conflict(order, "deactivate the subscription before it is approved"));
             }
@@ -455,8 +458,8 @@ pub fn apply(order: &Order, command: Command, policy: &Policy) -> Result<Transit
             events.push(Event::SubscriptionDeactivated);
         }
         Command::Reactivate { by, .. } => {
+            let sub = subscription_of(&mut next)?;
             require_owner_or_admin(order, &by)?;
-            let sub = next.subscription.as_mut().ok_or_else(|| conflict(order, "reactivate"))?;
             if sub.state == SubscriptionState::Active {
                 return Err(TransitionError::Conflict("the subscription is already active".into()));
             }
@@ -484,6 +487,14 @@ pub fn decidable_stages<'a>(order: &'a Order, actor: &Actor, policy: &Policy) ->
         .filter(|s| !(policy.one_stage_per_person && decided_other(&s.key)))
         .map(|s| s.key.as_str())
         .collect()
+}
+
+fn subscription_of(order: &mut Order) -> Result<&mut super::order::Subscription, TransitionError> {
+    order.subscription.as_mut().ok_or_else(|| {
+        TransitionError::Conflict(
+            "only a subscription (an order with a recurrence) can be deactivated or reactivated".into(),
+        )
+    })
 }
 
 fn require_requester(order: &Order, by: &Actor, what: &str) -> Result<(), TransitionError> {

@@ -84,8 +84,11 @@ pub struct Runtimes {
     /// The WASM runtime.
     pub wasm: Arc<WasmRuntime>,
     options: Arc<RuntimeOptions>,
-    natives: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<native::NativeStep>>>>,
+    natives: Arc<std::sync::Mutex<std::collections::HashMap<String, NativeLoaded>>>,
 }
+
+/// A loaded native step with its manifest, cached by code hash.
+type NativeLoaded = (Arc<native::NativeStep>, Manifest);
 
 /// A step that could not be loaded: it fails every call so the order goes on hold with the
 /// reason, instead of silently running without the rule.
@@ -239,18 +242,11 @@ impl Runtimes {
 
     /// The loaded form of a WASM plugin version, loading (and swapping in) a new version when
     /// the catalog moved on. Calls holding the old `Arc` finish on the old version.
-    pub fn wasm_plugin(
-        &self,
-        store: &Store,
-        record: &PluginRecord,
-    ) -> Result<(Arc<LoadedPlugin>, Manifest), RuntimeError> {
-        let manifest: Manifest = serde_json::from_value(record.manifest.clone()).map_err(|e| ManifestError::Parse {
-            path: format!("stored manifest of {}", record.name),
-            reason: e.to_string(),
-        })?;
+    pub fn wasm_plugin(&self, store: &Store, record: &PluginRecord) -> Result<Arc<LoadedPlugin>, RuntimeError> {
         if let Some(p) = self.wasm.cached(&record.name, &record.code_hash) {
-            return Ok((p, manifest));
+            return Ok(p);
         }
+        let manifest = stored_manifest(record)?;
         let (h, e) = (record.code_hash.clone(), self.wasm.engine_hash().to_string());
         let recorded = store.read_blocking(move |c| plugins::artifact(c, &h, &e))?;
         let dir = Self::plugin_dir(store);
@@ -260,22 +256,28 @@ impl Runtimes {
             let (h, e) = (record.code_hash.clone(), self.wasm.engine_hash().to_string());
             store.write_blocking(move |c| plugins::record_artifact(c, &h, &e, &sha, &now()))?;
         }
-        Ok((plugin, manifest))
+        Ok(plugin)
     }
 
-    fn native_step(&self, store: &Store, record: &PluginRecord) -> Result<Arc<native::NativeStep>, RuntimeError> {
+    /// A native step and its manifest, loaded once per code hash.
+    fn native_step(
+        &self,
+        store: &Store,
+        record: &PluginRecord,
+    ) -> Result<(Arc<native::NativeStep>, Manifest), RuntimeError> {
         if !self.options.allow_native {
             return Err(native::NativeError::Disabled.into());
         }
         if let Some(s) = self.natives.lock().ok().and_then(|m| m.get(&record.code_hash).cloned()) {
             return Ok(s);
         }
+        let manifest = stored_manifest(record)?;
         let path = Self::plugin_dir(store).join(format!("{}.{}", record.code_hash, std::env::consts::DLL_EXTENSION));
-        let step = Arc::new(native::load(&path, &record.name, &record.code_hash)?);
+        let loaded = (Arc::new(native::load(&path, &record.name, &record.code_hash)?), manifest);
         if let Ok(mut m) = self.natives.lock() {
-            m.insert(record.code_hash.clone(), step.clone());
+            m.insert(record.code_hash.clone(), loaded.clone());
         }
-        Ok(step)
+        Ok(loaded)
     }
 
     /// The tenant's enabled approval steps, in run order, with their configuration. Must be
@@ -304,34 +306,32 @@ impl Runtimes {
                         continue; // connectors and notifiers are not steps
                     }
                     let kind = record.manifest.get("kind").and_then(|k| k.as_str()).unwrap_or("wasm").to_string();
-                    let unloadable = |why: String, kind: StepKind| -> Arc<dyn Step> {
-                        Arc::new(Unloadable { name: record.name.clone(), hash: record.code_hash.clone(), kind, why })
-                    };
-                    let (step, config): (Arc<dyn Step>, serde_json::Value) = if kind == "native" {
-                        let config = serde_json::from_value::<Manifest>(record.manifest.clone())
-                            .map_err(|e| e.to_string())
-                            .and_then(|m| m.effective_config(&e.config).map_err(|e| e.to_string()));
-                        match (config, self.native_step(store, &record)) {
-                            (Ok(config), Ok(s)) => (s as Arc<dyn Step>, config),
-                            (Err(why), _) => (unloadable(why, StepKind::Native), e.config.clone()),
-                            (_, Err(err)) => (unloadable(err.to_string(), StepKind::Native), e.config.clone()),
-                        }
+                    let native = kind == "native";
+                    let loaded: Result<(Arc<dyn Step>, serde_json::Value), RuntimeError> = if native {
+                        self.native_step(store, &record).and_then(|(step, manifest)| {
+                            Ok((step as Arc<dyn Step>, manifest.effective_config(&e.config)?))
+                        })
                     } else {
-                        match self.wasm_plugin(store, &record) {
-                            Ok((plugin, manifest)) => match manifest.effective_config(&e.config) {
-                                Ok(config) => {
-                                    let step = wasm::WasmStep {
-                                        runtime: self.wasm.clone(),
-                                        plugin,
-                                        tenant: tenant_id.to_string(),
-                                    };
-                                    (Arc::new(step) as Arc<dyn Step>, config)
-                                }
-                                Err(err) => (unloadable(err.to_string(), StepKind::Wasm), e.config.clone()),
-                            },
-                            Err(err) => (unloadable(err.to_string(), StepKind::Wasm), e.config.clone()),
-                        }
+                        self.wasm_plugin(store, &record).and_then(|plugin| {
+                            let config = plugin.manifest.effective_config(&e.config)?;
+                            let step =
+                                wasm::WasmStep { runtime: self.wasm.clone(), plugin, tenant: tenant_id.to_string() };
+                            Ok((Arc::new(step) as Arc<dyn Step>, config))
+                        })
                     };
+                    // A plugin that cannot load, or whose tenant config no longer fits its manifest,
+                    // fails every call: the order goes on hold with the reason (fail closed).
+                    let (step, config) = loaded.unwrap_or_else(|err| {
+                        let kind = if native { StepKind::Native } else { StepKind::Wasm };
+                        let why = err.to_string();
+                        let step: Arc<dyn Step> = Arc::new(Unloadable {
+                            name: record.name.clone(),
+                            hash: record.code_hash.clone(),
+                            kind,
+                            why,
+                        });
+                        (step, e.config.clone())
+                    });
                     ConfiguredStep { step, config }
                 }
             };
@@ -352,7 +352,8 @@ impl Runtimes {
         let enabled = store.read_blocking(move |c| extensions::enabled(c, &t))?;
         let Some(e) = enabled.into_iter().find(|e| e.name == n) else { return Ok(None) };
         let Code::Plugin(record) = &e.code else { return Ok(None) };
-        let (plugin, manifest) = self.wasm_plugin(store, record)?;
+        let plugin = self.wasm_plugin(store, record)?;
+        let manifest = &plugin.manifest;
         let config = manifest.effective_config(&e.config)?;
         let origins: Vec<(String, String, u16)> = manifest
             .capabilities
@@ -380,6 +381,13 @@ impl Runtimes {
             },
         )))
     }
+}
+
+/// The manifest recorded at install.
+fn stored_manifest(record: &PluginRecord) -> Result<Manifest, RuntimeError> {
+    serde_json::from_value(record.manifest.clone()).map_err(|e| {
+        ManifestError::Parse { path: format!("stored manifest of {}", record.name), reason: e.to_string() }.into()
+    })
 }
 
 fn now() -> String {

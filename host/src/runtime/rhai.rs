@@ -139,7 +139,7 @@ impl RhaiRuntime {
         Ok(RhaiStep { name: name.to_string(), hash, ast, engine: self.engine.clone() })
     }
 
-    /// Runs `evaluate` on a prepared context value (for benchmarks comparing against raw Rhai).
+    /// The shared engine, so benchmarks can measure a raw `call_fn` against the host's path.
     pub fn engine(&self) -> &Engine {
         &self.engine
     }

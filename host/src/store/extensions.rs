@@ -139,37 +139,17 @@ pub fn settings(conn: &Connection, tenant_id: &str) -> Result<Vec<ExtensionSetti
 
 /// The enabled extensions of a tenant with their code, in run order.
 pub fn enabled(conn: &Connection, tenant_id: &str) -> Result<Vec<Enabled>, StoreError> {
-    let mut out = Vec::new();
+    // Scripts carry their source, plugins their manifest, in the same column.
     let mut stmt = conn.prepare_cached(
-        "SELECT s.name, s.source, s.hash, e.position, e.config, e.grants FROM scripts s
-         JOIN tenant_extensions e ON e.tenant_id = s.tenant_id AND e.name = s.name
-         WHERE s.tenant_id = ?1 AND e.enabled = 1",
-    )?;
-    let rows = stmt.query_map([tenant_id], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, i64>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, String>(5)?,
-        ))
-    })?;
-    for r in rows {
-        let (name, source, hash, position, config, grants) = r?;
-        out.push(Enabled {
-            name: name.clone(),
-            position,
-            config: from_json("tenant_extensions.config", &config)?,
-            grants: from_json("tenant_extensions.grants", &grants)?,
-            code: Code::Script(Script { name, source, hash }),
-        });
-    }
-    let mut stmt = conn.prepare_cached(
-        "SELECT p.name, p.code_hash, v.manifest, p.installed_at, e.position, e.config, e.grants FROM plugins p
-         JOIN plugin_versions v ON v.name = p.name AND v.code_hash = p.code_hash
-         JOIN tenant_extensions e ON e.tenant_id = ?1 AND e.name = p.name
-         WHERE e.enabled = 1",
+        "SELECT 'script', s.name, s.source, s.hash, NULL, e.position, e.config, e.grants FROM scripts s
+           JOIN tenant_extensions e ON e.tenant_id = s.tenant_id AND e.name = s.name
+           WHERE s.tenant_id = ?1 AND e.enabled = 1
+         UNION ALL
+         SELECT 'plugin', p.name, v.manifest, p.code_hash, p.installed_at, e.position, e.config, e.grants FROM plugins p
+           JOIN plugin_versions v ON v.name = p.name AND v.code_hash = p.code_hash
+           JOIN tenant_extensions e ON e.tenant_id = ?1 AND e.name = p.name
+           WHERE e.enabled = 1
+         ORDER BY 6, 2",
     )?;
     let rows = stmt.query_map([tenant_id], |r| {
         Ok((
@@ -177,28 +157,33 @@ pub fn enabled(conn: &Connection, tenant_id: &str) -> Result<Vec<Enabled>, Store
             r.get::<_, String>(1)?,
             r.get::<_, String>(2)?,
             r.get::<_, String>(3)?,
-            r.get::<_, i64>(4)?,
-            r.get::<_, String>(5)?,
+            r.get::<_, Option<String>>(4)?,
+            r.get::<_, i64>(5)?,
             r.get::<_, String>(6)?,
+            r.get::<_, String>(7)?,
         ))
     })?;
-    for r in rows {
-        let (name, code_hash, manifest, installed_at, position, config, grants) = r?;
-        out.push(Enabled {
-            name: name.clone(),
+    rows.map(|r| {
+        let (kind, name, text, hash, installed_at, position, config, grants) = r?;
+        let code = if kind == "script" {
+            Code::Script(Script { name: name.clone(), source: text, hash })
+        } else {
+            Code::Plugin(super::plugins::PluginRecord {
+                name: name.clone(),
+                code_hash: hash,
+                manifest: from_json("plugin_versions.manifest", &text)?,
+                installed_at: installed_at.unwrap_or_default(),
+            })
+        };
+        Ok(Enabled {
+            name,
             position,
             config: from_json("tenant_extensions.config", &config)?,
             grants: from_json("tenant_extensions.grants", &grants)?,
-            code: Code::Plugin(super::plugins::PluginRecord {
-                name,
-                code_hash,
-                manifest: from_json("plugin_versions.manifest", &manifest)?,
-                installed_at,
-            }),
-        });
-    }
-    out.sort_by(|a, b| (a.position, &a.name).cmp(&(b.position, &b.name)));
-    Ok(out)
+            code,
+        })
+    })
+    .collect()
 }
 
 /// Whether any tenant has a script of this name (plugin names must not clash with scripts).

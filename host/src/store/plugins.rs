@@ -52,24 +52,33 @@ pub fn install(conn: &Connection, v: &NewVersion<'_>) -> Result<(), StoreError> 
     Ok(())
 }
 
+const CURRENT: &str = "SELECT p.name, p.code_hash, v.manifest, p.installed_at FROM plugins p
+     JOIN plugin_versions v ON v.name = p.name AND v.code_hash = p.code_hash";
+
+fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, String)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
+fn decode(
+    (name, code_hash, manifest, installed_at): (String, String, String, String),
+) -> Result<PluginRecord, StoreError> {
+    Ok(PluginRecord { name, code_hash, manifest: from_json("plugin_versions.manifest", &manifest)?, installed_at })
+}
+
 /// Every current plugin.
 pub fn current(conn: &Connection) -> Result<Vec<PluginRecord>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT p.name, p.code_hash, v.manifest, p.installed_at FROM plugins p JOIN plugin_versions v ON v.name = p.name AND v.code_hash = p.code_hash ORDER BY p.name",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
-    })?;
-    rows.map(|r| {
-        let (name, code_hash, manifest, installed_at) = r?;
-        Ok(PluginRecord { name, code_hash, manifest: from_json("plugin_versions.manifest", &manifest)?, installed_at })
-    })
-    .collect()
+    let mut stmt = conn.prepare_cached(&format!("{CURRENT} ORDER BY p.name"))?;
+    let rows = stmt.query_map([], record)?;
+    rows.map(|r| decode(r?)).collect()
 }
 
 /// The current version of one plugin.
 pub fn get(conn: &Connection, name: &str) -> Result<Option<PluginRecord>, StoreError> {
-    Ok(current(conn)?.into_iter().find(|p| p.name == name))
+    conn.prepare_cached(&format!("{CURRENT} WHERE p.name = ?1"))?
+        .query_row([name], record)
+        .optional()?
+        .map(decode)
+        .transpose()
 }
 
 /// The SHA-256 of the artifact the host produced for this code and engine, if any.
