@@ -122,6 +122,16 @@ impl Server {
         }
     }
 
+    /// Installs a plugin built by `cargo xtask plugins` with the CLI; returns what it printed.
+    pub fn install_plugin(&self, name: &str) -> Result<Value> {
+        let manifest = plugins().join(name).join("manifest.toml");
+        let (code, out, err) = cli(&self.db, &["plugin", "install", &manifest.to_string_lossy()])?;
+        if code != 0 {
+            bail!("installing {name}: {err}");
+        }
+        Ok(serde_json::from_str(out.trim())?)
+    }
+
     /// Keeps the temporary folder alive after the server is gone.
     pub fn take_dir(&mut self) -> Option<tempfile::TempDir> {
         self.dir.take()
@@ -224,6 +234,17 @@ impl Client {
         Self::finish(
             self.agent.patch(format!("{}{path}", self.base)).header("Authorization", self.auth()).send_json(body),
         )
+    }
+
+    /// An order's audit trail, oldest first.
+    pub fn audit(&self, order_id: &str) -> Result<Vec<Value>> {
+        let r = self.get(&format!("/v1/orders/{order_id}/audit"))?;
+        Ok(r.body.as_array().cloned().unwrap_or_default())
+    }
+
+    /// The first audit entry of an order with this action (`Null` when there is none).
+    pub fn audit_entry(&self, order_id: &str, action: &str) -> Result<Value> {
+        Ok(self.audit(order_id)?.into_iter().find(|e| e["action"] == action).unwrap_or_default())
     }
 
     /// Creates a user (as admin) and returns a client acting as that user.

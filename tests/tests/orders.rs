@@ -56,21 +56,15 @@ fn create_submit_approve() -> Result<()> {
     let r = carol.decide(&id, "user-approval", "approve", None)?;
     assert_eq!((r.status, r.body["status"].as_str()), (200, Some("approved")), "{}", r.text);
 
-    let audit = alice.get(&format!("/v1/orders/{id}/audit"))?;
-    let evaluated = audit
-        .body
-        .as_array()
-        .and_then(|a| a.iter().find(|e| e["action"] == "order_evaluated"))
-        .cloned()
-        .unwrap_or_default();
+    let audit = alice.audit(&id)?;
+    let evaluated = alice.audit_entry(&id, "order_evaluated")?;
     let ran: Vec<&str> = evaluated["data"]["extensions"]
         .as_array()
         .map(|a| a.iter().filter_map(|x| x["name"].as_str()).collect())
         .unwrap_or_default();
     assert_eq!(ran, ["cost-center", "spend-limit"], "the evaluation names the exact code it ran");
     assert_eq!(evaluated["data"]["extensions"][0]["code_hash"].as_str().map(str::len), Some(64));
-    let actions: Vec<&str> =
-        audit.body.as_array().map(|a| a.iter().filter_map(|e| e["action"].as_str()).collect()).unwrap_or_default();
+    let actions: Vec<&str> = audit.iter().filter_map(|e| e["action"].as_str()).collect();
     assert_eq!(
         actions,
         [
@@ -86,8 +80,7 @@ fn create_submit_approve() -> Result<()> {
             "order_approved"
         ]
     );
-    let actors: Vec<&str> =
-        audit.body.as_array().map(|a| a.iter().filter_map(|e| e["actor"].as_str()).collect()).unwrap_or_default();
+    let actors: Vec<&str> = audit.iter().filter_map(|e| e["actor"].as_str()).collect();
     assert_eq!(actors.last(), Some(&"carol"));
     Ok(())
 }

@@ -5,19 +5,12 @@ use anyhow::Result;
 use greenlight_tests::{Server, cli, order_body, plugins};
 use serde_json::json;
 
-fn install(s: &Server, name: &str) -> Result<serde_json::Value> {
-    let manifest = plugins().join(name).join("manifest.toml");
-    let (code, out, err) = cli(&s.db, &["plugin", "install", manifest.to_str().unwrap_or_default()])?;
-    assert_eq!(code, 0, "{err}");
-    Ok(serde_json::from_str(out.trim())?)
-}
-
 #[test]
 fn an_installed_plugin_is_enabled_per_tenant_and_decides_orders() -> Result<()> {
     let s = Server::start()?;
     let admin = s.tenant("acme")?;
     let other = s.tenant("globex")?;
-    let installed = install(&s, "large-order")?;
+    let installed = s.install_plugin("large-order")?;
     let hash = installed["code_hash"].as_str().unwrap_or_default().to_string();
 
     let list = admin.get("/v1/admin/extensions")?;
@@ -57,13 +50,7 @@ fn an_installed_plugin_is_enabled_per_tenant_and_decides_orders() -> Result<()> 
     assert_eq!(r.body["plan"]["stages"][0]["level"], 3);
     assert_eq!(r.body["plan"]["stages"][0]["source"], "large-order");
     // The decision is traced to the exact code in the audit trail.
-    let audit = alice.get(&format!("/v1/orders/{id}/audit"))?;
-    let evaluated = audit
-        .body
-        .as_array()
-        .and_then(|a| a.iter().find(|e| e["action"] == "order_evaluated"))
-        .cloned()
-        .unwrap_or_default();
+    let evaluated = alice.audit_entry(&id, "order_evaluated")?;
     assert_eq!(evaluated["data"]["extensions"][0]["code_hash"], json!(hash));
     assert_eq!(evaluated["data"]["extensions"][0]["kind"], "wasm");
 
@@ -78,7 +65,7 @@ fn an_installed_plugin_is_enabled_per_tenant_and_decides_orders() -> Result<()> 
 fn a_failing_plugin_holds_the_order_with_its_reason() -> Result<()> {
     let s = Server::start()?;
     let admin = s.tenant("acme")?;
-    install(&s, "tp-panic")?;
+    s.install_plugin("tp-panic")?;
     // Enabled through the CLI this time.
     let (code, _, err) = cli(&s.db, &["extension", "set", "--tenant", "acme", "tp-panic", "--enabled", "true"])?;
     assert_eq!(code, 0, "{err}");
@@ -91,9 +78,7 @@ fn a_failing_plugin_holds_the_order_with_its_reason() -> Result<()> {
         reason.contains("tp-panic") && reason.contains("panicked") && reason.contains("customer record missing"),
         "{reason}"
     );
-    let audit = alice.get(&format!("/v1/orders/{id}/audit"))?;
-    let held =
-        audit.body.as_array().and_then(|a| a.iter().find(|e| e["action"] == "order_held")).cloned().unwrap_or_default();
+    let held = alice.audit_entry(&id, "order_held")?;
     assert!(held["data"]["reason"].as_str().unwrap_or_default().contains("panicked"));
     Ok(())
 }
@@ -130,7 +115,7 @@ fn each_failing_fixture_holds_the_order_with_a_reason_of_its_own() -> Result<()>
     ];
     let mut reasons = Vec::new();
     for (plugin, expected) in fixtures {
-        install(&s, plugin)?;
+        s.install_plugin(plugin)?;
         let admin = s.tenant(&format!("t-{plugin}"))?;
         assert_eq!(admin.put(&format!("/v1/admin/extensions/{plugin}"), json!({"enabled": true}))?.status, 200);
         let id = admin.order(order_body(1, 100))?;

@@ -3,7 +3,7 @@
 //! (customer-authorization) installed and enabled, as a customer would run them.
 
 use anyhow::Result;
-use greenlight_tests::{Client, Server, cli, order_body, plugins};
+use greenlight_tests::{Client, Server, order_body};
 use serde_json::{Value, json};
 
 struct Tenant {
@@ -18,19 +18,12 @@ struct Tenant {
     fiona: Client,
 }
 
-fn install(s: &Server, name: &str) -> Result<()> {
-    let manifest = plugins().join(name).join("manifest.toml");
-    let (code, _, err) = cli(&s.db, &["plugin", "install", manifest.to_str().unwrap_or_default()])?;
-    anyhow::ensure!(code == 0, "installing {name}: {err}");
-    Ok(())
-}
-
 /// A tenant with one user per role, cost center CC-1 (manager bob, budget 1,000,000), and the
 /// shipped extensions enabled in their usual order.
 fn tenant() -> Result<Tenant> {
     let s = Server::start()?;
     for p in ["cost-center", "spend-limit", "subscription", "compliance"] {
-        install(&s, p)?;
+        s.install_plugin(p)?;
     }
     let admin = s.tenant("acme")?;
     let alice = admin.user(
@@ -81,12 +74,7 @@ fn stages(order: &Value) -> Vec<(String, u64, String)> {
 }
 
 fn actions(c: &Client, id: &str) -> Result<Vec<String>> {
-    let audit = c.get(&format!("/v1/orders/{id}/audit"))?;
-    Ok(audit
-        .body
-        .as_array()
-        .map(|a| a.iter().filter_map(|e| e["action"].as_str().map(String::from)).collect())
-        .unwrap_or_default())
+    Ok(c.audit(id)?.iter().filter_map(|e| e["action"].as_str().map(String::from)).collect())
 }
 
 fn on_cc(mut body: Value) -> Value {
@@ -311,7 +299,7 @@ fn r7_segregation_of_duties() -> Result<()> {
 #[test]
 fn fail_closed_a_broken_plugin_holds_orders_never_approves() -> Result<()> {
     let t = tenant()?;
-    install(&t._server, "tp-panic")?;
+    t._server.install_plugin("tp-panic")?;
     assert_eq!(t.admin.put("/v1/admin/extensions/tp-panic", json!({"enabled": true, "position": 99}))?.status, 200);
     // An order that would otherwise be approved at once.
     let id = t.alice.order(order_body(1, 1_000))?;

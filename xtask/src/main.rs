@@ -71,14 +71,7 @@ fn plugins() -> Result<PathBuf> {
     let mut wasm_crates = crates_in(&plugins)?;
     wasm_crates.extend(crates_in(&plugins.join("testing"))?);
     for dir in &wasm_crates {
-        let cargo_toml = std::fs::read_to_string(dir.join("Cargo.toml"))?;
-        let package = cargo_toml
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("name")
-                    .and_then(|r| r.trim().strip_prefix('='))
-                    .map(|v| v.trim().trim_matches('"').to_string())
-            })
+        let package = toml_str(&dir.join("Cargo.toml"), &["package", "name"])?
             .with_context(|| format!("{} has no package name", dir.display()))?;
         run(
             &format!("build WASM plugin {package} (wasm32-wasip2)"),
@@ -106,20 +99,13 @@ fn plugins() -> Result<PathBuf> {
         if !manifest.exists() {
             continue;
         }
-        let text = std::fs::read_to_string(&manifest)?;
-        let field = |key: &str| {
-            text.lines().find_map(|l| {
-                l.strip_prefix(key)
-                    .and_then(|r| r.trim().strip_prefix('='))
-                    .map(|v| v.trim().trim_matches('"').to_string())
-            })
-        };
-        let name = field("name").with_context(|| format!("{} has no name", manifest.display()))?;
-        let built = if let Some(component) = field("component") {
+        let field = |key: &str| toml_str(&manifest, &[key]);
+        let name = field("name")?.with_context(|| format!("{} has no name", manifest.display()))?;
+        let built = if let Some(component) = field("component")? {
             wasm_target.join("wasm32-wasip2").join("release").join(&component)
         } else {
             let library =
-                field("library").with_context(|| format!("{} names no component or library", manifest.display()))?;
+                field("library")?.with_context(|| format!("{} names no component or library", manifest.display()))?;
             run(
                 &format!("build native plugin {name}"),
                 cargo()
@@ -138,6 +124,20 @@ fn plugins() -> Result<PathBuf> {
     }
     eprintln!("xtask: plugins are in {}", out.display());
     Ok(out)
+}
+
+/// A string at `path` (e.g. `["package", "name"]`) of a TOML file.
+fn toml_str(file: &Path, path: &[&str]) -> Result<Option<String>> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let mut value: toml::Value =
+        toml::from_str(&text).with_context(|| format!("{} is not valid TOML", file.display()))?;
+    for key in path {
+        match value.get(*key) {
+            Some(v) => value = v.clone(),
+            None => return Ok(None),
+        }
+    }
+    Ok(value.as_str().map(str::to_string))
 }
 
 fn demo(args: &[String]) -> Result<()> {

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::domain::audit::{AuditEntry, verify};
-use crate::domain::order::{Line, OrderInput, Recurrence};
+use crate::domain::order::{OrderInput, Recurrence};
 use crate::domain::plan::{Approvers, Quorum, Stage, StageState, Verdict};
 use chrono::TimeZone;
 use proptest::prelude::*;
@@ -23,20 +23,8 @@ fn alice() -> Actor {
 fn input(recurring: bool) -> OrderInput {
     OrderInput {
         cost_center: Some("CC-1".into()),
-        department: None,
-        customer_id: None,
-        vendor_id: None,
-        currency: "EUR".parse().expect("EUR"),
-        lines: vec![Line {
-            sku: "A".into(),
-            description: None,
-            quantity: 2,
-            unit_price_minor: 500,
-            tax_category: None,
-            budget_category: None,
-        }],
         recurrence: recurring.then(|| Recurrence { interval: "P1M".into() }),
-        attributes: Default::default(),
+        ..crate::domain::fixtures::input(vec![crate::domain::fixtures::line(2, 500)])
     }
 }
 

@@ -10,6 +10,8 @@
 
 pub mod actor;
 pub mod audit;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod machine;
 pub mod money;
 pub mod order;

@@ -430,30 +430,7 @@ impl Order {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn input(lines: Vec<Line>) -> OrderInput {
-        OrderInput {
-            cost_center: None,
-            department: None,
-            customer_id: None,
-            vendor_id: None,
-            currency: "EUR".parse().expect("EUR"),
-            lines,
-            recurrence: None,
-            attributes: Default::default(),
-        }
-    }
-
-    fn line(q: i64, p: i64) -> Line {
-        Line {
-            sku: "A".into(),
-            description: None,
-            quantity: q,
-            unit_price_minor: p,
-            tax_category: None,
-            budget_category: None,
-        }
-    }
+    use crate::domain::fixtures::{input, line};
 
     #[test]
     fn subtotal_sums_lines() {

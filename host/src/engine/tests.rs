@@ -1,9 +1,10 @@
 //! Merging step outputs into an assessment, output validation, and failing closed.
 
 use super::*;
+use crate::domain::fixtures;
 use crate::domain::machine::Outcome;
-use crate::domain::order::{Line, OrderInput};
-use crate::domain::step::{ContextOrder, RequesterProfile, StepOutput};
+use crate::domain::order::OrderInput;
+use crate::domain::step::StepOutput;
 use std::collections::HashMap;
 
 struct Fixed {
@@ -42,37 +43,8 @@ fn dir() -> Dir {
 }
 
 fn ctx() -> OrderContext {
-    let input = OrderInput {
-        cost_center: Some("CC-1".into()),
-        department: None,
-        customer_id: None,
-        vendor_id: None,
-        currency: "EUR".parse().expect("EUR"),
-        lines: vec![Line {
-            sku: "A".into(),
-            description: None,
-            quantity: 1,
-            unit_price_minor: 10_000,
-            tax_category: None,
-            budget_category: None,
-        }],
-        recurrence: None,
-        attributes: Default::default(),
-    };
-    OrderContext {
-        order: ContextOrder::new("o1", "alice", &input),
-        subtotal_minor: 10_000,
-        requester: RequesterProfile {
-            name: "alice".into(),
-            roles: vec!["requester".into()],
-            spend_limit_minor: None,
-            budget_minor: None,
-            budget_period: None,
-            budget_used_minor: 0,
-        },
-        cost_center: None,
-        config: serde_json::Value::Null,
-    }
+    let input = OrderInput { cost_center: Some("CC-1".into()), ..fixtures::input(vec![fixtures::line(1, 10_000)]) };
+    fixtures::context(&input)
 }
 
 fn run(steps: Vec<(&'static str, Result<serde_json::Value, StepError>)>) -> Evaluation {

@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::domain::audit::GENESIS;
-use crate::domain::order::{Line, Order, OrderInput};
+use crate::domain::fixtures;
+use crate::domain::order::{Line, Order};
 use chrono::Utc;
 
 fn store(dir: &tempfile::TempDir, max_batch: usize) -> Store {
@@ -14,24 +15,8 @@ fn tenant(s: &Store) -> String {
 }
 
 fn order(id: &str) -> Order {
-    let input = OrderInput {
-        cost_center: None,
-        department: None,
-        customer_id: None,
-        vendor_id: None,
-        currency: "EUR".parse().expect("EUR"),
-        lines: vec![Line {
-            sku: "A".into(),
-            description: None,
-            quantity: 1,
-            unit_price_minor: 5,
-            tax_category: None,
-            budget_category: Some("hw".into()),
-        }],
-        recurrence: None,
-        attributes: Default::default(),
-    };
-    Order::new_draft(id.into(), "alice".into(), input, 5, Utc::now())
+    let line = Line { budget_category: Some("hw".into()), ..fixtures::line(1, 5) };
+    Order::new_draft(id.into(), "alice".into(), fixtures::input(vec![line]), 5, Utc::now())
 }
 
 fn count(s: &Store, sql: &'static str) -> i64 {

@@ -2,41 +2,21 @@
 //! step-output shape round trip.
 
 use super::*;
-use crate::domain::order::{Line, OrderInput};
-use crate::domain::step::{ContextOrder, RequesterProfile, StepVerdict};
+use crate::domain::fixtures;
+use crate::domain::order::OrderInput;
+use crate::domain::step::StepVerdict;
 
 fn ctx(config: serde_json::Value) -> OrderContext {
     let input = OrderInput {
-        cost_center: None,
         department: Some("IT".into()),
-        customer_id: None,
         vendor_id: Some("ACME".into()),
-        currency: "EUR".parse().expect("EUR"),
-        lines: vec![Line {
-            sku: "A".into(),
-            description: None,
-            quantity: 3,
-            unit_price_minor: 700,
-            tax_category: None,
-            budget_category: None,
-        }],
-        recurrence: None,
-        attributes: Default::default(),
+        ..fixtures::input(vec![fixtures::line(3, 700)])
     };
-    OrderContext {
-        order: ContextOrder::new("o1", "alice", &input),
-        subtotal_minor: 2100,
-        requester: RequesterProfile {
-            name: "alice".into(),
-            roles: vec![],
-            spend_limit_minor: Some(1000),
-            budget_minor: None,
-            budget_period: None,
-            budget_used_minor: 0,
-        },
-        cost_center: None,
-        config,
-    }
+    let mut ctx = fixtures::context(&input);
+    ctx.requester.roles = vec![];
+    ctx.requester.spend_limit_minor = Some(1000);
+    ctx.config = config;
+    ctx
 }
 
 fn rt() -> RhaiRuntime {
