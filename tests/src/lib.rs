@@ -84,7 +84,7 @@ impl Server {
         let mut child = Command::new(bin())
             .arg("--db")
             .arg(db)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--escalation-interval", "1"])
             .env("GREENLIGHT_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -234,6 +234,11 @@ impl Client {
         Self::finish(
             self.agent.patch(format!("{}{path}", self.base)).header("Authorization", self.auth()).send_json(body),
         )
+    }
+
+    /// DELETE.
+    pub fn delete(&self, path: &str) -> Result<Reply> {
+        Self::finish(self.agent.delete(format!("{}{path}", self.base)).header("Authorization", self.auth()).call())
     }
 
     /// An order's audit trail, oldest first.

@@ -3,11 +3,12 @@
 //!
 //! - [`error`]: the one error type, `AppError: IntoResponse`.
 //! - [`extract`]: caller from the bearer token, JSON bodies, query strings.
-//! - [`orders`], [`admin`], [`audit`]: the handlers.
+//! - [`orders`], [`delegations`], [`admin`], [`audit`]: the handlers.
 //! - [`metrics`]: Prometheus text at `/metrics`.
 
 pub mod admin;
 pub mod audit;
+pub mod delegations;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -45,6 +46,7 @@ pub struct AppState {
         orders::create, orders::get, orders::edit, orders::submit, orders::decide, orders::withdraw,
         orders::revoke, orders::release, orders::deactivate, orders::reactivate, orders::audit,
         orders::list, orders::inbox,
+        delegations::create, delegations::list, delegations::end,
         admin::create_user, admin::create_cost_center, admin::extensions, admin::update_extension,
         admin::add_script, admin::settings,
         audit::export, audit::verify,
@@ -144,6 +146,8 @@ pub fn app(approvals: Approvals) -> Router {
         .route("/v1/orders/{id}/reactivate", post(orders::reactivate))
         .route("/v1/orders/{id}/audit", get(orders::audit))
         .route("/v1/inbox", get(orders::inbox))
+        .route("/v1/delegations", post(delegations::create).get(delegations::list))
+        .route("/v1/delegations/{id}", axum::routing::delete(delegations::end))
         .route("/v1/admin/users", post(admin::create_user))
         .route("/v1/admin/cost-centers", post(admin::create_cost_center))
         .route("/v1/admin/extensions", get(admin::extensions))

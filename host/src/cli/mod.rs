@@ -11,6 +11,7 @@ use greenlight_host::store::{Store, StoreOptions, audit, directory};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Greenlight: the approval engine.
 #[derive(Parser)]
@@ -107,6 +108,9 @@ enum Command {
         /// Most changes committed per fsync (1 disables group commit).
         #[arg(long, default_value_t = 512)]
         max_batch: usize,
+        /// Seconds between sweeps that escalate overdue approval stages.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        escalation_interval: u64,
     },
     /// Audit log: verify or export.
     Audit {
@@ -270,9 +274,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{token}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { listen, max_batch } => {
+        Command::Serve { listen, max_batch, escalation_interval } => {
             let store = open(&cli.db, max_batch)?;
-            serve(store, &listen, cli.runtime.runtimes()?)?;
+            serve(store, &listen, cli.runtime.runtimes()?, Duration::from_secs(escalation_interval))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit { command: AuditCommand::Verify { tenant } } => {
@@ -386,14 +390,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let runtimes = cli.runtime.runtimes()?;
             demo::setup(&store, &runtimes, &scripts, plugins.as_deref(), tokens_file.as_deref(), &listen)?;
             if !no_serve {
-                serve(store, &listen, runtimes)?;
+                serve(store, &listen, runtimes, Duration::from_secs(60))?;
             }
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn serve(store: Store, listen: &str, runtimes: Runtimes) -> Result<()> {
+fn serve(store: Store, listen: &str, runtimes: Runtimes, escalation_interval: Duration) -> Result<()> {
     let rt = runtime()?;
     rt.block_on(async move {
         let listener =
@@ -402,7 +406,9 @@ fn serve(store: Store, listen: &str, runtimes: Runtimes) -> Result<()> {
         println!("listening on http://{addr}");
         std::io::stdout().flush()?;
         let approvals = Approvals::new(store.clone(), runtimes);
+        let escalator = tokio::spawn(approvals.clone().run_escalator(escalation_interval));
         greenlight_host::api::serve(listener, approvals).await?;
+        escalator.abort();
         store.close();
         Ok(())
     })

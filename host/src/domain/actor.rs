@@ -40,6 +40,11 @@ pub mod roles {
 pub struct BadRole(pub String);
 
 impl Role {
+    /// The tenant administrator role, the escalation target of last resort.
+    pub fn admin() -> Role {
+        Role(roles::ADMIN.to_string())
+    }
+
     /// The role's name.
     pub fn as_str(&self) -> &str {
         &self.0

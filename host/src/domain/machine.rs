@@ -22,7 +22,13 @@
 //! approved                Release (admin, finance)         released                 order_released
 //! approved/released sub.  Deactivate                       (same), inactive         subscription_deactivated
 //! approved/released sub.  Reactivate                       (same), active           subscription_reactivated   (never re-approved, R3)
+//! pending_approval        Escalate (host; open stages due)  pending_approval         stage_escalated*           (R6)
 //! ```
+//! A stage with `due_in_hours` gets a `due_at` when it opens. Once that time has passed, the
+//! host's escalator sends `Escalate`: each overdue open stage becomes `escalated` and is then
+//! decidable by its approvers *and* its escalation target (the tenant's admins if the step named
+//! none), so no request stalls. A delegate decides with the delegator's authority
+//! (`on_behalf_of`); the requester may not decide under any authority.
 //! Anything else is refused: 409 for a command that does not fit the status or stage state,
 //! 403 for a person who may not do it, 422 for a malformed command.
 //!
@@ -150,7 +156,16 @@ pub enum Command {
         /// Now, in UTC.
         at: DateTime<Utc>,
     },
+    /// The host hands every overdue open stage to its escalation target (R6).
+    Escalate {
+        /// Now, in UTC; stages due at or before it escalate.
+        at: DateTime<Utc>,
+    },
 }
+
+/// The name the audit trail shows for what the host's escalator does. Not a valid user name, so
+/// no person can be mistaken for it.
+pub const ESCALATOR: &str = "greenlight:escalator";
 
 impl Command {
     /// The acting person's name, for the audit trail.
@@ -164,6 +179,7 @@ impl Command {
             | Command::Release { by, .. }
             | Command::Deactivate { by, .. }
             | Command::Reactivate { by, .. } => &by.name,
+            Command::Escalate { .. } => ESCALATOR,
         }
     }
 }
@@ -202,6 +218,18 @@ pub enum Event {
         stage: String,
         /// Who may decide it.
         approvers: super::plan::Approvers,
+        /// When it becomes overdue and escalates, if the step set a due time.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        due_at: Option<DateTime<Utc>>,
+    },
+    /// An open stage passed its due time and was handed to its escalation target (R6).
+    StageEscalated {
+        /// Stage key.
+        stage: String,
+        /// When it was due.
+        due_at: DateTime<Utc>,
+        /// Who may now decide it besides its approvers.
+        escalated_to: super::plan::Approvers,
     },
     /// Someone decided a stage.
     DecisionRecorded {
@@ -342,7 +370,8 @@ pub fn apply(order: &Order, command: Command, policy: &Policy) -> Result<Transit
         | Command::Revoke { at, .. }
         | Command::Release { at, .. }
         | Command::Deactivate { at, .. }
-        | Command::Reactivate { at, .. } => *at,
+        | Command::Reactivate { at, .. }
+        | Command::Escalate { at } => *at,
     };
     match command {
         Command::Submit { by, assessment, at } => {
@@ -395,7 +424,7 @@ pub fn apply(order: &Order, command: Command, policy: &Policy) -> Result<Transit
             if !matches!(order.status, OrderStatus::Draft | OrderStatus::PendingApproval | OrderStatus::OnHold) {
                 return Err(conflict(order, "withdraw"));
             }
-            for s in next.plan.stages.iter_mut().filter(|s| s.state == StageState::Open) {
+            for s in next.plan.stages.iter_mut().filter(|s| s.state.is_decidable()) {
                 s.state = StageState::Waiting;
             }
             next.status = OrderStatus::Withdrawn;
@@ -429,6 +458,7 @@ pub fn apply(order: &Order, command: Command, policy: &Policy) -> Result<Transit
             } else {
                 for s in next.plan.stages.iter_mut() {
                     s.state = StageState::Waiting;
+                    s.due_at = None;
                     s.decisions.clear();
                 }
                 next.status = OrderStatus::PendingApproval;
@@ -467,6 +497,23 @@ pub fn apply(order: &Order, command: Command, policy: &Policy) -> Result<Transit
             sub.state = SubscriptionState::Active;
             events.push(Event::SubscriptionReactivated);
         }
+        Command::Escalate { at } => {
+            if order.status != OrderStatus::PendingApproval {
+                return Err(conflict(order, "escalate"));
+            }
+            for s in next.plan.stages.iter_mut().filter(|s| s.overdue(at)) {
+                s.state = StageState::Escalated;
+                let due_at = s.due_at.unwrap_or(at);
+                events.push(Event::StageEscalated {
+                    stage: s.key.clone(),
+                    due_at,
+                    escalated_to: s.escalation_target(),
+                });
+            }
+            if events.is_empty() {
+                return Err(TransitionError::Conflict("no open stage of this order is overdue".into()));
+            }
+        }
     }
     next.version = order.version + 1;
     next.updated_at = at;
@@ -476,14 +523,22 @@ pub fn apply(order: &Order, command: Command, policy: &Policy) -> Result<Transit
 /// The keys of the stages this person may decide right now (the inbox, R2): open, they are an
 /// approver, it is not their order, they have not decided it, and segregation of duties allows.
 pub fn decidable_stages<'a>(order: &'a Order, actor: &Actor, policy: &Policy) -> Vec<&'a str> {
-    if order.status != OrderStatus::PendingApproval || order.requester == actor.name {
+    decidable_on_behalf(order, actor, actor, policy)
+}
+
+/// As [`decidable_stages`], for `by` deciding with `authority`'s authority under a delegation:
+/// the same checks `Decide` makes, applied to both people.
+pub fn decidable_on_behalf<'a>(order: &'a Order, by: &Actor, authority: &Actor, policy: &Policy) -> Vec<&'a str> {
+    let names = [by.name.as_str(), authority.name.as_str()];
+    if order.status != OrderStatus::PendingApproval || names.contains(&order.requester.as_str()) {
         return Vec::new();
     }
-    let decided_other = |key: &str| order.plan.stages.iter().any(|s| s.key != key && s.decided_by(&actor.name));
+    let decided = |s: &Stage| names.iter().any(|n| s.decided_by(n));
+    let decided_other = |key: &str| order.plan.stages.iter().any(|s| s.key != key && decided(s));
     order
         .plan
         .open_stages()
-        .filter(|s| s.approvers.admits(actor) && !s.decided_by(&actor.name))
+        .filter(|s| s.admits(authority) && !decided(s))
         .filter(|s| !(policy.one_stage_per_person && decided_other(&s.key)))
         .map(|s| s.key.as_str())
         .collect()
@@ -550,7 +605,12 @@ fn open_next_level(order: &mut Order, at: DateTime<Utc>, events: &mut Vec<Event>
         Some(level) => {
             for s in order.plan.stages.iter_mut().filter(|s| s.level == level && s.state == StageState::Waiting) {
                 s.state = StageState::Open;
-                events.push(Event::StageOpened { stage: s.key.clone(), approvers: s.approvers.clone() });
+                s.due_at = s.due_in_hours.map(|h| at + chrono::Duration::hours(i64::from(h)));
+                events.push(Event::StageOpened {
+                    stage: s.key.clone(),
+                    approvers: s.approvers.clone(),
+                    due_at: s.due_at,
+                });
             }
         }
         None => {
@@ -598,7 +658,7 @@ fn decide(
         return Err(TransitionError::Forbidden("nobody may decide their own order (segregation of duties)".into()));
     }
     let stage = &order.plan.stages[idx];
-    if !stage.approvers.admits(authority) {
+    if !stage.admits(authority) {
         return Err(TransitionError::Forbidden(format!("you are not an approver of stage '{key}'")));
     }
     if policy.one_stage_per_person {
@@ -610,13 +670,12 @@ fn decide(
             )));
         }
     }
-    if stage.state != StageState::Open {
+    if !stage.state.is_decidable() {
         let why = match stage.state {
             StageState::Waiting => "it opens when the earlier levels are approved",
             StageState::Approved => "it is already approved",
             StageState::Rejected => "it is already rejected",
-            StageState::Escalated => "it was escalated",
-            StageState::Open => "",
+            StageState::Open | StageState::Escalated => "",
         };
         return Err(TransitionError::Conflict(format!("stage '{key}' is not open: {why}")));
     }
@@ -642,7 +701,7 @@ fn decide(
         Verdict::Reject => {
             let reason = comment.unwrap_or_default();
             stage.state = StageState::Rejected;
-            for s in order.plan.stages.iter_mut().filter(|s| s.state == StageState::Open) {
+            for s in order.plan.stages.iter_mut().filter(|s| s.state.is_decidable()) {
                 s.state = StageState::Waiting;
             }
             order.status = OrderStatus::Rejected;

@@ -41,6 +41,7 @@ fn stage(key: &str, level: u32, approvers: Approvers, quorum: Quorum) -> Stage {
         quorum,
         due_in_hours: None,
         escalate_to: None,
+        due_at: None,
         reason: "because".into(),
         source: "test".into(),
         state: StageState::Waiting,
@@ -395,6 +396,89 @@ fn a_delegate_decides_with_the_delegators_authority() {
     assert!(matches!(approve(&t.order, bob(), "user-approval"), Err(TransitionError::Forbidden(_))));
 }
 
+// ---- escalate (R6) ----------------------------------------------------------------------------
+
+/// r1_plan whose cost-center stage is due 4 hours after opening, escalating to `dave`.
+fn due_plan(escalate_to: Option<Approvers>) -> Vec<Stage> {
+    let mut plan = r1_plan();
+    plan[0].due_in_hours = Some(4);
+    plan[0].escalate_to = escalate_to;
+    plan
+}
+
+fn escalate(order: &Order, hours_later: i64) -> Result<Transition, TransitionError> {
+    apply(order, Command::Escalate { at: at() + chrono::Duration::hours(hours_later) }, &on())
+}
+
+#[test]
+fn opening_a_stage_with_a_due_time_sets_when_it_is_overdue() {
+    let t = submit(&draft(false), due_plan(None));
+    assert_eq!(t.order.plan.stages[0].due_at, Some(at() + chrono::Duration::hours(4)));
+    assert_eq!(t.order.plan.stages[1].due_at, None, "a waiting stage has no due time yet");
+    assert!(matches!(&t.events[1], Event::StageOpened { due_at: Some(_), .. }));
+}
+
+#[test]
+fn escalate_before_the_due_time_is_refused() {
+    let t = submit(&draft(false), due_plan(Some(actor_users(&["dave"]))));
+    assert!(matches!(escalate(&t.order, 3), Err(TransitionError::Conflict(_))));
+}
+
+fn actor_users(names: &[&str]) -> Approvers {
+    Approvers::Users { users: names.iter().map(|n| n.to_string()).collect() }
+}
+
+#[test]
+fn an_overdue_stage_escalates_and_its_target_may_decide_it() {
+    let dave = actor("dave", &["requester"]);
+    let t = submit(&draft(false), due_plan(Some(actor_users(&["dave"]))));
+    assert!(matches!(approve(&t.order, dave.clone(), "cost-center"), Err(TransitionError::Forbidden(_))));
+    let t = escalate(&t.order, 4).expect("due exactly now");
+    assert_eq!(actions(&t), ["stage_escalated"]);
+    assert_eq!(t.order.plan.stages[0].state, StageState::Escalated);
+    assert_eq!(decidable_stages(&t.order, &dave, &on()), ["cost-center"]);
+    // The original approver keeps the stage too; escalation widens, it does not take away.
+    assert_eq!(decidable_stages(&t.order, &bob(), &on()), ["cost-center"]);
+    // Escalating twice finds nothing new.
+    assert!(matches!(escalate(&t.order, 10), Err(TransitionError::Conflict(_))));
+    let t = approve(&t.order, dave, "cost-center").expect("the target decides");
+    assert_eq!(t.order.plan.stages[0].state, StageState::Approved);
+    assert_eq!(t.order.plan.stages[1].state, StageState::Open);
+}
+
+#[test]
+fn without_a_named_target_an_overdue_stage_goes_to_the_tenants_admins() {
+    let t = escalate(&submit(&draft(false), due_plan(None)).order, 5).expect("escalated");
+    let Event::StageEscalated { escalated_to, .. } = &t.events[0] else { panic!("{:?}", t.events) };
+    assert_eq!(*escalated_to, role("admin"));
+    assert_eq!(decidable_stages(&t.order, &actor("ada", &["admin"]), &on()), ["cost-center"]);
+}
+
+#[test]
+fn escalation_still_keeps_the_requester_and_segregation_rules() {
+    // The requester holds the target role: still never decides their own order.
+    let t = escalate(&submit(&draft(false), due_plan(Some(role("requester")))).order, 4).expect("escalated");
+    assert!(matches!(approve(&t.order, alice(), "cost-center"), Err(TransitionError::Forbidden(_))));
+    assert!(decidable_stages(&t.order, &alice(), &on()).is_empty());
+}
+
+#[test]
+fn escalate_only_applies_to_pending_orders() {
+    assert!(matches!(escalate(&approved_order(false), 100), Err(TransitionError::Conflict(_))));
+    assert!(matches!(escalate(&draft(false), 100), Err(TransitionError::Conflict(_))));
+}
+
+#[test]
+fn a_revoked_approval_reopens_with_a_fresh_due_time() {
+    let t = submit(&draft(false), due_plan(None));
+    let t = approve(&t.order, bob(), "cost-center").expect("cc");
+    let t = approve(&t.order, carol(), "user-approval").expect("user");
+    let later = at() + chrono::Duration::hours(24);
+    let cmd = Command::Revoke { by: actor("ada", &["admin"]), reason: "wrong budget".into(), at: later };
+    let t = apply(&t.order, cmd, &on()).expect("revoked");
+    assert_eq!(t.order.plan.stages[0].due_at, Some(later + chrono::Duration::hours(4)));
+}
+
 // ---- withdraw, revoke, release ---------------------------------------------------------------
 
 #[test]
@@ -515,7 +599,7 @@ fn person(i: usize, roles_mask: u8) -> Actor {
 }
 
 fn arb_stage(i: usize) -> impl Strategy<Value = Stage> {
-    (1u32..=3, 0usize..4, 0u32..3).prop_map(move |(level, who, q)| {
+    (1u32..=3, 0usize..4, 0u32..3, 0u32..4).prop_map(move |(level, who, q, due)| {
         let approvers = match who {
             0 => role("approver"),
             1 => role("compliance"),
@@ -527,7 +611,12 @@ fn arb_stage(i: usize) -> impl Strategy<Value = Stage> {
             (2, Approvers::Role { .. }) => Quorum::AtLeast(2),
             _ => Quorum::Any,
         };
-        stage(&format!("s{i}"), level, approvers, quorum)
+        let mut s = stage(&format!("s{i}"), level, approvers, quorum);
+        // Some stages fall due (0 or 2 hours after opening) and escalate to the executives or,
+        // naming nobody, to the admins.
+        s.due_in_hours = [None, Some(0), Some(2), Some(2)][due as usize];
+        s.escalate_to = (due == 3).then(|| role("executive"));
+        s
     })
 }
 
@@ -548,6 +637,7 @@ enum Op {
     Release(usize, u8),
     Deactivate,
     Reactivate,
+    Escalate(u8),
 }
 
 fn arb_op() -> impl Strategy<Value = Op> {
@@ -563,6 +653,7 @@ fn arb_op() -> impl Strategy<Value = Op> {
         (0usize..5, 0u8..16).prop_map(|(p, r)| Op::Release(p, r)),
         Just(Op::Deactivate),
         Just(Op::Reactivate),
+        (0u8..4).prop_map(Op::Escalate),
     ]
 }
 
@@ -597,6 +688,7 @@ fn command(op: Op, order: &Order) -> Command {
         Op::Release(p, r) => Command::Release { by: person(p, r), at: at() },
         Op::Deactivate => Command::Deactivate { by: requester, at: at() },
         Op::Reactivate => Command::Reactivate { by: requester, at: at() },
+        Op::Escalate(h) => Command::Escalate { at: at() + chrono::Duration::hours(i64::from(h)) },
     }
 }
 
@@ -619,6 +711,9 @@ fn check_invariants(order: &Order, policy: &Policy) -> Result<(), TestCaseError>
         prop_assert_eq!(seen.len(), n, "someone counted twice on stage {}", &s.key);
         if s.state == StageState::Approved {
             prop_assert!(s.satisfied());
+        }
+        if s.state == StageState::Escalated {
+            prop_assert!(s.due_at.is_some(), "stage {} escalated without a due time", &s.key);
         }
     }
     if policy.one_stage_per_person {

@@ -5,11 +5,13 @@
 //! - [`order`]: orders, lines, statuses, subscriptions, input validation.
 //! - [`plan`]: stages, approvers, quorums, decisions.
 //! - [`step`]: the shapes extensions read and return.
+//! - [`delegation`]: lending an approver's authority for a time window (R6).
 //! - [`machine`]: `apply(order, command) -> (order', events)` and its transition table.
 //! - [`audit`]: the hash chain and its verifier.
 
 pub mod actor;
 pub mod audit;
+pub mod delegation;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod machine;

@@ -99,8 +99,17 @@ pub enum StageState {
     Approved,
     /// An approver rejected it.
     Rejected,
-    /// Overdue and handed to its escalation target.
+    /// Overdue and handed to its escalation target; still decidable, by its approvers and by
+    /// the target.
     Escalated,
+}
+
+impl StageState {
+    /// Whether a decision can be taken now: open, or escalated (R6: escalation widens who may
+    /// decide, it never takes the stage away from its approvers).
+    pub fn is_decidable(self) -> bool {
+        matches!(self, StageState::Open | StageState::Escalated)
+    }
 }
 
 /// Approve or reject.
@@ -149,6 +158,9 @@ pub struct Stage {
     /// Who takes over when overdue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalate_to: Option<Approvers>,
+    /// When the stage, once opened, becomes overdue (opening time + `due_in_hours`), in UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<DateTime<Utc>>,
     /// Why the stage exists, from the step that added it.
     pub reason: String,
     /// The step that added it.
@@ -180,6 +192,23 @@ impl Stage {
         self.approvals() >= self.needed()
     }
 
+    /// Who an overdue stage is handed to: its `escalate_to`, or the tenant's admins when the step
+    /// named nobody, so that no request stalls (R6).
+    pub fn escalation_target(&self) -> Approvers {
+        self.escalate_to.clone().unwrap_or_else(|| Approvers::Role { role: Role::admin() })
+    }
+
+    /// Whether the actor may decide this stage (before segregation-of-duties checks): one of its
+    /// approvers, or, once escalated, its escalation target.
+    pub fn admits(&self, actor: &Actor) -> bool {
+        self.approvers.admits(actor) || (self.state == StageState::Escalated && self.escalation_target().admits(actor))
+    }
+
+    /// Whether the stage is open, has a due time, and that time has come.
+    pub fn overdue(&self, now: DateTime<Utc>) -> bool {
+        self.state == StageState::Open && self.due_at.is_some_and(|due| due <= now)
+    }
+
     /// Whether this user already decided the stage, directly or on someone's behalf.
     pub fn decided_by(&self, name: &str) -> bool {
         self.decisions.iter().any(|d| d.by == name || d.on_behalf_of.as_deref() == Some(name))
@@ -209,8 +238,8 @@ impl Plan {
         self.stages.iter().all(|s| s.state == StageState::Approved && s.satisfied())
     }
 
-    /// Stages whose state is `Open`.
+    /// Stages decidable now (open or escalated).
     pub fn open_stages(&self) -> impl Iterator<Item = &Stage> {
-        self.stages.iter().filter(|s| s.state == StageState::Open)
+        self.stages.iter().filter(|s| s.state.is_decidable())
     }
 }

@@ -304,6 +304,7 @@ impl Merge {
                 quorum: s.quorum,
                 due_in_hours: s.due_in_hours,
                 escalate_to,
+                due_at: None,
                 reason: s.reason.clone(),
                 source: step.to_string(),
                 state: StageState::Waiting,

@@ -19,6 +19,7 @@
 //! - [`plugins`]: the plugin catalog, installed versions and precompiled artifacts.
 
 pub mod audit;
+pub mod delegations;
 pub mod directory;
 pub mod extensions;
 pub mod orders;

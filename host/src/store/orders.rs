@@ -5,7 +5,7 @@ use super::{StoreError, from_json, to_json};
 use crate::domain::audit::timestamp;
 use crate::domain::money::Minor;
 use crate::domain::order::{Order, OrderStatus};
-use crate::domain::plan::Approvers;
+use crate::domain::plan::{Approvers, StageState};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 /// Filters of `GET /v1/orders`.
@@ -40,20 +40,30 @@ fn index_rows(conn: &Connection, tenant_id: &str, order: &Order) -> Result<(), S
     }
     if order.status == OrderStatus::PendingApproval {
         let mut ins = conn.prepare_cached(
-            "INSERT OR IGNORE INTO open_stages (tenant_id, order_id, stage, approver_kind, approver) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT OR IGNORE INTO open_stages (tenant_id, order_id, stage, approver_kind, approver, due_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
         for s in order.plan.open_stages() {
-            match &s.approvers {
-                Approvers::Role { role } => {
-                    ins.execute(params![tenant_id, order.id, s.key, "role", role.as_str()])?;
-                }
-                Approvers::Users { users } => {
-                    for u in users {
-                        ins.execute(params![tenant_id, order.id, s.key, "user", u])?;
+            // Only a stage that can still escalate carries its due time into the index.
+            let due = if s.state == StageState::Open { s.due_at.map(timestamp) } else { None };
+            let mut who = vec![&s.approvers];
+            let target = s.escalation_target();
+            if s.state == StageState::Escalated {
+                who.push(&target);
+            }
+            for approvers in who {
+                match approvers {
+                    Approvers::Role { role } => {
+                        ins.execute(params![tenant_id, order.id, s.key, "role", role.as_str(), due])?;
                     }
-                }
-                Approvers::CostCenterManager { manager, .. } => {
-                    ins.execute(params![tenant_id, order.id, s.key, "user", manager])?;
+                    Approvers::Users { users } => {
+                        for u in users {
+                            ins.execute(params![tenant_id, order.id, s.key, "user", u, due])?;
+                        }
+                    }
+                    Approvers::CostCenterManager { manager, .. } => {
+                        ins.execute(params![tenant_id, order.id, s.key, "user", manager, due])?;
+                    }
                 }
             }
         }
@@ -181,6 +191,17 @@ pub fn open_for(conn: &Connection, tenant_id: &str, user: &str, roles: &[String]
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map(params_from_iter(args.iter()), |r| r.get::<_, String>(0))?;
     rows.map(|d| from_json("orders.doc", &d?)).collect()
+}
+
+/// Orders (tenant id, order id) with an open stage due at or before `now`, oldest due first: the
+/// escalator's work list (R6).
+pub fn overdue(conn: &Connection, now: &str, limit: usize) -> Result<Vec<(String, String)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT tenant_id, order_id FROM open_stages WHERE due_at IS NOT NULL AND due_at <= ?1
+         GROUP BY tenant_id, order_id ORDER BY MIN(due_at) LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![now, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Total of the requester's approved and released orders approved since `since`.

@@ -160,6 +160,23 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     ALTER TABLE tenant_extensions ADD COLUMN grants TEXT NOT NULL DEFAULT '{}';
     "#,
+    // 3: escalation and delegation (R6): when each open stage falls due, so the escalator finds
+    // overdue stages by index; and who lends their authority to whom, when.
+    r#"
+    ALTER TABLE open_stages ADD COLUMN due_at TEXT;
+    CREATE INDEX open_stages_due ON open_stages (due_at) WHERE due_at IS NOT NULL;
+    CREATE TABLE delegations (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL REFERENCES tenants(id),
+        delegator TEXT NOT NULL,
+        delegate TEXT NOT NULL,
+        starts_at TEXT NOT NULL,
+        until TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX delegations_by_delegate ON delegations (tenant_id, delegate, until);
+    CREATE INDEX delegations_by_delegator ON delegations (tenant_id, delegator, until);
+    "#,
 ];
 
 /// The schema version this host writes.

@@ -5,6 +5,12 @@
 //! Evaluation (running extensions) happens outside the writer: the order is read, evaluated on a
 //! blocking thread, and the result is committed only if the order's version did not move in the
 //! meantime (otherwise 409), so slow steps never hold up other tenants' writes.
+//!
+//! - [`delegation`]: lending an approver's authority for a time window (R6).
+//! - [`escalation`]: the sweep that escalates overdue stages (R6).
+
+pub mod delegation;
+pub mod escalation;
 
 use crate::domain::actor::{Actor, Policy, roles};
 use crate::domain::audit::{AuditEntry, VerifyReport, timestamp};
@@ -18,7 +24,7 @@ use crate::runtime::{RuntimeError, Runtimes};
 use crate::store::directory::{self, BudgetPeriod, CostCenter, Principal, Tenant, User};
 use crate::store::extensions::{self, ExtensionSetting};
 use crate::store::orders::{self, OrderFilter};
-use crate::store::{Store, StoreError, audit, outbox};
+use crate::store::{Store, StoreError, audit, delegations, outbox};
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
@@ -111,17 +117,31 @@ fn sees_all(p: &Principal) -> bool {
 
 /// Whether the caller may see this order: its requester, an overseeing role, or anyone the plan
 /// names as an approver of one of its stages (a tenant role such as `it-security`, a listed user,
-/// a cost center's manager) or who decided one.
-fn may_see(p: &Principal, order: &Order) -> bool {
+/// a cost center's manager, an escalation target) or who decided one — in their own right or
+/// for someone whose authority they hold under a delegation in force (`acting_for`).
+fn may_see(p: &Principal, order: &Order, acting_for: &[Actor]) -> bool {
     if order.requester == p.user.name || sees_all(p) {
         return true;
     }
-    let actor = p.user.actor();
-    order.plan.stages.iter().any(|s| {
-        s.approvers.admits(&actor)
-            || s.escalate_to.as_ref().is_some_and(|e| e.admits(&actor))
-            || s.decided_by(&actor.name)
-    })
+    let named =
+        |actor: &Actor| {
+            actor.roles.iter().any(|r| OVERSEERS.contains(&r.as_str()))
+                || order.plan.stages.iter().any(|s| {
+                    s.approvers.admits(actor) || s.escalation_target().admits(actor) || s.decided_by(&actor.name)
+                })
+        };
+    named(&p.user.actor()) || acting_for.iter().any(named)
+}
+
+/// The people whose authority the caller holds now, under delegations in force (R6).
+fn acting_for(conn: &Connection, p: &Principal, at: DateTime<Utc>) -> Result<Vec<Actor>, ApprovalError> {
+    let mut actors = Vec::new();
+    for d in delegations::active_for(conn, &p.tenant.id, &p.user.name, at)? {
+        if let Some(u) = directory::user(conn, &p.tenant.id, &d.delegator)? {
+            actors.push(u.actor());
+        }
+    }
+    Ok(actors)
 }
 
 /// Counters the metrics endpoint exports.
@@ -333,6 +353,7 @@ fn notifies(e: &Event) -> bool {
         e,
         Event::OrderSubmitted { .. }
             | Event::StageOpened { .. }
+            | Event::StageEscalated { .. }
             | Event::OrderApproved { .. }
             | Event::OrderRejected { .. }
             | Event::OrderHeld { .. }
@@ -783,10 +804,16 @@ impl Approvals {
     }
 
     async fn load_visible(&self, p: &Principal, id: &str) -> Result<Order, ApprovalError> {
-        let (tenant_id, id2) = (p.tenant.id.clone(), id.to_string());
-        let order =
-            self.store.read(move |c| orders::load(c, &tenant_id, &id2)).await?.ok_or_else(|| not_found_order(id))?;
-        if may_see(p, &order) { Ok(order) } else { Err(not_found_order(id)) }
+        let (caller, id2) = (p.clone(), id.to_string());
+        self.store
+            .read(move |c| -> Result<Option<Order>, ApprovalError> {
+                let Some(order) = orders::load(c, &caller.tenant.id, &id2)? else { return Ok(None) };
+                let visible =
+                    may_see(&caller, &order, &[]) || may_see(&caller, &order, &acting_for(c, &caller, Utc::now())?);
+                Ok(visible.then_some(order))
+            })
+            .await?
+            .ok_or_else(|| not_found_order(id))
     }
 
     /// One order, if the caller may see it (requester, approvers, admin, auditor).
@@ -895,7 +922,9 @@ impl Approvals {
         .await
     }
 
-    /// Approves or rejects a stage (under a delegation later: `on_behalf_of`).
+    /// Approves or rejects a stage. A caller who is not an approver of the stage but holds a
+    /// delegation from one decides in that person's name (`on_behalf_of`, R6); their own
+    /// authority always comes first.
     pub async fn decide(
         &self,
         p: &Principal,
@@ -904,17 +933,37 @@ impl Approvals {
         verdict: Verdict,
         comment: Option<String>,
     ) -> Result<Order, ApprovalError> {
-        self.simple(p, id, move |by, at| Command::Decide { by, on_behalf_of: None, stage, verdict, comment, at }).await
+        self.change(p, id, move |order, by, acting_for, at| {
+            let on_behalf_of = order
+                .plan
+                .stage(&stage)
+                .filter(|s| !s.admits(&by))
+                .and_then(|s| acting_for.iter().find(|d| s.admits(d)))
+                .cloned();
+            Command::Decide { by, on_behalf_of, stage, verdict, comment, at }
+        })
+        .await
     }
 
-    /// Applies one command to an order in a single writer change: load, check the caller may see
-    /// it (another tenant's or an unrelated order is a 404), apply, persist. Reading and deciding
-    /// in one change is what makes concurrent decisions resolve to exactly one winner.
+    /// [`Approvals::change`] for commands that need only the caller and the time.
     async fn simple(
         &self,
         p: &Principal,
         id: &str,
         make: impl FnOnce(Actor, DateTime<Utc>) -> Command + Send + 'static,
+    ) -> Result<Order, ApprovalError> {
+        self.change(p, id, move |_, by, _, at| make(by, at)).await
+    }
+
+    /// Applies one command to an order in a single writer change: load, check the caller may see
+    /// it (another tenant's or an unrelated order is a 404), apply, persist. Reading and deciding
+    /// in one change is what makes concurrent decisions resolve to exactly one winner. `make`
+    /// gets the order, the caller and whose authority the caller holds under delegations.
+    async fn change(
+        &self,
+        p: &Principal,
+        id: &str,
+        make: impl FnOnce(&Order, Actor, &[Actor], DateTime<Utc>) -> Command + Send + 'static,
     ) -> Result<Order, ApprovalError> {
         let by = p.user.actor();
         let at = Utc::now();
@@ -923,11 +972,13 @@ impl Approvals {
         self.store
             .write(move |c| -> Result<Order, ApprovalError> {
                 let tenant_id = &caller.tenant.id;
+                let acting_for = acting_for(c, &caller, at)?;
                 let order = orders::load(c, tenant_id, &id)?
-                    .filter(|o| may_see(&caller, o))
+                    .filter(|o| may_see(&caller, o, &acting_for))
                     .ok_or_else(|| not_found_order(&id))?;
                 let policy = directory::tenant(c, tenant_id)?.map(|t| t.policy).unwrap_or_default();
-                let t = machine::apply(&order, make(by, at), &policy)?;
+                let command = make(&order, by, &acting_for, at);
+                let t = machine::apply(&order, command, &policy)?;
                 persist(c, tenant_id, &caller.user.name, Some(order.version), &t, at, None)?;
                 Ok(t.order)
             })
@@ -975,14 +1026,28 @@ impl Approvals {
         Ok(self.store.read(move |c| orders::list(c, &tenant_id, &filter)).await?)
     }
 
-    /// Orders with a stage the caller may decide now; never the caller's own (R2, R7).
+    /// Orders with a stage the caller may decide now — in their own right or under a delegation
+    /// in force (R6); never the caller's own (R2, R7).
     pub async fn inbox(&self, p: &Principal) -> Result<Vec<Order>, ApprovalError> {
-        let (tenant_id, user) = (p.tenant.id.clone(), p.user.name.clone());
-        let roles: Vec<String> = p.user.roles.iter().map(|r| r.to_string()).collect();
+        let caller = p.clone();
         let policy = p.tenant.policy;
-        let actor = p.user.actor();
-        let candidates = self.store.read(move |c| orders::open_for(c, &tenant_id, &user, &roles)).await?;
-        Ok(candidates.into_iter().filter(|o| !machine::decidable_stages(o, &actor, &policy).is_empty()).collect())
+        self.store
+            .read(move |c| -> Result<Vec<Order>, ApprovalError> {
+                let me = caller.user.actor();
+                let mut authorities = vec![me.clone()];
+                authorities.extend(acting_for(c, &caller, Utc::now())?);
+                let mut found: std::collections::BTreeMap<String, Order> = Default::default();
+                for who in &authorities {
+                    let roles: Vec<String> = who.roles.iter().map(|r| r.to_string()).collect();
+                    for o in orders::open_for(c, &caller.tenant.id, &who.name, &roles)? {
+                        if !machine::decidable_on_behalf(&o, &me, who, &policy).is_empty() {
+                            found.entry(o.id.clone()).or_insert(o);
+                        }
+                    }
+                }
+                Ok(found.into_values().collect())
+            })
+            .await
     }
 
     /// An order's audit trail, oldest first.
