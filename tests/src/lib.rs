@@ -79,12 +79,27 @@ impl Server {
         Ok(s)
     }
 
+    /// A fresh database and a server on it, started with extra `serve` arguments.
+    pub fn start_with(args: &[&str]) -> Result<Server> {
+        let dir = tempfile::tempdir()?;
+        let db = dir.path().join("greenlight.db");
+        let mut s = Server::on_with(&db, args)?;
+        s.dir = Some(dir);
+        Ok(s)
+    }
+
     /// A server on an existing database (e.g. after a crash).
     pub fn on(db: &Path) -> Result<Server> {
+        Server::on_with(db, &[])
+    }
+
+    /// A server on an existing database, with extra `serve` arguments.
+    pub fn on_with(db: &Path, args: &[&str]) -> Result<Server> {
         let mut child = Command::new(bin())
             .arg("--db")
             .arg(db)
             .args(["serve", "--listen", "127.0.0.1:0", "--escalation-interval", "1"])
+            .args(args)
             .env("GREENLIGHT_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -317,4 +332,143 @@ impl Client {
 /// A simple order body: one line of `quantity × unit_price_minor` EUR.
 pub fn order_body(quantity: i64, unit_price_minor: i64) -> Value {
     json!({"currency": "EUR", "lines": [{"sku": "SKU-1", "description": "widget", "quantity": quantity, "unit_price_minor": unit_price_minor}]})
+}
+
+/// One request a [`Receiver`] got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// Request line, e.g. `POST /hook HTTP/1.1`.
+    pub request_line: String,
+    /// Header names in lower case, with their values.
+    pub headers: Vec<(String, String)>,
+    /// Raw body.
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON (Null if it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// A real HTTP receiver on loopback (a webhook endpoint, an SMS provider): records every request
+/// and answers with the status `respond` picks for the n-th request (0-based), after `delay`.
+pub struct Receiver {
+    /// `http://127.0.0.1:PORT`.
+    pub origin: String,
+    got: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Receiver {
+    /// Starts on a free port.
+    pub fn start(respond: impl Fn(usize) -> u16 + Send + Sync + 'static, delay: Duration) -> Result<Receiver> {
+        Receiver::on_port(0, respond, delay)
+    }
+
+    /// Starts on a given port (0: a free one), e.g. again where a stopped one was.
+    pub fn on_port(
+        port: u16,
+        respond: impl Fn(usize) -> u16 + Send + Sync + 'static,
+        delay: Duration,
+    ) -> Result<Receiver> {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
+        listener.set_nonblocking(true)?;
+        let origin = format!("http://{}", listener.local_addr()?);
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (got2, stop2) = (got.clone(), stop.clone());
+        let respond = std::sync::Arc::new(respond);
+        std::thread::spawn(move || {
+            let mut n = 0usize;
+            while !stop2.load(Ordering::Relaxed) {
+                let Ok((mut sock, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let _ = sock.set_nonblocking(false);
+                let _ = sock.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                let head_end = loop {
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break Some(i);
+                    }
+                    match sock.read(&mut chunk) {
+                        Ok(0) | Err(_) => break None,
+                        Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                    }
+                };
+                let Some(head_end) = head_end else { continue };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                let mut lines = head.split("\r\n");
+                let request_line = lines.next().unwrap_or_default().to_string();
+                let headers: Vec<(String, String)> = lines
+                    .filter_map(|l| l.split_once(':'))
+                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                    .collect();
+                let len: usize =
+                    headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+                let mut body = buf[head_end + 4..].to_vec();
+                while body.len() < len {
+                    match sock.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => body.extend_from_slice(&chunk[..k]),
+                    }
+                }
+                std::thread::sleep(delay);
+                let status = respond(n);
+                n += 1;
+                if let Ok(mut g) = got2.lock() {
+                    g.push(Received { request_line, headers, body });
+                }
+                let _ = write!(sock, "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            }
+        });
+        Ok(Receiver { origin, got, stop })
+    }
+
+    /// Everything received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.got.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    /// Waits until `pred` holds for what was received, up to `timeout`.
+    pub fn wait_until(
+        &self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&[Received]) -> bool,
+    ) -> Result<Vec<Received>> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let got = self.received();
+            if pred(&got) {
+                return Ok(got);
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("timed out waiting for {what}; received {} requests", got.len());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.origin.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0)
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }

@@ -3,12 +3,13 @@
 //!
 //! - [`error`]: the one error type, `AppError: IntoResponse`.
 //! - [`extract`]: caller from the bearer token, JSON bodies, query strings.
-//! - [`orders`], [`delegations`], [`admin`], [`audit`]: the handlers.
+//! - [`orders`], [`delegations`], [`admin`], [`deliveries`], [`audit`]: the handlers.
 //! - [`metrics`]: Prometheus text at `/metrics`.
 
 pub mod admin;
 pub mod audit;
 pub mod delegations;
+pub mod deliveries;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -48,7 +49,7 @@ pub struct AppState {
         orders::list, orders::inbox,
         delegations::create, delegations::list, delegations::end,
         admin::create_user, admin::create_cost_center, admin::extensions, admin::update_extension,
-        admin::add_script, admin::settings,
+        admin::add_script, admin::settings, deliveries::list, deliveries::retry,
         audit::export, audit::verify,
     ),
     modifiers(&BearerAuth),
@@ -154,6 +155,8 @@ pub fn app(approvals: Approvals) -> Router {
         .route("/v1/admin/extensions/{name}", axum::routing::put(admin::update_extension))
         .route("/v1/admin/scripts", post(admin::add_script))
         .route("/v1/admin/settings", axum::routing::put(admin::settings))
+        .route("/v1/admin/deliveries", get(deliveries::list))
+        .route("/v1/admin/deliveries/{id}/retry", post(deliveries::retry))
         .route("/v1/audit/export", get(audit::export))
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/openapi.json", get(openapi_json))

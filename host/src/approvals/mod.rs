@@ -8,8 +8,11 @@
 //!
 //! - [`delegation`]: lending an approver's authority for a time window (R6).
 //! - [`escalation`]: the sweep that escalates overdue stages (R6).
+//! - [`delivery`]: the outbox dispatcher (fan-out to channels, retries, dead letters) and the
+//!   admin's view of deliveries.
 
 pub mod delegation;
+pub mod delivery;
 pub mod escalation;
 
 use crate::domain::actor::{Actor, Policy, roles};
@@ -416,6 +419,8 @@ fn persist(
                 "status": t.order.status,
                 "total_minor": t.order.total_minor(),
                 "currency": t.order.input.currency,
+                "cost_center": t.order.input.cost_center,
+                "department": t.order.input.department,
                 "actor": actor,
                 "details": data,
             });
@@ -713,7 +718,7 @@ impl Approvals {
                 manifest.effective_config(cfg).map_err(|e| invalid("config", e.to_string()))?;
             }
             if let Some(g) = &body.grants {
-                if let Some(o) = g.http.iter().find(|o| !manifest.capabilities.http.contains(o)) {
+                if let Some(o) = g.http.iter().find(|o| !manifest.capabilities.declares_origin(o)) {
                     return Err(invalid(
                         "grants.http",
                         format!(

@@ -6,6 +6,7 @@ mod step_test;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use greenlight_host::approvals::Approvals;
+use greenlight_host::domain::delivery::RetryPolicy;
 use greenlight_host::runtime::{RuntimeOptions, Runtimes};
 use greenlight_host::store::{Store, StoreOptions, audit, directory};
 use std::io::Write;
@@ -111,6 +112,8 @@ enum Command {
         /// Seconds between sweeps that escalate overdue approval stages.
         #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
         escalation_interval: u64,
+        #[command(flatten)]
+        delivery: DeliveryArgs,
     },
     /// Audit log: verify or export.
     Audit {
@@ -274,9 +277,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{token}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { listen, max_batch, escalation_interval } => {
+        Command::Serve { listen, max_batch, escalation_interval, delivery } => {
             let store = open(&cli.db, max_batch)?;
-            serve(store, &listen, cli.runtime.runtimes()?, Duration::from_secs(escalation_interval))?;
+            let workers = Workers { escalation_interval: Duration::from_secs(escalation_interval), delivery };
+            serve(store, &listen, cli.runtime.runtimes()?, workers)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit { command: AuditCommand::Verify { tenant } } => {
@@ -390,14 +394,60 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let runtimes = cli.runtime.runtimes()?;
             demo::setup(&store, &runtimes, &scripts, plugins.as_deref(), tokens_file.as_deref(), &listen)?;
             if !no_serve {
-                serve(store, &listen, runtimes, Duration::from_secs(60))?;
+                let workers =
+                    Workers { escalation_interval: Duration::from_secs(60), delivery: DeliveryArgs::default() };
+                serve(store, &listen, runtimes, workers)?;
             }
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn serve(store: Store, listen: &str, runtimes: Runtimes, escalation_interval: Duration) -> Result<()> {
+/// How the notification dispatcher retries (`serve`).
+#[derive(Debug, Clone, clap::Args)]
+struct DeliveryArgs {
+    /// Delay before the second delivery attempt, in milliseconds; doubles with each further one.
+    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    delivery_backoff_ms: u64,
+    /// Longest delay between two delivery attempts, in seconds.
+    #[arg(long, default_value_t = 3_600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    delivery_max_delay_secs: u64,
+    /// Attempts per delivery before it is dead (an admin can re-drive it).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
+    delivery_max_attempts: u32,
+    /// Milliseconds between dispatcher rounds when there is nothing to send.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    dispatch_interval_ms: u64,
+}
+
+impl Default for DeliveryArgs {
+    fn default() -> Self {
+        DeliveryArgs {
+            delivery_backoff_ms: 5_000,
+            delivery_max_delay_secs: 3_600,
+            delivery_max_attempts: 10,
+            dispatch_interval_ms: 500,
+        }
+    }
+}
+
+impl DeliveryArgs {
+    fn policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            base: chrono::Duration::milliseconds(self.delivery_backoff_ms as i64),
+            max_delay: chrono::Duration::seconds(self.delivery_max_delay_secs as i64),
+            max_attempts: self.delivery_max_attempts,
+        }
+    }
+}
+
+/// The background work `serve` runs beside the API.
+struct Workers {
+    escalation_interval: Duration,
+    delivery: DeliveryArgs,
+}
+
+fn serve(store: Store, listen: &str, runtimes: Runtimes, workers: Workers) -> Result<()> {
     let rt = runtime()?;
     rt.block_on(async move {
         let listener =
@@ -406,9 +456,12 @@ fn serve(store: Store, listen: &str, runtimes: Runtimes, escalation_interval: Du
         println!("listening on http://{addr}");
         std::io::stdout().flush()?;
         let approvals = Approvals::new(store.clone(), runtimes);
-        let escalator = tokio::spawn(approvals.clone().run_escalator(escalation_interval));
+        let escalator = tokio::spawn(approvals.clone().run_escalator(workers.escalation_interval));
+        let every = Duration::from_millis(workers.delivery.dispatch_interval_ms);
+        let dispatcher = tokio::spawn(approvals.clone().run_dispatcher(workers.delivery.policy(), every));
         greenlight_host::api::serve(listener, approvals).await?;
         escalator.abort();
+        dispatcher.abort();
         store.close();
         Ok(())
     })

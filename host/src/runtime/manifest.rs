@@ -104,12 +104,24 @@ pub enum Kind {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Capabilities {
-    /// Origins (`scheme://host:port`) the plugin may call over HTTP.
+    /// Origins (`scheme://host:port`) the plugin may call over HTTP, or [`ANY_ORIGIN`] for a
+    /// channel or connector whose endpoint each tenant chooses (a webhook URL, an SMS provider,
+    /// the tenant's ERP): then exactly the origins the tenant grants.
     #[serde(default)]
     pub http: Vec<String>,
     /// Whether the plugin may hand e-mail to the host's relay.
     #[serde(default)]
     pub mail: bool,
+}
+
+/// The `capabilities.http` entry for "whichever origins the tenant grants".
+pub const ANY_ORIGIN: &str = "*";
+
+impl Capabilities {
+    /// Whether the manifest lets the tenant grant this origin.
+    pub fn declares_origin(&self, origin: &str) -> bool {
+        parse_origin(origin).is_some() && self.http.iter().any(|o| o == origin || o == ANY_ORIGIN)
+    }
 }
 
 /// The type of a configuration value.
@@ -256,10 +268,12 @@ impl Manifest {
             return Err(invalid("capabilities.mail", "only notifiers may send mail"));
         }
         for o in &self.capabilities.http {
-            if parse_origin(o).is_none() {
+            if o != ANY_ORIGIN && parse_origin(o).is_none() {
                 return Err(invalid(
                     "capabilities.http",
-                    &format!("'{o}' is not an origin: use scheme://host:port, e.g. https://erp.example.com:443"),
+                    &format!(
+                        "'{o}' is not an origin: use scheme://host:port, e.g. https://erp.example.com:443, or \"*\" for origins each tenant grants"
+                    ),
                 ));
             }
         }
@@ -397,5 +411,16 @@ description = "Roles"
         assert_eq!(parse_origin("https://erp.example.com"), None);
         assert_eq!(parse_origin("https://erp.example.com:443/api"), None);
         assert_eq!(parse_origin("ftp://x:21"), None);
+    }
+
+    #[test]
+    fn a_wildcard_lets_the_tenant_choose_any_exact_origin() {
+        let exact = Capabilities { http: vec!["https://a.example:443".into()], mail: false };
+        assert!(exact.declares_origin("https://a.example:443"));
+        assert!(!exact.declares_origin("https://b.example:443"));
+        let any = Capabilities { http: vec![ANY_ORIGIN.into()], mail: false };
+        assert!(any.declares_origin("https://b.example:443"));
+        assert!(!any.declares_origin("*"), "a grant is always one exact origin");
+        assert!(!any.declares_origin("https://b.example"));
     }
 }

@@ -16,6 +16,7 @@ pub mod native;
 pub mod rhai;
 pub mod wasm;
 
+use crate::domain::delivery::{Attempt, Notification};
 use crate::engine::{ConfiguredStep, Step, StepError, StepKind};
 use crate::store::extensions::{self, Code};
 use crate::store::plugins::{self, PluginRecord};
@@ -355,11 +356,11 @@ impl Runtimes {
         let plugin = self.wasm_plugin(store, record)?;
         let manifest = &plugin.manifest;
         let config = manifest.effective_config(&e.config)?;
-        let origins: Vec<(String, String, u16)> = manifest
-            .capabilities
+        let origins: Vec<(String, String, u16)> = e
+            .grants
             .http
             .iter()
-            .filter(|o| e.grants.http.contains(o))
+            .filter(|o| manifest.capabilities.declares_origin(o))
             .filter_map(|o| manifest::parse_origin(o))
             .collect();
         let http = (!origins.is_empty()).then(|| wasm::http::HttpGrant {
@@ -380,6 +381,31 @@ impl Runtimes {
                 mail: None,
             },
         )))
+    }
+}
+
+impl Runtimes {
+    /// Hands a notification to a tenant's channel (an enabled notifier plugin) in a fresh
+    /// instance, and says how it went. Blocking: it may wait on HTTP or mail. Anything that
+    /// goes wrong inside the plugin (a trap, the deadline) is temporary and retried; a channel
+    /// that is no longer enabled is permanent.
+    pub fn deliver(&self, store: &Store, tenant_id: &str, channel: &str, n: &Notification) -> Attempt {
+        let (plugin, call) = match self.call_context(store, tenant_id, channel) {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                return Attempt::Permanent(format!(
+                    "channel '{channel}' is not an enabled notifier of this tenant any more; enable it and re-drive"
+                ));
+            }
+            Err(e) => return Attempt::Temporary(format!("channel '{channel}' could not be loaded: {e}")),
+        };
+        let (result, _stats) = self.wasm.deliver(&plugin, call, &wasm::convert::notification(n));
+        match result {
+            Ok(Ok(())) => Attempt::Delivered,
+            Ok(Err(wasm::bindings::types::NotifyError::Temporary(m))) => Attempt::Temporary(m),
+            Ok(Err(wasm::bindings::types::NotifyError::Permanent(m))) => Attempt::Permanent(m),
+            Err(e) => Attempt::Temporary(format!("channel '{channel}' {e}")),
+        }
     }
 }
 

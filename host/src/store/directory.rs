@@ -210,6 +210,16 @@ pub fn user(conn: &Connection, tenant_id: &str, name: &str) -> Result<Option<Use
     .transpose()
 }
 
+/// The users holding a role, by name.
+pub fn users_with_role(conn: &Connection, tenant_id: &str, role: &str) -> Result<Vec<User>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT name, roles, email, phone, spend_limit_minor, budget_minor, budget_period FROM users
+         WHERE tenant_id = ?1 AND EXISTS (SELECT 1 FROM json_each(users.roles) WHERE value = ?2) ORDER BY name LIMIT 1000",
+    )?;
+    let rows = stmt.query_map(params![tenant_id, role], user_from_row)?;
+    rows.map(|r| user_decode(r?)).collect()
+}
+
 /// Stores a token's hash for a user.
 pub fn insert_token(conn: &Connection, tenant_id: &str, user: &str, token: &str) -> Result<(), StoreError> {
     conn.prepare_cached("INSERT INTO tokens (hash, tenant_id, user_name, created_at) VALUES (?1, ?2, ?3, ?4)")?

@@ -16,10 +16,13 @@
 //! - [`audit`]: the per-tenant hash-chained log (append, export, verify).
 //! - [`extensions`]: scripts and per-tenant extension settings.
 //! - [`outbox`]: notifications written in the same transaction as their change.
+//! - [`deliveries`]: outbox events fanned out to channels, attempts, dead letters.
+//! - [`delegations`]: who lends their authority to whom, when (R6).
 //! - [`plugins`]: the plugin catalog, installed versions and precompiled artifacts.
 
 pub mod audit;
 pub mod delegations;
+pub mod deliveries;
 pub mod directory;
 pub mod extensions;
 pub mod orders;

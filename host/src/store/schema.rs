@@ -177,6 +177,26 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX delegations_by_delegate ON delegations (tenant_id, delegate, until);
     CREATE INDEX delegations_by_delegator ON delegations (tenant_id, delegator, until);
     "#,
+    // 4: deliveries: each outbox event fanned out to each of the tenant's notification channels,
+    // with its attempts, next attempt and last error; `dead` ones wait for an admin.
+    r#"
+    CREATE TABLE deliveries (
+        id TEXT PRIMARY KEY,
+        outbox_id INTEGER NOT NULL REFERENCES outbox(id),
+        tenant_id TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        last_error TEXT,
+        created_at TEXT NOT NULL,
+        delivered_at TEXT,
+        UNIQUE (outbox_id, channel)
+    );
+    CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at);
+    CREATE INDEX deliveries_by_tenant ON deliveries (tenant_id, state, id);
+    CREATE INDEX outbox_unfanned ON outbox (state, id);
+    "#,
 ];
 
 /// The schema version this host writes.

@@ -15,7 +15,10 @@ pub struct Compliance;
 
 fn level(ctx: &OrderContext, key: &str, default: i64) -> Result<u32, StepError> {
     let v = ctx.config_i64(key).unwrap_or(default);
-    u32::try_from(v).ok().filter(|l| (1..=100).contains(l)).ok_or_else(|| StepError::InvalidInput(format!("{key} must be 1 to 100, got {v}")))
+    u32::try_from(v)
+        .ok()
+        .filter(|l| (1..=100).contains(l))
+        .ok_or_else(|| StepError::InvalidInput(format!("{key} must be 1 to 100, got {v}")))
 }
 
 impl ApprovalStep for Compliance {
@@ -72,7 +75,10 @@ mod tests {
     use greenlight_plugin_api::testing::{context, with_config};
 
     fn vendor(v: &str) -> OrderContext {
-        let mut ctx = with_config(context(1, 1_000), serde_json::json!({"blocked_vendors": ["SHADY"], "approved_vendors": ["ACME"]}));
+        let mut ctx = with_config(
+            context(1, 1_000),
+            serde_json::json!({"blocked_vendors": ["SHADY"], "approved_vendors": ["ACME"]}),
+        );
         ctx.order.vendor_id = Some(v.into());
         ctx
     }
@@ -94,7 +100,12 @@ mod tests {
     #[test]
     fn a_budget_overrun_needs_elevated_clearance_last() {
         let mut ctx = context(1, 5_000);
-        ctx.cost_center = Some(CostCenterProfile { code: "CC-1".into(), manager: "bob".into(), budget_minor: Some(10_000), budget_used_minor: 7_000 });
+        ctx.cost_center = Some(CostCenterProfile {
+            code: "CC-1".into(),
+            manager: "bob".into(),
+            budget_minor: Some(10_000),
+            budget_used_minor: 7_000,
+        });
         let out = Compliance::evaluate(ctx).expect("ok");
         assert_eq!(out.stages[0].key, "elevated-clearance");
         assert_eq!(out.stages[0].level, 90);

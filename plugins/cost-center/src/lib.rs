@@ -38,7 +38,12 @@ mod tests {
 
     fn on_cost_center(mut ctx: OrderContext) -> OrderContext {
         ctx.order.cost_center = Some("CC-1".into());
-        ctx.cost_center = Some(CostCenterProfile { code: "CC-1".into(), manager: "bob".into(), budget_minor: None, budget_used_minor: 0 });
+        ctx.cost_center = Some(CostCenterProfile {
+            code: "CC-1".into(),
+            manager: "bob".into(),
+            budget_minor: None,
+            budget_used_minor: 0,
+        });
         ctx
     }
 

@@ -22,13 +22,17 @@ impl ApprovalStep for SpendLimit {
             && r.budget_used_minor.saturating_add(total) > budget
         {
             let period = r.budget_period.clone().unwrap_or_default();
-            reasons.push(format!("{}'s {period} budget of {budget} would be exceeded ({} used)", r.name, r.budget_used_minor));
+            reasons.push(format!(
+                "{}'s {period} budget of {budget} would be exceeded ({} used)",
+                r.name, r.budget_used_minor
+            ));
         }
         if reasons.is_empty() {
             return Ok(StepOutput::proceed());
         }
         let level = ctx.config_i64("level").unwrap_or(2);
-        let level = u32::try_from(level).map_err(|_| StepError::InvalidInput(format!("level must be 1 to 100, got {level}")))?;
+        let level = u32::try_from(level)
+            .map_err(|_| StepError::InvalidInput(format!("level must be 1 to 100, got {level}")))?;
         Ok(StepOutput::proceed().stage(
             Stage::new("user-approval", Approvers::Role("approver".into()), reasons.join("; "))
                 .title("User-specific approval")

@@ -34,7 +34,8 @@ impl ApprovalStep for Subscription {
             ));
         };
         let level = ctx.config_i64("level").unwrap_or(2);
-        let level = u32::try_from(level).map_err(|_| StepError::InvalidInput(format!("level must be 1 to 100, got {level}")))?;
+        let level = u32::try_from(level)
+            .map_err(|_| StepError::InvalidInput(format!("level must be 1 to 100, got {level}")))?;
         let escalate = ctx.config_str("escalate_to_role").unwrap_or_else(|| "executive".into());
         let recurrence = describe(period);
         Ok(StepOutput::proceed()
@@ -70,7 +71,12 @@ mod tests {
     fn subscription(mut ctx: OrderContext) -> OrderContext {
         ctx.order.recurrence = Some("P1M".into());
         ctx.order.cost_center = Some("CC-1".into());
-        ctx.cost_center = Some(CostCenterProfile { code: "CC-1".into(), manager: "bob".into(), budget_minor: None, budget_used_minor: 0 });
+        ctx.cost_center = Some(CostCenterProfile {
+            code: "CC-1".into(),
+            manager: "bob".into(),
+            budget_minor: None,
+            budget_used_minor: 0,
+        });
         ctx
     }
 

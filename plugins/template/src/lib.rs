@@ -17,9 +17,14 @@ impl ApprovalStep for LargeOrder {
         if ctx.subtotal_minor < threshold {
             return Ok(StepOutput::proceed());
         }
-        let reason = format!("subtotal {} {} reaches the threshold of {threshold}", ctx.subtotal_minor, ctx.order.currency);
+        let reason =
+            format!("subtotal {} {} reaches the threshold of {threshold}", ctx.subtotal_minor, ctx.order.currency);
         Ok(StepOutput::proceed()
-            .stage(Stage::new("large-order", Approvers::Role(role), reason.clone()).level(level as u32).title("Large order"))
+            .stage(
+                Stage::new("large-order", Approvers::Role(role), reason.clone())
+                    .level(level as u32)
+                    .title("Large order"),
+            )
             .flag("large-order", Severity::Info, reason))
     }
 }
@@ -33,13 +38,18 @@ mod tests {
 
     #[test]
     fn below_the_threshold_nothing_happens() {
-        let out = LargeOrder::evaluate(with_config(context(1, 500), serde_json::json!({"threshold_minor": 1000}))).expect("ok");
+        let out = LargeOrder::evaluate(with_config(context(1, 500), serde_json::json!({"threshold_minor": 1000})))
+            .expect("ok");
         assert!(out.stages.is_empty());
     }
 
     #[test]
     fn at_the_threshold_an_executive_decides_last() {
-        let out = LargeOrder::evaluate(with_config(context(2, 500), serde_json::json!({"threshold_minor": 1000, "level": 7}))).expect("ok");
+        let out = LargeOrder::evaluate(with_config(
+            context(2, 500),
+            serde_json::json!({"threshold_minor": 1000, "level": 7}),
+        ))
+        .expect("ok");
         assert_eq!(out.stages.len(), 1);
         assert_eq!(out.stages[0].level, 7);
         assert!(matches!(&out.stages[0].approvers, Approvers::Role(r) if r == "executive"));

@@ -139,3 +139,29 @@ pub fn output(out: wit::StepOutput) -> Result<StepOutput, StepError> {
     };
     Ok(StepOutput { stages, flags, adjustments, verdict, reason })
 }
+
+/// A notification in WIT form.
+pub fn notification(n: &crate::domain::delivery::Notification) -> wit::Notification {
+    let o = &n.order;
+    wit::Notification {
+        delivery_id: n.delivery_id.clone(),
+        event: n.event.clone(),
+        order: wit::OrderSummary {
+            id: o.id.clone(),
+            requester: o.requester.clone(),
+            status: o.status.clone(),
+            total_minor: o.total_minor,
+            currency: o.currency.clone(),
+            cost_center: o.cost_center.clone(),
+            department: o.department.clone(),
+        },
+        recipients: n
+            .recipients
+            .iter()
+            .map(|r| wit::Recipient { name: r.name.clone(), email: r.email.clone(), phone: r.phone.clone() })
+            .collect(),
+        stage: n.stage.clone(),
+        reason: n.reason.clone(),
+        data_json: n.data.to_string(),
+    }
+}

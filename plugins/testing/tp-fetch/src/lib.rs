@@ -14,7 +14,15 @@ impl Connector for Fetch {
             return Err(ConnectorError::NotFound(format!("status {}", resp.status)));
         }
         let name = String::from_utf8_lossy(&resp.body).trim().to_string();
-        Ok(CustomerProfile { id, name, email: None, phone: None, credit_limit_minor: None, currency: None, account_manager: None })
+        Ok(CustomerProfile {
+            id,
+            name,
+            email: None,
+            phone: None,
+            credit_limit_minor: None,
+            currency: None,
+            account_manager: None,
+        })
     }
 }
 export_connector!(Fetch);

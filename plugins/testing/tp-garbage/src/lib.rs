@@ -4,7 +4,8 @@ use greenlight_plugin_api::*;
 pub struct Garbage;
 impl ApprovalStep for Garbage {
     fn evaluate(_ctx: OrderContext) -> Result<StepOutput, StepError> {
-        Ok(StepOutput::proceed().stage(Stage::new("not a key!", Approvers::Role("approver".into()), "x").quorum(Quorum::AtLeast(0))))
+        Ok(StepOutput::proceed()
+            .stage(Stage::new("not a key!", Approvers::Role("approver".into()), "x").quorum(Quorum::AtLeast(0))))
     }
 }
 export_step!(Garbage);

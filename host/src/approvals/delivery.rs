@@ -1,0 +1,193 @@
+//! The outbox dispatcher: every event the outbox holds is fanned out to each of the tenant's
+//! enabled notification channels (notifier plugins) as a delivery, and each delivery is handed
+//! to its channel until it is accepted, retried with backoff and jitter on temporary failures,
+//! and dead after the last attempt or a permanent refusal. Admins list troubled deliveries and
+//! re-drive them. `serve` runs the dispatcher in the background; a crash at any point loses
+//! nothing, because every step is a committed change and undelivered rows stay due.
+
+use super::{ApprovalError, Approvals, require_role};
+use crate::domain::actor::roles;
+use crate::domain::delivery::{Notification, OrderSummary, Recipient, RetryPolicy};
+use crate::domain::plan::Approvers;
+use crate::store::deliveries::{self, Delivery, Listing};
+use crate::store::directory::{self, Principal, User};
+use crate::store::{StoreError, audit, extensions};
+use chrono::Utc;
+use futures_util::StreamExt;
+use rusqlite::Connection;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Outbox events fanned out per round.
+const FAN_OUT_BATCH: usize = 200;
+/// Deliveries attempted per round.
+const SEND_BATCH: usize = 64;
+/// Deliveries in flight at once (each may wait on a receiver for up to the I/O deadline).
+const IN_FLIGHT: usize = 8;
+
+/// Who should hear of an event: the people who may decide a stage that opened or escalated,
+/// else the requester.
+fn recipients(conn: &Connection, tenant_id: &str, payload: &serde_json::Value) -> Result<Vec<Recipient>, StoreError> {
+    let details = &payload["details"];
+    let approvers = match payload["event"].as_str() {
+        Some("stage_opened") => serde_json::from_value::<Approvers>(details["approvers"].clone()).ok(),
+        Some("stage_escalated") => serde_json::from_value::<Approvers>(details["escalated_to"].clone()).ok(),
+        _ => None,
+    };
+    let requester = payload["requester"].as_str().unwrap_or_default();
+    let mut users: Vec<User> = match approvers {
+        Some(Approvers::Role { role }) => directory::users_with_role(conn, tenant_id, role.as_str())?,
+        Some(Approvers::Users { users }) => {
+            users.iter().filter_map(|u| directory::user(conn, tenant_id, u).transpose()).collect::<Result<_, _>>()?
+        }
+        Some(Approvers::CostCenterManager { manager, .. }) => {
+            directory::user(conn, tenant_id, &manager)?.into_iter().collect()
+        }
+        None => directory::user(conn, tenant_id, requester)?.into_iter().collect(),
+    };
+    // Nobody is told to decide their own order.
+    if approvers_event(payload) {
+        users.retain(|u| u.name != requester);
+    }
+    Ok(users.into_iter().map(|u| Recipient { name: Some(u.name), email: u.email, phone: u.phone }).collect())
+}
+
+fn approvers_event(payload: &serde_json::Value) -> bool {
+    matches!(payload["event"].as_str(), Some("stage_opened" | "stage_escalated"))
+}
+
+/// The notification for one attempt of a delivery.
+fn notification(d: &Delivery, recipients: Vec<Recipient>, attempt_at: chrono::DateTime<Utc>) -> Notification {
+    let p = &d.payload;
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
+    Notification {
+        delivery_id: d.id.clone(),
+        event: d.event.clone(),
+        order: OrderSummary {
+            id: d.order_id.clone().unwrap_or_default(),
+            requester: text(&p["requester"]).unwrap_or_default(),
+            status: text(&p["status"]).unwrap_or_default(),
+            total_minor: p["total_minor"].as_i64().unwrap_or_default(),
+            currency: text(&p["currency"]).unwrap_or_default(),
+            cost_center: text(&p["cost_center"]),
+            department: text(&p["department"]),
+        },
+        recipients,
+        stage: text(&p["details"]["stage"]),
+        reason: text(&p["details"]["reason"]),
+        data: serde_json::json!({
+            "details": p["details"],
+            "actor": p["actor"],
+            "occurred_at": d.created_at,
+            "attempt": d.attempts + 1,
+            "attempt_at": crate::domain::audit::timestamp(attempt_at),
+        }),
+    }
+}
+
+impl Approvals {
+    /// One round of the dispatcher: fan out new outbox events, then attempt every delivery due
+    /// now (several at once). Returns how many deliveries were attempted.
+    pub async fn dispatch_once(&self, policy: RetryPolicy) -> Result<usize, ApprovalError> {
+        let now = Utc::now();
+        let events = self.store.read(|c| deliveries::unfanned(c, FAN_OUT_BATCH)).await?;
+        if !events.is_empty() {
+            self.store
+                .write(move |c| -> Result<(), StoreError> {
+                    let mut channels: BTreeMap<String, Vec<String>> = BTreeMap::new();
+                    for (outbox_id, tenant_id) in &events {
+                        if !channels.contains_key(tenant_id) {
+                            let enabled = extensions::settings(c, tenant_id)?
+                                .into_iter()
+                                .filter(|e| e.enabled && e.world == "notifier")
+                                .map(|e| e.name)
+                                .collect();
+                            channels.insert(tenant_id.clone(), enabled);
+                        }
+                        let names = channels.get(tenant_id).map(Vec::as_slice).unwrap_or_default();
+                        deliveries::fan_out(c, *outbox_id, tenant_id, names, now)?;
+                    }
+                    Ok(())
+                })
+                .await?;
+        }
+        let due = self.store.read(move |c| deliveries::due(c, now, SEND_BATCH)).await?;
+        let attempted = due.len();
+        let results: Vec<Result<(), ApprovalError>> = futures_util::stream::iter(due)
+            .map(|d| self.attempt(d, policy))
+            .buffer_unordered(IN_FLIGHT)
+            .collect()
+            .await;
+        for r in results {
+            r?;
+        }
+        Ok(attempted)
+    }
+
+    /// Hands one delivery to its channel and records the outcome.
+    async fn attempt(&self, d: Delivery, policy: RetryPolicy) -> Result<(), ApprovalError> {
+        let (tenant_id, payload) = (d.tenant_id.clone(), d.payload.clone());
+        let recipients = self.store.read(move |c| recipients(c, &tenant_id, &payload)).await?;
+        let started = Utc::now();
+        let n = notification(&d, recipients, started);
+        let (store, runtimes) = (self.store.clone(), self.runtimes.clone());
+        let (tenant_id, channel) = (d.tenant_id.clone(), d.channel.clone());
+        let answer = tokio::task::spawn_blocking(move || runtimes.deliver(&store, &tenant_id, &channel, &n))
+            .await
+            .unwrap_or_else(|e| crate::domain::delivery::Attempt::Temporary(format!("the delivery task failed: {e}")));
+        let outcome = policy.after(d.attempts, answer, Utc::now(), fastrand::u32(0..=1000));
+        if let Some(e) = &outcome.error {
+            tracing::warn!(delivery = %d.id, channel = %d.channel, state = outcome.state.as_str(), error = %e, "delivery attempt failed");
+        }
+        let id = d.id.clone();
+        self.store.write(move |c| deliveries::record(c, &id, &outcome, Utc::now())).await?;
+        Ok(())
+    }
+
+    /// Runs the dispatcher for as long as the server runs: a round every `every`, or at once
+    /// again while there is a backlog. A failed round is logged and retried.
+    pub async fn run_dispatcher(self, policy: RetryPolicy, every: Duration) {
+        loop {
+            match self.dispatch_once(policy).await {
+                Ok(n) if n >= SEND_BATCH => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "a dispatch round failed; retrying at the next interval"),
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// A tenant's deliveries for its admin: by default the troubled ones (retrying or dead).
+    pub async fn deliveries(
+        &self,
+        p: &Principal,
+        which: Listing,
+        limit: usize,
+        before: Option<String>,
+    ) -> Result<Vec<Delivery>, ApprovalError> {
+        require_role(p, &[roles::ADMIN], "reading deliveries")?;
+        let tenant_id = p.tenant.id.clone();
+        Ok(self.store.read(move |c| deliveries::list(c, &tenant_id, which, limit, before.as_deref())).await?)
+    }
+
+    /// Re-drives a dead or retrying delivery now, with a fresh set of attempts. Audited.
+    pub async fn redrive(&self, p: &Principal, id: &str) -> Result<Delivery, ApprovalError> {
+        require_role(p, &[roles::ADMIN], "re-driving deliveries")?;
+        let (caller, id) = (p.clone(), id.to_string());
+        self.store
+            .write(move |c| -> Result<Delivery, ApprovalError> {
+                let tenant_id = &caller.tenant.id;
+                let now = Utc::now();
+                let Some(before) = deliveries::get(c, tenant_id, &id)? else {
+                    return Err(ApprovalError::NotFound(format!("no delivery '{id}' here; list them with GET /v1/admin/deliveries")));
+                };
+                if !deliveries::redrive(c, tenant_id, &id, now)? {
+                    return Err(ApprovalError::Conflict(format!("delivery '{id}' was already delivered; there is nothing to re-drive")));
+                }
+                let data = serde_json::json!({"delivery": id, "channel": before.channel, "event": before.event, "attempts_before": before.attempts, "last_error": before.last_error});
+                audit::append(c, tenant_id, now, &caller.user.name, "delivery_redriven", before.order_id.as_deref(), data)?;
+                deliveries::get(c, tenant_id, &id)?.ok_or_else(|| ApprovalError::NotFound(format!("no delivery '{id}' here")))
+            })
+            .await
+    }
+}

@@ -1,0 +1,179 @@
+//! Deliveries: outbox events fanned out to notification channels, and the state of each.
+//! Fanning out and recording an attempt are each one change, so a crash at any point leaves
+//! either the old or the new state: an event is never lost and, after a crash mid-send, is
+//! sent again under the same delivery id.
+
+use super::{StoreError, from_json};
+use crate::domain::audit::timestamp;
+use crate::domain::delivery::{DeliveryState, Outcome};
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::Serialize;
+
+/// One delivery, with the event it carries.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Delivery {
+    /// Delivery id; the same on every attempt, for the receiver to de-duplicate on.
+    pub id: String,
+    /// The notification channel (a notifier plugin's name).
+    pub channel: String,
+    /// The event: `order_submitted`, `stage_opened`, ...
+    pub event: String,
+    /// The order, if the event is about one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+    /// Where it is.
+    pub state: DeliveryState,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When the next attempt is due (pending only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
+    /// The last attempt's error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When the event happened.
+    pub created_at: String,
+    /// When the channel accepted it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<String>,
+    /// Tenant (not shown: the caller's own).
+    #[serde(skip)]
+    pub tenant_id: String,
+    /// The outbox payload (not shown in lists).
+    #[serde(skip)]
+    pub payload: serde_json::Value,
+}
+
+const COLUMNS: &str = "d.id, d.channel, o.event, o.order_id, d.state, d.attempts, d.next_attempt_at, d.last_error,
+    o.created_at, d.delivered_at, d.tenant_id, o.payload";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<Delivery, StoreError>> {
+    let state: String = r.get(4)?;
+    let payload: String = r.get(11)?;
+    let d = Delivery {
+        id: r.get(0)?,
+        channel: r.get(1)?,
+        event: r.get(2)?,
+        order_id: r.get(3)?,
+        state: DeliveryState::Pending,
+        attempts: r.get(5)?,
+        next_attempt_at: r.get(6)?,
+        last_error: r.get(7)?,
+        created_at: r.get(8)?,
+        delivered_at: r.get(9)?,
+        tenant_id: r.get(10)?,
+        payload: serde_json::Value::Null,
+    };
+    Ok((|| {
+        let state = DeliveryState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("deliveries.state: unknown state '{state}'")))?;
+        Ok(Delivery { state, payload: from_json("outbox.payload", &payload)?, ..d })
+    })())
+}
+
+/// Outbox events not yet fanned out (id, tenant), oldest first.
+pub fn unfanned(conn: &Connection, limit: usize) -> Result<Vec<(i64, String)>, StoreError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT id, tenant_id FROM outbox WHERE state = 'pending' ORDER BY id LIMIT ?1")?;
+    let rows = stmt.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Creates one delivery per channel for an outbox event (each with a fresh id) and marks the
+/// event fanned out. An event with no channel is simply marked. Idempotent per (event, channel).
+pub fn fan_out(
+    conn: &Connection,
+    outbox_id: i64,
+    tenant_id: &str,
+    channels: &[String],
+    at: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let now = timestamp(at);
+    let mut ins = conn.prepare_cached(
+        "INSERT OR IGNORE INTO deliveries (id, outbox_id, tenant_id, channel, next_attempt_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+    )?;
+    let mut n = 0;
+    for channel in channels {
+        n += ins.execute(params![uuid::Uuid::now_v7().to_string(), outbox_id, tenant_id, channel, now])?;
+    }
+    conn.prepare_cached("UPDATE outbox SET state = 'fanned' WHERE id = ?1")?.execute([outbox_id])?;
+    Ok(n)
+}
+
+/// Pending deliveries due at `now`, oldest due first.
+pub fn due(conn: &Connection, now: DateTime<Utc>, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM deliveries d JOIN outbox o ON o.id = d.outbox_id
+         WHERE d.state = 'pending' AND d.next_attempt_at <= ?1 ORDER BY d.next_attempt_at, d.id LIMIT ?2"
+    ))?;
+    let rows = stmt.query_map(params![timestamp(now), limit as i64], from_row)?;
+    rows.map(|r| r?).collect()
+}
+
+/// Records an attempt's outcome.
+pub fn record(conn: &Connection, id: &str, outcome: &Outcome, at: DateTime<Utc>) -> Result<(), StoreError> {
+    let delivered = (outcome.state == DeliveryState::Delivered).then(|| timestamp(at));
+    let next = outcome.next_attempt_at.map(timestamp).unwrap_or_else(|| timestamp(at));
+    conn.prepare_cached(
+        "UPDATE deliveries SET state = ?2, attempts = ?3, next_attempt_at = ?4, last_error = ?5,
+         delivered_at = COALESCE(?6, delivered_at) WHERE id = ?1",
+    )?
+    .execute(params![id, outcome.state.as_str(), outcome.attempts, next, outcome.error, delivered])?;
+    Ok(())
+}
+
+/// Which deliveries an admin lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    /// Failed at least once and not delivered: retrying or dead (the default view).
+    Troubled,
+    /// Retrying: pending after a failed attempt.
+    Failed,
+    /// In one state.
+    State(DeliveryState),
+}
+
+/// A tenant's deliveries, newest first, after the id `before` when paging.
+pub fn list(
+    conn: &Connection,
+    tenant_id: &str,
+    which: Listing,
+    limit: usize,
+    before: Option<&str>,
+) -> Result<Vec<Delivery>, StoreError> {
+    let filter = match which {
+        Listing::Troubled => "((d.state = 'pending' AND d.attempts > 0) OR d.state = 'dead')".to_string(),
+        Listing::Failed => "(d.state = 'pending' AND d.attempts > 0)".to_string(),
+        Listing::State(s) => format!("d.state = '{}'", s.as_str()),
+    };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM deliveries d JOIN outbox o ON o.id = d.outbox_id
+         WHERE d.tenant_id = ?1 AND {filter} AND (?2 IS NULL OR d.id < ?2) ORDER BY d.id DESC LIMIT ?3"
+    ))?;
+    let rows = stmt.query_map(params![tenant_id, before, limit as i64], from_row)?;
+    rows.map(|r| r?).collect()
+}
+
+/// One delivery of a tenant.
+pub fn get(conn: &Connection, tenant_id: &str, id: &str) -> Result<Option<Delivery>, StoreError> {
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM deliveries d JOIN outbox o ON o.id = d.outbox_id WHERE d.tenant_id = ?1 AND d.id = ?2"
+    ))?
+    .query_row(params![tenant_id, id], from_row)
+    .optional()?
+    .transpose()
+}
+
+/// Re-drives a dead or retrying delivery: pending, due now, with a fresh set of attempts. The
+/// delivery id stays, so a receiver that did get an earlier attempt can tell.
+pub fn redrive(conn: &Connection, tenant_id: &str, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?3
+             WHERE tenant_id = ?1 AND id = ?2 AND state <> 'delivered'",
+        )?
+        .execute(params![tenant_id, id, timestamp(at)])?;
+    Ok(n == 1)
+}
