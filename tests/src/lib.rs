@@ -472,3 +472,136 @@ impl Drop for Receiver {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
+
+/// One e-mail an [`SmtpSink`] received.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    /// Header names in lower case, with their (unfolded) values.
+    pub headers: Vec<(String, String)>,
+    /// The body, with quoted-printable decoded.
+    pub body: String,
+}
+
+impl Mail {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    fn parse(text: &str) -> Mail {
+        let text = text.replace("\r\n", "\n");
+        let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
+        let mut headers: Vec<(String, String)> = Vec::new();
+        for line in head.lines() {
+            if line.starts_with([' ', '\t']) {
+                if let Some(last) = headers.last_mut() {
+                    last.1.push(' ');
+                    last.1.push_str(line.trim());
+                }
+            } else if let Some((k, v)) = line.split_once(':') {
+                headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+            }
+        }
+        let qp =
+            headers.iter().any(|(k, v)| k == "content-transfer-encoding" && v.eq_ignore_ascii_case("quoted-printable"));
+        let body = if qp { decode_quoted_printable(body) } else { body.to_string() };
+        Mail { headers, body }
+    }
+}
+
+fn decode_quoted_printable(s: &str) -> String {
+    let joined = s.replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        if let (b'=', Some(Ok(b))) = (bytes[i], hex.map(|h| u8::from_str_radix(h, 16))) {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).to_string()
+}
+
+/// A real SMTP server on loopback: aiosmtpd, installed by `cargo xtask test` into
+/// `target/test-tools` (`$GREENLIGHT_TEST_PYTHON` names its interpreter), storing what it
+/// receives in a maildir the test reads.
+pub struct SmtpSink {
+    child: Child,
+    /// The port it listens on.
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl SmtpSink {
+    /// Starts the server on a free port and waits until it accepts connections.
+    pub fn start() -> Result<SmtpSink> {
+        let python = std::env::var_os("GREENLIGHT_TEST_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace().join("target/test-tools/venv/bin/python"));
+        if !python.exists() {
+            bail!(
+                "no Python with aiosmtpd at {}: run `cargo xtask test`, which installs it, or set GREENLIGHT_TEST_PYTHON",
+                python.display()
+            );
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let dir = tempfile::tempdir()?;
+        let child = Command::new(&python)
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(dir.path().join("maildir"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting aiosmtpd")?;
+        let sink = SmtpSink { child, port, dir };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if std::time::Instant::now() > deadline {
+                bail!("aiosmtpd did not start listening on port {port}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(sink)
+    }
+
+    /// `smtp://127.0.0.1:PORT`, for `--smtp-relay`.
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Every message received so far.
+    pub fn messages(&self) -> Vec<Mail> {
+        let new = self.dir.path().join("maildir").join("new");
+        let mut files: Vec<PathBuf> =
+            std::fs::read_dir(new).map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
+        files.sort();
+        files.iter().filter_map(|f| std::fs::read_to_string(f).ok()).map(|t| Mail::parse(&t)).collect()
+    }
+
+    /// Waits until at least `n` messages arrived.
+    pub fn wait_for(&self, n: usize, timeout: Duration) -> Result<Vec<Mail>> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let got = self.messages();
+            if got.len() >= n {
+                return Ok(got);
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("timed out waiting for {n} e-mails; {} arrived", got.len());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

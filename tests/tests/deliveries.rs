@@ -3,7 +3,7 @@
 //! admin, and kill -9 in the middle of a burst of deliveries.
 
 use anyhow::Result;
-use greenlight_tests::{Client, Received, Receiver, Server, order_body};
+use greenlight_tests::{Client, Received, Receiver, Server, SmtpSink, order_body};
 use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
@@ -215,5 +215,81 @@ fn kill9_during_a_burst_of_deliveries_loses_none() -> Result<()> {
     eprintln!("kill -9 after {before} of 60 deliveries; {} received in all, {duplicates} duplicates", got.len());
     drop(s2);
     drop(dir);
+    Ok(())
+}
+
+#[test]
+fn email_goes_through_the_hosts_smtp_relay_to_a_real_smtp_server() -> Result<()> {
+    let smtp = SmtpSink::start()?;
+    let relay = smtp.url();
+    let mut args = FAST.to_vec();
+    args.extend(["--smtp-relay", relay.as_str(), "--mail-from", "approvals@acme.test"]);
+    let s = Server::start_with(&args)?;
+    s.install_plugin("notify-email")?;
+    let admin = s.tenant("acme")?;
+    let alice = admin.user("alice", &["requester"], json!({"email": "alice@acme.test"}))?;
+    let bob = admin.user("bob", &["cost_center_manager"], json!({"email": "bob@acme.test"}))?;
+    assert_eq!(admin.post("/v1/admin/cost-centers", json!({"code": "CC-1", "manager": "bob"}))?.status, 201);
+    admin.enable_shipped("cost-center", 10)?;
+    let templates = json!({"order_rejected": {"subject": "Order {order_id} was turned down", "body": "Dear {recipient}, {reason}."}});
+    let r = admin.put(
+        "/v1/admin/extensions/notify-email",
+        json!({"enabled": true, "config": {"templates": templates, "events": ["stage_opened", "order_rejected"]}, "grants": {"mail": true}}),
+    )?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let mut body = order_body(2, 25_000);
+    body["cost_center"] = json!("CC-1");
+    let id = alice.order(body)?;
+    alice.submit(&id)?;
+    let mails = smtp.wait_for(1, Duration::from_secs(20))?;
+    let m = &mails[0];
+    assert_eq!(m.header("to"), Some("bob@acme.test"));
+    assert_eq!(m.header("from"), Some("approvals@acme.test"));
+    assert_eq!(m.header("subject"), Some(format!("Approval needed: order {id} (50000 EUR)").as_str()));
+    assert!(m.body.contains("Hello bob") && m.body.contains("stage 'cost-center'"), "{}", m.body);
+    assert!(m.header("x-greenlight-tenant").is_some());
+    let r = bob.decide(&id, "cost-center", "reject", Some("chairs come from the facilities budget"))?;
+    assert_eq!(r.body["status"], "rejected");
+    let mails = smtp.wait_for(2, Duration::from_secs(20))?;
+    let m = mails.iter().find(|m| m.header("to") == Some("alice@acme.test")).cloned();
+    let m = m.ok_or_else(|| anyhow::anyhow!("no mail to alice: {mails:?}"))?;
+    assert_eq!(m.header("subject"), Some(format!("Order {id} was turned down").as_str()));
+    assert!(m.body.contains("Dear alice, chairs come from the facilities budget."), "{}", m.body);
+    // order_submitted was not subscribed: exactly two mails.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(smtp.messages().len(), 2);
+    Ok(())
+}
+
+#[test]
+fn mail_without_the_tenants_grant_is_denied_and_dead() -> Result<()> {
+    let smtp = SmtpSink::start()?;
+    let relay = smtp.url();
+    let mut args = FAST.to_vec();
+    args.extend(["--smtp-relay", relay.as_str()]);
+    let s = Server::start_with(&args)?;
+    s.install_plugin("notify-email")?;
+    let admin = s.tenant("acme")?;
+    let alice = admin.user("alice", &["requester"], json!({"email": "alice@acme.test"}))?;
+    assert_eq!(admin.put("/v1/admin/extensions/notify-email", json!({"enabled": true}))?.status, 200);
+    let id = alice.order(order_body(1, 1_000))?;
+    alice.submit(&id)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = admin.get("/v1/admin/deliveries?state=dead")?;
+        let dead = r.body["deliveries"].as_array().cloned().unwrap_or_default();
+        if dead.len() == 2 {
+            assert!(
+                dead.iter().all(|d| d["last_error"].as_str().is_some_and(|e| e.contains("grant `mail`"))),
+                "{}",
+                r.text
+            );
+            assert_eq!(dead[0]["attempts"], 1, "a denial is permanent: no retries");
+            break;
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "not dead: {}", r.text);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(smtp.messages().is_empty());
     Ok(())
 }

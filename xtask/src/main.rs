@@ -159,14 +159,40 @@ fn demo(args: &[String]) -> Result<()> {
     run("greenlight demo (Ctrl-C stops it)", &mut cmd)
 }
 
+/// The version of aiosmtpd the e-mail tests receive mail with.
+const AIOSMTPD: &str = "aiosmtpd==1.4.6";
+
+/// A Python with aiosmtpd, the real SMTP server the e-mail tests send to: a virtual environment
+/// under `target/test-tools`, created on first use. Returns its interpreter.
+fn test_python() -> Result<PathBuf> {
+    let venv = target_dir().join("test-tools").join("venv");
+    let python = venv.join("bin").join("python");
+    let ready = venv.join(".aiosmtpd-1.4.6");
+    if ready.exists() {
+        return Ok(python);
+    }
+    run("create the test tools' Python environment", Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    run(
+        "install aiosmtpd (the SMTP server of the e-mail tests)",
+        Command::new(&python).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", AIOSMTPD]),
+    )?;
+    std::fs::write(&ready, AIOSMTPD)?;
+    Ok(python)
+}
+
 fn test() -> Result<()> {
     run("cargo fmt --check", cargo().args(["fmt", "--all", "--check"]))?;
     run("cargo clippy -D warnings", cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     run("build the greenlight binary", cargo().args(["build", "-p", "greenlight-host", "--bin", "greenlight"]))?;
     let plugin_dir = plugins()?;
+    let python = test_python()?;
     let bin = target_dir().join("debug").join("greenlight");
     let (mut passed, mut failed) = run_counting_tests(
-        cargo().args(["test", "--workspace"]).env("GREENLIGHT_BIN", bin).env("GREENLIGHT_PLUGINS", &plugin_dir),
+        cargo()
+            .args(["test", "--workspace"])
+            .env("GREENLIGHT_BIN", bin)
+            .env("GREENLIGHT_PLUGINS", &plugin_dir)
+            .env("GREENLIGHT_TEST_PYTHON", &python),
     )?;
     // The shipped plugins' own unit tests run natively, as a plugin author's would.
     let (p, f) = run_counting_tests(
@@ -185,6 +211,10 @@ fn test() -> Result<()> {
                 "subscription",
                 "-p",
                 "compliance",
+                "-p",
+                "notify-webhook",
+                "-p",
+                "notify-email",
                 "--target-dir",
             ])
             .arg(target_dir().join("plugins-native")),

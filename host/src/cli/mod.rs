@@ -49,6 +49,14 @@ struct RuntimeFlags {
     /// `[[http]] origin = "https://erp.example.com:443"` and `headers = { Authorization = "..." }`.
     #[arg(long, global = true, env = "GREENLIGHT_SECRETS")]
     secrets: Option<PathBuf>,
+    /// The SMTP relay behind the plugins' `mail` capability, e.g. smtp://127.0.0.1:2525 or
+    /// smtps://user:password@mail.example.com:465. Prefer the environment variable: it keeps the
+    /// password out of process listings. Without it, mail is denied.
+    #[arg(long, global = true, env = "GREENLIGHT_SMTP_RELAY", hide_env_values = true)]
+    smtp_relay: Option<String>,
+    /// Sender address of the mail the relay sends.
+    #[arg(long, global = true, env = "GREENLIGHT_MAIL_FROM", default_value = "greenlight@localhost")]
+    mail_from: String,
 }
 
 #[derive(serde::Deserialize)]
@@ -89,6 +97,11 @@ impl RuntimeFlags {
                 );
             }
             options.http_secrets = file.http.into_iter().map(|o| (o.origin, o.headers.into_iter().collect())).collect();
+        }
+        if let Some(url) = &self.smtp_relay {
+            let relay = greenlight_host::runtime::wasm::mail::SmtpRelay::new(url, &self.mail_from)
+                .map_err(|e| anyhow::anyhow!("--smtp-relay: {e}"))?;
+            options.mail_relay = Some(std::sync::Arc::new(relay));
         }
         Runtimes::with_options(options).map_err(|e| anyhow::anyhow!("{e}"))
     }

@@ -62,6 +62,8 @@ pub struct RuntimeOptions {
     pub http_timeout: Duration,
     /// Largest outbound response body.
     pub http_max_response_bytes: u64,
+    /// The operator's mail relay behind the `mail` capability; without one, mail is denied.
+    pub mail_relay: Option<Arc<dyn wasm::mail::MailRelay>>,
 }
 
 impl Default for RuntimeOptions {
@@ -73,6 +75,7 @@ impl Default for RuntimeOptions {
             http_secrets: Vec::new(),
             http_timeout: Duration::from_secs(5),
             http_max_response_bytes: 1 << 20,
+            mail_relay: None,
         }
     }
 }
@@ -363,6 +366,7 @@ impl Runtimes {
             .filter(|o| manifest.capabilities.declares_origin(o))
             .filter_map(|o| manifest::parse_origin(o))
             .collect();
+        let mail = (manifest.capabilities.mail && e.grants.mail).then(|| self.options.mail_relay.clone()).flatten();
         let http = (!origins.is_empty()).then(|| wasm::http::HttpGrant {
             origins,
             secrets: self.options.http_secrets.clone(),
@@ -378,7 +382,7 @@ impl Runtimes {
                 plugin: name.to_string(),
                 config_json: config.to_string(),
                 http,
-                mail: None,
+                mail,
             },
         )))
     }
@@ -404,6 +408,8 @@ impl Runtimes {
             Ok(Ok(())) => Attempt::Delivered,
             Ok(Err(wasm::bindings::types::NotifyError::Temporary(m))) => Attempt::Temporary(m),
             Ok(Err(wasm::bindings::types::NotifyError::Permanent(m))) => Attempt::Permanent(m),
+            // A missing grant does not heal by waiting: the admin grants it and re-drives.
+            Err(e @ StepError::Denied(_)) => Attempt::Permanent(format!("channel '{channel}' {e}")),
             Err(e) => Attempt::Temporary(format!("channel '{channel}' {e}")),
         }
     }
