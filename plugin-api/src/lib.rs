@@ -9,6 +9,7 @@
 //! - one trait per world — [`ApprovalStep`], [`Connector`], [`Notifier`] — and its export macro
 //!   ([`export_step!`], `export_connector!`, `export_notifier!`);
 //! - [`host`]: logging and configuration; `http` and `mail` for the worlds that may use them;
+//! - [`template`]: `{name}` placeholders and event filters for notification channels;
 //! - helpers so the plugin's logic is unit-tested natively with `cargo test` ([`testing`]).
 //!
 //! Pick the world with a cargo feature: `step` (default), `connector` or `notifier`.
@@ -78,6 +79,7 @@ pub mod host;
 pub mod http;
 #[cfg(feature = "notifier")]
 pub mod mail;
+pub mod template;
 pub mod testing;
 
 pub use __bindings::greenlight::plugin::types::*;

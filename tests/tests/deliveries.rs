@@ -293,3 +293,52 @@ fn mail_without_the_tenants_grant_is_denied_and_dead() -> Result<()> {
     assert!(smtp.messages().is_empty());
     Ok(())
 }
+
+#[test]
+fn sms_goes_to_the_providers_api_with_the_operators_credentials() -> Result<()> {
+    let provider = Receiver::start(|_| 201, Duration::ZERO)?;
+    let dir = tempfile::tempdir()?;
+    let secrets = dir.path().join("secrets.toml");
+    std::fs::write(
+        &secrets,
+        format!(
+            "[[http]]\norigin = \"{}\"\nheaders = {{ Authorization = \"Bearer sms-provider-key\" }}\n",
+            provider.origin
+        ),
+    )?;
+    let secrets = secrets.to_string_lossy().to_string();
+    let mut args = FAST.to_vec();
+    args.extend(["--secrets", secrets.as_str()]);
+    let s = Server::start_with(&args)?;
+    s.install_plugin("notify-sms")?;
+    let admin = s.tenant("acme")?;
+    let alice = admin.user("alice", &["requester"], json!({}))?;
+    let _bob = admin.user("bob", &["cost_center_manager"], json!({"phone": "+4915112345678"}))?;
+    assert_eq!(admin.post("/v1/admin/cost-centers", json!({"code": "CC-1", "manager": "bob"}))?.status, 201);
+    admin.enable_shipped("cost-center", 10)?;
+    let config = json!({"url": format!("{}/v1/messages", provider.origin), "events": ["stage_opened"]});
+    let r = admin.put(
+        "/v1/admin/extensions/notify-sms",
+        json!({"enabled": true, "config": config, "grants": {"http": [provider.origin]}}),
+    )?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // The tenant's config cannot smuggle credentials in: the key is not among the plugin's keys.
+    let r = admin.put("/v1/admin/extensions/notify-sms", json!({"enabled": true, "config": {"api_key": "x"}}))?;
+    assert_eq!(r.status, 422, "{}", r.text);
+    let mut body = order_body(1, 30_000);
+    body["cost_center"] = json!("CC-1");
+    let id = alice.order(body)?;
+    alice.submit(&id)?;
+    let got = provider.wait_until(Duration::from_secs(20), "one SMS", |g| !g.is_empty())?;
+    let sms = &got[0];
+    assert_eq!(sms.request_line, "POST /v1/messages HTTP/1.1");
+    assert_eq!(sms.header("authorization"), Some("Bearer sms-provider-key"), "added by the host from --secrets");
+    let payload = sms.json();
+    assert_eq!(payload["to"], "+4915112345678");
+    assert_eq!(
+        payload["text"],
+        format!("Greenlight: order {id} by alice (30000 EUR) waits for your approval").as_str()
+    );
+    assert!(sms.header("idempotency-key").is_some_and(|k| k.ends_with(":+4915112345678")));
+    Ok(())
+}

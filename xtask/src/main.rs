@@ -215,6 +215,8 @@ fn test() -> Result<()> {
                 "notify-webhook",
                 "-p",
                 "notify-email",
+                "-p",
+                "notify-sms",
                 "--target-dir",
             ])
             .arg(target_dir().join("plugins-native")),

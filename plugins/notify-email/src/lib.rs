@@ -31,15 +31,6 @@ fn builtin(event: &str) -> (&'static str, &'static str) {
     }
 }
 
-/// Replaces `{name}` placeholders with their values.
-pub fn render(template: &str, values: &[(&str, String)]) -> String {
-    let mut out = template.to_string();
-    for (name, value) in values {
-        out = out.replace(&format!("{{{name}}}"), value);
-    }
-    out
-}
-
 /// The subject and body templates for an event under this config.
 pub fn templates(config: &serde_json::Value, event: &str) -> (String, String) {
     let (subject, body) = builtin(event);
@@ -53,34 +44,13 @@ pub fn templates(config: &serde_json::Value, event: &str) -> (String, String) {
     (pick("subject", subject), pick("body", body))
 }
 
-/// The placeholder values of a notification for one recipient.
-pub fn values(n: &Notification, recipient: &str) -> Vec<(&'static str, String)> {
-    let o = &n.order;
-    vec![
-        ("event", n.event.clone()),
-        ("order_id", o.id.clone()),
-        ("requester", o.requester.clone()),
-        ("status", o.status.clone()),
-        ("total_minor", o.total_minor.to_string()),
-        ("currency", o.currency.clone()),
-        ("cost_center", o.cost_center.clone().unwrap_or_else(|| "-".into())),
-        ("department", o.department.clone().unwrap_or_else(|| "-".into())),
-        ("stage", n.stage.clone().unwrap_or_default()),
-        ("reason", n.reason.clone().unwrap_or_default()),
-        ("recipient", recipient.to_string()),
-        ("delivery_id", n.delivery_id.clone()),
-    ]
-}
-
 /// The channel.
 pub struct Email;
 
 impl Notifier for Email {
     fn deliver(n: Notification) -> Result<(), NotifyError> {
         let config = host::config();
-        let events: Vec<&str> =
-            config["events"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default();
-        if !events.is_empty() && !events.contains(&n.event.as_str()) {
+        if !template::subscribed(&config, &n.event) {
             return Ok(());
         }
         let (subject, body) = templates(&config, &n.event);
@@ -88,11 +58,16 @@ impl Notifier for Email {
         for r in n.recipients.iter() {
             let Some(address) = r.email.clone() else { continue };
             let who = r.name.clone().unwrap_or_else(|| address.clone());
-            let values = values(&n, &who);
+            let mut values = template::values(&n);
+            values.push(("recipient", who));
             let message = mail::Message {
                 to: vec![address],
-                subject: render(&subject, &values),
-                text_body: format!("{}\n-- \nGreenlight delivery {}\n", render(&body, &values), n.delivery_id),
+                subject: template::render(&subject, &values),
+                text_body: format!(
+                    "{}\n-- \nGreenlight delivery {}\n",
+                    template::render(&body, &values),
+                    n.delivery_id
+                ),
                 html_body: None,
             };
             mail::send(&message).map_err(|e| match e {
@@ -111,12 +86,6 @@ export_notifier!(Email);
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn placeholders_are_replaced_and_unknown_ones_kept() {
-        let v = [("order_id", "o-1".to_string()), ("reason", "too expensive".to_string())];
-        assert_eq!(render("Order {order_id}: {reason} {nope}", &v), "Order o-1: too expensive {nope}");
-    }
 
     #[test]
     fn templates_fall_back_from_event_to_default_to_builtin() {

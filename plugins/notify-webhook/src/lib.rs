@@ -68,9 +68,7 @@ pub struct Webhook;
 impl Notifier for Webhook {
     fn deliver(n: Notification) -> Result<(), NotifyError> {
         let config = host::config();
-        let events: Vec<&str> =
-            config["events"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default();
-        if !events.is_empty() && !events.contains(&n.event.as_str()) {
+        if !template::subscribed(&config, &n.event) {
             return Ok(()); // Not subscribed: nothing to send.
         }
         let (url, secret) = (text(&config, "url"), text(&config, "signing_secret"));
