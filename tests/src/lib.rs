@@ -378,6 +378,19 @@ impl Receiver {
         respond: impl Fn(usize) -> u16 + Send + Sync + 'static,
         delay: Duration,
     ) -> Result<Receiver> {
+        Receiver::serve(port, move |n, _| {
+            std::thread::sleep(delay);
+            (respond(n), String::new())
+        })
+    }
+
+    /// A small HTTP server (an ERP test double speaking its real contract): `handler` gets the
+    /// request's number (0-based) and the request, and returns the status and a JSON body. It may
+    /// sleep to play a slow server.
+    pub fn serve(
+        port: u16,
+        handler: impl Fn(usize, &Received) -> (u16, String) + Send + Sync + 'static,
+    ) -> Result<Receiver> {
         use std::io::{Read, Write};
         use std::sync::atomic::Ordering;
         let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
@@ -386,7 +399,6 @@ impl Receiver {
         let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (got2, stop2) = (got.clone(), stop.clone());
-        let respond = std::sync::Arc::new(respond);
         std::thread::spawn(move || {
             let mut n = 0usize;
             while !stop2.load(Ordering::Relaxed) {
@@ -424,13 +436,17 @@ impl Receiver {
                         Ok(k) => body.extend_from_slice(&chunk[..k]),
                     }
                 }
-                std::thread::sleep(delay);
-                let status = respond(n);
+                let request = Received { request_line, headers, body };
+                let (status, reply) = handler(n, &request);
                 n += 1;
                 if let Ok(mut g) = got2.lock() {
-                    g.push(Received { request_line, headers, body });
+                    g.push(request);
                 }
-                let _ = write!(sock, "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let _ = write!(
+                    sock,
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                    reply.len()
+                );
             }
         });
         Ok(Receiver { origin, got, stop })

@@ -217,6 +217,8 @@ fn test() -> Result<()> {
                 "notify-email",
                 "-p",
                 "notify-sms",
+                "-p",
+                "erp-rest",
                 "--target-dir",
             ])
             .arg(target_dir().join("plugins-native")),

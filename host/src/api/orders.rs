@@ -72,6 +72,9 @@ pub struct OrderView {
     pub submitted_at: Option<DateTime<Utc>>,
     /// Approved (UTC).
     pub approved_at: Option<DateTime<Utc>>,
+    /// The ERP's reference, once released through a connector.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_ref: Option<String>,
     /// Increments on every change.
     pub version: u64,
 }
@@ -104,6 +107,7 @@ impl From<Order> for OrderView {
             updated_at: o.updated_at,
             submitted_at: o.submitted_at,
             approved_at: o.approved_at,
+            external_ref: o.external_ref,
             version: o.version,
         }
     }

@@ -5,18 +5,27 @@
 //! re-drive them. `serve` runs the dispatcher in the background; a crash at any point loses
 //! nothing, because every step is a committed change and undelivered rows stay due.
 
-use super::{ApprovalError, Approvals, require_role};
+use super::{ApprovalError, Approvals, build_context, persist, require_role};
 use crate::domain::actor::roles;
+use crate::domain::delivery::{Attempt, DeliveryState};
 use crate::domain::delivery::{Notification, OrderSummary, Recipient, RetryPolicy};
+use crate::domain::machine::{self, Command, RELEASER};
+use crate::domain::order::OrderStatus;
 use crate::domain::plan::Approvers;
 use crate::store::deliveries::{self, Delivery, Listing};
 use crate::store::directory::{self, Principal, User};
+use crate::store::orders;
 use crate::store::{StoreError, audit, extensions};
 use chrono::Utc;
 use futures_util::StreamExt;
 use rusqlite::Connection;
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// A delivery that notifies through a notifier plugin.
+const KIND_NOTIFY: &str = "notify";
+/// A delivery that exports an approved order through a connector plugin (release).
+const KIND_EXPORT: &str = "export";
 
 /// Outbox events fanned out per round.
 const FAN_OUT_BATCH: usize = 200;
@@ -94,18 +103,25 @@ impl Approvals {
         if !events.is_empty() {
             self.store
                 .write(move |c| -> Result<(), StoreError> {
-                    let mut channels: BTreeMap<String, Vec<String>> = BTreeMap::new();
-                    for (outbox_id, tenant_id) in &events {
+                    // Per tenant: its notifiers, and its first connector (in run order), which
+                    // receives approved orders.
+                    let mut channels: BTreeMap<String, (Vec<String>, Option<String>)> = BTreeMap::new();
+                    for (outbox_id, tenant_id, event) in &events {
                         if !channels.contains_key(tenant_id) {
-                            let enabled = extensions::settings(c, tenant_id)?
-                                .into_iter()
-                                .filter(|e| e.enabled && e.world == "notifier")
-                                .map(|e| e.name)
-                                .collect();
-                            channels.insert(tenant_id.clone(), enabled);
+                            let enabled: Vec<_> =
+                                extensions::settings(c, tenant_id)?.into_iter().filter(|e| e.enabled).collect();
+                            let notifiers =
+                                enabled.iter().filter(|e| e.world == "notifier").map(|e| e.name.clone()).collect();
+                            let connector = enabled.iter().find(|e| e.world == "connector").map(|e| e.name.clone());
+                            channels.insert(tenant_id.clone(), (notifiers, connector));
                         }
-                        let names = channels.get(tenant_id).map(Vec::as_slice).unwrap_or_default();
-                        deliveries::fan_out(c, *outbox_id, tenant_id, names, now)?;
+                        let Some((notifiers, connector)) = channels.get(tenant_id) else { continue };
+                        let mut targets: Vec<(String, &str)> =
+                            notifiers.iter().map(|n| (n.clone(), KIND_NOTIFY)).collect();
+                        if event == "order_approved" {
+                            targets.extend(connector.iter().map(|c| (c.clone(), KIND_EXPORT)));
+                        }
+                        deliveries::fan_out(c, *outbox_id, tenant_id, &targets, now)?;
                     }
                     Ok(())
                 })
@@ -124,8 +140,11 @@ impl Approvals {
         Ok(attempted)
     }
 
-    /// Hands one delivery to its channel and records the outcome.
+    /// Hands one delivery to its channel (or its order to the ERP) and records the outcome.
     async fn attempt(&self, d: Delivery, policy: RetryPolicy) -> Result<(), ApprovalError> {
+        if d.kind == KIND_EXPORT {
+            return self.export(d, policy).await;
+        }
         let (tenant_id, payload) = (d.tenant_id.clone(), d.payload.clone());
         let recipients = self.store.read(move |c| recipients(c, &tenant_id, &payload)).await?;
         let started = Utc::now();
@@ -142,6 +161,74 @@ impl Approvals {
         let id = d.id.clone();
         self.store.write(move |c| deliveries::record(c, &id, &outcome, Utc::now())).await?;
         Ok(())
+    }
+
+    /// Release through the ERP: sends the approved order to the tenant's connector and, when
+    /// the ERP takes it, releases the order with the ERP's reference — the release, its audit
+    /// entry, its `order_released` notification and the delivered mark in one change. An order
+    /// that is no longer approved (revoked, released by hand) is not sent.
+    async fn export(&self, d: Delivery, policy: RetryPolicy) -> Result<(), ApprovalError> {
+        let (tenant_id, order_id) = (d.tenant_id.clone(), d.order_id.clone().unwrap_or_default());
+        let now = Utc::now();
+        let order = self.store.read(move |c| orders::load(c, &tenant_id, &order_id)).await?;
+        let answer: Result<String, Attempt> = match order {
+            Some(o) if o.status == OrderStatus::Approved => {
+                let (tenant_id, o2) = (d.tenant_id.clone(), o.clone());
+                let ctx = self.store.read(move |c| build_context(c, &tenant_id, &o2, now)).await?;
+                let (store, runtimes) = (self.store.clone(), self.runtimes.clone());
+                let (tenant_id, connector) = (d.tenant_id.clone(), d.channel.clone());
+                tokio::task::spawn_blocking(move || runtimes.export(&store, &tenant_id, &connector, &ctx))
+                    .await
+                    .unwrap_or_else(|e| Err(Attempt::Temporary(format!("the export task failed: {e}"))))
+            }
+            Some(o) => Err(Attempt::Permanent(format!(
+                "the order is {} now, no longer approved: it was not sent to the ERP",
+                o.status.as_str()
+            ))),
+            None => Err(Attempt::Permanent("the order no longer exists".into())),
+        };
+        let (external_ref, attempt) = match answer {
+            Ok(r) => (Some(r), Attempt::Delivered),
+            Err(a) => (None, a),
+        };
+        let mut outcome = policy.after(d.attempts, attempt, Utc::now(), fastrand::u32(0..=1000));
+        if let Some(e) = &outcome.error {
+            tracing::warn!(delivery = %d.id, connector = %d.channel, state = outcome.state.as_str(), error = %e, "export attempt failed");
+        }
+        self.store
+            .write(move |c| -> Result<(), ApprovalError> {
+                let at = Utc::now();
+                if let (Some(external_ref), Some(order_id)) = (external_ref, d.order_id.as_deref()) {
+                    let released = match orders::load(c, &d.tenant_id, order_id)? {
+                        Some(order) => {
+                            let policy = directory::tenant(c, &d.tenant_id)?.map(|t| t.policy).unwrap_or_default();
+                            let cmd = Command::Exported {
+                                external_ref: external_ref.clone(),
+                                connector: d.channel.clone(),
+                                at,
+                            };
+                            match machine::apply(&order, cmd, &policy) {
+                                Ok(t) => {
+                                    persist(c, &d.tenant_id, RELEASER, Some(order.version), &t, at, None)?;
+                                    Ok(())
+                                }
+                                Err(e) => Err(e.to_string()),
+                            }
+                        }
+                        None => Err("the order no longer exists".to_string()),
+                    };
+                    if let Err(why) = released {
+                        // The ERP has it, but the order moved meanwhile: an admin must reconcile.
+                        outcome.state = DeliveryState::Dead;
+                        outcome.error = Some(format!(
+                            "the ERP took the order as {external_ref}, but it could not be released here: {why}"
+                        ));
+                    }
+                }
+                deliveries::record(c, &d.id, &outcome, at)?;
+                Ok(())
+            })
+            .await
     }
 
     /// Runs the dispatcher for as long as the server runs: a round every `every`, or at once

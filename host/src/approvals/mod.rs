@@ -360,7 +360,7 @@ fn notifies(e: &Event) -> bool {
             | Event::OrderApproved { .. }
             | Event::OrderRejected { .. }
             | Event::OrderHeld { .. }
-            | Event::OrderReleased
+            | Event::OrderReleased { .. }
             | Event::SubscriptionDeactivated
             | Event::SubscriptionReactivated
     )

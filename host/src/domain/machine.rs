@@ -20,6 +20,7 @@
 //! approved                Revoke  (admin, reason)          pending_approval         approval_revoked, stage_opened*
 //! approved, no stages     Revoke  (admin, reason)          on_hold                  approval_revoked, order_held
 //! approved                Release (admin, finance)         released                 order_released
+//! approved                Exported (host; the ERP took it) released, external ref  order_released
 //! approved/released sub.  Deactivate                       (same), inactive         subscription_deactivated
 //! approved/released sub.  Reactivate                       (same), active           subscription_reactivated   (never re-approved, R3)
 //! pending_approval        Escalate (host; open stages due)  pending_approval         stage_escalated*           (R6)
@@ -156,6 +157,15 @@ pub enum Command {
         /// Now, in UTC.
         at: DateTime<Utc>,
     },
+    /// The ERP accepted the approved order (the host's release through a connector).
+    Exported {
+        /// The ERP's reference for the order.
+        external_ref: String,
+        /// The connector that exported it.
+        connector: String,
+        /// Now, in UTC.
+        at: DateTime<Utc>,
+    },
     /// The host hands every overdue open stage to its escalation target (R6).
     Escalate {
         /// Now, in UTC; stages due at or before it escalate.
@@ -166,6 +176,9 @@ pub enum Command {
 /// The name the audit trail shows for what the host's escalator does. Not a valid user name, so
 /// no person can be mistaken for it.
 pub const ESCALATOR: &str = "greenlight:escalator";
+
+/// The name the audit trail shows for a release through the ERP connector.
+pub const RELEASER: &str = "greenlight:release";
 
 impl Command {
     /// The acting person's name, for the audit trail.
@@ -180,6 +193,7 @@ impl Command {
             | Command::Deactivate { by, .. }
             | Command::Reactivate { by, .. } => &by.name,
             Command::Escalate { .. } => ESCALATOR,
+            Command::Exported { .. } => RELEASER,
         }
     }
 }
@@ -279,7 +293,14 @@ pub enum Event {
         reason: String,
     },
     /// The order was released for fulfilment.
-    OrderReleased,
+    OrderReleased {
+        /// The ERP's reference, when released through a connector.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        external_ref: Option<String>,
+        /// The connector, when released through one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        connector: Option<String>,
+    },
     /// A subscription was paused.
     SubscriptionDeactivated,
     /// A subscription was resumed without new approval.
@@ -371,7 +392,8 @@ pub fn apply(order: &Order, command: Command, policy: &Policy) -> Result<Transit
         | Command::Release { at, .. }
         | Command::Deactivate { at, .. }
         | Command::Reactivate { at, .. }
-        | Command::Escalate { at } => *at,
+        | Command::Escalate { at }
+        | Command::Exported { at, .. } => *at,
     };
     match command {
         Command::Submit { by, assessment, at } => {
@@ -473,7 +495,7 @@ pub fn apply(order: &Order, command: Command, policy: &Policy) -> Result<Transit
                 return Err(conflict(order, "release"));
             }
             next.status = OrderStatus::Released;
-            events.push(Event::OrderReleased);
+            events.push(Event::OrderReleased { external_ref: None, connector: None });
         }
         Command::Deactivate { by, .. } => {
             let sub = subscription_of(&mut next)?;
@@ -496,6 +518,14 @@ pub fn apply(order: &Order, command: Command, policy: &Policy) -> Result<Transit
             // R3: approval is once per subscription; reactivation never reopens it.
             sub.state = SubscriptionState::Active;
             events.push(Event::SubscriptionReactivated);
+        }
+        Command::Exported { external_ref, connector, .. } => {
+            if order.status != OrderStatus::Approved {
+                return Err(conflict(order, "release the order to the ERP"));
+            }
+            next.status = OrderStatus::Released;
+            next.external_ref = Some(external_ref.clone());
+            events.push(Event::OrderReleased { external_ref: Some(external_ref), connector: Some(connector) });
         }
         Command::Escalate { at } => {
             if order.status != OrderStatus::PendingApproval {

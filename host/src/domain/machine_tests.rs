@@ -396,6 +396,19 @@ fn a_delegate_decides_with_the_delegators_authority() {
     assert!(matches!(approve(&t.order, bob(), "user-approval"), Err(TransitionError::Forbidden(_))));
 }
 
+#[test]
+fn the_erp_taking_an_approved_order_releases_it_with_its_reference() {
+    let cmd = |at| Command::Exported { external_ref: "SO-1001".into(), connector: "erp-rest".into(), at };
+    let t = apply(&approved_order(false), cmd(at()), &on()).expect("exported");
+    assert_eq!((t.order.status, t.order.external_ref.as_deref()), (OrderStatus::Released, Some("SO-1001")));
+    assert_eq!(actions(&t), ["order_released"]);
+    assert_eq!(Command::Exported { external_ref: "x".into(), connector: "c".into(), at: at() }.actor(), RELEASER);
+    // Only an approved order goes to the ERP; a second export finds it released already.
+    assert!(matches!(apply(&t.order, cmd(at()), &on()), Err(TransitionError::Conflict(_))));
+    let pending = submit(&draft(false), r1_plan()).order;
+    assert!(matches!(apply(&pending, cmd(at()), &on()), Err(TransitionError::Conflict(_))));
+}
+
 // ---- escalate (R6) ----------------------------------------------------------------------------
 
 /// r1_plan whose cost-center stage is due 4 hours after opening, escalating to `dave`.

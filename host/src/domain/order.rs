@@ -381,6 +381,9 @@ pub struct Order {
     pub submitted_at: Option<DateTime<Utc>>,
     /// When it became approved, in UTC.
     pub approved_at: Option<DateTime<Utc>>,
+    /// The ERP's reference once the order was exported there (released).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_ref: Option<String>,
     /// Increments on every change; guards against concurrent edits.
     pub version: u64,
 }
@@ -406,6 +409,7 @@ impl Order {
             updated_at: now,
             submitted_at: None,
             approved_at: None,
+            external_ref: None,
             version: 0,
         }
     }

@@ -17,6 +17,7 @@ pub mod rhai;
 pub mod wasm;
 
 use crate::domain::delivery::{Attempt, Notification};
+use crate::domain::step::OrderContext;
 use crate::engine::{ConfiguredStep, Step, StepError, StepKind};
 use crate::store::extensions::{self, Code};
 use crate::store::plugins::{self, PluginRecord};
@@ -411,6 +412,47 @@ impl Runtimes {
             // A missing grant does not heal by waiting: the admin grants it and re-drives.
             Err(e @ StepError::Denied(_)) => Attempt::Permanent(format!("channel '{channel}' {e}")),
             Err(e) => Attempt::Temporary(format!("channel '{channel}' {e}")),
+        }
+    }
+}
+
+impl Runtimes {
+    /// Sends an approved order to the ERP through a tenant's connector (`export-order`) and
+    /// returns the ERP's reference. Blocking. An ERP that is down or slow is temporary and
+    /// retried; a refusal, an unknown object or a missing grant is permanent.
+    pub fn export(
+        &self,
+        store: &Store,
+        tenant_id: &str,
+        connector: &str,
+        ctx: &OrderContext,
+    ) -> Result<String, Attempt> {
+        let (plugin, call) = match self.call_context(store, tenant_id, connector) {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                return Err(Attempt::Permanent(format!(
+                    "connector '{connector}' is not enabled for this tenant any more; enable it and re-drive"
+                )));
+            }
+            Err(e) => return Err(Attempt::Temporary(format!("connector '{connector}' could not be loaded: {e}"))),
+        };
+        let wit_ctx = wasm::convert::context(ctx);
+        let (result, _stats) = self
+            .wasm
+            .with_connector(&plugin, call, |s, c| c.greenlight_plugin_connector_api().call_export_order(s, &wit_ctx));
+        use wasm::bindings::types::ConnectorError as E;
+        match result {
+            Ok(Ok(r)) if !r.external_id.trim().is_empty() && r.external_id.len() <= 200 => Ok(r.external_id),
+            Ok(Ok(r)) => Err(Attempt::Permanent(format!(
+                "connector '{connector}' returned an unusable ERP reference ({} characters)",
+                r.external_id.len()
+            ))),
+            Ok(Err(E::Unavailable(m))) => Err(Attempt::Temporary(format!("the ERP is unavailable: {m}"))),
+            Ok(Err(E::NotFound(m) | E::Rejected(m) | E::Failed(m))) => {
+                Err(Attempt::Permanent(format!("the ERP refused the order: {m}")))
+            }
+            Err(e @ StepError::Denied(_)) => Err(Attempt::Permanent(format!("connector '{connector}' {e}"))),
+            Err(e) => Err(Attempt::Temporary(format!("connector '{connector}' {e}"))),
         }
     }
 }

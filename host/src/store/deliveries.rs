@@ -15,8 +15,10 @@ use serde::Serialize;
 pub struct Delivery {
     /// Delivery id; the same on every attempt, for the receiver to de-duplicate on.
     pub id: String,
-    /// The notification channel (a notifier plugin's name).
+    /// The notification channel (a notifier plugin's name), or the connector of an export.
     pub channel: String,
+    /// `notify` (a notification) or `export` (an approved order sent to the ERP).
+    pub kind: String,
     /// The event: `order_submitted`, `stage_opened`, ...
     pub event: String,
     /// The order, if the event is about one.
@@ -46,7 +48,7 @@ pub struct Delivery {
 }
 
 const COLUMNS: &str = "d.id, d.channel, o.event, o.order_id, d.state, d.attempts, d.next_attempt_at, d.last_error,
-    o.created_at, d.delivered_at, d.tenant_id, o.payload";
+    o.created_at, d.delivered_at, d.tenant_id, o.payload, d.kind";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<Delivery, StoreError>> {
     let state: String = r.get(4)?;
@@ -63,6 +65,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<Delivery, StoreError>> {
         created_at: r.get(8)?,
         delivered_at: r.get(9)?,
         tenant_id: r.get(10)?,
+        kind: r.get(12)?,
         payload: serde_json::Value::Null,
     };
     Ok((|| {
@@ -72,31 +75,32 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<Delivery, StoreError>> {
     })())
 }
 
-/// Outbox events not yet fanned out (id, tenant), oldest first.
-pub fn unfanned(conn: &Connection, limit: usize) -> Result<Vec<(i64, String)>, StoreError> {
+/// Outbox events not yet fanned out (id, tenant, event), oldest first.
+pub fn unfanned(conn: &Connection, limit: usize) -> Result<Vec<(i64, String, String)>, StoreError> {
     let mut stmt =
-        conn.prepare_cached("SELECT id, tenant_id FROM outbox WHERE state = 'pending' ORDER BY id LIMIT ?1")?;
-    let rows = stmt.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        conn.prepare_cached("SELECT id, tenant_id, event FROM outbox WHERE state = 'pending' ORDER BY id LIMIT ?1")?;
+    let rows = stmt.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Creates one delivery per channel for an outbox event (each with a fresh id) and marks the
-/// event fanned out. An event with no channel is simply marked. Idempotent per (event, channel).
+/// Creates one delivery per (channel, kind) for an outbox event (each with a fresh id) and
+/// marks the event fanned out. An event with no channel is simply marked. Idempotent per
+/// (event, channel).
 pub fn fan_out(
     conn: &Connection,
     outbox_id: i64,
     tenant_id: &str,
-    channels: &[String],
+    channels: &[(String, &str)],
     at: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
     let now = timestamp(at);
     let mut ins = conn.prepare_cached(
-        "INSERT OR IGNORE INTO deliveries (id, outbox_id, tenant_id, channel, next_attempt_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        "INSERT OR IGNORE INTO deliveries (id, outbox_id, tenant_id, channel, kind, next_attempt_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
     )?;
     let mut n = 0;
-    for channel in channels {
-        n += ins.execute(params![uuid::Uuid::now_v7().to_string(), outbox_id, tenant_id, channel, now])?;
+    for (channel, kind) in channels {
+        n += ins.execute(params![uuid::Uuid::now_v7().to_string(), outbox_id, tenant_id, channel, kind, now])?;
     }
     conn.prepare_cached("UPDATE outbox SET state = 'fanned' WHERE id = ?1")?.execute([outbox_id])?;
     Ok(n)

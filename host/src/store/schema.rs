@@ -197,6 +197,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX deliveries_by_tenant ON deliveries (tenant_id, state, id);
     CREATE INDEX outbox_unfanned ON outbox (state, id);
     "#,
+    // 5: a delivery either notifies (a notifier plugin) or exports an approved order to the ERP
+    // (a connector plugin); exports release the order.
+    r#"
+    ALTER TABLE deliveries ADD COLUMN kind TEXT NOT NULL DEFAULT 'notify';
+    "#,
 ];
 
 /// The schema version this host writes.
