@@ -53,6 +53,8 @@ fn ctx() -> OrderContext {
             budget_used_minor: 100_000,
         },
         cost_center: None,
+        customer: None,
+        budgets: Vec::new(),
         config: serde_json::json!({"level": 2}),
     }
 }

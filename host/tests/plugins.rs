@@ -85,6 +85,8 @@ fn ctx() -> OrderContext {
             budget_used_minor: 0,
         },
         cost_center: None,
+        customer: None,
+        budgets: Vec::new(),
         config: serde_json::json!({}),
     }
 }

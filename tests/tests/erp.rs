@@ -44,10 +44,33 @@ fn erp() -> Result<Receiver> {
                     (201, json!({"external_id": format!("SO-{n}"), "message": "booked"}).to_string())
                 }
             }
+        } else if r.request_line.starts_with("GET /api/customers/C-300 ") {
+            let c = json!({"id": "C-300", "name": "Umbrella plc", "email": "buyer@umbrella.test",
+                "credit_limit_minor": 1_000_000, "currency": "EUR", "account_manager": "erin"});
+            (200, c.to_string())
+        } else if r.request_line.starts_with("GET /api/customers/C-300/invoices?status=open ") {
+            let inv =
+                json!([{"id": "ERP-INV-9", "amount_minor": 150_000, "currency": "EUR", "due_date": "2026-10-31"}]);
+            (200, inv.to_string())
+        } else if r.request_line.starts_with("GET /api/customers/C-503") {
+            (503, json!({"error": "maintenance"}).to_string())
         } else {
-            (404, json!({"error": "not in the contract"}).to_string())
+            (404, json!({"error": "unknown"}).to_string())
         }
     })
+}
+
+/// A tenant with the erp-rest connector pointed at `erp`.
+fn tenant_with_erp(s: &Server, erp: &Receiver) -> Result<greenlight_tests::Client> {
+    s.install_plugin("erp-rest")?;
+    let admin = s.tenant("acme")?;
+    let config = json!({"base_url": format!("{}/api", erp.origin)});
+    let r = admin.put(
+        "/v1/admin/extensions/erp-rest",
+        json!({"enabled": true, "config": config, "grants": {"http": [erp.origin]}}),
+    )?;
+    anyhow::ensure!(r.status == 200, "{}", r.text);
+    Ok(admin)
 }
 
 fn wait_status(c: &greenlight_tests::Client, id: &str, status: &str, secs: u64) -> Result<serde_json::Value> {
@@ -66,14 +89,7 @@ fn wait_status(c: &greenlight_tests::Client, id: &str, status: &str, secs: u64) 
 fn an_approved_order_is_released_to_the_erp_through_timeouts_and_500s() -> Result<()> {
     let erp = erp()?;
     let s = Server::start_with(ARGS)?;
-    s.install_plugin("erp-rest")?;
-    let admin = s.tenant("acme")?;
-    let config = json!({"base_url": format!("{}/api", erp.origin)});
-    let r = admin.put(
-        "/v1/admin/extensions/erp-rest",
-        json!({"enabled": true, "config": config, "grants": {"http": [erp.origin]}}),
-    )?;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let admin = tenant_with_erp(&s, &erp)?;
     let alice = admin.user("alice", &["requester"], json!({}))?;
     let id = alice.order(order_body(3, 2_500))?;
     assert_eq!(alice.submit(&id)?.body["status"], "approved");
@@ -105,14 +121,7 @@ fn an_approved_order_is_released_to_the_erp_through_timeouts_and_500s() -> Resul
 fn an_order_the_erp_refuses_stays_approved_and_its_export_is_dead() -> Result<()> {
     let erp = erp()?;
     let s = Server::start_with(ARGS)?;
-    s.install_plugin("erp-rest")?;
-    let admin = s.tenant("acme")?;
-    let config = json!({"base_url": format!("{}/api", erp.origin)});
-    let r = admin.put(
-        "/v1/admin/extensions/erp-rest",
-        json!({"enabled": true, "config": config, "grants": {"http": [erp.origin]}}),
-    )?;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let admin = tenant_with_erp(&s, &erp)?;
     let alice = admin.user("alice", &["requester"], json!({}))?;
     let mut body = order_body(1, 1_000);
     body["vendor_id"] = json!("BAD-VENDOR");
@@ -134,5 +143,109 @@ fn an_order_the_erp_refuses_stays_approved_and_its_export_is_dead() -> Result<()
     );
     assert!(dead["last_error"].as_str().is_some_and(|e| e.contains("refused")), "{dead}");
     assert_eq!(alice.get(&format!("/v1/orders/{id}"))?.body["status"], "approved");
+    Ok(())
+}
+
+#[test]
+fn r4_the_customer_comes_from_the_erp_and_is_stored_with_the_evaluation() -> Result<()> {
+    let erp = erp()?;
+    let s = Server::start_with(ARGS)?;
+    let admin = tenant_with_erp(&s, &erp)?;
+    admin.enable_shipped("customer-authorization", 40)?;
+    let alice = admin.user("alice", &["requester"], json!({}))?;
+    // C-300 is not in the script's config: its profile and its debt come from the ERP.
+    let mut body = order_body(1, 200_000);
+    body["customer_id"] = json!("C-300");
+    body["lines"][0]["tax_category"] = json!("reduced");
+    let id = alice.order(body)?;
+    let r = alice.submit(&id)?;
+    assert_eq!(r.body["status"], "pending_approval", "{}", r.text);
+    assert_eq!((r.body["tax_minor"].as_i64(), r.body["total_minor"].as_i64()), (Some(14_000), Some(214_000)));
+    let flags: Vec<&str> =
+        r.body["flags"].as_array().into_iter().flatten().filter_map(|f| f["code"].as_str()).collect();
+    assert_eq!(flags, ["debt-over-threshold"]);
+    // The inputs are stored with the evaluation, so the decision can be replayed.
+    let db = rusqlite::Connection::open(&s.db)?;
+    let context: String =
+        db.query_row("SELECT context FROM evaluations WHERE order_id = ?1 ORDER BY id DESC", [&id], |r| r.get(0))?;
+    let context: serde_json::Value = serde_json::from_str(&context)?;
+    assert_eq!(context["customer"]["name"], "Umbrella plc");
+    assert_eq!(context["customer"]["open_invoices"][0]["id"], "ERP-INV-9");
+    // A customer the ERP does not know, or an ERP that is down: the order is held, never approved.
+    for (customer, why) in [("C-404", "customer C-404 (not found)"), ("C-503", "customer C-503 (unavailable)")] {
+        let mut body = order_body(1, 1_000);
+        body["customer_id"] = json!(customer);
+        let id = alice.order(body)?;
+        let r = alice.submit(&id)?;
+        assert_eq!(r.body["status"], "on_hold", "{}", r.text);
+        assert!(r.body["hold_reason"].as_str().is_some_and(|h| h.contains(why)), "{}", r.text);
+    }
+    Ok(())
+}
+
+#[test]
+fn r4_the_customer_hears_of_the_decision_and_the_account_manager_of_the_approval() -> Result<()> {
+    let erp = erp()?;
+    let smtp = greenlight_tests::SmtpSink::start()?;
+    let sms = Receiver::start(|_| 201, Duration::ZERO)?;
+    let relay = smtp.url();
+    let mut args = ARGS.to_vec();
+    args.extend(["--smtp-relay", relay.as_str()]);
+    let s = Server::start_with(&args)?;
+    let admin = tenant_with_erp(&s, &erp)?;
+    admin.enable_shipped("customer-authorization", 40)?;
+    for p in ["notify-email", "notify-sms"] {
+        s.install_plugin(p)?;
+    }
+    let r = admin.put(
+        "/v1/admin/extensions/notify-email",
+        json!({"enabled": true, "config": {"events": ["order_approved", "order_rejected"]}, "grants": {"mail": true}}),
+    )?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = admin.put(
+        "/v1/admin/extensions/notify-sms",
+        json!({"enabled": true, "config": {"url": format!("{}/sms", sms.origin), "events": ["order_approved"]}, "grants": {"http": [sms.origin]}}),
+    )?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let alice = admin.user("alice", &["requester"], json!({"email": "alice@acme.test"}))?;
+    let dave = admin.user("dave", &["compliance"], json!({}))?;
+    let fin = admin.user("fin", &["finance"], json!({}))?;
+    let _erin = admin.user("erin", &["requester"], json!({"phone": "+4915100000001"}))?;
+    let execs = [admin.user("frank", &["executive"], json!({}))?, admin.user("fiona", &["executive"], json!({}))?];
+    let order = || {
+        let mut body = order_body(1, 200_000);
+        body["customer_id"] = json!("C-300");
+        body
+    };
+    // Rejected: the customer gets the reason.
+    let id = alice.order(order())?;
+    alice.submit(&id)?;
+    assert_eq!(
+        dave.decide(&id, "compliance-review", "reject", Some("export licence missing"))?.body["status"],
+        "rejected"
+    );
+    let mails = smtp.wait_for(2, Duration::from_secs(20))?;
+    let to_customer = mails.iter().find(|m| m.header("to") == Some("buyer@umbrella.test"));
+    let to_customer = to_customer.ok_or_else(|| anyhow::anyhow!("no mail to the customer: {mails:?}"))?;
+    assert!(to_customer.body.contains("export licence missing"), "{}", to_customer.body);
+    // Approved: the customer gets the news, the account manager an SMS.
+    let id = alice.order(order())?;
+    alice.submit(&id)?;
+    dave.decide(&id, "compliance-review", "approve", None)?;
+    fin.decide(&id, "financial-audit", "approve", None)?;
+    for e in &execs {
+        e.decide(&id, "executive-approval", "approve", None)?;
+    }
+    assert_eq!(
+        alice.get(&format!("/v1/orders/{id}"))?.body["status"].as_str().map(|s| s == "approved" || s == "released"),
+        Some(true)
+    );
+    let got = sms.wait_until(Duration::from_secs(20), "the account manager's SMS", |g| !g.is_empty())?;
+    assert_eq!(got[0].json()["to"], "+4915100000001");
+    let mails = smtp.wait_for(4, Duration::from_secs(20))?;
+    let approved: Vec<_> =
+        mails.iter().filter(|m| m.header("subject").is_some_and(|s| s.starts_with("Approved"))).collect();
+    let to: std::collections::BTreeSet<&str> = approved.iter().filter_map(|m| m.header("to")).collect();
+    assert_eq!(to, ["alice@acme.test", "buyer@umbrella.test"].into_iter().collect());
     Ok(())
 }

@@ -58,7 +58,27 @@ fn recipients(conn: &Connection, tenant_id: &str, payload: &serde_json::Value) -
     if approvers_event(payload) {
         users.retain(|u| u.name != requester);
     }
-    Ok(users.into_iter().map(|u| Recipient { name: Some(u.name), email: u.email, phone: u.phone }).collect())
+    // A customer order (R4): the customer hears of the approval or the rejection (with its
+    // reason), and the account manager of the approval; both as the ERP reported them.
+    let event = payload["event"].as_str().unwrap_or_default();
+    let mut customer = None;
+    let order_id = payload["order_id"].as_str().filter(|_| matches!(event, "order_approved" | "order_rejected"));
+    let ctx = match order_id {
+        Some(order_id) => orders::latest_context(conn, tenant_id, order_id)?,
+        None => None,
+    };
+    if let Some(c) = ctx.as_ref().map(|c| &c["customer"]).filter(|c| c.is_object()) {
+        if let Some(am) = c["account_manager"].as_str().filter(|_| event == "order_approved") {
+            users.extend(directory::user(conn, tenant_id, am)?.filter(|u| u.name != requester));
+        }
+        // E-mail only: the customer is not texted about internal approvals.
+        customer =
+            c["email"].as_str().map(|email| Recipient { name: None, email: Some(email.to_string()), phone: None });
+    }
+    let mut out: Vec<Recipient> =
+        users.into_iter().map(|u| Recipient { name: Some(u.name), email: u.email, phone: u.phone }).collect();
+    out.extend(customer);
+    Ok(out)
 }
 
 fn approvers_event(payload: &serde_json::Value) -> bool {

@@ -317,6 +317,8 @@ pub fn build_context(
         subtotal_minor: order.subtotal_minor,
         requester,
         cost_center,
+        customer: None,
+        budgets: Vec::new(),
         config: serde_json::Value::Null,
     })
 }
@@ -833,7 +835,26 @@ impl Approvals {
         let counters = self.counters.clone();
         tokio::task::spawn_blocking(move || -> Result<Evaluated, ApprovalError> {
             let (t2, o2) = (tenant_id.clone(), order.clone());
-            let ctx = store.read_blocking(move |c| build_context(c, &t2, &o2, Utc::now()))?;
+            let mut ctx = store.read_blocking(move |c| build_context(c, &t2, &o2, Utc::now()))?;
+            // Connector data first (customer, invoices, budgets); without it, fail closed.
+            if let Err(reason) = runtimes.enrich(&store, &tenant_id, &mut ctx) {
+                counters.step_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(tenant = %tenant_id, order = %order.id, %reason, "order put on hold");
+                let run = serde_json::json!([{"name": "connector", "kind": "connector", "error": reason}]);
+                let outcome = Outcome::Hold { reason };
+                return Ok(Evaluated {
+                    context: serde_json::to_value(&ctx).unwrap_or_default(),
+                    runs: run,
+                    outcome: outcome_name(&outcome),
+                    assessment: machine::Assessment {
+                        subtotal_minor: ctx.subtotal_minor,
+                        adjustments: Vec::new(),
+                        flags: Vec::new(),
+                        stages: Vec::new(),
+                        outcome,
+                    },
+                });
+            }
             let steps = runtimes.steps_for(&store, &tenant_id)?;
             let dir = StoreDirectory { store: &store, tenant_id: tenant_id.clone() };
             let eval = engine::evaluate(&ctx, &steps, &dir);

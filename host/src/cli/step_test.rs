@@ -31,6 +31,9 @@ struct OrderFile {
     /// The cost center, when the order names one.
     #[serde(default)]
     cost_center: Option<CostCenterProfile>,
+    /// The customer as the tenant's ERP connector would report it.
+    #[serde(default)]
+    customer: Option<greenlight_host::domain::step::Customer>,
 }
 
 struct FileDirectory(Option<CostCenterProfile>);
@@ -74,6 +77,8 @@ fn load_context(
         subtotal_minor: subtotal,
         requester,
         cost_center: file.cost_center.clone(),
+        customer: file.customer.clone(),
+        budgets: Vec::new(),
         config: serde_json::Value::Null,
     };
     Ok((ctx, file.cost_center, config))

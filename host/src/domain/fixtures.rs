@@ -36,6 +36,8 @@ pub fn context(input: &OrderInput) -> OrderContext {
             budget_used_minor: 0,
         },
         cost_center: None,
+        customer: None,
+        budgets: Vec::new(),
         config: serde_json::Value::Null,
     }
 }

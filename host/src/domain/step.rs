@@ -120,6 +120,62 @@ pub struct CostCenterProfile {
     pub budget_used_minor: Minor,
 }
 
+/// An unpaid invoice of a customer, from the ERP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invoice {
+    /// Invoice id.
+    pub id: String,
+    /// Amount still open.
+    pub amount_minor: Minor,
+    /// ISO 4217 code.
+    #[serde(default)]
+    pub currency: String,
+    /// Due date, `YYYY-MM-DD`.
+    #[serde(default)]
+    pub due_date: String,
+}
+
+/// The customer an order is placed for, as the tenant's ERP connector reported it before the
+/// steps ran (R4): its profile and its unpaid invoices.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Customer {
+    /// Customer id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// E-mail, for the customer's notifications.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Phone (E.164).
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// Credit limit.
+    #[serde(default)]
+    pub credit_limit_minor: Option<Minor>,
+    /// Currency of the credit limit.
+    #[serde(default)]
+    pub currency: Option<String>,
+    /// User name of the account manager.
+    #[serde(default)]
+    pub account_manager: Option<String>,
+    /// Unpaid invoices.
+    #[serde(default)]
+    pub open_invoices: Vec<Invoice>,
+}
+
+/// A budget the ERP tracks (a cost center's, a budget category's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErpBudget {
+    /// What it is for: a cost center code or a budget category.
+    pub key: String,
+    /// `month`, `quarter` or `year`.
+    pub period: String,
+    /// The limit.
+    pub limit_minor: Minor,
+    /// Spent so far in the period.
+    pub used_minor: Minor,
+}
+
 /// Everything a step may read. Built by the host; steps get nothing else (no clock, no
 /// network), so an evaluation can be replayed exactly from its stored context.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -132,6 +188,13 @@ pub struct OrderContext {
     pub requester: RequesterProfile,
     /// The cost center, when the order names a known one.
     pub cost_center: Option<CostCenterProfile>,
+    /// The customer, from the tenant's ERP connector (scripts read it; plugin API 1.0 has no
+    /// field for it yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<Customer>,
+    /// Budgets from the tenant's ERP connector.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub budgets: Vec<ErpBudget>,
     /// This step's configuration for this tenant (filled per step).
     pub config: serde_json::Value,
 }

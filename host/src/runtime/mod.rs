@@ -417,6 +417,72 @@ impl Runtimes {
 }
 
 impl Runtimes {
+    /// The tenant's connector: its first enabled connector plugin in run order, if any. It
+    /// enriches order contexts and receives approved orders.
+    pub fn connector_of(&self, store: &Store, tenant_id: &str) -> Result<Option<String>, RuntimeError> {
+        let t = tenant_id.to_string();
+        let settings = store.read_blocking(move |c| extensions::settings(c, &t))?;
+        Ok(settings.into_iter().find(|e| e.enabled && e.world == "connector").map(|e| e.name))
+    }
+
+    /// Enriches an order's context from the tenant's connector before the steps run: the
+    /// customer's profile and unpaid invoices (when the order names a customer) and the ERP's
+    /// budgets (when it names a cost center), all from one fresh instance. Blocking. Returns the
+    /// connector used; an error is the reason to hold the order, since deciding without the
+    /// data would fail open.
+    pub fn enrich(&self, store: &Store, tenant_id: &str, ctx: &mut OrderContext) -> Result<Option<String>, String> {
+        let connector = match self.connector_of(store, tenant_id) {
+            Ok(Some(c)) => c,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(format!("the tenant's connector could not be found: {e}")),
+        };
+        let (customer_id, has_cost_center) = (ctx.order.customer_id.clone(), ctx.order.cost_center.is_some());
+        if customer_id.is_none() && !has_cost_center {
+            return Ok(Some(connector));
+        }
+        let (plugin, call) = match self.call_context(store, tenant_id, &connector) {
+            Ok(Some(found)) => found,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(format!("connector '{connector}' could not be loaded: {e}")),
+        };
+        let wit_ctx = wasm::convert::context(ctx);
+        let (result, _stats) = self.wasm.with_connector(&plugin, call, |s, c| {
+            let api = c.greenlight_plugin_connector_api();
+            let customer = match &customer_id {
+                Some(id) => Some((api.call_customer(&mut *s, id)?, api.call_open_invoices(&mut *s, id)?)),
+                None => None,
+            };
+            let budgets = if has_cost_center { Some(api.call_budgets(&mut *s, &wit_ctx)?) } else { None };
+            Ok((customer, budgets))
+        });
+        let why = |what: &str, e: wasm::bindings::types::ConnectorError| {
+            use wasm::bindings::types::ConnectorError as E;
+            let (kind, m) = match e {
+                E::NotFound(m) => ("not found", m),
+                E::Unavailable(m) => ("unavailable", m),
+                E::Rejected(m) => ("refused", m),
+                E::Failed(m) => ("failed", m),
+            };
+            format!("connector '{connector}' could not provide {what} ({kind}): {m}; resubmit when the ERP has it")
+        };
+        let (customer, budgets) = result.map_err(|e| format!("connector '{connector}' {e}"))?;
+        if let Some((profile, invoices)) = customer {
+            let id = customer_id.clone().unwrap_or_default();
+            let profile = profile.map_err(|e| why(&format!("customer {id}"), e))?;
+            let invoices = invoices.map_err(|e| why(&format!("the invoices of customer {id}"), e))?;
+            ctx.customer = Some(wasm::convert::customer(profile, invoices));
+        }
+        if let Some(budgets) = budgets {
+            let code = ctx.order.cost_center.clone().unwrap_or_default();
+            ctx.budgets = budgets
+                .map_err(|e| why(&format!("the budgets of cost center {code}"), e))?
+                .into_iter()
+                .map(wasm::convert::budget)
+                .collect();
+        }
+        Ok(Some(connector))
+    }
+
     /// Sends an approved order to the ERP through a tenant's connector (`export-order`) and
     /// returns the ERP's reference. Blocking. An ERP that is down or slow is temporary and
     /// retried; a refusal, an unknown object or a missing grant is permanent.

@@ -253,6 +253,21 @@ pub fn record_evaluation(
     Ok(())
 }
 
+/// The context of an order's latest evaluation: what the steps saw, connector data included.
+pub fn latest_context(
+    conn: &Connection,
+    tenant_id: &str,
+    order_id: &str,
+) -> Result<Option<serde_json::Value>, StoreError> {
+    let text: Option<String> = conn
+        .prepare_cached(
+            "SELECT context FROM evaluations WHERE tenant_id = ?1 AND order_id = ?2 ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row(params![tenant_id, order_id], |r| r.get(0))
+        .optional()?;
+    text.map(|t| super::from_json("evaluations.context", &t)).transpose()
+}
+
 /// Orders per status for one tenant, or all tenants (for `/metrics`).
 pub fn count_by_status(conn: &Connection) -> Result<Vec<(String, i64)>, StoreError> {
     let mut stmt = conn.prepare("SELECT status, COUNT(*) FROM orders GROUP BY status")?;

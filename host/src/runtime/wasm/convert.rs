@@ -165,3 +165,35 @@ pub fn notification(n: &crate::domain::delivery::Notification) -> wit::Notificat
         data_json: n.data.to_string(),
     }
 }
+
+/// A customer profile and its unpaid invoices, from a connector.
+pub fn customer(p: wit::CustomerProfile, invoices: Vec<wit::OpenInvoice>) -> crate::domain::step::Customer {
+    crate::domain::step::Customer {
+        id: p.id,
+        name: p.name,
+        email: p.email,
+        phone: p.phone,
+        credit_limit_minor: p.credit_limit_minor,
+        currency: p.currency,
+        account_manager: p.account_manager,
+        open_invoices: invoices
+            .into_iter()
+            .map(|i| crate::domain::step::Invoice {
+                id: i.id,
+                amount_minor: i.amount_minor,
+                currency: i.currency,
+                due_date: i.due_date,
+            })
+            .collect(),
+    }
+}
+
+/// A budget, from a connector.
+pub fn budget(b: wit::Budget) -> crate::domain::step::ErpBudget {
+    crate::domain::step::ErpBudget {
+        key: b.key,
+        period: b.period,
+        limit_minor: b.limit_minor,
+        used_minor: b.used_minor,
+    }
+}
