@@ -474,6 +474,11 @@ impl Runtimes {
         }
         if let Some(budgets) = budgets {
             let code = ctx.order.cost_center.clone().unwrap_or_default();
+            // An ERP that tracks no budget for the cost center is not an error.
+            let budgets = match budgets {
+                Err(wasm::bindings::types::ConnectorError::NotFound(_)) => Ok(Vec::new()),
+                other => other,
+            };
             ctx.budgets = budgets
                 .map_err(|e| why(&format!("the budgets of cost center {code}"), e))?
                 .into_iter()
