@@ -247,5 +247,18 @@ fn r4_the_customer_hears_of_the_decision_and_the_account_manager_of_the_approval
         mails.iter().filter(|m| m.header("subject").is_some_and(|s| s.starts_with("Approved"))).collect();
     let to: std::collections::BTreeSet<&str> = approved.iter().filter_map(|m| m.header("to")).collect();
     assert_eq!(to, ["alice@acme.test", "buyer@umbrella.test"].into_iter().collect());
+    // The approval issued the authorization certificate, its hash in the audit chain.
+    let r = fin.get("/v1/authorizations?customer_id=C-300")?;
+    let certs = r.body["authorizations"].as_array().cloned().unwrap_or_default();
+    assert_eq!(certs.len(), 1, "only the approved order has one: {}", r.text);
+    let cert = &certs[0];
+    assert_eq!((cert["order_id"].as_str(), cert["customer_name"].as_str()), (Some(id.as_str()), Some("Umbrella plc")));
+    assert_eq!(cert["total_minor"], 238_000, "200000 plus 19% standard tax");
+    assert_eq!(cert["flags"], json!(["debt-over-threshold"]));
+    let who: Vec<&str> = cert["approvals"].as_array().into_iter().flatten().filter_map(|a| a["by"].as_str()).collect();
+    assert_eq!(who, ["dave", "fin", "frank", "fiona"]);
+    let entry = admin.audit_entry(&id, "authorization_issued")?;
+    assert_eq!(entry["data"]["sha256"], cert["sha256"]);
+    assert_eq!(alice.get("/v1/authorizations")?.status, 403, "a requester does not read certificates");
     Ok(())
 }

@@ -3,11 +3,12 @@
 //!
 //! - [`error`]: the one error type, `AppError: IntoResponse`.
 //! - [`extract`]: caller from the bearer token, JSON bodies, query strings.
-//! - [`orders`], [`delegations`], [`admin`], [`deliveries`], [`audit`]: the handlers.
+//! - [`orders`], [`authorizations`], [`delegations`], [`admin`], [`deliveries`], [`audit`]: the handlers.
 //! - [`metrics`]: Prometheus text at `/metrics`.
 
 pub mod admin;
 pub mod audit;
+pub mod authorizations;
 pub mod delegations;
 pub mod deliveries;
 pub mod error;
@@ -47,7 +48,7 @@ pub struct AppState {
         orders::create, orders::get, orders::edit, orders::submit, orders::decide, orders::withdraw,
         orders::revoke, orders::release, orders::deactivate, orders::reactivate, orders::audit,
         orders::list, orders::inbox,
-        delegations::create, delegations::list, delegations::end,
+        delegations::create, delegations::list, delegations::end, authorizations::list,
         admin::create_user, admin::create_cost_center, admin::extensions, admin::update_extension,
         admin::add_script, admin::settings, deliveries::list, deliveries::retry,
         audit::export, audit::verify,
@@ -147,6 +148,7 @@ pub fn app(approvals: Approvals) -> Router {
         .route("/v1/orders/{id}/reactivate", post(orders::reactivate))
         .route("/v1/orders/{id}/audit", get(orders::audit))
         .route("/v1/inbox", get(orders::inbox))
+        .route("/v1/authorizations", get(authorizations::list))
         .route("/v1/delegations", post(delegations::create).get(delegations::list))
         .route("/v1/delegations/{id}", axum::routing::delete(delegations::end))
         .route("/v1/admin/users", post(admin::create_user))

@@ -17,6 +17,7 @@ pub mod escalation;
 
 use crate::domain::actor::{Actor, Policy, roles};
 use crate::domain::audit::{AuditEntry, VerifyReport, timestamp};
+use crate::domain::authorization::Authorization;
 use crate::domain::machine::{self, Command, Event, Outcome, Transition, TransitionError};
 use crate::domain::money::Minor;
 use crate::domain::order::{InvalidField, Order, OrderInput, OrderPatch, has_float};
@@ -27,7 +28,7 @@ use crate::runtime::{RuntimeError, Runtimes};
 use crate::store::directory::{self, BudgetPeriod, CostCenter, Principal, Tenant, User};
 use crate::store::extensions::{self, ExtensionSetting};
 use crate::store::orders::{self, OrderFilter};
-use crate::store::{Store, StoreError, audit, delegations, outbox};
+use crate::store::{Store, StoreError, audit, authorizations, delegations, outbox};
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
@@ -428,7 +429,31 @@ fn persist(
             });
             outbox::enqueue(conn, tenant_id, Some(&t.order.id), &action, &payload, &ts)?;
         }
+        if matches!(event, Event::OrderApproved { .. }) {
+            issue_authorization(conn, tenant_id, actor, &t.order, at)?;
+        }
     }
+    Ok(())
+}
+
+/// R4: the approval of a customer order issues its authorization certificate, in the approval's
+/// transaction, with the certificate's hash in the audit chain.
+fn issue_authorization(
+    conn: &Connection,
+    tenant_id: &str,
+    actor: &str,
+    order: &Order,
+    at: DateTime<Utc>,
+) -> Result<(), ApprovalError> {
+    if order.input.customer_id.is_none() {
+        return Ok(());
+    }
+    let ctx = orders::latest_context(conn, tenant_id, &order.id)?;
+    let name = ctx.as_ref().and_then(|c| c["customer"]["name"].as_str()).map(str::to_string);
+    let Some(a) = Authorization::issue(uuid::Uuid::now_v7().to_string(), order, name, at) else { return Ok(()) };
+    authorizations::insert(conn, tenant_id, &a)?;
+    let data = serde_json::json!({"authorization": a.id, "customer_id": a.customer_id, "total_minor": a.total_minor, "sha256": a.sha256});
+    audit::append(conn, tenant_id, at, actor, "authorization_issued", Some(&order.id), data)?;
     Ok(())
 }
 
@@ -1074,6 +1099,27 @@ impl Approvals {
                 Ok(found.into_values().collect())
             })
             .await
+    }
+
+    /// Customer authorization certificates (R4), newest first; for the roles that oversee orders.
+    pub async fn authorizations(
+        &self,
+        p: &Principal,
+        customer_id: Option<String>,
+        order_id: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<Authorization>, ApprovalError> {
+        if !sees_all(p) {
+            return Err(ApprovalError::Forbidden(format!(
+                "reading authorization certificates needs one of the roles: {}",
+                OVERSEERS.join(", ")
+            )));
+        }
+        let tenant_id = p.tenant.id.clone();
+        Ok(self
+            .store
+            .read(move |c| authorizations::list(c, &tenant_id, customer_id.as_deref(), order_id.as_deref(), limit))
+            .await?)
     }
 
     /// An order's audit trail, oldest first.

@@ -5,6 +5,7 @@
 //! - [`order`]: orders, lines, statuses, subscriptions, input validation.
 //! - [`plan`]: stages, approvers, quorums, decisions.
 //! - [`step`]: the shapes extensions read and return.
+//! - [`authorization`]: the customer authorization certificate (R4).
 //! - [`delivery`]: notification deliveries, retries with backoff, dead letters.
 //! - [`delegation`]: lending an approver's authority for a time window (R6).
 //! - [`machine`]: `apply(order, command) -> (order', events)` and its transition table.
@@ -12,6 +13,7 @@
 
 pub mod actor;
 pub mod audit;
+pub mod authorization;
 pub mod delegation;
 pub mod delivery;
 #[cfg(test)]

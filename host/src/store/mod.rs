@@ -17,10 +17,12 @@
 //! - [`extensions`]: scripts and per-tenant extension settings.
 //! - [`outbox`]: notifications written in the same transaction as their change.
 //! - [`deliveries`]: outbox events fanned out to channels, attempts, dead letters.
+//! - [`authorizations`]: customer authorization certificates (R4).
 //! - [`delegations`]: who lends their authority to whom, when (R6).
 //! - [`plugins`]: the plugin catalog, installed versions and precompiled artifacts.
 
 pub mod audit;
+pub mod authorizations;
 pub mod delegations;
 pub mod deliveries;
 pub mod directory;

@@ -202,6 +202,18 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE deliveries ADD COLUMN kind TEXT NOT NULL DEFAULT 'notify';
     "#,
+    // 6: customer authorization certificates (R4), issued with the approval of a customer order.
+    r#"
+    CREATE TABLE authorizations (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL REFERENCES tenants(id),
+        order_id TEXT NOT NULL REFERENCES orders(id),
+        customer_id TEXT NOT NULL,
+        doc TEXT NOT NULL
+    );
+    CREATE INDEX authorizations_by_customer ON authorizations (tenant_id, customer_id, id);
+    CREATE INDEX authorizations_by_order ON authorizations (tenant_id, order_id, id);
+    "#,
 ];
 
 /// The schema version this host writes.
