@@ -436,12 +436,13 @@ impl Receiver {
                         Ok(k) => body.extend_from_slice(&chunk[..k]),
                     }
                 }
+                // Recorded before it is answered, so a test sees a request its handler is still on.
                 let request = Received { request_line, headers, body };
+                if let Ok(mut g) = got2.lock() {
+                    g.push(request.clone());
+                }
                 let (status, reply) = handler(n, &request);
                 n += 1;
-                if let Ok(mut g) = got2.lock() {
-                    g.push(request);
-                }
                 let _ = write!(
                     sock,
                     "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",

@@ -262,3 +262,42 @@ fn r4_the_customer_hears_of_the_decision_and_the_account_manager_of_the_approval
     assert_eq!(alice.get("/v1/authorizations")?.status, 403, "a requester does not read certificates");
     Ok(())
 }
+
+#[test]
+fn an_approval_revoked_while_the_erp_books_it_is_not_released_and_is_left_for_an_admin() -> Result<()> {
+    // A slow ERP: it takes every order, after two seconds.
+    let erp = Receiver::serve(0, |_, r: &Received| {
+        if r.request_line.starts_with("POST /api/orders ") {
+            std::thread::sleep(Duration::from_secs(2));
+            (201, json!({"external_id": "SO-7"}).to_string())
+        } else {
+            (404, String::new())
+        }
+    })?;
+    let s = Server::start_with(ARGS)?;
+    let admin = tenant_with_erp(&s, &erp)?;
+    let alice = admin.user("alice", &["requester"], json!({}))?;
+    let id = alice.order(order_body(1, 1_000))?;
+    assert_eq!(alice.submit(&id)?.body["status"], "approved");
+    erp.wait_until(Duration::from_secs(20), "the export to start", |g| !g.is_empty())?;
+    // While the ERP books it, an admin revokes the approval.
+    let r = admin.post(&format!("/v1/orders/{id}/revoke"), json!({"reason": "wrong supplier"}))?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let dead = loop {
+        let r = admin.get("/v1/admin/deliveries?state=dead")?;
+        if let Some(d) = r.body["deliveries"].as_array().and_then(|d| d.first()).cloned() {
+            break d;
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "no dead export: {}", r.text);
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Nothing half-written: no release, no reference, no order_released entry; the delivery says
+    // what happened so an admin can reconcile the ERP.
+    assert!(dead["last_error"].as_str().is_some_and(|e| e.contains("took the order as SO-7")), "{dead}");
+    let order = alice.get(&format!("/v1/orders/{id}"))?.body;
+    assert_eq!(order["status"], "on_hold", "revoked with no stage to re-open: {order}");
+    assert!(order["external_ref"].is_null());
+    assert!(admin.audit_entry(&id, "order_released")?.is_null());
+    Ok(())
+}

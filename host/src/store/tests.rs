@@ -217,3 +217,62 @@ fn tokens_are_stored_hashed() {
     assert_eq!(p.user.name, "alice");
     assert!(s.read_blocking(|c| directory::principal(c, "glt_wrong")).expect("lookup").is_none());
 }
+
+#[test]
+fn deliveries_fan_out_once_retry_and_redrive_but_never_redeliver() {
+    use crate::domain::delivery::{Attempt, DeliveryState, RetryPolicy};
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = store(&dir, 8);
+    let t = tenant(&s);
+    let now = Utc::now();
+    let t2 = t.clone();
+    let outbox_id = s
+        .write_blocking(move |c| {
+            orders::insert(c, &t2, &order("o1"))?;
+            outbox::enqueue(c, &t2, Some("o1"), "order_approved", &serde_json::json!({"event": "order_approved"}), "x")
+        })
+        .expect("enqueued");
+    let t2 = t.clone();
+    let targets = vec![("hook".to_string(), "notify"), ("erp".to_string(), "export")];
+    let made = s.write_blocking(move |c| deliveries::fan_out(c, outbox_id, &t2, &targets, now)).expect("fan out");
+    assert_eq!(made, 2);
+    assert!(s.read_blocking(|c| deliveries::unfanned(c, 10)).expect("read").is_empty(), "fanned out once");
+    // Fanning the same event out again creates nothing new.
+    let t2 = t.clone();
+    let again = vec![("hook".to_string(), "notify")];
+    assert_eq!(s.write_blocking(move |c| deliveries::fan_out(c, outbox_id, &t2, &again, now)).expect("again"), 0);
+    let due = s.read_blocking(move |c| deliveries::due(c, now, 10)).expect("due");
+    assert_eq!(due.len(), 2);
+    // A failed attempt moves the next one into the future; a delivered one is never due again.
+    let policy = RetryPolicy::default();
+    let (failed, ok) = (due[0].clone(), due[1].clone());
+    let retry = policy.after(0, Attempt::Temporary("503".into()), now, 500);
+    let done = policy.after(0, Attempt::Delivered, now, 500);
+    s.write_blocking(move |c| {
+        deliveries::record(c, &failed.id, &retry, now)?;
+        deliveries::record(c, &ok.id, &done, now)
+    })
+    .expect("recorded");
+    assert!(s.read_blocking(move |c| deliveries::due(c, now, 10)).expect("due").is_empty());
+    let later = now + chrono::Duration::hours(2);
+    assert_eq!(s.read_blocking(move |c| deliveries::due(c, later, 10)).expect("due").len(), 1);
+    // Re-drive: the retrying one is due now with fresh attempts; the delivered one cannot be.
+    let (t2, id_failed, id_ok) = (t.clone(), due[0].id.clone(), due[1].id.clone());
+    let (a, b) = s
+        .write_blocking(move |c| -> Result<(bool, bool), StoreError> {
+            Ok((deliveries::redrive(c, &t2, &id_failed, now)?, deliveries::redrive(c, &t2, &id_ok, now)?))
+        })
+        .expect("redrive");
+    assert_eq!((a, b), (true, false));
+    let t2 = t.clone();
+    let listed = s
+        .read_blocking(move |c| {
+            deliveries::list(c, &t2, deliveries::Listing::State(DeliveryState::Delivered), 10, None)
+        })
+        .expect("list");
+    assert_eq!(listed.len(), 1);
+    // Another tenant sees none of them.
+    let other = s.write_blocking(|c| directory::create_tenant(c, "globex").map(|t| t.id)).expect("tenant");
+    let id = due[0].id.clone();
+    assert!(s.read_blocking(move |c| deliveries::get(c, &other, &id)).expect("get").is_none());
+}
