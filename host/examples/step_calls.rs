@@ -174,4 +174,37 @@ fn main() {
         host_rhai.0 / raw_rhai.0
     );
     println!("({n} calls each, 5-line order, plugin and script: spend-limit)");
+    let row = |name: &str, what: &str, host: (f64, f64), raw: (f64, f64), baseline: &str, goal: &str, met: bool| {
+        serde_json::json!({
+            "row": name, "what": what, "median": (host.0 * 10.0).round() / 10.0, "p99": (host.1 * 10.0).round() / 10.0,
+            "figure": (host.0 * 10.0).round() / 10.0, "unit": "µs",
+            "baseline": baseline, "baseline_value": (raw.0 * 10.0).round() / 10.0,
+            "ratio": (host.0 / raw.0 * 100.0).round() / 100.0, "goal": goal, "met": met,
+        })
+    };
+    let wasm_met = host_wasm.0 / raw_wasm.0 <= 1.2 && host_wasm.0 <= 30.0;
+    println!(
+        "BENCH {}",
+        row(
+            "WASM step call",
+            "one evaluate through the host, fresh instance",
+            host_wasm,
+            raw_wasm,
+            "raw wasmtime, same component and order, fresh instance from InstancePre",
+            "<= 1.2x raw; median <= 30 µs",
+            wasm_met
+        )
+    );
+    println!(
+        "BENCH {}",
+        row(
+            "Rhai step call",
+            "one evaluate through the host",
+            host_rhai,
+            raw_rhai,
+            "raw rhai call_fn on the compiled AST",
+            "<= 1.2x raw",
+            host_rhai.0 / raw_rhai.0 <= 1.2
+        )
+    );
 }

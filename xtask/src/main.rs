@@ -248,19 +248,85 @@ fn run_counting_tests(cmd: &mut Command) -> Result<(u64, u64)> {
     Ok((passed, failed))
 }
 
+/// The benchmarks, each a release-mode example that prints one `BENCH {json}` line per row.
+const BENCHES: [(&str, &str); 3] = [
+    ("step_calls", "step calls: through the host vs raw wasmtime and raw rhai"),
+    ("durable_submits", "durable submits: group commit vs one fsync per change vs raw inserts"),
+    ("audit_verify", "audit verify: the stored chain vs sha256 over the same bytes"),
+];
+
+/// `cargo xtask bench [--quick]`: runs every benchmark in release mode, prints one table of
+/// figures beside their same-run baselines, and writes the rows to `target/bench/results.json`.
 fn bench(args: &[String]) -> Result<()> {
+    let quick = args.iter().any(|a| a == "--quick");
     let plugin_dir = plugins()?;
-    run(
-        "durable submits: group commit vs one fsync per change",
-        cargo().args(["run", "--release", "-p", "greenlight-host", "--example", "durable_submits", "--"]).args(args),
-    )?;
-    run(
-        "step calls: through the host vs raw wasmtime and raw rhai",
-        cargo()
-            .args(["run", "--release", "-p", "greenlight-host", "--example", "step_calls", "--"])
+    let started = std::time::Instant::now();
+    let mut rows: Vec<serde_json::Value> = Vec::new();
+    for (example, what) in BENCHES {
+        eprintln!("==> {what}");
+        let out = cargo()
+            .args(["run", "--quiet", "--release", "-p", "greenlight-host", "--example", example, "--"])
             .args(args)
-            .env("GREENLIGHT_PLUGINS", &plugin_dir),
-    )
+            .env("GREENLIGHT_PLUGINS", &plugin_dir)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .with_context(|| format!("running the {example} benchmark"))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        for line in text.lines() {
+            match line.strip_prefix("BENCH ") {
+                Some(json) => {
+                    rows.push(serde_json::from_str(json).with_context(|| format!("{example}: bad BENCH line {json}"))?)
+                }
+                None => eprintln!("    {line}"),
+            }
+        }
+        if !out.status.success() {
+            bail!("the {example} benchmark failed ({})", out.status);
+        }
+    }
+    let cell = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "-".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    println!("\n| row | what | figure | p99 | baseline (same run) | baseline figure | ratio | goal | met |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for r in &rows {
+        let unit = r["unit"].as_str().unwrap_or("");
+        println!(
+            "| {} | {} | {} {unit} | {} | {} | {} {unit} | {}x | {} | {} |",
+            cell(&r["row"]),
+            cell(&r["what"]),
+            cell(&r["figure"]),
+            r.get("p99").map(|p| format!("{} {unit}", cell(p))).unwrap_or_else(|| "-".into()),
+            cell(&r["baseline"]),
+            cell(&r["baseline_value"]),
+            cell(&r["ratio"]),
+            cell(&r["goal"]),
+            match r["met"].as_bool() {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "-",
+            },
+        );
+    }
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let results = serde_json::json!({
+        "quick": quick,
+        "cores": cores,
+        "seconds": started.elapsed().as_secs(),
+        "rows": rows,
+    });
+    let dir = target_dir().join("bench");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(&results)?)?;
+    println!(
+        "\n{} rows in {} s on {cores} cores; written to {}",
+        rows.len(),
+        started.elapsed().as_secs(),
+        dir.join("results.json").display()
+    );
+    Ok(())
 }
 
 fn main() -> Result<()> {
