@@ -45,6 +45,19 @@ pub fn with_config(mut ctx: OrderContext, config: serde_json::Value) -> OrderCon
     ctx
 }
 
+/// The context with the order on cost center `code`, managed by `manager`, no budget: what the
+/// host passes for an order on a known cost center.
+pub fn on_cost_center(mut ctx: OrderContext, code: &str, manager: &str) -> OrderContext {
+    ctx.order.cost_center = Some(code.into());
+    ctx.cost_center = Some(CostCenterProfile {
+        code: code.into(),
+        manager: manager.into(),
+        budget_minor: None,
+        budget_used_minor: 0,
+    });
+    ctx
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -334,6 +334,22 @@ pub fn order_body(quantity: i64, unit_price_minor: i64) -> Value {
     json!({"currency": "EUR", "lines": [{"sku": "SKU-1", "description": "widget", "quantity": quantity, "unit_price_minor": unit_price_minor}]})
 }
 
+/// `serve` arguments for delivery tests: loopback receivers allowed, retries after 100 ms then
+/// 200 ms (capped at 1 s), `max_attempts` attempts in all, a dispatcher round every 50 ms.
+pub fn fast_delivery(max_attempts: &'static str) -> Vec<&'static str> {
+    vec![
+        "--allow-private-network",
+        "--delivery-backoff-ms",
+        "100",
+        "--delivery-max-delay-secs",
+        "1",
+        "--delivery-max-attempts",
+        max_attempts,
+        "--dispatch-interval-ms",
+        "50",
+    ]
+}
+
 /// One request a [`Receiver`] got.
 #[derive(Debug, Clone)]
 pub struct Received {

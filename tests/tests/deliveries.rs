@@ -10,20 +10,12 @@ use sha2::Sha256;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-const SECRET: &str = "a-shared-secret-for-tests";
+/// Fast retries so the tests need not wait: 3 attempts in all.
+fn fast() -> Vec<&'static str> {
+    greenlight_tests::fast_delivery("3")
+}
 
-/// Fast retries so the tests need not wait: 100 ms, then 200 ms; 3 attempts in all.
-const FAST: &[&str] = &[
-    "--allow-private-network",
-    "--delivery-backoff-ms",
-    "100",
-    "--delivery-max-delay-secs",
-    "1",
-    "--delivery-max-attempts",
-    "3",
-    "--dispatch-interval-ms",
-    "50",
-];
+const SECRET: &str = "a-shared-secret-for-tests";
 
 /// A tenant whose admin enabled the webhook channel towards `origin`.
 fn tenant_with_webhook(s: &Server, origin: &str) -> Result<Client> {
@@ -58,7 +50,7 @@ fn events(got: &[Received]) -> Vec<String> {
 #[test]
 fn the_webhook_gets_each_event_signed_with_a_delivery_id() -> Result<()> {
     let hook = Receiver::start(|_| 204, Duration::ZERO)?;
-    let s = Server::start_with(FAST)?;
+    let s = Server::start_with(&fast())?;
     let admin = tenant_with_webhook(&s, &hook.origin)?;
     let alice = admin.user("alice", &["requester"], json!({"email": "alice@example.com"}))?;
     let id = alice.order(order_body(1, 1_000))?;
@@ -97,7 +89,7 @@ fn the_webhook_gets_each_event_signed_with_a_delivery_id() -> Result<()> {
 fn temporary_failures_are_retried_with_the_same_delivery_id() -> Result<()> {
     // The receiver fails the first two attempts with 503, then accepts.
     let hook = Receiver::start(|n| if n < 2 { 503 } else { 200 }, Duration::ZERO)?;
-    let s = Server::start_with(FAST)?;
+    let s = Server::start_with(&fast())?;
     let admin = tenant_with_webhook(&s, &hook.origin)?;
     let r = admin.put(
         "/v1/admin/extensions/notify-webhook",
@@ -121,7 +113,7 @@ fn a_dead_channel_ends_in_dead_letters_that_an_admin_redrives() -> Result<()> {
     // A receiver that is down: the port is free, nothing listens.
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let origin = format!("http://127.0.0.1:{port}");
-    let s = Server::start_with(FAST)?;
+    let s = Server::start_with(&fast())?;
     let admin = tenant_with_webhook(&s, &origin)?;
     let alice = admin.user("alice", &["requester"], json!({}))?;
     let id = alice.order(order_body(1, 1_000))?;
@@ -173,7 +165,7 @@ fn a_dead_channel_ends_in_dead_letters_that_an_admin_redrives() -> Result<()> {
 fn kill9_during_a_burst_of_deliveries_loses_none() -> Result<()> {
     // A slow receiver (30 ms per request), so the kill lands in the middle of the burst.
     let hook = Receiver::start(|_| 200, Duration::from_millis(30))?;
-    let mut s = Server::start_with(FAST)?;
+    let mut s = Server::start_with(&fast())?;
     let admin = tenant_with_webhook(&s, &hook.origin)?;
     let alice = admin.user("alice", &["requester"], json!({}))?;
     let mut orders = Vec::new();
@@ -188,7 +180,7 @@ fn kill9_during_a_burst_of_deliveries_loses_none() -> Result<()> {
     assert!(before < 60, "the burst finished before the kill ({before}); the test proves nothing");
     let db = s.db.clone();
     let dir = s.take_dir();
-    let s2 = Server::on_with(&db, FAST)?;
+    let s2 = Server::on_with(&db, &fast())?;
     let got = hook.wait_until(Duration::from_secs(60), "every event after the restart", |g| {
         let pairs: BTreeSet<(String, String)> = g
             .iter()
@@ -225,7 +217,7 @@ fn kill9_during_a_burst_of_deliveries_loses_none() -> Result<()> {
 fn email_goes_through_the_hosts_smtp_relay_to_a_real_smtp_server() -> Result<()> {
     let smtp = SmtpSink::start()?;
     let relay = smtp.url();
-    let mut args = FAST.to_vec();
+    let mut args = fast();
     args.extend(["--smtp-relay", relay.as_str(), "--mail-from", "approvals@acme.test"]);
     let s = Server::start_with(&args)?;
     s.install_plugin("notify-email")?;
@@ -268,7 +260,7 @@ fn email_goes_through_the_hosts_smtp_relay_to_a_real_smtp_server() -> Result<()>
 fn mail_without_the_tenants_grant_is_denied_and_dead() -> Result<()> {
     let smtp = SmtpSink::start()?;
     let relay = smtp.url();
-    let mut args = FAST.to_vec();
+    let mut args = fast();
     args.extend(["--smtp-relay", relay.as_str()]);
     let s = Server::start_with(&args)?;
     s.install_plugin("notify-email")?;
@@ -310,7 +302,7 @@ fn sms_goes_to_the_providers_api_with_the_operators_credentials() -> Result<()> 
         ),
     )?;
     let secrets = secrets.to_string_lossy().to_string();
-    let mut args = FAST.to_vec();
+    let mut args = fast();
     args.extend(["--secrets", secrets.as_str()]);
     let s = Server::start_with(&args)?;
     s.install_plugin("notify-sms")?;

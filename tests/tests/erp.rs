@@ -9,17 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-const ARGS: &[&str] = &[
-    "--allow-private-network",
-    "--delivery-backoff-ms",
-    "100",
-    "--delivery-max-delay-secs",
-    "1",
-    "--delivery-max-attempts",
-    "4",
-    "--dispatch-interval-ms",
-    "50",
-];
+/// Fast retries so the tests need not wait: 4 attempts in all.
+fn args() -> Vec<&'static str> {
+    greenlight_tests::fast_delivery("4")
+}
 
 /// The ERP: the first export times out (it answers after the host's 5-second limit), the second
 /// gets a 500, then orders are taken as SO-1001, SO-1002, ...; orders for vendor BAD-VENDOR are
@@ -88,7 +81,7 @@ fn wait_status(c: &greenlight_tests::Client, id: &str, status: &str, secs: u64) 
 #[test]
 fn an_approved_order_is_released_to_the_erp_through_timeouts_and_500s() -> Result<()> {
     let erp = erp()?;
-    let s = Server::start_with(ARGS)?;
+    let s = Server::start_with(&args())?;
     let admin = tenant_with_erp(&s, &erp)?;
     let alice = admin.user("alice", &["requester"], json!({}))?;
     let id = alice.order(order_body(3, 2_500))?;
@@ -120,7 +113,7 @@ fn an_approved_order_is_released_to_the_erp_through_timeouts_and_500s() -> Resul
 #[test]
 fn an_order_the_erp_refuses_stays_approved_and_its_export_is_dead() -> Result<()> {
     let erp = erp()?;
-    let s = Server::start_with(ARGS)?;
+    let s = Server::start_with(&args())?;
     let admin = tenant_with_erp(&s, &erp)?;
     let alice = admin.user("alice", &["requester"], json!({}))?;
     let mut body = order_body(1, 1_000);
@@ -149,7 +142,7 @@ fn an_order_the_erp_refuses_stays_approved_and_its_export_is_dead() -> Result<()
 #[test]
 fn r4_the_customer_comes_from_the_erp_and_is_stored_with_the_evaluation() -> Result<()> {
     let erp = erp()?;
-    let s = Server::start_with(ARGS)?;
+    let s = Server::start_with(&args())?;
     let admin = tenant_with_erp(&s, &erp)?;
     admin.enable_shipped("customer-authorization", 40)?;
     let alice = admin.user("alice", &["requester"], json!({}))?;
@@ -189,7 +182,7 @@ fn r4_the_customer_hears_of_the_decision_and_the_account_manager_of_the_approval
     let smtp = greenlight_tests::SmtpSink::start()?;
     let sms = Receiver::start(|_| 201, Duration::ZERO)?;
     let relay = smtp.url();
-    let mut args = ARGS.to_vec();
+    let mut args = args();
     args.extend(["--smtp-relay", relay.as_str()]);
     let s = Server::start_with(&args)?;
     let admin = tenant_with_erp(&s, &erp)?;
@@ -274,7 +267,7 @@ fn an_approval_revoked_while_the_erp_books_it_is_not_released_and_is_left_for_an
             (404, String::new())
         }
     })?;
-    let s = Server::start_with(ARGS)?;
+    let s = Server::start_with(&args())?;
     let admin = tenant_with_erp(&s, &erp)?;
     let alice = admin.user("alice", &["requester"], json!({}))?;
     let id = alice.order(order_body(1, 1_000))?;

@@ -34,10 +34,7 @@ pub async fn list(
     Caller(p): Caller,
     Params(q): Params<AuthorizationsQuery>,
 ) -> Result<Json<Authorizations>, AppError> {
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(AppError::invalid("limit", "limit: must be 1 to 200"));
-    }
+    let limit = super::extract::page_limit(q.limit)?;
     let authorizations = s.approvals.authorizations(&p, q.customer_id, q.order_id, limit).await?;
     Ok(Json(Authorizations { authorizations }))
 }

@@ -44,10 +44,7 @@ pub async fn list(
             AppError::invalid("state", format!("state: '{other}' is not one of failed, dead, pending, delivered"))
         })?),
     };
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(AppError::invalid("limit", "limit: must be 1 to 200"));
-    }
+    let limit = super::extract::page_limit(q.limit)?;
     let deliveries = s.approvals.deliveries(&p, which, limit, q.cursor).await?;
     let next_cursor = (deliveries.len() == limit).then(|| deliveries.last().map(|d| d.id.clone())).flatten();
     Ok(Json(DeliveryPage { deliveries, next_cursor }))

@@ -109,3 +109,9 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Params<
             .map_err(|e| AppError::invalid("query", format!("bad query parameter: {}", e.body_text())))
     }
 }
+
+/// The page size of a list endpoint: 50 by default, 1 to 200, else a 422 naming `limit`.
+pub fn page_limit(limit: Option<usize>) -> Result<usize, AppError> {
+    let limit = limit.unwrap_or(50);
+    if (1..=200).contains(&limit) { Ok(limit) } else { Err(AppError::invalid("limit", "limit: must be 1 to 200")) }
+}

@@ -273,10 +273,7 @@ pub async fn list(
         .map(str::parse::<OrderStatus>)
         .transpose()
         .map_err(|m| AppError::invalid("status", format!("status: {m}")))?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(AppError::invalid("limit", "limit: must be 1 to 200"));
-    }
+    let limit = super::extract::page_limit(q.limit)?;
     let filter = OrderFilter {
         status,
         cost_center: q.cost_center,

@@ -431,15 +431,16 @@ impl Runtimes {
     /// connector used; an error is the reason to hold the order, since deciding without the
     /// data would fail open.
     pub fn enrich(&self, store: &Store, tenant_id: &str, ctx: &mut OrderContext) -> Result<Option<String>, String> {
+        // Orders with neither a customer nor a cost center need nothing: no lookup at all.
+        let (customer_id, has_cost_center) = (ctx.order.customer_id.clone(), ctx.order.cost_center.is_some());
+        if customer_id.is_none() && !has_cost_center {
+            return Ok(None);
+        }
         let connector = match self.connector_of(store, tenant_id) {
             Ok(Some(c)) => c,
             Ok(None) => return Ok(None),
             Err(e) => return Err(format!("the tenant's connector could not be found: {e}")),
         };
-        let (customer_id, has_cost_center) = (ctx.order.customer_id.clone(), ctx.order.cost_center.is_some());
-        if customer_id.is_none() && !has_cost_center {
-            return Ok(Some(connector));
-        }
         let (plugin, call) = match self.call_context(store, tenant_id, &connector) {
             Ok(Some(found)) => found,
             Ok(None) => return Ok(None),

@@ -36,15 +36,8 @@ mod tests {
     use super::*;
     use greenlight_plugin_api::testing::{context, with_config};
 
-    fn on_cost_center(mut ctx: OrderContext) -> OrderContext {
-        ctx.order.cost_center = Some("CC-1".into());
-        ctx.cost_center = Some(CostCenterProfile {
-            code: "CC-1".into(),
-            manager: "bob".into(),
-            budget_minor: None,
-            budget_used_minor: 0,
-        });
-        ctx
+    fn on_cost_center(ctx: OrderContext) -> OrderContext {
+        greenlight_plugin_api::testing::on_cost_center(ctx, "CC-1", "bob")
     }
 
     #[test]

@@ -70,14 +70,7 @@ mod tests {
 
     fn subscription(mut ctx: OrderContext) -> OrderContext {
         ctx.order.recurrence = Some("P1M".into());
-        ctx.order.cost_center = Some("CC-1".into());
-        ctx.cost_center = Some(CostCenterProfile {
-            code: "CC-1".into(),
-            manager: "bob".into(),
-            budget_minor: None,
-            budget_used_minor: 0,
-        });
-        ctx
+        greenlight_plugin_api::testing::on_cost_center(ctx, "CC-1", "bob")
     }
 
     #[test]
