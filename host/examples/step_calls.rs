@@ -12,7 +12,7 @@
 
 use greenlight_host::domain::order::{Line, OrderInput};
 use greenlight_host::domain::step::{ContextOrder, OrderContext, RequesterProfile};
-use greenlight_host::runtime::wasm::bindings::{self, host, types};
+use greenlight_host::runtime::wasm::bindings::{self, host, records, types};
 use greenlight_host::runtime::{RuntimeOptions, Runtimes};
 use greenlight_host::store::{Store, StoreOptions, directory, extensions};
 use std::path::Path;
@@ -69,6 +69,17 @@ impl WasiView for RawState {
     }
 }
 impl types::Host for RawState {}
+impl records::Host for RawState {
+    fn customer(&mut self) -> wasmtime::Result<Option<types::CustomerProfile>> {
+        Ok(None)
+    }
+    fn open_invoices(&mut self) -> wasmtime::Result<Vec<types::OpenInvoice>> {
+        Ok(Vec::new())
+    }
+    fn budgets(&mut self) -> wasmtime::Result<Vec<types::Budget>> {
+        Ok(Vec::new())
+    }
+}
 impl host::Host for RawState {
     fn log(&mut self, _: host::Level, _: String) -> wasmtime::Result<()> {
         Ok(())
@@ -138,7 +149,7 @@ fn main() {
         s.set_fuel(u64::MAX / 2).unwrap();
         s.set_epoch_deadline(1_000_000);
         let p = pre.instantiate(&mut s).unwrap();
-        p.greenlight_plugin_step().call_evaluate(&mut s, &wit_ctx).unwrap().unwrap();
+        p.greenlight_plugin1_1_0_step().call_evaluate(&mut s, &wit_ctx).unwrap().unwrap();
     });
 
     // Rhai: host step vs raw call_fn.

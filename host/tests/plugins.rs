@@ -181,17 +181,17 @@ fn imports_the_host_does_not_provide_are_refused_by_name() {
     let fx = fixture();
     let rt = runtimes(|_| {});
     let err = rt.install(&fx.store, &manifest("tp-future")).expect_err("newer API");
-    assert!(err.to_string().contains("greenlight:plugin/host@1.1.0"), "{err}");
+    assert!(err.to_string().contains("greenlight:plugin/host@1.2.0"), "{err}");
     // A connector component posing as an approval step: it imports http, which steps may not.
     let dir = tempfile::tempdir().expect("tmp");
     std::fs::copy(plugins().join("tp-fetch/tp_fetch.wasm"), dir.path().join("tp_fetch.wasm")).expect("copy");
     std::fs::write(
         dir.path().join("manifest.toml"),
-        "name = \"posing\"\nversion = \"1.0.0\"\nworld = \"approval-step\"\napi = \"1.0.0\"\ncomponent = \"tp_fetch.wasm\"\n",
+        "name = \"posing\"\nversion = \"1.0.0\"\nworld = \"approval-step\"\napi = \"1.1.0\"\ncomponent = \"tp_fetch.wasm\"\n",
     )
     .expect("manifest");
     let err = rt.install(&fx.store, &dir.path().join("manifest.toml")).expect_err("http in a step");
-    assert!(err.to_string().contains("greenlight:plugin/http@1.0.0"), "{err}");
+    assert!(err.to_string().contains("greenlight:plugin/http@1.1.0"), "{err}");
 }
 
 #[test]
@@ -228,7 +228,7 @@ fn a_new_version_swaps_in_while_calls_in_flight_keep_the_old_one() {
     std::fs::copy(plugins().join("large-order/large_order.wasm"), dir.path().join("v2.wasm")).expect("copy");
     std::fs::write(
         dir.path().join("manifest.toml"),
-        "name = \"tp-counter\"\nversion = \"2.0.0\"\nworld = \"approval-step\"\napi = \"1.0.0\"\ncomponent = \"v2.wasm\"\n",
+        "name = \"tp-counter\"\nversion = \"2.0.0\"\nworld = \"approval-step\"\napi = \"1.1.0\"\ncomponent = \"v2.wasm\"\n",
     )
     .expect("manifest");
     let v2 = rt.install(&fx.store, &dir.path().join("manifest.toml")).expect("v2");
@@ -285,9 +285,7 @@ fn fetch_plugin(fx: &Fixture, rt: &Runtimes, port: u16) {
 
 fn customer(rt: &Runtimes, fx: &Fixture) -> Result<String, StepError> {
     let (plugin, call) = rt.call_context(&fx.store, &fx.tenant, "tp-fetch").expect("context").expect("enabled");
-    let (result, _) = rt
-        .wasm
-        .with_connector(&plugin, call, |store, c| c.greenlight_plugin_connector_api().call_customer(store, "c-42"));
+    let (result, _) = rt.wasm.with_connector(&plugin, call, |store, c| c.customer(store, "c-42"));
     match result? {
         Ok(profile) => Ok(profile.name),
         Err(e) => Err(StepError::Failed(format!("{e:?}"))),
@@ -411,4 +409,97 @@ fn wasm_step(rt: &Runtimes, fx: &Fixture, config: &serde_json::Value) -> Configu
 fn an_oversized_result_is_refused_with_its_own_reason() {
     let err = failure_of("tp-flood", |_| {});
     assert!(matches!(&err, StepError::Oversized(m) if m.contains("5000 stages")), "{err:?}");
+}
+
+#[test]
+fn a_step_built_for_api_1_0_runs_on_this_1_1_host() {
+    let fx = fixture();
+    let rt = runtimes(|_| {});
+    rt.install(&fx.store, &manifest("tp-v1-step")).expect("a 1.0.0 component installs");
+    enable(&fx, "tp-v1-step", serde_json::json!({"role": "compliance"}), None);
+    let (loaded, _) = rt.call_context(&fx.store, &fx.tenant, "tp-v1-step").expect("context").expect("enabled");
+    assert_eq!(loaded.api, "1.0.0");
+    let out = run_one(&rt, &fx).expect("the 1.0 step runs");
+    assert_eq!(out.stages.len(), 1);
+    assert_eq!(out.stages[0].key, "v1-review");
+    assert!(out.stages[0].reason.contains("o-1"), "{}", out.stages[0].reason);
+    assert_eq!(out.flags[0].code, "built-for-api-1-0");
+    // Its manifest must say what it is built for: a 1.0 component claiming 1.1 is refused.
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::copy(plugins().join("tp-v1-step/tp_v1_step.wasm"), dir.path().join("c.wasm")).expect("copy");
+    std::fs::write(
+        dir.path().join("manifest.toml"),
+        "name = \"claims-more\"\nversion = \"1.0.0\"\nworld = \"approval-step\"\napi = \"1.1.0\"\ncomponent = \"c.wasm\"\n",
+    )
+    .expect("manifest");
+    let err = rt.install(&fx.store, &dir.path().join("manifest.toml")).expect_err("api mismatch");
+    assert!(err.to_string().contains("set api = \"1.0.0\""), "{err}");
+}
+
+#[test]
+fn a_connector_built_for_api_1_0_answers_but_cannot_update_credit() {
+    let fx = fixture();
+    let rt = runtimes(|_| {});
+    rt.install(&fx.store, &manifest("tp-v1-connector")).expect("install");
+    enable(&fx, "tp-v1-connector", serde_json::json!({}), None);
+    let (plugin, call) = rt.call_context(&fx.store, &fx.tenant, "tp-v1-connector").expect("context").expect("enabled");
+    assert_eq!(plugin.api, "1.0.0");
+    let (result, _) = rt.wasm.with_connector(&plugin, call, |s, c| c.customer(s, "C-1"));
+    assert_eq!(result.expect("runs").expect("known").name, "Acme (API 1.0)");
+    // Enrichment works through it as through a 1.1 connector.
+    let mut c = ctx();
+    c.order.customer_id = Some("C-1".into());
+    assert_eq!(rt.enrich(&fx.store, &fx.tenant, &mut c).expect("enriched").as_deref(), Some("tp-v1-connector"));
+    assert_eq!(c.customer.as_ref().map(|c| c.credit_limit_minor), Some(Some(100_000)));
+    let exported = rt.export(&fx.store, &fx.tenant, "tp-v1-connector", &c).expect("exported");
+    assert_eq!(exported, "V1-o-1");
+    // 1.0 has no credit update: permanent, and the message says how to get one.
+    let update = greenlight_host::domain::credit::CreditUpdate {
+        customer_id: "C-1".into(),
+        order_id: "o-1".into(),
+        amount_minor: 1_500_000,
+        currency: "EUR".into(),
+        idempotency_key: "k-1".into(),
+    };
+    match rt.update_credit(&fx.store, &fx.tenant, "tp-v1-connector", &update) {
+        Err(greenlight_host::domain::delivery::Attempt::Permanent(m)) => {
+            assert!(m.contains("plugin API 1.0.0") && m.contains("rebuild it against greenlight-plugin-api 1.1"), "{m}")
+        }
+        other => panic!("expected a permanent failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_1_1_step_reads_the_connectors_records_of_the_order() {
+    let fx = fixture();
+    let rt = runtimes(|_| {});
+    rt.install(&fx.store, &manifest("customer-credit")).expect("install");
+    enable(&fx, "customer-credit", serde_json::json!({}), None);
+    let steps = rt.steps_for(&fx.store, &fx.tenant).expect("steps");
+    let mut c = ctx();
+    c.config = steps[0].config.clone();
+    c.order.customer_id = Some("C-1".into());
+    // Without records (no connector), nothing to check.
+    assert!(steps[0].step.evaluate(&c).expect("runs").stages.is_empty());
+    c.customer = Some(greenlight_host::domain::step::Customer {
+        id: "C-1".into(),
+        name: "Acme".into(),
+        email: None,
+        phone: None,
+        credit_limit_minor: Some(2_000_000),
+        currency: Some("EUR".into()),
+        account_manager: None,
+        open_invoices: vec![greenlight_host::domain::step::Invoice {
+            id: "INV-1".into(),
+            amount_minor: 600_000,
+            currency: "EUR".into(),
+            due_date: "2026-12-01".into(),
+        }],
+    });
+    // 2,000,000 limit - 600,000 unpaid = 1,400,000 available < 1,500,000 ordered.
+    let out = steps[0].step.evaluate(&c).expect("runs");
+    assert_eq!(out.stages.len(), 1, "{out:?}");
+    assert!(out.stages[0].reason.contains("available credit of 1400000"), "{}", out.stages[0].reason);
+    c.customer.as_mut().expect("customer").open_invoices.clear();
+    assert!(steps[0].step.evaluate(&c).expect("runs").stages.is_empty());
 }

@@ -2,7 +2,7 @@
 //! (native unit tests) logging goes to stderr and the configuration is empty.
 
 #[cfg(target_arch = "wasm32")]
-use crate::__bindings::greenlight::plugin::host as wit;
+use crate::__bindings::greenlight::plugin1_1_0::host as wit;
 
 #[cfg(target_arch = "wasm32")]
 fn log(level: wit::Level, message: &str) {

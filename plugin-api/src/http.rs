@@ -1,12 +1,12 @@
 //! Outbound HTTP through the host (connectors and notifiers). The host only lets requests reach
 //! origins your manifest declares and the tenant allows, and adds any secret headers itself.
 
-pub use crate::__bindings::greenlight::plugin::http::{HttpError, Request, Response};
+pub use crate::__bindings::greenlight::plugin1_1_0::http::{HttpError, Request, Response};
 
 /// Sends a request through the host.
 pub fn send(request: &Request) -> Result<Response, HttpError> {
     #[cfg(target_arch = "wasm32")]
-    return crate::__bindings::greenlight::plugin::http::send(request);
+    return crate::__bindings::greenlight::plugin1_1_0::http::send(request);
     #[cfg(not(target_arch = "wasm32"))]
     Err(HttpError::Failed(format!("no host to send {} {} through outside WebAssembly", request.method, request.url)))
 }

@@ -1,14 +1,16 @@
-//! # Greenlight plugin SDK (plugin API 1.0)
+//! # Greenlight plugin SDK (plugin API 1.1)
 //!
 //! Write an approval step, a connector or a notifier in Rust, build it for `wasm32-wasip2`, and
 //! the Greenlight host runs it sandboxed. The contract is the WIT package
-//! `greenlight:plugin@1.0.0` in `wit/`; this crate keeps the generated bindings private and
-//! gives you:
+//! `greenlight:plugin@1.1.0` in `wit/` (1.0.0, the released version before it, is frozen in
+//! `wit/deps/`; hosts speaking 1.1 run plugins built for either); this crate keeps the generated
+//! bindings private and gives you:
 //!
 //! - the data types ([`OrderContext`], [`StepOutput`], [`Stage`], ...), with small builders;
 //! - one trait per world — [`ApprovalStep`], [`Connector`], [`Notifier`] — and its export macro
 //!   ([`export_step!`], `export_connector!`, `export_notifier!`);
-//! - [`host`]: logging and configuration; `http` and `mail` for the worlds that may use them;
+//! - [`host`]: logging and configuration; `records` (the connector's customer, invoices and
+//!   budgets) for approval steps; `http` and `mail` for the worlds that may use them;
 //! - [`template`]: `{name}` placeholders and event filters for notification channels;
 //! - helpers so the plugin's logic is unit-tested natively with `cargo test` ([`testing`]).
 //!
@@ -79,14 +81,16 @@ pub mod host;
 pub mod http;
 #[cfg(feature = "notifier")]
 pub mod mail;
+#[cfg(feature = "step")]
+pub mod records;
 pub mod template;
 pub mod testing;
 
-pub use __bindings::greenlight::plugin::types::*;
+pub use __bindings::greenlight::plugin1_1_0::types::*;
 pub use serde_json;
 
 /// The plugin-API version this SDK implements.
-pub const API_VERSION: &str = "1.0.0";
+pub const API_VERSION: &str = "1.1.0";
 
 /// An approval step: decides what an order needs. Must be deterministic.
 #[cfg(feature = "step")]
@@ -116,6 +120,13 @@ pub trait Connector {
     fn export_order(ctx: OrderContext) -> Result<ExportResult, ConnectorError> {
         Err(ConnectorError::Failed(format!("this connector cannot export order {}", ctx.order.id)))
     }
+    /// Commits an approved customer order against the customer's credit line and returns the
+    /// line after it; `Ok(None)` (the default) when the ERP keeps no credit line this way. Must
+    /// be idempotent on `update.idempotency_key`: the host retries. Since API 1.1.
+    fn update_credit(update: CreditUpdate) -> Result<Option<CreditLine>, ConnectorError> {
+        let _ = update;
+        Ok(None)
+    }
 }
 
 /// A notification channel.
@@ -141,7 +152,7 @@ macro_rules! export_step {
     ($t:ty) => {
         #[doc(hidden)]
         pub struct __GreenlightExport;
-        impl $crate::__bindings::exports::greenlight::plugin::step::Guest for __GreenlightExport {
+        impl $crate::__bindings::exports::greenlight::plugin1_1_0::step::Guest for __GreenlightExport {
             fn evaluate(ctx: $crate::OrderContext) -> ::core::result::Result<$crate::StepOutput, $crate::StepError> {
                 $crate::__install_panic_hook();
                 <$t as $crate::ApprovalStep>::evaluate(ctx)
@@ -160,7 +171,7 @@ macro_rules! export_connector {
     ($t:ty) => {
         #[doc(hidden)]
         pub struct __GreenlightExport;
-        impl $crate::__bindings::exports::greenlight::plugin::connector_api::Guest for __GreenlightExport {
+        impl $crate::__bindings::exports::greenlight::plugin1_1_0::connector_api::Guest for __GreenlightExport {
             fn customer(id: String) -> ::core::result::Result<$crate::CustomerProfile, $crate::ConnectorError> {
                 $crate::__install_panic_hook();
                 <$t as $crate::Connector>::customer(id)
@@ -177,6 +188,12 @@ macro_rules! export_connector {
                 $crate::__install_panic_hook();
                 <$t as $crate::Connector>::export_order(ctx)
             }
+            fn update_credit(
+                update: $crate::CreditUpdate,
+            ) -> ::core::result::Result<::core::option::Option<$crate::CreditLine>, $crate::ConnectorError> {
+                $crate::__install_panic_hook();
+                <$t as $crate::Connector>::update_credit(update)
+            }
         }
         // Component exports exist only in WebAssembly; native builds (unit tests) skip them.
         #[cfg(target_arch = "wasm32")]
@@ -191,7 +208,7 @@ macro_rules! export_notifier {
     ($t:ty) => {
         #[doc(hidden)]
         pub struct __GreenlightExport;
-        impl $crate::__bindings::exports::greenlight::plugin::notifier_api::Guest for __GreenlightExport {
+        impl $crate::__bindings::exports::greenlight::plugin1_1_0::notifier_api::Guest for __GreenlightExport {
             fn deliver(n: $crate::Notification) -> ::core::result::Result<(), $crate::NotifyError> {
                 $crate::__install_panic_hook();
                 <$t as $crate::Notifier>::deliver(n)

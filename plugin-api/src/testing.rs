@@ -58,6 +58,31 @@ pub fn on_cost_center(mut ctx: OrderContext, code: &str, manager: &str) -> Order
     ctx
 }
 
+/// Sets what [`crate::records`] returns on this thread, for native tests of steps that read the
+/// connector's data (each test runs on its own thread, so tests do not see each other's).
+#[cfg(all(feature = "step", not(target_arch = "wasm32")))]
+pub fn with_records(records: crate::records::Records) {
+    crate::records::native::set(records);
+}
+
+/// A customer profile with a credit limit in EUR, for [`with_records`].
+pub fn customer(id: &str, credit_limit_minor: Option<i64>) -> CustomerProfile {
+    CustomerProfile {
+        id: id.into(),
+        name: format!("Customer {id}"),
+        email: None,
+        phone: None,
+        credit_limit_minor,
+        currency: Some("EUR".into()),
+        account_manager: None,
+    }
+}
+
+/// An unpaid EUR invoice, for [`with_records`].
+pub fn invoice(id: &str, amount_minor: i64) -> OpenInvoice {
+    OpenInvoice { id: id.into(), amount_minor, currency: "EUR".into(), due_date: "2026-12-31".into() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +98,22 @@ mod tests {
         assert_eq!(ctx.config_i64("threshold_minor"), Some(7));
         assert_eq!(ctx.config_strings("names"), vec!["a".to_string()]);
         assert_eq!(ctx.subtotal_minor, 100);
+    }
+
+    #[cfg(feature = "step")]
+    #[test]
+    fn records_set_by_a_test_are_what_a_step_reads() {
+        assert!(crate::records::customer().is_none());
+        with_records(crate::records::Records {
+            customer: Some(customer("c-1", Some(10_000))),
+            open_invoices: vec![
+                invoice("i-1", 700),
+                invoice("i-2", 300),
+                OpenInvoice { currency: "USD".into(), ..invoice("i-3", 5) },
+            ],
+            budgets: Vec::new(),
+        });
+        assert_eq!(crate::records::customer().and_then(|c| c.credit_limit_minor), Some(10_000));
+        assert_eq!(crate::records::open_debt_minor("EUR"), 1_000);
     }
 }

@@ -45,6 +45,12 @@ fn erp() -> Result<Receiver> {
             let inv =
                 json!([{"id": "ERP-INV-9", "amount_minor": 150_000, "currency": "EUR", "due_date": "2026-10-31"}]);
             (200, inv.to_string())
+        } else if r.request_line.starts_with("POST /api/customers/C-300/credit ") {
+            // The customer's credit line after booking the order on top of the open invoice.
+            let amount = r.json()["amount_minor"].as_i64().unwrap_or_default();
+            let line =
+                json!({"credit_limit_minor": 1_000_000, "credit_used_minor": 150_000 + amount, "currency": "EUR"});
+            (200, line.to_string())
         } else if r.request_line.starts_with("GET /api/customers/C-503") {
             (503, json!({"error": "maintenance"}).to_string())
         } else {
@@ -164,6 +170,21 @@ fn r4_the_customer_comes_from_the_erp_and_is_stored_with_the_evaluation() -> Res
     let context: serde_json::Value = serde_json::from_str(&context)?;
     assert_eq!(context["customer"]["name"], "Umbrella plc");
     assert_eq!(context["customer"]["open_invoices"][0]["id"], "ERP-INV-9");
+    // A WASM step reads the same records (plugin API 1.1): C-300 has 1,000,000 credit and
+    // 150,000 unpaid, so an order of 900,000 goes to finance's credit review.
+    s.install_plugin("customer-credit")?;
+    let r = admin.put("/v1/admin/extensions/customer-credit", json!({"enabled": true, "position": 45}))?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let mut body = order_body(1, 900_000);
+    body["customer_id"] = json!("C-300");
+    let big = alice.order(body)?;
+    let r = alice.submit(&big)?;
+    let flags: Vec<&str> =
+        r.body["flags"].as_array().into_iter().flatten().filter_map(|f| f["code"].as_str()).collect();
+    assert!(flags.contains(&"customer-credit-exceeded"), "{}", r.text);
+    let review = r.body["plan"]["stages"].as_array().into_iter().flatten().find(|st| st["key"] == "credit-review");
+    let review = review.ok_or_else(|| anyhow::anyhow!("no credit review stage: {}", r.text))?;
+    assert!(review["reason"].as_str().is_some_and(|m| m.contains("available credit of 850000")), "{review}");
     // A customer the ERP does not know, or an ERP that is down: the order is held, never approved.
     for (customer, why) in [("C-404", "customer C-404 (not found)"), ("C-503", "customer C-503 (unavailable)")] {
         let mut body = order_body(1, 1_000);
@@ -253,6 +274,38 @@ fn r4_the_customer_hears_of_the_decision_and_the_account_manager_of_the_approval
     let entry = admin.audit_entry(&id, "authorization_issued")?;
     assert_eq!(entry["data"]["sha256"], cert["sha256"]);
     assert_eq!(alice.get("/v1/authorizations")?.status, 403, "a requester does not read certificates");
+    // And the ERP books the order against the customer's credit line, keyed by the delivery's
+    // id: a retry (this ERP may be busy past the host's time limit with the slow export) carries
+    // the same key. The line the ERP reports is in the audit chain.
+    let credit = erp.wait_until(Duration::from_secs(30), "the credit update", |g| {
+        g.iter().any(|r| r.request_line.starts_with("POST /api/customers/C-300/credit "))
+    })?;
+    let credit: Vec<_> =
+        credit.into_iter().filter(|r| r.request_line.starts_with("POST /api/customers/C-300/credit ")).collect();
+    let keys: std::collections::BTreeSet<Option<&str>> = credit.iter().map(|r| r.header("idempotency-key")).collect();
+    assert_eq!(keys.len(), 1, "every attempt of the one credit update has one key: {keys:?}");
+    assert_eq!(credit[0].json()["amount_minor"], 238_000);
+    assert_eq!(credit[0].json()["order_id"], json!(id));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while admin.audit(&id)?.iter().all(|e| e["action"] != "customer_credit_updated") {
+        anyhow::ensure!(std::time::Instant::now() < deadline, "the credit update was never recorded");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let entry = admin.audit_entry(&id, "customer_credit_updated")?;
+    assert_eq!(entry["actor"], "greenlight:release");
+    assert_eq!(entry["data"]["credit_line"]["credit_used_minor"], 388_000);
+    let key = credit[0].header("idempotency-key").map(str::to_string);
+    assert_eq!(key.as_deref(), entry["data"]["delivery"].as_str(), "the delivery id is the idempotency key");
+    // A delivery of its own beside the export (which this ERP makes retry): kind `credit`.
+    let delivered = admin.get("/v1/admin/deliveries?state=delivered")?.body;
+    let credits: Vec<&str> = delivered["deliveries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|d| d["order_id"] == json!(id) && d["kind"] == "credit" && d["channel"] == "erp-rest")
+        .filter_map(|d| d["id"].as_str())
+        .collect();
+    assert_eq!(credits, [key.as_deref().unwrap_or_default()], "{delivered}");
     Ok(())
 }
 

@@ -7,6 +7,7 @@
 
 use super::{ApprovalError, Approvals, build_context, persist, require_role};
 use crate::domain::actor::roles;
+use crate::domain::credit::CreditUpdate;
 use crate::domain::delivery::{Attempt, DeliveryState};
 use crate::domain::delivery::{Notification, OrderSummary, Recipient, RetryPolicy};
 use crate::domain::machine::{self, Command, RELEASER};
@@ -26,6 +27,9 @@ use std::time::Duration;
 const KIND_NOTIFY: &str = "notify";
 /// A delivery that exports an approved order through a connector plugin (release).
 const KIND_EXPORT: &str = "export";
+/// A delivery that books an approved customer order against the customer's credit line in the
+/// ERP, through the connector (R4).
+const KIND_CREDIT: &str = "credit";
 
 /// Outbox events fanned out per round.
 const FAN_OUT_BATCH: usize = 200;
@@ -126,7 +130,7 @@ impl Approvals {
                     // Per tenant: its notifiers, and its first connector (in run order), which
                     // receives approved orders.
                     let mut channels: BTreeMap<String, (Vec<String>, Option<String>)> = BTreeMap::new();
-                    for (outbox_id, tenant_id, event) in &events {
+                    for deliveries::Unfanned { outbox_id, tenant_id, event, order_id } in &events {
                         if !channels.contains_key(tenant_id) {
                             let enabled: Vec<_> =
                                 extensions::settings(c, tenant_id)?.into_iter().filter(|e| e.enabled).collect();
@@ -138,8 +142,15 @@ impl Approvals {
                         let Some((notifiers, connector)) = channels.get(tenant_id) else { continue };
                         let mut targets: Vec<(String, &str)> =
                             notifiers.iter().map(|n| (n.clone(), KIND_NOTIFY)).collect();
-                        if event == "order_approved" {
-                            targets.extend(connector.iter().map(|c| (c.clone(), KIND_EXPORT)));
+                        if let (Some(connector), "order_approved") = (connector, event.as_str()) {
+                            targets.push((connector.clone(), KIND_EXPORT));
+                            let order = match order_id {
+                                Some(id) => orders::load(c, tenant_id, id)?,
+                                None => None,
+                            };
+                            if order.is_some_and(|o| o.input.customer_id.is_some()) {
+                                targets.push((connector.clone(), KIND_CREDIT));
+                            }
                         }
                         deliveries::fan_out(c, *outbox_id, tenant_id, &targets, now)?;
                     }
@@ -164,6 +175,9 @@ impl Approvals {
     async fn attempt(&self, d: Delivery, policy: RetryPolicy) -> Result<(), ApprovalError> {
         if d.kind == KIND_EXPORT {
             return self.export(d, policy).await;
+        }
+        if d.kind == KIND_CREDIT {
+            return self.update_credit(d, policy).await;
         }
         let (tenant_id, payload) = (d.tenant_id.clone(), d.payload.clone());
         let recipients = self.store.read(move |c| recipients(c, &tenant_id, &payload)).await?;
@@ -244,6 +258,80 @@ impl Approvals {
                             "the ERP took the order as {external_ref}, but it could not be released here: {why}"
                         ));
                     }
+                }
+                deliveries::record(c, &d.id, &outcome, at)?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// R4: books an approved customer order against the customer's credit line in the ERP. The
+    /// delivery id is the idempotency key, the same on every retry. Once the ERP has booked it,
+    /// the delivered mark and a `customer_credit_updated` audit entry (with the line the ERP
+    /// reported) commit together. An order revoked before the update is not booked.
+    async fn update_credit(&self, d: Delivery, policy: RetryPolicy) -> Result<(), ApprovalError> {
+        let (tenant_id, order_id) = (d.tenant_id.clone(), d.order_id.clone().unwrap_or_default());
+        let order = self.store.read(move |c| orders::load(c, &tenant_id, &order_id)).await?;
+        let update = match order {
+            Some(o) if matches!(o.status, OrderStatus::Approved | OrderStatus::Released) => {
+                match o.input.customer_id.clone() {
+                    Some(customer_id) => Ok(CreditUpdate {
+                        customer_id,
+                        order_id: o.id.clone(),
+                        amount_minor: o.total_minor(),
+                        currency: o.input.currency.to_string(),
+                        idempotency_key: d.id.clone(),
+                    }),
+                    None => Err(Attempt::Permanent("the order names no customer; there is no credit to book".into())),
+                }
+            }
+            Some(o) => Err(Attempt::Permanent(format!(
+                "the order is {} now, no longer approved: its credit was not booked",
+                o.status.as_str()
+            ))),
+            None => Err(Attempt::Permanent("the order no longer exists".into())),
+        };
+        let answer = match update {
+            Ok(update) => {
+                let (store, runtimes) = (self.store.clone(), self.runtimes.clone());
+                let (tenant_id, connector) = (d.tenant_id.clone(), d.channel.clone());
+                let u = update.clone();
+                tokio::task::spawn_blocking(move || runtimes.update_credit(&store, &tenant_id, &connector, &u))
+                    .await
+                    .unwrap_or_else(|e| Err(Attempt::Temporary(format!("the credit update task failed: {e}"))))
+                    .map(|line| (update, line))
+            }
+            Err(a) => Err(a),
+        };
+        let (booked, attempt) = match answer {
+            Ok(booked) => (Some(booked), Attempt::Delivered),
+            Err(a) => (None, a),
+        };
+        let outcome = policy.after(d.attempts, attempt, Utc::now(), fastrand::u32(0..=1000));
+        if let Some(e) = &outcome.error {
+            tracing::warn!(delivery = %d.id, connector = %d.channel, state = outcome.state.as_str(), error = %e, "credit update attempt failed");
+        }
+        self.store
+            .write(move |c| -> Result<(), ApprovalError> {
+                let at = Utc::now();
+                if let Some((update, line)) = booked {
+                    let data = serde_json::json!({
+                        "customer_id": update.customer_id,
+                        "amount_minor": update.amount_minor,
+                        "currency": update.currency,
+                        "connector": d.channel,
+                        "delivery": d.id,
+                        "credit_line": line,
+                    });
+                    audit::append(
+                        c,
+                        &d.tenant_id,
+                        at,
+                        RELEASER,
+                        "customer_credit_updated",
+                        Some(&update.order_id),
+                        data,
+                    )?;
                 }
                 deliveries::record(c, &d.id, &outcome, at)?;
                 Ok(())

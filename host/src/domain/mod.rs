@@ -6,6 +6,7 @@
 //! - [`plan`]: stages, approvers, quorums, decisions.
 //! - [`step`]: the shapes extensions read and return.
 //! - [`authorization`]: the customer authorization certificate (R4).
+//! - [`credit`]: the customer's credit line, updated in the ERP on approval (R4).
 //! - [`delivery`]: notification deliveries, retries with backoff, dead letters.
 //! - [`delegation`]: lending an approver's authority for a time window (R6).
 //! - [`machine`]: `apply(order, command) -> (order', events)` and its transition table.
@@ -14,6 +15,7 @@
 pub mod actor;
 pub mod audit;
 pub mod authorization;
+pub mod credit;
 pub mod delegation;
 pub mod delivery;
 #[cfg(test)]

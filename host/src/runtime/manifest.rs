@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The plugin-API version this host speaks.
-pub const API_VERSION: (u64, u64, u64) = (1, 0, 0);
+pub const API_VERSION: (u64, u64, u64) = (1, 1, 0);
 
 /// What went wrong with a manifest.
 #[derive(Debug, thiserror::Error)]
@@ -391,10 +391,18 @@ description = "Roles"
 
     #[test]
     fn a_newer_or_other_major_api_is_refused_with_a_clear_message() {
-        for api in ["2.0.0", "1.1.0", "0.9.0"] {
+        for api in ["2.0.0", "1.2.0", "0.9.0"] {
             let text = GOOD.replace("api = \"1.0.0\"", &format!("api = \"{api}\""));
             let err = Manifest::parse(&text, "m.toml").expect_err(api);
-            assert!(err.to_string().contains(api) && err.to_string().contains("speaks 1.0.0"), "{err}");
+            assert!(err.to_string().contains(api) && err.to_string().contains("speaks 1.1.0"), "{err}");
+        }
+    }
+
+    #[test]
+    fn every_released_minor_of_this_major_is_accepted() {
+        for api in ["1.0.0", "1.1.0"] {
+            let text = GOOD.replace("api = \"1.0.0\"", &format!("api = \"{api}\""));
+            assert!(Manifest::parse(&text, "m.toml").is_ok(), "{api}");
         }
     }
 

@@ -16,6 +16,7 @@ pub mod native;
 pub mod rhai;
 pub mod wasm;
 
+use crate::domain::credit::{CreditLine, CreditUpdate};
 use crate::domain::delivery::{Attempt, Notification};
 use crate::domain::step::OrderContext;
 use crate::engine::{ConfiguredStep, Step, StepError, StepKind};
@@ -384,6 +385,7 @@ impl Runtimes {
                 config_json: config.to_string(),
                 http,
                 mail,
+                records: wasm::records::Records::default(),
             },
         )))
     }
@@ -448,12 +450,11 @@ impl Runtimes {
         };
         let wit_ctx = wasm::convert::context(ctx);
         let (result, _stats) = self.wasm.with_connector(&plugin, call, |s, c| {
-            let api = c.greenlight_plugin_connector_api();
             let customer = match &customer_id {
-                Some(id) => Some((api.call_customer(&mut *s, id)?, api.call_open_invoices(&mut *s, id)?)),
+                Some(id) => Some((c.customer(&mut *s, id)?, c.open_invoices(&mut *s, id)?)),
                 None => None,
             };
-            let budgets = if has_cost_center { Some(api.call_budgets(&mut *s, &wit_ctx)?) } else { None };
+            let budgets = if has_cost_center { Some(c.budgets(&mut *s, &wit_ctx)?) } else { None };
             Ok((customer, budgets))
         });
         let why = |what: &str, e: wasm::bindings::types::ConnectorError| {
@@ -509,9 +510,7 @@ impl Runtimes {
             Err(e) => return Err(Attempt::Temporary(format!("connector '{connector}' could not be loaded: {e}"))),
         };
         let wit_ctx = wasm::convert::context(ctx);
-        let (result, _stats) = self
-            .wasm
-            .with_connector(&plugin, call, |s, c| c.greenlight_plugin_connector_api().call_export_order(s, &wit_ctx));
+        let (result, _stats) = self.wasm.with_connector(&plugin, call, |s, c| c.export_order(s, &wit_ctx));
         use wasm::bindings::types::ConnectorError as E;
         match result {
             Ok(Ok(r)) if !r.external_id.trim().is_empty() && r.external_id.len() <= 200 => Ok(r.external_id),
@@ -522,6 +521,48 @@ impl Runtimes {
             Ok(Err(E::Unavailable(m))) => Err(Attempt::Temporary(format!("the ERP is unavailable: {m}"))),
             Ok(Err(E::NotFound(m) | E::Rejected(m) | E::Failed(m))) => {
                 Err(Attempt::Permanent(format!("the ERP refused the order: {m}")))
+            }
+            Err(e @ StepError::Denied(_)) => Err(Attempt::Permanent(format!("connector '{connector}' {e}"))),
+            Err(e) => Err(Attempt::Temporary(format!("connector '{connector}' {e}"))),
+        }
+    }
+}
+
+impl Runtimes {
+    /// Books an approved customer order against the customer's credit line in the ERP through a
+    /// tenant's connector (`update-credit`, API 1.1) and returns the line after it; `None` when
+    /// the ERP keeps no credit line for the customer. Blocking. Like an export: an ERP that is
+    /// down is temporary; a refusal, a missing grant or a connector built for API 1.0 (which has
+    /// no such call) is permanent.
+    pub fn update_credit(
+        &self,
+        store: &Store,
+        tenant_id: &str,
+        connector: &str,
+        update: &CreditUpdate,
+    ) -> Result<Option<CreditLine>, Attempt> {
+        let (plugin, call) = match self.call_context(store, tenant_id, connector) {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                return Err(Attempt::Permanent(format!(
+                    "connector '{connector}' is not enabled for this tenant any more; enable it and re-drive"
+                )));
+            }
+            Err(e) => return Err(Attempt::Temporary(format!("connector '{connector}' could not be loaded: {e}"))),
+        };
+        let api = plugin.api.clone();
+        let wit_update = wasm::convert::credit_update(update);
+        let (result, _stats) =
+            self.wasm.with_connector(&plugin, call, |s, c| c.update_credit(s, &wit_update).transpose());
+        use wasm::bindings::types::ConnectorError as E;
+        match result {
+            Ok(None) => Err(Attempt::Permanent(format!(
+                "connector '{connector}' implements plugin API {api}, which has no credit update: rebuild it against greenlight-plugin-api 1.1 and re-drive"
+            ))),
+            Ok(Some(Ok(line))) => Ok(line.map(wasm::convert::credit_line)),
+            Ok(Some(Err(E::Unavailable(m)))) => Err(Attempt::Temporary(format!("the ERP is unavailable: {m}"))),
+            Ok(Some(Err(E::NotFound(m) | E::Rejected(m) | E::Failed(m)))) => {
+                Err(Attempt::Permanent(format!("the ERP refused the credit update: {m}")))
             }
             Err(e @ StepError::Denied(_)) => Err(Attempt::Permanent(format!("connector '{connector}' {e}"))),
             Err(e) => Err(Attempt::Temporary(format!("connector '{connector}' {e}"))),

@@ -15,9 +15,11 @@ use serde::Serialize;
 pub struct Delivery {
     /// Delivery id; the same on every attempt, for the receiver to de-duplicate on.
     pub id: String,
-    /// The notification channel (a notifier plugin's name), or the connector of an export.
+    /// The notification channel (a notifier plugin's name), or the connector of an export or
+    /// credit update.
     pub channel: String,
-    /// `notify` (a notification) or `export` (an approved order sent to the ERP).
+    /// `notify` (a notification), `export` (an approved order sent to the ERP) or `credit` (an
+    /// approved customer order booked against the customer's credit line in the ERP, R4).
     pub kind: String,
     /// The event: `order_submitted`, `stage_opened`, ...
     pub event: String,
@@ -76,16 +78,32 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<Delivery, StoreError>> {
 }
 
 /// Outbox events not yet fanned out (id, tenant, event), oldest first.
-pub fn unfanned(conn: &Connection, limit: usize) -> Result<Vec<(i64, String, String)>, StoreError> {
-    let mut stmt =
-        conn.prepare_cached("SELECT id, tenant_id, event FROM outbox WHERE state = 'pending' ORDER BY id LIMIT ?1")?;
-    let rows = stmt.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+pub fn unfanned(conn: &Connection, limit: usize) -> Result<Vec<Unfanned>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, tenant_id, event, order_id FROM outbox WHERE state = 'pending' ORDER BY id LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([limit as i64], |r| {
+        Ok(Unfanned { outbox_id: r.get(0)?, tenant_id: r.get(1)?, event: r.get(2)?, order_id: r.get(3)? })
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// An outbox event not yet fanned out to its channels.
+#[derive(Debug, Clone)]
+pub struct Unfanned {
+    /// The outbox row.
+    pub outbox_id: i64,
+    /// Its tenant.
+    pub tenant_id: String,
+    /// What happened, e.g. `order_approved`.
+    pub event: String,
+    /// The order it is about, if any.
+    pub order_id: Option<String>,
 }
 
 /// Creates one delivery per (channel, kind) for an outbox event (each with a fresh id) and
 /// marks the event fanned out. An event with no channel is simply marked. Idempotent per
-/// (event, channel).
+/// (event, channel, kind).
 pub fn fan_out(
     conn: &Connection,
     outbox_id: i64,

@@ -214,6 +214,31 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX authorizations_by_customer ON authorizations (tenant_id, customer_id, id);
     CREATE INDEX authorizations_by_order ON authorizations (tenant_id, order_id, id);
     "#,
+    // 7: one event may reach one connector twice, as two kinds of delivery (the export of an
+    // approved order and the customer's credit update, R4): unique per (event, channel, kind).
+    // SQLite cannot change a table's constraint, so the table is rebuilt with its rows.
+    r#"
+    CREATE TABLE deliveries_v7 (
+        id TEXT PRIMARY KEY,
+        outbox_id INTEGER NOT NULL REFERENCES outbox(id),
+        tenant_id TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        last_error TEXT,
+        created_at TEXT NOT NULL,
+        delivered_at TEXT,
+        kind TEXT NOT NULL DEFAULT 'notify',
+        UNIQUE (outbox_id, channel, kind)
+    );
+    INSERT INTO deliveries_v7 (id, outbox_id, tenant_id, channel, state, attempts, next_attempt_at, last_error, created_at, delivered_at, kind)
+        SELECT id, outbox_id, tenant_id, channel, state, attempts, next_attempt_at, last_error, created_at, delivered_at, kind FROM deliveries;
+    DROP TABLE deliveries;
+    ALTER TABLE deliveries_v7 RENAME TO deliveries;
+    CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at);
+    CREATE INDEX deliveries_by_tenant ON deliveries (tenant_id, state, id);
+    "#,
 ];
 
 /// The schema version this host writes.

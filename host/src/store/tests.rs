@@ -219,6 +219,28 @@ fn tokens_are_stored_hashed() {
 }
 
 #[test]
+fn one_connector_gets_an_export_and_a_credit_update_of_one_event() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = store(&dir, 8);
+    let t = tenant(&s);
+    let t2 = t.clone();
+    let outbox_id = s
+        .write_blocking(move |c| {
+            orders::insert(c, &t2, &order("o1"))?;
+            outbox::enqueue(c, &t2, Some("o1"), "order_approved", &serde_json::json!({"event": "order_approved"}), "x")
+        })
+        .expect("enqueued");
+    let targets = vec![("erp".to_string(), "export"), ("erp".to_string(), "credit")];
+    let twice = targets.clone();
+    let now = Utc::now();
+    let t2 = t.clone();
+    let made = s.write_blocking(move |c| deliveries::fan_out(c, outbox_id, &t2, &targets, now)).expect("fan out");
+    assert_eq!(made, 2, "one per kind");
+    let again = s.write_blocking(move |c| deliveries::fan_out(c, outbox_id, &t, &twice, now)).expect("again");
+    assert_eq!(again, 0, "and each only once");
+}
+
+#[test]
 fn deliveries_fan_out_once_retry_and_redrive_but_never_redeliver() {
     use crate::domain::delivery::{Attempt, DeliveryState, RetryPolicy};
     let dir = tempfile::tempdir().expect("tmp");

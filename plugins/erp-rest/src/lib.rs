@@ -7,6 +7,7 @@
 //! | open invoices | `GET {base}/customers/{id}/invoices?status=open` | 200 `[{id, amount_minor, currency, due_date}]` |
 //! | budgets | `GET {base}/budgets?cost_center={code}` | 200 `[{key, period, limit_minor, used_minor}]` |
 //! | export | `POST {base}/orders`, `Idempotency-Key: {order id}` | 200/201 `{external_id, message?}` |
+//! | credit | `POST {base}/customers/{id}/credit`, `Idempotency-Key: {key}` | 200/201 `{credit_limit_minor, credit_used_minor, currency?}`; 204: no credit line |
 //!
 //! 404 is "not found"; 408, 429, 5xx and no answer are "unavailable" (the host retries an
 //! export with backoff); any other status is "rejected".
@@ -161,6 +162,48 @@ impl Connector for ErpRest {
             .ok_or_else(|| ConnectorError::Failed(format!("the ERP took order {id} but sent no `external_id`")))?;
         Ok(ExportResult { external_id, message: text(&v, "message") })
     }
+
+    fn update_credit(update: CreditUpdate) -> Result<Option<CreditLine>, ConnectorError> {
+        let id = update.customer_id.clone();
+        let what = format!("the credit update of customer {id} for order {}", update.order_id);
+        let body =
+            json!({"order_id": update.order_id, "amount_minor": update.amount_minor, "currency": update.currency});
+        let request = http::Request {
+            method: "POST".into(),
+            url: format!("{}/customers/{}/credit", base()?, encode(&id)),
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                ("idempotency-key".into(), update.idempotency_key.clone()),
+            ],
+            body: Some(body.to_string().into_bytes()),
+        };
+        let resp = http::send(&request).map_err(|e| match e {
+            http::HttpError::Denied(m) => {
+                ConnectorError::Rejected(format!("the host refused the ERP's origin ({m}); grant it"))
+            }
+            other => ConnectorError::Unavailable(format!("the ERP could not be reached for {what}: {other:?}")),
+        })?;
+        classify(resp.status, &what)?;
+        if resp.status == 204 {
+            return Ok(None);
+        }
+        let v: Value = serde_json::from_slice(&resp.body).map_err(|e| {
+            ConnectorError::Failed(format!("the ERP's answer for {what} is not the JSON the contract says: {e}"))
+        })?;
+        credit_line_from(&v, &update.currency).map(Some)
+    }
+}
+
+/// The credit line from the contract's JSON; the currency defaults to the update's.
+pub fn credit_line_from(v: &Value, currency: &str) -> Result<CreditLine, ConnectorError> {
+    let int = |key: &str| {
+        v[key].as_i64().ok_or_else(|| ConnectorError::Failed(format!("the credit line has no integer `{key}`")))
+    };
+    Ok(CreditLine {
+        credit_limit_minor: int("credit_limit_minor")?,
+        credit_used_minor: int("credit_used_minor")?,
+        currency: text(v, "currency").unwrap_or_else(|| currency.to_string()),
+    })
 }
 
 export_connector!(ErpRest);
@@ -188,6 +231,14 @@ mod tests {
             ("Acme", Some(500000), Some("+4930123"))
         );
         assert!(customer_from(&json!({"id": "C-1"}), "C-1").is_err());
+    }
+
+    #[test]
+    fn credit_lines_need_integer_amounts() {
+        let line =
+            credit_line_from(&json!({"credit_limit_minor": 500000, "credit_used_minor": 7500}), "EUR").expect("valid");
+        assert_eq!((line.credit_limit_minor, line.credit_used_minor, line.currency.as_str()), (500000, 7500, "EUR"));
+        assert!(credit_line_from(&json!({"credit_limit_minor": 500000, "credit_used_minor": 1.5}), "EUR").is_err());
     }
 
     #[test]

@@ -197,3 +197,23 @@ pub fn budget(b: wit::Budget) -> crate::domain::step::ErpBudget {
         used_minor: b.used_minor,
     }
 }
+
+/// A credit update in WIT form.
+pub fn credit_update(u: &crate::domain::credit::CreditUpdate) -> wit::CreditUpdate {
+    wit::CreditUpdate {
+        customer_id: u.customer_id.clone(),
+        order_id: u.order_id.clone(),
+        amount_minor: u.amount_minor,
+        currency: u.currency.clone(),
+        idempotency_key: u.idempotency_key.clone(),
+    }
+}
+
+/// A credit line, from a connector.
+pub fn credit_line(l: wit::CreditLine) -> crate::domain::credit::CreditLine {
+    crate::domain::credit::CreditLine {
+        credit_limit_minor: l.credit_limit_minor,
+        credit_used_minor: l.credit_used_minor,
+        currency: l.currency,
+    }
+}

@@ -15,14 +15,18 @@
 //! - Failures are classified: deadline, fuel, memory limit, guest panic, bad output, denied
 //!   capability.
 //!
-//! One host file per WIT interface: [`host`], [`http`], [`mail`]; [`convert`] maps WIT types to
-//! the domain; [`bindings`] holds the generated code.
+//! - Components built against plugin API 1.0.0 keep running: the host reads the version of the
+//!   interface a component exports and binds it with the frozen 1.0.0 bindings.
+//!
+//! One host file per WIT interface: [`host`], [`http`], [`mail`], [`records`]; [`convert`] maps
+//! WIT types to the domain; [`bindings`] holds the generated code.
 
 pub mod bindings;
 pub mod convert;
 pub mod host;
 pub mod http;
 pub mod mail;
+pub mod records;
 
 use crate::domain::step::{OrderContext, StepOutput};
 use crate::engine::{Step, StepError, StepKind};
@@ -123,6 +127,8 @@ pub struct CallContext {
     pub http: Option<http::HttpGrant>,
     /// The mail relay, if granted.
     pub mail: Option<Arc<dyn mail::MailRelay>>,
+    /// The connector's records of the order (approval steps).
+    pub records: records::Records,
 }
 
 /// Memory limiter that remembers the peak and fails with a typed error.
@@ -202,12 +208,80 @@ impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
     }
 }
 
-/// The pre-instantiated form of a component, by world.
+/// The pre-instantiated form of a component, by world and by the plugin-API minor version it
+/// was built against (1.0 components keep running on this 1.1 host).
 #[derive(Clone)]
 enum Pre {
     Step(bindings::step::ApprovalStepPre<PluginState>),
+    StepV1_0(bindings::v1_0::step::ApprovalStepPre<PluginState>),
     Connector(bindings::connector::ConnectorPre<PluginState>),
+    ConnectorV1_0(bindings::v1_0::connector::ConnectorPre<PluginState>),
     Notifier(bindings::notifier::NotifierPre<PluginState>),
+    NotifierV1_0(bindings::v1_0::notifier::NotifierPre<PluginState>),
+}
+
+/// A connector instance of either plugin-API version, called the same way.
+pub enum ConnectorInstance {
+    /// Built against 1.1: every call.
+    V1_1(bindings::connector::Connector),
+    /// Built against 1.0: no credit update.
+    V1_0(bindings::v1_0::connector::Connector),
+}
+
+type Called<T> = wasmtime::Result<Result<T, bindings::types::ConnectorError>>;
+
+impl ConnectorInstance {
+    /// `customer`.
+    pub fn customer(&self, s: &mut Store<PluginState>, id: &str) -> Called<bindings::types::CustomerProfile> {
+        match self {
+            ConnectorInstance::V1_1(c) => c.greenlight_plugin1_1_0_connector_api().call_customer(s, id),
+            ConnectorInstance::V1_0(c) => c.greenlight_plugin_connector_api().call_customer(s, id),
+        }
+    }
+
+    /// `open-invoices`.
+    pub fn open_invoices(&self, s: &mut Store<PluginState>, id: &str) -> Called<Vec<bindings::types::OpenInvoice>> {
+        match self {
+            ConnectorInstance::V1_1(c) => c.greenlight_plugin1_1_0_connector_api().call_open_invoices(s, id),
+            ConnectorInstance::V1_0(c) => c.greenlight_plugin_connector_api().call_open_invoices(s, id),
+        }
+    }
+
+    /// `budgets`.
+    pub fn budgets(
+        &self,
+        s: &mut Store<PluginState>,
+        ctx: &bindings::types::OrderContext,
+    ) -> Called<Vec<bindings::types::Budget>> {
+        match self {
+            ConnectorInstance::V1_1(c) => c.greenlight_plugin1_1_0_connector_api().call_budgets(s, ctx),
+            ConnectorInstance::V1_0(c) => c.greenlight_plugin_connector_api().call_budgets(s, ctx),
+        }
+    }
+
+    /// `export-order`.
+    pub fn export_order(
+        &self,
+        s: &mut Store<PluginState>,
+        ctx: &bindings::types::OrderContext,
+    ) -> Called<bindings::types::ExportResult> {
+        match self {
+            ConnectorInstance::V1_1(c) => c.greenlight_plugin1_1_0_connector_api().call_export_order(s, ctx),
+            ConnectorInstance::V1_0(c) => c.greenlight_plugin_connector_api().call_export_order(s, ctx),
+        }
+    }
+
+    /// `update-credit`; `None` when the connector was built against 1.0, which has no such call.
+    pub fn update_credit(
+        &self,
+        s: &mut Store<PluginState>,
+        update: &bindings::types::CreditUpdate,
+    ) -> Option<Called<Option<bindings::types::CreditLine>>> {
+        match self {
+            ConnectorInstance::V1_1(c) => Some(c.greenlight_plugin1_1_0_connector_api().call_update_credit(s, update)),
+            ConnectorInstance::V1_0(_) => None,
+        }
+    }
 }
 
 /// A loaded, checked plugin version.
@@ -218,6 +292,8 @@ pub struct LoadedPlugin {
     pub code_hash: String,
     /// Its manifest.
     pub manifest: Manifest,
+    /// The plugin-API version its component implements, e.g. `1.1.0`.
+    pub api: String,
     pre: Pre,
 }
 
@@ -356,6 +432,7 @@ impl WasmRuntime {
             }
             let allowed = match (gl, manifest.world) {
                 ("types" | "host", _) => true,
+                ("records", World::ApprovalStep) => true,
                 ("http", World::Connector | World::Notifier) => {
                     if manifest.capabilities.http.is_empty() {
                         return Err(WasmError::Imports(format!(
@@ -384,17 +461,62 @@ impl WasmRuntime {
         Ok(())
     }
 
-    fn prepare(&self, component: &Component, manifest: &Manifest) -> Result<Pre, WasmError> {
+    /// The plugin-API version of the interface a component exports for its world, e.g.
+    /// `(1, 0, "1.0.0")`, which must agree with its manifest's `api`.
+    fn exported_api(&self, component: &Component, manifest: &Manifest) -> Result<(u64, String), WasmError> {
+        let iface = match manifest.world {
+            World::ApprovalStep => "step",
+            World::Connector => "connector-api",
+            World::Notifier => "notifier-api",
+        };
+        let prefix = format!("greenlight:plugin/{iface}@");
+        let missing = || WasmError::Exports {
+            world: manifest.world.as_str(),
+            reason: format!("it exports no `greenlight:plugin/{iface}` interface"),
+        };
+        let ty = component.component_type();
+        let version = ty
+            .exports(&self.engine)
+            .find_map(|(name, _)| name.strip_prefix(&prefix).map(str::to_string))
+            .ok_or_else(missing)?;
+        let (hm, hn, hp) = crate::runtime::manifest::API_VERSION;
+        let mut parts = version.split('.').map(|p| p.parse::<u64>().ok());
+        let (major, minor) = (parts.next().flatten(), parts.next().flatten());
+        let minor = match (major, minor) {
+            (Some(m), Some(n)) if m == hm && n <= hn => n,
+            _ => {
+                return Err(WasmError::Imports(format!(
+                    "it implements greenlight:plugin@{version}, but this host speaks {hm}.{hn}.{hp}: rebuild it against greenlight-plugin-api {hm}.{hn} or upgrade the host"
+                )));
+            }
+        };
+        let declared = manifest.api.split('.').take(2).collect::<Vec<_>>().join(".");
+        if declared != format!("{hm}.{minor}") {
+            return Err(WasmError::Imports(format!(
+                "its manifest says api = \"{}\" but the component implements greenlight:plugin@{version}: set api = \"{version}\" in manifest.toml",
+                manifest.api
+            )));
+        }
+        Ok((minor, version))
+    }
+
+    fn prepare(&self, component: &Component, manifest: &Manifest) -> Result<(Pre, String), WasmError> {
         self.check_imports(component, manifest)?;
+        let (minor, version) = self.exported_api(component, manifest)?;
         let linker = &self.linkers[world_index(manifest.world)];
         let exports =
             |e: wasmtime::Error| WasmError::Exports { world: manifest.world.as_str(), reason: format!("{e:#}") };
         let pre = linker.instantiate_pre(component).map_err(exports)?;
-        Ok(match manifest.world {
-            World::ApprovalStep => Pre::Step(bindings::step::ApprovalStepPre::new(pre).map_err(exports)?),
-            World::Connector => Pre::Connector(bindings::connector::ConnectorPre::new(pre).map_err(exports)?),
-            World::Notifier => Pre::Notifier(bindings::notifier::NotifierPre::new(pre).map_err(exports)?),
-        })
+        use bindings::v1_0;
+        let pre = match (manifest.world, minor) {
+            (World::ApprovalStep, 0) => Pre::StepV1_0(v1_0::step::ApprovalStepPre::new(pre).map_err(exports)?),
+            (World::ApprovalStep, _) => Pre::Step(bindings::step::ApprovalStepPre::new(pre).map_err(exports)?),
+            (World::Connector, 0) => Pre::ConnectorV1_0(v1_0::connector::ConnectorPre::new(pre).map_err(exports)?),
+            (World::Connector, _) => Pre::Connector(bindings::connector::ConnectorPre::new(pre).map_err(exports)?),
+            (World::Notifier, 0) => Pre::NotifierV1_0(v1_0::notifier::NotifierPre::new(pre).map_err(exports)?),
+            (World::Notifier, _) => Pre::Notifier(bindings::notifier::NotifierPre::new(pre).map_err(exports)?),
+        };
+        Ok((pre, version))
     }
 
     /// Validates component bytes against a manifest: compiles, checks imports and exports.
@@ -450,11 +572,12 @@ impl WasmRuntime {
                 component
             }
         };
-        let pre = self.prepare(&component, manifest)?;
+        let (pre, api) = self.prepare(&component, manifest)?;
         let plugin = Arc::new(LoadedPlugin {
             name: name.to_string(),
             code_hash: code_hash_hex.to_string(),
             manifest: manifest.clone(),
+            api,
             pre,
         });
         if let Ok(mut map) = self.loaded.write() {
@@ -467,11 +590,12 @@ impl WasmRuntime {
     pub fn load_bytes(&self, bytes: &[u8], manifest: &Manifest) -> Result<Arc<LoadedPlugin>, WasmError> {
         let component =
             Component::from_binary(&self.engine, bytes).map_err(|e| WasmError::Compile(format!("{e:#}")))?;
-        let pre = self.prepare(&component, manifest)?;
+        let (pre, api) = self.prepare(&component, manifest)?;
         Ok(Arc::new(LoadedPlugin {
             name: manifest.name.clone(),
             code_hash: code_hash(bytes),
             manifest: manifest.clone(),
+            api,
             pre,
         }))
     }
@@ -570,11 +694,17 @@ impl WasmRuntime {
         ctx: &OrderContext,
         call: CallContext,
     ) -> (Result<StepOutput, StepError>, CallStats) {
-        let Pre::Step(pre) = &plugin.pre else { return Self::wrong_world(plugin, "an approval step") };
         let wit_ctx = convert::context(ctx);
-        let (result, stats) = self.call(call, World::ApprovalStep, |store| {
-            pre.instantiate(&mut *store)?.greenlight_plugin_step().call_evaluate(&mut *store, &wit_ctx)
-        });
+        let call = CallContext { records: records::Records::of(ctx), ..call };
+        let (result, stats) = match &plugin.pre {
+            Pre::Step(pre) => self.call(call, World::ApprovalStep, |store| {
+                pre.instantiate(&mut *store)?.greenlight_plugin1_1_0_step().call_evaluate(&mut *store, &wit_ctx)
+            }),
+            Pre::StepV1_0(pre) => self.call(call, World::ApprovalStep, |store| {
+                pre.instantiate(&mut *store)?.greenlight_plugin_step().call_evaluate(&mut *store, &wit_ctx)
+            }),
+            _ => return Self::wrong_world(plugin, "an approval step"),
+        };
         let result = result.and_then(|r| match r {
             Ok(o) => convert::output(o),
             Err(bindings::types::StepError::InvalidInput(m)) => Err(StepError::Failed(format!("invalid input: {m}"))),
@@ -588,13 +718,19 @@ impl WasmRuntime {
         &self,
         plugin: &LoadedPlugin,
         call: CallContext,
-        f: impl FnOnce(&mut Store<PluginState>, &bindings::connector::Connector) -> wasmtime::Result<R>,
+        f: impl FnOnce(&mut Store<PluginState>, &ConnectorInstance) -> wasmtime::Result<R>,
     ) -> (Result<R, StepError>, CallStats) {
-        let Pre::Connector(pre) = &plugin.pre else { return Self::wrong_world(plugin, "a connector") };
-        self.call(call, World::Connector, |store| {
-            let connector = pre.instantiate(&mut *store)?;
-            f(store, &connector)
-        })
+        match &plugin.pre {
+            Pre::Connector(pre) => self.call(call, World::Connector, |store| {
+                let connector = ConnectorInstance::V1_1(pre.instantiate(&mut *store)?);
+                f(store, &connector)
+            }),
+            Pre::ConnectorV1_0(pre) => self.call(call, World::Connector, |store| {
+                let connector = ConnectorInstance::V1_0(pre.instantiate(&mut *store)?);
+                f(store, &connector)
+            }),
+            _ => Self::wrong_world(plugin, "a connector"),
+        }
     }
 
     /// Runs a notifier's `deliver` in a fresh instance.
@@ -604,10 +740,17 @@ impl WasmRuntime {
         call: CallContext,
         notification: &bindings::types::Notification,
     ) -> (Result<Result<(), bindings::types::NotifyError>, StepError>, CallStats) {
-        let Pre::Notifier(pre) = &plugin.pre else { return Self::wrong_world(plugin, "a notifier") };
-        self.call(call, World::Notifier, |store| {
-            pre.instantiate(&mut *store)?.greenlight_plugin_notifier_api().call_deliver(&mut *store, notification)
-        })
+        match &plugin.pre {
+            Pre::Notifier(pre) => self.call(call, World::Notifier, |store| {
+                pre.instantiate(&mut *store)?
+                    .greenlight_plugin1_1_0_notifier_api()
+                    .call_deliver(&mut *store, notification)
+            }),
+            Pre::NotifierV1_0(pre) => self.call(call, World::Notifier, |store| {
+                pre.instantiate(&mut *store)?.greenlight_plugin_notifier_api().call_deliver(&mut *store, notification)
+            }),
+            _ => Self::wrong_world(plugin, "a notifier"),
+        }
     }
 }
 
@@ -704,6 +847,7 @@ impl Step for WasmStep {
             config_json: serde_json::to_string(&ctx.config).unwrap_or_else(|_| "{}".into()),
             http: None,
             mail: None,
+            records: records::Records::default(),
         };
         self.runtime.evaluate(&self.plugin, ctx, call).0
     }

@@ -1,5 +1,5 @@
-//! Test fixture: an approval step built against `greenlight:plugin@1.1.0` (a copy of the WIT
-//! with a newer version). A 1.0 host must refuse it, naming the import.
+//! Test fixture: an approval step built against `greenlight:plugin@1.2.0` (a copy of the WIT
+//! with a newer version). A 1.1 host must refuse it, naming the import.
 
 #[allow(missing_docs, unsafe_code)]
 mod bindings {
