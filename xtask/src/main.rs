@@ -283,6 +283,7 @@ fn bench(args: &[String]) -> Result<()> {
     let started = std::time::Instant::now();
     let mut rows: Vec<serde_json::Value> = Vec::new();
     let mut timings = Vec::new();
+    let mut failed = Vec::new();
     for (example, what) in BENCHES {
         eprintln!("==> {what}");
         let one = std::time::Instant::now();
@@ -303,12 +304,14 @@ fn bench(args: &[String]) -> Result<()> {
                 None => eprintln!("    {line}"),
             }
         }
+        let ms = one.elapsed().as_millis() as u64;
+        eprintln!("    ({}.{} s)", ms / 1000, ms % 1000 / 100);
+        timings.push(serde_json::json!({"example": example, "milliseconds": ms, "ok": out.status.success()}));
+        // One broken benchmark does not hide the others' figures.
         if !out.status.success() {
-            bail!("the {example} benchmark failed ({})", out.status);
+            eprintln!("xtask: the {example} benchmark failed ({})", out.status);
+            failed.push(example);
         }
-        let seconds = one.elapsed().as_secs_f64();
-        eprintln!("    ({seconds:.1} s)");
-        timings.push(serde_json::json!({"example": example, "seconds": (seconds * 10.0).round() / 10.0}));
     }
     let cell = |v: &serde_json::Value| match v {
         serde_json::Value::Null => "-".to_string(),
@@ -347,6 +350,7 @@ fn bench(args: &[String]) -> Result<()> {
         "seconds": started.elapsed().as_secs(),
         "build_seconds": build_seconds,
         "benchmarks": timings,
+        "failed": failed,
         "rows": rows,
     });
     let dir = target_dir().join("bench");
@@ -358,6 +362,9 @@ fn bench(args: &[String]) -> Result<()> {
         started.elapsed().as_secs(),
         dir.join("results.json").display()
     );
+    if !failed.is_empty() {
+        bail!("benchmarks failed: {}", failed.join(", "));
+    }
     Ok(())
 }
 
