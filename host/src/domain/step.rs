@@ -188,8 +188,8 @@ pub struct OrderContext {
     pub requester: RequesterProfile,
     /// The cost center, when the order names a known one.
     pub cost_center: Option<CostCenterProfile>,
-    /// The customer, from the tenant's ERP connector (scripts read it; plugin API 1.0 has no
-    /// field for it yet).
+    /// The customer, from the tenant's ERP connector: scripts read `ctx.customer`, WASM steps the
+    /// plugin API 1.1 `records` interface.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer: Option<Customer>,
     /// Budgets from the tenant's ERP connector.
