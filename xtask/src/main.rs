@@ -198,7 +198,7 @@ fn test() -> Result<()> {
     // invocation per world, since the SDK takes exactly one world feature and cargo unifies
     // features across the packages of one invocation.
     const NATIVE_TESTS: [&[&str]; 3] = [
-        &["large-order", "cost-center", "spend-limit", "subscription", "compliance"],
+        &["large-order", "cost-center", "spend-limit", "subscription", "compliance", "customer-credit"],
         &["notify-webhook", "notify-email", "notify-sms"],
         &["erp-rest"],
     ];
