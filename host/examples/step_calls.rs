@@ -6,20 +6,18 @@
 //! - Rhai: `RhaiStep::evaluate` (context conversion, call, output conversion) against raw
 //!   `call_fn` on the compiled AST with a prepared argument.
 //!
-//! Needs the plugins built (`cargo xtask plugins`). `cargo xtask bench` runs it.
+//! The raw baselines are `common::raw`'s, shared with the policy-chain benchmark. Needs the
+//! plugins built (`cargo xtask plugins`). `cargo xtask bench` runs it.
 
 #![allow(clippy::float_arithmetic, missing_docs, clippy::unwrap_used)]
 
+mod common;
+
 use greenlight_host::domain::order::{Line, OrderInput};
 use greenlight_host::domain::step::{ContextOrder, OrderContext, RequesterProfile};
-use greenlight_host::runtime::wasm::bindings::{self, host, records, types};
 use greenlight_host::runtime::{RuntimeOptions, Runtimes};
 use greenlight_host::store::{Store, StoreOptions, directory, extensions};
 use std::path::Path;
-use std::time::{Duration, Instant};
-use wasmtime::Engine;
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 fn ctx() -> OrderContext {
     let input = OrderInput {
@@ -59,51 +57,10 @@ fn ctx() -> OrderContext {
     }
 }
 
-struct RawState {
-    wasi: WasiCtx,
-    table: ResourceTable,
-}
-impl WasiView for RawState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
-    }
-}
-impl types::Host for RawState {}
-impl records::Host for RawState {
-    fn customer(&mut self) -> wasmtime::Result<Option<types::CustomerProfile>> {
-        Ok(None)
-    }
-    fn open_invoices(&mut self) -> wasmtime::Result<Vec<types::OpenInvoice>> {
-        Ok(Vec::new())
-    }
-    fn budgets(&mut self) -> wasmtime::Result<Vec<types::Budget>> {
-        Ok(Vec::new())
-    }
-}
-impl host::Host for RawState {
-    fn log(&mut self, _: host::Level, _: String) -> wasmtime::Result<()> {
-        Ok(())
-    }
-    fn config(&mut self) -> wasmtime::Result<String> {
-        Ok("{\"level\":2}".into())
-    }
-}
-
 /// (median, p99) in microseconds.
-fn measure(iterations: usize, mut f: impl FnMut()) -> (f64, f64) {
-    for _ in 0..iterations / 10 + 10 {
-        f();
-    }
-    let mut samples: Vec<Duration> = (0..iterations)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .collect();
-    samples.sort();
-    let us = |d: Duration| d.as_secs_f64() * 1e6;
-    (us(samples[samples.len() / 2]), us(samples[samples.len() * 99 / 100]))
+fn measure(iterations: usize, f: impl FnMut()) -> (f64, f64) {
+    let samples = common::measure(iterations, f);
+    (samples.median_us(), samples.p99_us())
 }
 
 fn main() {
@@ -134,23 +91,11 @@ fn main() {
     });
 
     // Raw wasmtime: same component, same order, same engine configuration.
-    let config = greenlight_host::runtime::wasm::engine_config(&rt.options().wasm);
-    let engine = Engine::new(&config).unwrap();
     let bytes = std::fs::read(plugins.join("spend-limit/spend_limit.wasm")).unwrap();
-    let component = Component::from_binary(&engine, &bytes).unwrap();
-    let mut linker: Linker<RawState> = Linker::new(&engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
-    bindings::step::ApprovalStep::add_to_linker::<RawState, HasSelf<RawState>>(&mut linker, |s| s).unwrap();
-    let pre = bindings::step::ApprovalStepPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
-    let wit_ctx = greenlight_host::runtime::wasm::convert::context(&c);
-    let raw_wasm = measure(n, || {
-        let mut s =
-            wasmtime::Store::new(&engine, RawState { wasi: WasiCtx::builder().build(), table: ResourceTable::new() });
-        s.set_fuel(u64::MAX / 2).unwrap();
-        s.set_epoch_deadline(1_000_000);
-        let p = pre.instantiate(&mut s).unwrap();
-        p.greenlight_plugin1_1_0_step().call_evaluate(&mut s, &wit_ctx).unwrap().unwrap();
-    });
+    let raw = common::raw::RawWasm::new(&rt, &bytes);
+    let wit_ctx = common::raw::wit_context(&c);
+    let config = c.config.to_string();
+    let raw_wasm = measure(n, || raw.call(&wit_ctx, &config));
 
     // Rhai: host step vs raw call_fn.
     let source =
@@ -161,12 +106,9 @@ fn main() {
     let host_rhai = measure(n, || {
         script.evaluate(&c).unwrap();
     });
-    let (_, ast) = rt.rhai.compile(&source).unwrap();
+    let raw = common::raw::RawRhai::new(&rt, &source);
     let arg = rhai::serde::to_dynamic(&c).unwrap();
-    let raw_rhai = measure(n, || {
-        let _: rhai::Dynamic =
-            rt.rhai.engine().call_fn(&mut rhai::Scope::new(), &ast, "evaluate", (arg.clone(),)).unwrap();
-    });
+    let raw_rhai = measure(n, || raw.call(&rt, &arg));
 
     println!("| row | median | p99 | baseline median (same run) | ratio |");
     println!("|---|---|---|---|---|");

@@ -48,6 +48,16 @@ struct Canonical<'a, D: Serialize + ?Sized> {
     data: &'a D,
 }
 
+/// The SHA-256 over `prev_hash`, a newline and the entry's canonical bytes, serialized straight
+/// into the hasher (no intermediate buffer). Writing to a hasher cannot fail.
+fn digest<D: Serialize + ?Sized>(prev_hash: &str, canonical: &Canonical<'_, D>) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(prev_hash.as_bytes());
+    h.update(b"\n");
+    let _ = serde_json::to_writer(HashWriter(&mut h), canonical);
+    h.finalize().into()
+}
+
 /// The SHA-256 an entry must have, from its fields with `data` as the JSON text the store keeps
 /// (compact, keys sorted: what the writer hashed). Used to verify a stored chain without parsing
 /// and re-serializing every entry's data; text that is not exactly what was written does not
@@ -61,13 +71,7 @@ pub fn entry_digest_raw(
     order_id: Option<&str>,
     data: &serde_json::value::RawValue,
 ) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(prev_hash.as_bytes());
-    h.update(b"\n");
-    let canonical = Canonical { seq, at, actor, action, order_id, data };
-    // Serializing into the hasher: no intermediate buffer. Writing to a hasher cannot fail.
-    let _ = serde_json::to_writer(HashWriter(&mut h), &canonical);
-    h.finalize().into()
+    digest(prev_hash, &Canonical { seq, at, actor, action, order_id, data })
 }
 
 /// Lets serde_json write straight into a SHA-256.
@@ -94,13 +98,7 @@ pub fn entry_hash(
     order_id: Option<&str>,
     data: &serde_json::Value,
 ) -> String {
-    let canonical = Canonical { seq, at, actor, action, order_id, data };
-    let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
-    let mut h = Sha256::new();
-    h.update(prev_hash.as_bytes());
-    h.update(b"\n");
-    h.update(&bytes);
-    hex::encode(h.finalize())
+    hex::encode(digest(prev_hash, &Canonical { seq, at, actor, action, order_id, data }))
 }
 
 impl AuditEntry {

@@ -490,6 +490,24 @@ impl Runtimes {
         Ok(Some(connector))
     }
 
+    /// The connector a delivery goes to, loaded with its call context: one no longer enabled is
+    /// a permanent failure (the admin enables it and re-drives), one that cannot load a
+    /// temporary one.
+    fn delivering_connector(
+        &self,
+        store: &Store,
+        tenant_id: &str,
+        connector: &str,
+    ) -> Result<(Arc<LoadedPlugin>, wasm::CallContext), Attempt> {
+        match self.call_context(store, tenant_id, connector) {
+            Ok(Some(found)) => Ok(found),
+            Ok(None) => Err(Attempt::Permanent(format!(
+                "connector '{connector}' is not enabled for this tenant any more; enable it and re-drive"
+            ))),
+            Err(e) => Err(Attempt::Temporary(format!("connector '{connector}' could not be loaded: {e}"))),
+        }
+    }
+
     /// Sends an approved order to the ERP through a tenant's connector (`export-order`) and
     /// returns the ERP's reference. Blocking. An ERP that is down or slow is temporary and
     /// retried; a refusal, an unknown object or a missing grant is permanent.
@@ -500,15 +518,7 @@ impl Runtimes {
         connector: &str,
         ctx: &OrderContext,
     ) -> Result<String, Attempt> {
-        let (plugin, call) = match self.call_context(store, tenant_id, connector) {
-            Ok(Some(found)) => found,
-            Ok(None) => {
-                return Err(Attempt::Permanent(format!(
-                    "connector '{connector}' is not enabled for this tenant any more; enable it and re-drive"
-                )));
-            }
-            Err(e) => return Err(Attempt::Temporary(format!("connector '{connector}' could not be loaded: {e}"))),
-        };
+        let (plugin, call) = self.delivering_connector(store, tenant_id, connector)?;
         let wit_ctx = wasm::convert::context(ctx);
         let (result, _stats) = self.wasm.with_connector(&plugin, call, |s, c| c.export_order(s, &wit_ctx));
         use wasm::bindings::types::ConnectorError as E;
@@ -541,15 +551,7 @@ impl Runtimes {
         connector: &str,
         update: &CreditUpdate,
     ) -> Result<Option<CreditLine>, Attempt> {
-        let (plugin, call) = match self.call_context(store, tenant_id, connector) {
-            Ok(Some(found)) => found,
-            Ok(None) => {
-                return Err(Attempt::Permanent(format!(
-                    "connector '{connector}' is not enabled for this tenant any more; enable it and re-drive"
-                )));
-            }
-            Err(e) => return Err(Attempt::Temporary(format!("connector '{connector}' could not be loaded: {e}"))),
-        };
+        let (plugin, call) = self.delivering_connector(store, tenant_id, connector)?;
         let api = plugin.api.clone();
         let wit_update = wasm::convert::credit_update(update);
         let (result, _stats) =
