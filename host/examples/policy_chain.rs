@@ -24,7 +24,7 @@ mod common;
 
 use chrono::Utc;
 use greenlight_host::approvals::build_context;
-use greenlight_host::domain::order::{Line, Order, OrderInput};
+use greenlight_host::domain::order::Order;
 use greenlight_host::domain::step::OrderContext;
 use greenlight_host::engine::{self, Directory, StepKind};
 use greenlight_host::runtime::Runtimes;
@@ -45,25 +45,7 @@ impl Directory for StoreDirectory {
 }
 
 fn order() -> Order {
-    let input = OrderInput {
-        cost_center: Some("CC-100".into()),
-        department: Some("IT".into()),
-        customer_id: None,
-        vendor_id: Some("ACME".into()),
-        currency: "EUR".parse().unwrap(),
-        lines: (0..5)
-            .map(|i| Line {
-                sku: format!("SKU-{i}"),
-                description: Some("laptop".into()),
-                quantity: 1 + i,
-                unit_price_minor: 17_000,
-                tax_category: Some("standard".into()),
-                budget_category: Some("hardware".into()),
-            })
-            .collect(),
-        recurrence: None,
-        attributes: Default::default(),
-    };
+    let input = common::five_lines(Some("CC-100"), "laptop", 17_000);
     let subtotal = input.validate().unwrap();
     Order::new_draft(uuid::Uuid::now_v7().to_string(), "alice".into(), input, subtotal, Utc::now())
 }

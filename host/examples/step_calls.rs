@@ -13,32 +13,13 @@
 
 mod common;
 
-use greenlight_host::domain::order::{Line, OrderInput};
 use greenlight_host::domain::step::{ContextOrder, OrderContext, RequesterProfile};
 use greenlight_host::runtime::{RuntimeOptions, Runtimes};
 use greenlight_host::store::{Store, StoreOptions, directory, extensions};
 use std::path::Path;
 
 fn ctx() -> OrderContext {
-    let input = OrderInput {
-        cost_center: None,
-        department: Some("IT".into()),
-        customer_id: None,
-        vendor_id: Some("ACME".into()),
-        currency: "EUR".parse().unwrap(),
-        lines: (0..5)
-            .map(|i| Line {
-                sku: format!("SKU-{i}"),
-                description: Some("widget".into()),
-                quantity: 1 + i,
-                unit_price_minor: 12_000,
-                tax_category: Some("standard".into()),
-                budget_category: Some("hardware".into()),
-            })
-            .collect(),
-        recurrence: None,
-        attributes: Default::default(),
-    };
+    let input = common::five_lines(None, "widget", 12_000);
     OrderContext {
         order: ContextOrder::new("bench-order", "alice", &input),
         subtotal_minor: 180_000,

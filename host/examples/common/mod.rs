@@ -8,6 +8,8 @@
 
 pub mod raw;
 
+use greenlight_host::domain::order::{Line, OrderInput};
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -81,6 +83,30 @@ pub fn measure(iterations: usize, mut f: impl FnMut()) -> Samples {
             })
             .collect(),
     )
+}
+
+/// The benchmarks' order: five lines of `unit_price_minor` each, quantities 1 to 5, standard
+/// tax, budget category `hardware`, vendor ACME, in EUR.
+pub fn five_lines(cost_center: Option<&str>, description: &str, unit_price_minor: i64) -> OrderInput {
+    OrderInput {
+        cost_center: cost_center.map(Into::into),
+        department: Some("IT".into()),
+        customer_id: None,
+        vendor_id: Some("ACME".into()),
+        currency: "EUR".parse().expect("EUR"),
+        lines: (0..5)
+            .map(|i| Line {
+                sku: format!("SKU-{i}"),
+                description: Some(description.into()),
+                quantity: 1 + i,
+                unit_price_minor,
+                tax_category: Some("standard".into()),
+                budget_category: Some("hardware".into()),
+            })
+            .collect(),
+        recurrence: None,
+        attributes: Default::default(),
+    }
 }
 
 /// The workspace root.

@@ -130,7 +130,7 @@ impl Approvals {
                     // Per tenant: its notifiers, and its first connector (in run order), which
                     // receives approved orders.
                     let mut channels: BTreeMap<String, (Vec<String>, Option<String>)> = BTreeMap::new();
-                    for deliveries::Unfanned { outbox_id, tenant_id, event, order_id } in &events {
+                    for deliveries::Unfanned { outbox_id, tenant_id, event, customer_id } in &events {
                         if !channels.contains_key(tenant_id) {
                             let enabled: Vec<_> =
                                 extensions::settings(c, tenant_id)?.into_iter().filter(|e| e.enabled).collect();
@@ -144,11 +144,7 @@ impl Approvals {
                             notifiers.iter().map(|n| (n.clone(), KIND_NOTIFY)).collect();
                         if let (Some(connector), "order_approved") = (connector, event.as_str()) {
                             targets.push((connector.clone(), KIND_EXPORT));
-                            let order = match order_id {
-                                Some(id) => orders::load(c, tenant_id, id)?,
-                                None => None,
-                            };
-                            if order.is_some_and(|o| o.input.customer_id.is_some()) {
+                            if customer_id.is_some() {
                                 targets.push((connector.clone(), KIND_CREDIT));
                             }
                         }

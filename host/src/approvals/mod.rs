@@ -424,6 +424,7 @@ fn persist(
                 "currency": t.order.input.currency,
                 "cost_center": t.order.input.cost_center,
                 "department": t.order.input.department,
+                "customer_id": t.order.input.customer_id,
                 "actor": actor,
                 "details": data,
             });

@@ -80,10 +80,11 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<Delivery, StoreError>> {
 /// Outbox events not yet fanned out (id, tenant, event), oldest first.
 pub fn unfanned(conn: &Connection, limit: usize) -> Result<Vec<Unfanned>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, tenant_id, event, order_id FROM outbox WHERE state = 'pending' ORDER BY id LIMIT ?1",
+        "SELECT id, tenant_id, event, json_extract(payload, '$.customer_id') FROM outbox
+         WHERE state = 'pending' ORDER BY id LIMIT ?1",
     )?;
     let rows = stmt.query_map([limit as i64], |r| {
-        Ok(Unfanned { outbox_id: r.get(0)?, tenant_id: r.get(1)?, event: r.get(2)?, order_id: r.get(3)? })
+        Ok(Unfanned { outbox_id: r.get(0)?, tenant_id: r.get(1)?, event: r.get(2)?, customer_id: r.get(3)? })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -97,8 +98,8 @@ pub struct Unfanned {
     pub tenant_id: String,
     /// What happened, e.g. `order_approved`.
     pub event: String,
-    /// The order it is about, if any.
-    pub order_id: Option<String>,
+    /// The customer of the order it is about, if it names one (from the event's payload).
+    pub customer_id: Option<String>,
 }
 
 /// Creates one delivery per (channel, kind) for an outbox event (each with a fresh id) and
