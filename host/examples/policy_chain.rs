@@ -42,6 +42,16 @@ impl Directory for StoreDirectory {
         let (tenant, code) = (self.tenant_id.clone(), code.to_string());
         self.store.read_blocking(move |c| directory::cost_center(c, &tenant, &code)).ok().flatten().map(|cc| cc.manager)
     }
+
+    fn user_exists(&self, name: &str) -> bool {
+        let (tenant, name) = (self.tenant_id.clone(), name.to_string());
+        self.store.read_blocking(move |c| directory::user(c, &tenant, &name)).ok().flatten().is_some()
+    }
+
+    fn role_holders(&self, role: &str, except: &str) -> usize {
+        let (tenant, role, except) = (self.tenant_id.clone(), role.to_string(), except.to_string());
+        self.store.read_blocking(move |c| directory::role_holders(c, &tenant, &role, &except)).unwrap_or(0)
+    }
 }
 
 fn order() -> Order {

@@ -81,7 +81,7 @@ fn main() {
     // Rhai: host step vs raw call_fn.
     let source =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/spend-limit.rhai")).unwrap();
-    let script = rt.rhai.step("spend-limit", &source).unwrap();
+    let script = rt.rhai.step("bench", "spend-limit", &source).unwrap();
     use greenlight_host::engine::Step;
     assert_eq!(script.evaluate(&c).unwrap().stages.len(), 1);
     let host_rhai = measure(n, || {

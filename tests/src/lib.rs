@@ -59,13 +59,17 @@ pub fn cli(db: &Path, args: &[&str]) -> Result<(i32, String, String)> {
     ))
 }
 
-/// A running server on its own temporary database.
+/// A running server on its own temporary database. Its log goes to a file, checked when the
+/// server is dropped: a panic anywhere in the server fails the test that drove it.
 pub struct Server {
     child: Option<Child>,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     /// The database file.
     pub db: PathBuf,
+    /// The server's pid, for reading its memory from /proc.
+    pub pid: u32,
+    log: tempfile::NamedTempFile,
     dir: Option<tempfile::TempDir>,
 }
 
@@ -88,6 +92,16 @@ impl Server {
         Ok(s)
     }
 
+    /// A fresh database and a server on it that logs by `filter` (`GREENLIGHT_LOG`) instead of
+    /// warnings only.
+    pub fn start_logging(filter: &str) -> Result<Server> {
+        let dir = tempfile::tempdir()?;
+        let db = dir.path().join("greenlight.db");
+        let mut s = Server::spawn(&db, &[], filter)?;
+        s.dir = Some(dir);
+        Ok(s)
+    }
+
     /// A server on an existing database (e.g. after a crash).
     pub fn on(db: &Path) -> Result<Server> {
         Server::on_with(db, &[])
@@ -95,16 +109,22 @@ impl Server {
 
     /// A server on an existing database, with extra `serve` arguments.
     pub fn on_with(db: &Path, args: &[&str]) -> Result<Server> {
+        Server::spawn(db, args, "warn")
+    }
+
+    fn spawn(db: &Path, args: &[&str], log_filter: &str) -> Result<Server> {
+        let log = tempfile::NamedTempFile::new().context("creating the server's log file")?;
         let mut child = Command::new(bin())
             .arg("--db")
             .arg(db)
             .args(["serve", "--listen", "127.0.0.1:0", "--escalation-interval", "1"])
             .args(args)
-            .env("GREENLIGHT_LOG", "warn")
+            .env("GREENLIGHT_LOG", log_filter)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::from(log.reopen()?))
             .spawn()
             .context("starting greenlight serve")?;
+        let pid = child.id();
         let stdout = child.stdout.take().context("stdout")?;
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line)?;
@@ -112,7 +132,22 @@ impl Server {
             let _ = child.kill();
             bail!("greenlight serve printed {line:?} instead of `listening on http://ADDR`");
         };
-        Ok(Server { child: Some(child), url: url.to_string(), db: db.to_path_buf(), dir: None })
+        Ok(Server { child: Some(child), url: url.to_string(), db: db.to_path_buf(), pid, log, dir: None })
+    }
+
+    /// What the server wrote to its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
+    /// The server's resident memory in KiB, from /proc.
+    pub fn rss_kib(&self) -> Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .context("no VmRSS in /proc/PID/status")
     }
 
     /// Creates a tenant through the CLI and returns a client for its admin.
@@ -156,6 +191,15 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
+        let log = self.log();
+        if std::thread::panicking() {
+            // The test failed already: show what the server said, to explain why.
+            if !log.is_empty() {
+                eprintln!("--- greenlight serve log ---\n{log}--- end of log ---");
+            }
+        } else if log.contains("panicked at") || log.contains(" panicked;") {
+            panic!("the server panicked during this test; its log:\n{log}");
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {
-    /// Only entries after this sequence number.
+    /// Only entries after this sequence number (0 to 2^63 − 1).
     pub after_seq: Option<u64>,
 }
 
@@ -29,7 +29,11 @@ pub async fn export(
     Caller(p): Caller,
     Params(q): Params<ExportQuery>,
 ) -> Result<Response, AppError> {
-    let first = s.approvals.audit_page(&p, q.after_seq.unwrap_or(0), PAGE).await?;
+    let after_seq = q.after_seq.unwrap_or(0);
+    if i64::try_from(after_seq).is_err() {
+        return Err(AppError::invalid("after_seq", format!("after_seq: must be 0 to {}", i64::MAX)));
+    }
+    let first = s.approvals.audit_page(&p, after_seq, PAGE).await?;
     let approvals = s.approvals.clone();
     let stream = futures_stream(approvals, p, first);
     Ok(([(CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(stream)).into_response())

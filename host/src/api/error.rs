@@ -3,6 +3,7 @@
 //! status; storage details are logged, never sent.
 
 use crate::approvals::ApprovalError;
+use crate::store::StoreError;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -47,6 +48,19 @@ impl AppError {
         AppError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// 500: a bug, logged under `error_id` (see [`crate::store::report_panic`]).
+    pub fn internal(error_id: &str) -> AppError {
+        let mut e = AppError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            format!(
+                "an internal error happened (error id {error_id}); nothing was changed: retry, and report the id to the operator if it happens again"
+            ),
+        );
+        e.extra = Some([("error_id".to_string(), json!(error_id))].into_iter().collect());
+        e
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -76,6 +90,7 @@ impl From<ApprovalError> for AppError {
                 e
             }
             ApprovalError::Conflict(m) => AppError::new(StatusCode::CONFLICT, "conflict", m),
+            ApprovalError::Store(StoreError::Internal(id)) => AppError::internal(&id),
             ApprovalError::Store(err) => {
                 tracing::error!(error = %err, "storage failure");
                 AppError::new(

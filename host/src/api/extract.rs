@@ -80,8 +80,11 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
 /// Parses JSON the way [`Body`] does.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize::<_, T>(de) {
-        Ok(v) => Ok(v),
+    match serde_path_to_error::deserialize::<_, T>(&mut *de) {
+        // One JSON document and nothing after it but whitespace: `{...}garbage` is not a body.
+        Ok(v) => de.end().map(|()| v).map_err(|e| {
+            AppError::malformed(format!("the body has more after its JSON document ({e}); send exactly one"))
+        }),
         Err(e) => {
             let path = e.path().to_string();
             let inner = e.into_inner();

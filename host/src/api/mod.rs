@@ -121,6 +121,11 @@ async fn track(State(s): State<AppState>, req: Request, next: Next) -> Response 
     resp
 }
 
+/// A handler that panicked answers 500 with an error id instead of dropping the connection.
+fn handler_panicked(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    AppError::internal(&crate::store::report_panic("a request", payload.as_ref())).into_response()
+}
+
 async fn not_found() -> AppError {
     AppError::not_found("no such endpoint; see /v1/openapi.json")
 }
@@ -168,6 +173,7 @@ pub fn app(approvals: Approvals) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(handler_panicked))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

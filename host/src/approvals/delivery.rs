@@ -5,7 +5,7 @@
 //! re-drive them. `serve` runs the dispatcher in the background; a crash at any point loses
 //! nothing, because every step is a committed change and undelivered rows stay due.
 
-use super::{ApprovalError, Approvals, build_context, persist, require_role};
+use super::{ApprovalError, Approvals, ContextError, build_context, persist, require_role};
 use crate::domain::actor::roles;
 use crate::domain::credit::CreditUpdate;
 use crate::domain::delivery::{Attempt, DeliveryState};
@@ -204,12 +204,17 @@ impl Approvals {
         let answer: Result<String, Attempt> = match order {
             Some(o) if o.status == OrderStatus::Approved => {
                 let (tenant_id, o2) = (d.tenant_id.clone(), o.clone());
-                let ctx = self.store.read(move |c| build_context(c, &tenant_id, &o2, now)).await?;
-                let (store, runtimes) = (self.store.clone(), self.runtimes.clone());
-                let (tenant_id, connector) = (d.tenant_id.clone(), d.channel.clone());
-                tokio::task::spawn_blocking(move || runtimes.export(&store, &tenant_id, &connector, &ctx))
-                    .await
-                    .unwrap_or_else(|e| Err(Attempt::Temporary(format!("the export task failed: {e}"))))
+                match self.store.read(move |c| build_context(c, &tenant_id, &o2, now)).await {
+                    Ok(ctx) => {
+                        let (store, runtimes) = (self.store.clone(), self.runtimes.clone());
+                        let (tenant_id, connector) = (d.tenant_id.clone(), d.channel.clone());
+                        tokio::task::spawn_blocking(move || runtimes.export(&store, &tenant_id, &connector, &ctx))
+                            .await
+                            .unwrap_or_else(|e| Err(Attempt::Temporary(format!("the export task failed: {e}"))))
+                    }
+                    Err(ContextError::Store(e)) => return Err(e.into()),
+                    Err(e @ ContextError::BudgetBeyondBounds(_)) => Err(Attempt::Permanent(e.to_string())),
+                }
             }
             Some(o) => Err(Attempt::Permanent(format!(
                 "the order is {} now, no longer approved: it was not sent to the ERP",

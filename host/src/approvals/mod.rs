@@ -18,9 +18,10 @@ pub mod escalation;
 use crate::domain::actor::{Actor, Policy, roles};
 use crate::domain::audit::{AuditEntry, VerifyReport, timestamp};
 use crate::domain::authorization::Authorization;
+use crate::domain::contact;
 use crate::domain::machine::{self, Command, Event, Outcome, Transition, TransitionError};
-use crate::domain::money::Minor;
-use crate::domain::order::{InvalidField, Order, OrderInput, OrderPatch, has_float};
+use crate::domain::money::{MAX_AMOUNT_MINOR, Minor};
+use crate::domain::order::{InvalidField, Order, OrderInput, OrderPatch, check_json_depth, has_float};
 use crate::domain::plan::Verdict;
 use crate::domain::step::{ContextOrder, CostCenterProfile, OrderContext, RequesterProfile};
 use crate::engine::{self, Directory};
@@ -240,7 +241,9 @@ fn check_name(field: &str, s: &str, extra: &[char]) -> Result<(), ApprovalError>
 
 fn check_amount(field: &str, v: Option<Minor>) -> Result<(), ApprovalError> {
     match v {
-        Some(n) if n < 0 => Err(invalid(field, "must be zero or more (minor units)")),
+        Some(n) if !(0..=MAX_AMOUNT_MINOR).contains(&n) => {
+            Err(invalid(field, format!("must be 0 to {MAX_AMOUNT_MINOR} (minor units), got {n}")))
+        }
         _ => Ok(()),
     }
 }
@@ -263,18 +266,32 @@ pub fn period_start(period: BudgetPeriod, now: DateTime<Utc>) -> String {
     timestamp(start)
 }
 
+/// Why the context of an order could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A budget's used amount is beyond the largest amount; no step can judge it (fail closed).
+    #[error(
+        "the approved orders on {0} add up to more than the largest amount, {MAX_AMOUNT_MINOR} minor units; an admin must review them before this order can be evaluated"
+    )]
+    BudgetBeyondBounds(String),
+}
+
 /// Builds what the steps see. Reads only this tenant's data.
 pub fn build_context(
     conn: &Connection,
     tenant_id: &str,
     order: &Order,
     now: DateTime<Utc>,
-) -> Result<OrderContext, StoreError> {
+) -> Result<OrderContext, ContextError> {
     let user = directory::user(conn, tenant_id, &order.requester)?;
     let requester = match user {
         Some(u) => {
             let period = u.budget_period.unwrap_or(BudgetPeriod::Month);
-            let used = orders::spent_by_requester(conn, tenant_id, &u.name, &period_start(period, now), &order.id)?;
+            let used = orders::spent_by_requester(conn, tenant_id, &u.name, &period_start(period, now), &order.id)?
+                .ok_or_else(|| ContextError::BudgetBeyondBounds(format!("the budget of {}", u.name)))?;
             RequesterProfile {
                 name: u.name.clone(),
                 roles: u.roles.iter().map(|r| r.to_string()).collect(),
@@ -295,14 +312,15 @@ pub fn build_context(
     };
     let cost_center = match &order.input.cost_center {
         Some(code) => directory::cost_center(conn, tenant_id, code)?
-            .map(|cc| -> Result<CostCenterProfile, StoreError> {
+            .map(|cc| -> Result<CostCenterProfile, ContextError> {
                 let used = orders::spent_on_cost_center(
                     conn,
                     tenant_id,
                     code,
                     &period_start(BudgetPeriod::Year, now),
                     &order.id,
-                )?;
+                )?
+                .ok_or_else(|| ContextError::BudgetBeyondBounds(format!("cost center {code}")))?;
                 Ok(CostCenterProfile {
                     code: cc.code,
                     manager: cc.manager,
@@ -335,6 +353,17 @@ impl Directory for StoreDirectory<'_> {
         let code = code.to_string();
         self.store.read_blocking(move |c| directory::cost_center(c, &tenant, &code)).ok().flatten().map(|cc| cc.manager)
     }
+
+    fn user_exists(&self, name: &str) -> bool {
+        let (tenant, name) = (self.tenant_id.clone(), name.to_string());
+        // A failed read counts as absent: the stage is refused and the order held (fail closed).
+        self.store.read_blocking(move |c| directory::user(c, &tenant, &name)).ok().flatten().is_some()
+    }
+
+    fn role_holders(&self, role: &str, except: &str) -> usize {
+        let (tenant, role, except) = (self.tenant_id.clone(), role.to_string(), except.to_string());
+        self.store.read_blocking(move |c| directory::role_holders(c, &tenant, &role, &except)).unwrap_or(0)
+    }
 }
 
 /// An evaluation ready to be committed with the transition it feeds.
@@ -343,6 +372,25 @@ struct Evaluated {
     runs: serde_json::Value,
     outcome: String,
     assessment: machine::Assessment,
+}
+
+impl Evaluated {
+    /// An evaluation that stopped before the steps ran: the order goes on hold with the reason.
+    fn held(context: serde_json::Value, runs: serde_json::Value, subtotal_minor: Minor, reason: String) -> Evaluated {
+        let outcome = Outcome::Hold { reason };
+        Evaluated {
+            context,
+            runs,
+            outcome: outcome_name(&outcome),
+            assessment: machine::Assessment {
+                subtotal_minor,
+                adjustments: Vec::new(),
+                flags: Vec::new(),
+                stages: Vec::new(),
+                outcome,
+            },
+        }
+    }
 }
 
 fn outcome_name(o: &Outcome) -> String {
@@ -554,15 +602,11 @@ impl Approvals {
         }
         check_amount("spend_limit_minor", body.spend_limit_minor)?;
         check_amount("budget_minor", body.budget_minor)?;
-        if let Some(e) = &body.email
-            && (e.len() > 254 || !e.contains('@') || e.starts_with('@') || e.ends_with('@'))
-        {
-            return Err(invalid("email", "is not an e-mail address"));
+        if let Some(e) = &body.email {
+            contact::check_email(e).map_err(|e| invalid("email", e.to_string()))?;
         }
-        if let Some(ph) = &body.phone
-            && !(ph.starts_with('+') && ph.len() >= 8 && ph.len() <= 16 && ph[1..].chars().all(|c| c.is_ascii_digit()))
-        {
-            return Err(invalid("phone", "use E.164 form, e.g. +4915112345678"));
+        if let Some(ph) = &body.phone {
+            contact::check_phone(ph).map_err(|e| invalid("phone", e.to_string()))?;
         }
         let mut roles = body.roles.clone();
         roles.sort();
@@ -726,6 +770,7 @@ impl Approvals {
             if serde_json::to_vec(cfg).map(|v| v.len()).unwrap_or(usize::MAX) > 64 * 1024 {
                 return Err(invalid("config", "must be at most 64 KiB"));
             }
+            check_json_depth("config", cfg.as_object().into_iter().flat_map(|o| o.values()))?;
         }
         if let Some(pos) = body.position
             && !(0..=1_000_000).contains(&pos)
@@ -861,25 +906,27 @@ impl Approvals {
         let counters = self.counters.clone();
         tokio::task::spawn_blocking(move || -> Result<Evaluated, ApprovalError> {
             let (t2, o2) = (tenant_id.clone(), order.clone());
-            let mut ctx = store.read_blocking(move |c| build_context(c, &t2, &o2, Utc::now()))?;
+            let mut ctx = match store.read_blocking(move |c| build_context(c, &t2, &o2, Utc::now())) {
+                Ok(ctx) => ctx,
+                Err(ContextError::Store(e)) => return Err(e.into()),
+                Err(e @ ContextError::BudgetBeyondBounds(_)) => {
+                    let reason = e.to_string();
+                    tracing::warn!(tenant = %tenant_id, order = %order.id, %reason, "order put on hold");
+                    return Ok(Evaluated::held(
+                        serde_json::Value::Null,
+                        serde_json::json!([]),
+                        order.subtotal_minor,
+                        reason,
+                    ));
+                }
+            };
             // Connector data first (customer, invoices, budgets); without it, fail closed.
             if let Err(reason) = runtimes.enrich(&store, &tenant_id, &mut ctx) {
                 counters.step_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(tenant = %tenant_id, order = %order.id, %reason, "order put on hold");
                 let run = serde_json::json!([{"name": "connector", "kind": "connector", "error": reason}]);
-                let outcome = Outcome::Hold { reason };
-                return Ok(Evaluated {
-                    context: serde_json::to_value(&ctx).unwrap_or_default(),
-                    runs: run,
-                    outcome: outcome_name(&outcome),
-                    assessment: machine::Assessment {
-                        subtotal_minor: ctx.subtotal_minor,
-                        adjustments: Vec::new(),
-                        flags: Vec::new(),
-                        stages: Vec::new(),
-                        outcome,
-                    },
-                });
+                let context = serde_json::to_value(&ctx).unwrap_or_default();
+                return Ok(Evaluated::held(context, run, ctx.subtotal_minor, reason));
             }
             let steps = runtimes.steps_for(&store, &tenant_id)?;
             let dir = StoreDirectory { store: &store, tenant_id: tenant_id.clone() };
@@ -897,7 +944,13 @@ impl Approvals {
             })
         })
         .await
-        .map_err(|_| ApprovalError::Store(StoreError::Unavailable))?
+        .map_err(|e| match e.try_into_panic() {
+            Ok(payload) => ApprovalError::Store(StoreError::Internal(crate::store::report_panic(
+                "an evaluation",
+                payload.as_ref(),
+            ))),
+            Err(_) => ApprovalError::Store(StoreError::Unavailable),
+        })?
     }
 
     /// Commits a command computed from a previously read order, if it did not change meanwhile.

@@ -36,11 +36,21 @@ struct OrderFile {
     customer: Option<greenlight_host::domain::step::Customer>,
 }
 
+/// The directory an order file describes. It lists no users, so every user and role a step
+/// names is taken to exist; the host checks them against the tenant when the order is submitted.
 struct FileDirectory(Option<CostCenterProfile>);
 
 impl Directory for FileDirectory {
     fn cost_center_manager(&self, code: &str) -> Option<String> {
         self.0.as_ref().filter(|c| c.code == code).map(|c| c.manager.clone())
+    }
+
+    fn user_exists(&self, _: &str) -> bool {
+        true
+    }
+
+    fn role_holders(&self, _: &str, _: &str) -> usize {
+        usize::MAX
     }
 }
 
@@ -113,7 +123,7 @@ pub fn run(script: &Path, order: &Path, config: Option<&Path>) -> Result<ExitCod
     let (ctx, cost_center, config) = load_context(order, config)?;
     let name = script.file_stem().and_then(|s| s.to_str()).unwrap_or("script").to_string();
     let runtime = RhaiRuntime::new(RhaiLimits::default());
-    let step = runtime.step(&name, &source).map_err(|e| anyhow::anyhow!("{}: {e}", script.display()))?;
+    let step = runtime.step("local", &name, &source).map_err(|e| anyhow::anyhow!("{}: {e}", script.display()))?;
     report(&name, &ctx, &[ConfiguredStep { step: Arc::new(step), config }], cost_center)
 }
 

@@ -39,10 +39,10 @@
 //! counts once towards a quorum.
 
 use super::actor::{Actor, Policy, roles};
-use super::money::Minor;
+use super::money::{MAX_AMOUNT_MINOR, Minor, checked_sum, within_bounds};
 use super::order::{Order, OrderInput, OrderStatus, Rejection, SubscriptionState};
-use super::plan::{Decision, Stage, StageState, Verdict};
-use super::step::{PriceAdjustment, RiskFlag};
+use super::plan::{Decision, MAX_DUE_IN_HOURS, Stage, StageState, Verdict};
+use super::step::{PriceAdjustment, PriceKind, RiskFlag};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -598,8 +598,36 @@ fn require_owner_or_admin(order: &Order, by: &Actor) -> Result<(), TransitionErr
     }
 }
 
-/// Applies an assessment: sets prices, flags and plan, then the status it implies.
-fn settle(order: &mut Order, a: Assessment, at: DateTime<Utc>, events: &mut Vec<Event>) {
+impl Assessment {
+    /// Why this assessment cannot be applied as it is, if it breaks a bound the order relies on:
+    /// an amount or a sum beyond [`MAX_AMOUNT_MINOR`], or a due time beyond [`MAX_DUE_IN_HOURS`].
+    /// The engine refuses such step outputs first; this keeps the state machine safe on its own.
+    pub fn out_of_bounds(&self) -> Option<String> {
+        let amounts = || self.adjustments.iter().map(|a| a.amount_minor);
+        let taxes = self.adjustments.iter().filter(|a| a.kind == PriceKind::Tax).map(|a| a.amount_minor);
+        let sums_fit = within_bounds(self.subtotal_minor)
+            && amounts().all(within_bounds)
+            && checked_sum(std::iter::once(self.subtotal_minor).chain(amounts())).is_some()
+            && checked_sum(taxes).is_some();
+        if !sums_fit {
+            return Some(format!(
+                "the order's amounts would go beyond the largest amount, {MAX_AMOUNT_MINOR} minor units; fix the step that adjusts the price"
+            ));
+        }
+        self.stages.iter().find(|s| s.due_in_hours.is_some_and(|h| h > MAX_DUE_IN_HOURS)).map(|s| {
+            format!("stage '{}' is due in more than {MAX_DUE_IN_HOURS} hours; fix the step that adds it", s.key)
+        })
+    }
+}
+
+/// Applies an assessment: sets prices, flags and plan, then the status it implies. An
+/// assessment out of bounds puts the order on hold with the reason, without its prices or plan.
+fn settle(order: &mut Order, mut a: Assessment, at: DateTime<Utc>, events: &mut Vec<Event>) {
+    if let Some(reason) = a.out_of_bounds() {
+        a.adjustments.clear();
+        a.stages.clear();
+        a.outcome = Outcome::Hold { reason };
+    }
     order.subtotal_minor = a.subtotal_minor;
     order.adjustments = a.adjustments;
     order.flags = a.flags;
@@ -635,7 +663,7 @@ fn open_next_level(order: &mut Order, at: DateTime<Utc>, events: &mut Vec<Event>
         Some(level) => {
             for s in order.plan.stages.iter_mut().filter(|s| s.level == level && s.state == StageState::Waiting) {
                 s.state = StageState::Open;
-                s.due_at = s.due_in_hours.map(|h| at + chrono::Duration::hours(i64::from(h)));
+                s.due_at = s.due_from(at);
                 events.push(Event::StageOpened {
                     stage: s.key.clone(),
                     approvers: s.approvers.clone(),

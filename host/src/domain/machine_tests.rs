@@ -160,6 +160,35 @@ fn submit_with_a_failed_step_holds_and_never_approves() {
 }
 
 #[test]
+fn an_assessment_out_of_bounds_holds_instead_of_panicking_or_wrapping() {
+    let mut far = stage("far", 1, role("approver"), Quorum::Any);
+    far.due_in_hours = Some(u32::MAX);
+    let t = submit(&draft(false), vec![far]);
+    assert_eq!(t.order.status, OrderStatus::OnHold);
+    assert!(t.order.hold_reason.as_deref().is_some_and(|r| r.contains("stage 'far'")), "{:?}", t.order.hold_reason);
+    assert!(t.order.plan.stages.is_empty());
+
+    let tax = |amount_minor| PriceAdjustment {
+        kind: PriceKind::Tax,
+        code: "T".into(),
+        amount_minor,
+        description: None,
+        source: "s".into(),
+    };
+    let mut a = assessment(r1_plan(), Outcome::Proceed);
+    a.adjustments = vec![tax(i64::MAX), tax(i64::MAX)];
+    let t = apply(&draft(false), Command::Submit { by: alice(), assessment: a, at: at() }, &on()).expect("submit");
+    assert_eq!(t.order.status, OrderStatus::OnHold);
+    assert!(t.order.adjustments.is_empty());
+    assert_eq!((t.order.tax_minor(), t.order.total_minor()), (0, 1000));
+
+    let mut near = stage("near", 1, role("approver"), Quorum::Any);
+    near.due_in_hours = Some(MAX_DUE_IN_HOURS);
+    let t = submit(&draft(false), vec![near]);
+    assert_eq!(t.order.plan.stages[0].due_at, Some(at() + chrono::TimeDelta::hours(i64::from(MAX_DUE_IN_HOURS))));
+}
+
+#[test]
 fn an_on_hold_order_can_be_resubmitted() {
     let a = assessment(vec![], Outcome::Hold { reason: "x".into() });
     let held =

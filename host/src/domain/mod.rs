@@ -2,6 +2,7 @@
 //!
 //! - [`money`]: integer minor units and ISO 4217 currencies.
 //! - [`actor`]: users, roles and the tenant policy (segregation of duties).
+//! - [`contact`]: e-mail addresses and phone numbers, checked before they are stored.
 //! - [`order`]: orders, lines, statuses, subscriptions, input validation.
 //! - [`plan`]: stages, approvers, quorums, decisions.
 //! - [`step`]: the shapes extensions read and return.
@@ -15,6 +16,7 @@
 pub mod actor;
 pub mod audit;
 pub mod authorization;
+pub mod contact;
 pub mod credit;
 pub mod delegation;
 pub mod delivery;

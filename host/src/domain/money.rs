@@ -7,6 +7,23 @@ use std::fmt;
 /// credits can be expressed; arithmetic on it is always checked.
 pub type Minor = i64;
 
+/// The largest amount the host accepts anywhere: a unit price, a line, an order's total, an
+/// adjustment, a budget or a spend limit. 10^15 minor units (ten trillion euros) is far beyond
+/// any real order, and keeps every sum the host forms (a few thousand such amounts) inside
+/// `i64`, so no sum ever has to wrap or saturate. Documented in `shared/API.md`.
+pub const MAX_AMOUNT_MINOR: Minor = 1_000_000_000_000_000;
+
+/// Whether an amount lies within `-MAX_AMOUNT_MINOR..=MAX_AMOUNT_MINOR`.
+pub fn within_bounds(amount: Minor) -> bool {
+    (-MAX_AMOUNT_MINOR..=MAX_AMOUNT_MINOR).contains(&amount)
+}
+
+/// The sum of some amounts, or `None` when it leaves the bounds of [`MAX_AMOUNT_MINOR`] at any
+/// point (or overflows `i64`, which the bound makes impossible for bounded inputs).
+pub fn checked_sum(amounts: impl IntoIterator<Item = Minor>) -> Option<Minor> {
+    amounts.into_iter().try_fold(0 as Minor, |t, a| t.checked_add(a).filter(|s| within_bounds(*s)))
+}
+
 /// Active ISO 4217 alphabetic codes. Kept inline so validation needs no I/O and no extra crate.
 const ISO_4217: &[&str] = &[
     "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BGN", "BHD", "BIF",
@@ -93,6 +110,15 @@ mod tests {
         assert!("XYZ".parse::<Currency>().is_err());
         assert!("EURO".parse::<Currency>().is_err());
         assert!("".parse::<Currency>().is_err());
+    }
+
+    #[test]
+    fn sums_stop_at_the_bound_instead_of_wrapping() {
+        assert_eq!(checked_sum([1, 2, 3]), Some(6));
+        assert_eq!(checked_sum([MAX_AMOUNT_MINOR, 1]), None);
+        assert_eq!(checked_sum([Minor::MAX, Minor::MAX]), None);
+        assert_eq!(checked_sum([MAX_AMOUNT_MINOR, -MAX_AMOUNT_MINOR]), Some(0));
+        assert_eq!(checked_sum([]), Some(0));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Orders: what a requester asks for, its lines, totals and lifecycle status.
 
-use super::money::{Currency, Minor};
+use super::money::{Currency, MAX_AMOUNT_MINOR, Minor, checked_sum, within_bounds};
 use super::plan::Plan;
 use super::step::{PriceAdjustment, PriceKind, RiskFlag};
 use chrono::{DateTime, Utc};
@@ -13,6 +13,10 @@ pub const MAX_QUANTITY: i64 = 1_000_000_000;
 const MAX_TEXT: usize = 1_000;
 const MAX_CODE: usize = 128;
 const MAX_ATTRIBUTES_BYTES: usize = 16 * 1024;
+/// Deepest nesting of a free-form JSON document a client or an extension may store (attributes,
+/// configurations). The store's reader parses whole orders, which wrap attributes in a few
+/// more levels, with serde_json's limit of 128; this keeps every stored document readable.
+pub const MAX_JSON_DEPTH: usize = 32;
 
 /// Where an order is in its life. See the transition table in `machine.rs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -281,6 +285,7 @@ impl OrderInput {
         if attrs > MAX_ATTRIBUTES_BYTES {
             return Err(invalid("attributes", format!("at most {MAX_ATTRIBUTES_BYTES} bytes of attributes")));
         }
+        check_json_depth("attributes", self.attributes.values())?;
         let mut subtotal: Minor = 0;
         for (i, line) in self.lines.iter().enumerate() {
             let at = |f: &str| format!("lines[{i}].{f}");
@@ -302,9 +307,24 @@ impl OrderInput {
                     format!("must be zero or more, got {}: express discounts through a step", line.unit_price_minor),
                 ));
             }
-            let total =
-                line_total(line).ok_or_else(|| invalid(at("unit_price_minor"), "quantity × price is too large"))?;
-            subtotal = subtotal.checked_add(total).ok_or_else(|| invalid("lines", "the order total is too large"))?;
+            if line.unit_price_minor > MAX_AMOUNT_MINOR {
+                return Err(invalid(
+                    at("unit_price_minor"),
+                    format!("must be at most {MAX_AMOUNT_MINOR} minor units, got {}", line.unit_price_minor),
+                ));
+            }
+            let total = line_total(line).ok_or_else(|| {
+                invalid(
+                    at("unit_price_minor"),
+                    format!("quantity × price is more than the largest amount, {MAX_AMOUNT_MINOR} minor units"),
+                )
+            })?;
+            subtotal = checked_sum([subtotal, total]).ok_or_else(|| {
+                invalid(
+                    "lines",
+                    format!("the order total is more than the largest amount, {MAX_AMOUNT_MINOR} minor units"),
+                )
+            })?;
         }
         Ok(subtotal)
     }
@@ -321,9 +341,46 @@ pub fn has_float(v: &serde_json::Value) -> bool {
     }
 }
 
-/// Quantity × unit price, or `None` on overflow.
+/// Quantity × unit price, or `None` when it is beyond [`MAX_AMOUNT_MINOR`].
 pub fn line_total(line: &Line) -> Option<Minor> {
-    line.quantity.checked_mul(line.unit_price_minor)
+    line.quantity.checked_mul(line.unit_price_minor).filter(|t| within_bounds(*t))
+}
+
+/// How deeply a JSON value nests: a scalar is 0, `[]` and `{}` are 1.
+pub fn json_depth(v: &serde_json::Value) -> usize {
+    // Iterative, so a hostile document cannot overflow the stack of the check itself.
+    let mut deepest = 0;
+    let mut todo = vec![(v, 0usize)];
+    while let Some((v, depth)) = todo.pop() {
+        match v {
+            serde_json::Value::Array(a) => {
+                deepest = deepest.max(depth + 1);
+                todo.extend(a.iter().map(|x| (x, depth + 1)));
+            }
+            serde_json::Value::Object(o) => {
+                deepest = deepest.max(depth + 1);
+                todo.extend(o.values().map(|x| (x, depth + 1)));
+            }
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Refuses a free-form document (the values of an object named `field`) nested deeper than
+/// [`MAX_JSON_DEPTH`], counting the object itself as one level.
+pub fn check_json_depth<'a>(
+    field: &str,
+    values: impl IntoIterator<Item = &'a serde_json::Value>,
+) -> Result<(), InvalidField> {
+    let depth = 1 + values.into_iter().map(json_depth).max().unwrap_or(0);
+    if depth > MAX_JSON_DEPTH {
+        return Err(invalid(
+            field,
+            format!("nests {depth} levels deep, at most {MAX_JSON_DEPTH}: flatten the document"),
+        ));
+    }
+    Ok(())
 }
 
 /// Subscription bookkeeping kept beside the status (R3).
@@ -414,15 +471,18 @@ impl Order {
         }
     }
 
-    /// Tax the steps added.
+    /// Tax the steps added. The engine holds an order whose adjustments would take any sum past
+    /// [`MAX_AMOUNT_MINOR`], so this is exact for every order the host assessed; for a document
+    /// stored before that bound existed it reads as the bound rather than a wrapped number.
     pub fn tax_minor(&self) -> Minor {
-        self.adjustments.iter().filter(|a| a.kind == PriceKind::Tax).map(|a| a.amount_minor).sum()
+        checked_sum(self.adjustments.iter().filter(|a| a.kind == PriceKind::Tax).map(|a| a.amount_minor))
+            .unwrap_or(MAX_AMOUNT_MINOR)
     }
 
-    /// Subtotal plus every adjustment. Saturates rather than wraps; the engine refuses
-    /// adjustments that would overflow before they get here.
+    /// Subtotal plus every adjustment; bounded as [`Order::tax_minor`].
     pub fn total_minor(&self) -> Minor {
-        self.adjustments.iter().fold(self.subtotal_minor, |t, a| t.saturating_add(a.amount_minor))
+        checked_sum(std::iter::once(self.subtotal_minor).chain(self.adjustments.iter().map(|a| a.amount_minor)))
+            .unwrap_or(MAX_AMOUNT_MINOR)
     }
 
     /// Whether this order recurs.
@@ -451,6 +511,52 @@ mod tests {
         assert_eq!(input(vec![line(-3, 1)]).validate().map_err(|e| e.field), Err("lines[0].quantity".into()));
         assert_eq!(input(vec![line(1, -1)]).validate().map_err(|e| e.field), Err("lines[0].unit_price_minor".into()));
         assert!(input(vec![line(MAX_QUANTITY, i64::MAX / 2)]).validate().is_err());
+    }
+
+    #[test]
+    fn amounts_beyond_the_largest_are_refused_naming_the_field() {
+        let field = |lines| input(lines).validate().map_err(|e| e.field);
+        assert_eq!(field(vec![line(1, MAX_AMOUNT_MINOR)]), Ok(MAX_AMOUNT_MINOR));
+        assert_eq!(field(vec![line(1, MAX_AMOUNT_MINOR + 1)]), Err("lines[0].unit_price_minor".into()));
+        assert_eq!(field(vec![line(1, 5_000_000_000_000_000_000)]), Err("lines[0].unit_price_minor".into()));
+        assert_eq!(field(vec![line(2, MAX_AMOUNT_MINOR / 2 + 1)]), Err("lines[0].unit_price_minor".into()));
+        assert_eq!(field(vec![line(1, MAX_AMOUNT_MINOR), line(1, 1)]), Err("lines".into()));
+    }
+
+    #[test]
+    fn deep_attributes_are_refused_at_the_door() {
+        let nested = |depth: usize| {
+            let mut v = serde_json::json!(1);
+            for _ in 0..depth {
+                v = serde_json::json!({ "a": v });
+            }
+            v
+        };
+        let mut ok = input(vec![line(1, 1)]);
+        ok.attributes.insert("x".into(), nested(MAX_JSON_DEPTH - 1));
+        assert!(ok.validate().is_ok());
+        let mut deep = input(vec![line(1, 1)]);
+        deep.attributes.insert("x".into(), nested(MAX_JSON_DEPTH));
+        assert_eq!(deep.validate().map_err(|e| e.field), Err("attributes".into()));
+        assert_eq!(json_depth(&serde_json::json!([[1], {"a": {}}])), 3);
+    }
+
+    #[test]
+    fn sums_of_a_stored_order_never_wrap() {
+        let mut o = Order::new_draft("o".into(), "r".into(), input(vec![line(1, 10)]), 10, Utc::now());
+        let adj = |kind, amount_minor| PriceAdjustment {
+            kind,
+            code: "X".into(),
+            amount_minor,
+            description: None,
+            source: String::new(),
+        };
+        o.adjustments =
+            vec![adj(PriceKind::Tax, Minor::MAX), adj(PriceKind::Tax, Minor::MAX), adj(PriceKind::Discount, -5)];
+        assert_eq!(o.tax_minor(), MAX_AMOUNT_MINOR);
+        assert_eq!(o.total_minor(), MAX_AMOUNT_MINOR);
+        o.adjustments = vec![adj(PriceKind::Tax, 3), adj(PriceKind::Discount, -5)];
+        assert_eq!((o.tax_minor(), o.total_minor()), (3, 8));
     }
 
     #[test]

@@ -2,6 +2,10 @@
 //! parallel. Each stage names who may decide it, how many must agree, and why it exists.
 
 use super::actor::{Actor, Role};
+
+/// Longest time a stage may stay open before it escalates: a year. Steps that ask for more are
+/// refused (the order goes on hold), so every due time is a real date.
+pub const MAX_DUE_IN_HOURS: u32 = 24 * 365;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -202,6 +206,13 @@ impl Stage {
     /// approvers, or, once escalated, its escalation target.
     pub fn admits(&self, actor: &Actor) -> bool {
         self.approvers.admits(actor) || (self.state == StageState::Escalated && self.escalation_target().admits(actor))
+    }
+
+    /// When the stage, opened at `at`, becomes overdue. `None` without a due time, and for a
+    /// time no calendar holds (never reached: due times are bounded by [`MAX_DUE_IN_HOURS`]).
+    pub fn due_from(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let hours = chrono::TimeDelta::try_hours(i64::from(self.due_in_hours?))?;
+        at.checked_add_signed(hours)
     }
 
     /// Whether the stage is open, has a due time, and that time has come.

@@ -3,7 +3,8 @@
 //! (documented field by field in `plugin-api/README.md`); the WIT contract mirrors them.
 
 use super::actor::Role;
-use super::money::Minor;
+use super::contact::{check_email, check_phone};
+use super::money::{MAX_AMOUNT_MINOR, Minor};
 use super::order::{Line, OrderInput, line_total};
 use serde::{Deserialize, Serialize};
 
@@ -33,7 +34,7 @@ impl From<&Line> for ContextLine {
             description: l.description.clone(),
             quantity: l.quantity,
             unit_price_minor: l.unit_price_minor,
-            line_total_minor: line_total(l).unwrap_or(Minor::MAX),
+            line_total_minor: line_total(l).unwrap_or(super::money::MAX_AMOUNT_MINOR),
             tax_category: l.tax_category.clone(),
             budget_category: l.budget_category.clone(),
         }
@@ -161,6 +162,56 @@ pub struct Customer {
     /// Unpaid invoices.
     #[serde(default)]
     pub open_invoices: Vec<Invoice>,
+}
+
+/// Most unpaid invoices of one customer the host takes from a connector; their sum then stays
+/// far inside `i64` for steps that add them up.
+pub const MAX_INVOICES: usize = 1_000;
+
+/// Most budgets a connector may report for one order.
+pub const MAX_BUDGETS: usize = 100;
+
+fn amount_in_range(what: &str, amount: Minor) -> Result<(), String> {
+    if (0..=MAX_AMOUNT_MINOR).contains(&amount) {
+        Ok(())
+    } else {
+        Err(format!("{what} is {amount}, outside 0 to {MAX_AMOUNT_MINOR} minor units"))
+    }
+}
+
+impl Customer {
+    /// Checks what a connector reported before steps read it or notifiers write to it: valid
+    /// contact addresses, amounts within bounds, a bounded number of invoices.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(e) = &self.email {
+            check_email(e).map_err(|e| format!("customer {}: {e}", self.id))?;
+        }
+        if let Some(p) = &self.phone {
+            check_phone(p).map_err(|e| format!("customer {}: {e}", self.id))?;
+        }
+        if let Some(limit) = self.credit_limit_minor {
+            amount_in_range(&format!("the credit limit of customer {}", self.id), limit)?;
+        }
+        if self.open_invoices.len() > MAX_INVOICES {
+            return Err(format!(
+                "customer {} has {} unpaid invoices, more than the {MAX_INVOICES} the host takes",
+                self.id,
+                self.open_invoices.len()
+            ));
+        }
+        for i in &self.open_invoices {
+            amount_in_range(&format!("invoice {} of customer {}", i.id, self.id), i.amount_minor)?;
+        }
+        Ok(())
+    }
+}
+
+impl ErpBudget {
+    /// Checks a budget a connector reported: its amounts within bounds.
+    pub fn validate(&self) -> Result<(), String> {
+        amount_in_range(&format!("the limit of budget {}", self.key), self.limit_minor)?;
+        amount_in_range(&format!("the used amount of budget {}", self.key), self.used_minor)
+    }
 }
 
 /// A budget the ERP tracks (a cost center's, a budget category's).

@@ -5,9 +5,10 @@
 //!
 //! Steps sit behind the [`Step`] trait; the runtimes (Rhai, WASM, native) implement it.
 
+use crate::domain::actor::Role;
 use crate::domain::machine::{Assessment, Outcome};
-use crate::domain::money::Minor;
-use crate::domain::plan::{Approvers, Quorum, Stage, StageState};
+use crate::domain::money::{MAX_AMOUNT_MINOR, Minor, checked_sum, within_bounds};
+use crate::domain::plan::{Approvers, MAX_DUE_IN_HOURS, Quorum, Stage, StageState};
 use crate::domain::step::{ApproverSpec, OrderContext, PriceKind, StepOutput, StepVerdict};
 use serde::Serialize;
 use std::sync::Arc;
@@ -82,10 +83,15 @@ pub struct ConfiguredStep {
     pub config: serde_json::Value,
 }
 
-/// Looks up directory facts the plan needs (a cost center's manager).
+/// Looks up the tenant's directory facts the plan needs: who manages a cost center, and
+/// whether the people a stage names exist, so that no stage opens that nobody can decide.
 pub trait Directory {
     /// The manager of a cost center, if it exists.
     fn cost_center_manager(&self, code: &str) -> Option<String>;
+    /// Whether the tenant has a user of this name.
+    fn user_exists(&self, name: &str) -> bool;
+    /// How many of the tenant's users hold this role, `except` (the requester) not counted.
+    fn role_holders(&self, role: &str, except: &str) -> usize;
 }
 
 /// What one step did in one evaluation; stored so the decision can be replayed and explained.
@@ -154,6 +160,7 @@ pub fn evaluate(ctx: &OrderContext, steps: &[ConfiguredStep], directory: &dyn Di
 struct Merge {
     subtotal: Minor,
     total: Minor,
+    tax: Minor,
     stages: Vec<Stage>,
     flags: Vec<crate::domain::step::RiskFlag>,
     adjustments: Vec<crate::domain::step::PriceAdjustment>,
@@ -175,6 +182,19 @@ fn check_text(what: &str, s: &str, max: usize, required: bool) -> Result<(), Ste
     Ok(())
 }
 
+/// The role of a role stage that fewer than `needed` users other than the requester hold.
+fn lacking_role<'a>(
+    approvers: &'a Approvers,
+    needed: usize,
+    requester: &str,
+    directory: &dyn Directory,
+) -> Option<&'a Role> {
+    match approvers {
+        Approvers::Role { role } if directory.role_holders(role.as_str(), requester) < needed => Some(role),
+        _ => None,
+    }
+}
+
 fn check_key(what: &str, s: &str) -> Result<(), StepError> {
     let ok = !s.is_empty()
         && s.len() <= MAX_KEY
@@ -187,6 +207,7 @@ impl Merge {
         Merge {
             subtotal,
             total: subtotal,
+            tax: 0,
             stages: Vec::new(),
             flags: Vec::new(),
             adjustments: Vec::new(),
@@ -206,6 +227,11 @@ impl Merge {
                 }
                 for u in users {
                     check_text("approvers.users[]", u, 64, true)?;
+                    if !directory.user_exists(u) {
+                        return Err(bad(format!(
+                            "'{u}' is not a user of this tenant, so nobody could decide the stage; name existing users or a role"
+                        )));
+                    }
                 }
                 let mut users: Vec<String> = users.iter().filter(|u| *u != requester).cloned().collect();
                 users.sort();
@@ -269,6 +295,14 @@ impl Merge {
             if !(1..=100).contains(&s.level) {
                 return Err(bad(format!("stage '{}': level must be 1 to 100", s.key)));
             }
+            if let Some(h) = s.due_in_hours
+                && h > MAX_DUE_IN_HOURS
+            {
+                return Err(bad(format!(
+                    "stage '{}': due_in_hours must be 0 to {MAX_DUE_IN_HOURS} (a year), got {h}",
+                    s.key
+                )));
+            }
             let approvers = match self.resolve(&s.approvers, requester, directory) {
                 Err(StepError::Denied(why)) => match &s.escalate_to {
                     Some(e) => self.resolve(e, requester, directory).map_err(|_| StepError::BadOutput(why))?,
@@ -296,6 +330,22 @@ impl Merge {
                 _ => {}
             }
             let escalate_to = s.escalate_to.as_ref().map(|e| self.resolve(e, requester, directory)).transpose()?;
+            // Nobody may be left to decide: the approvers, or once the stage is overdue, its
+            // escalation target (the tenant's admins unless the step names one).
+            let needed = match s.quorum {
+                Quorum::AtLeast(n) => n as usize,
+                Quorum::Any | Quorum::All => 1,
+            };
+            if let Some(role) = lacking_role(&approvers, needed, requester, directory) {
+                let target = escalate_to.clone().unwrap_or_else(|| Approvers::Role { role: Role::admin() });
+                let rescued = s.due_in_hours.is_some() && lacking_role(&target, 1, requester, directory).is_none();
+                if !rescued {
+                    return Err(bad(format!(
+                        "stage '{}' needs {needed} approval(s) from role '{role}', which too few users other than the requester hold, so it could never be decided; give the role to someone, or give the stage a due time and an escalation target",
+                        s.key
+                    )));
+                }
+            }
             let stage = Stage {
                 key: s.key.clone(),
                 title: s.title.clone().unwrap_or_else(|| s.key.clone()),
@@ -326,7 +376,7 @@ impl Merge {
             check_key("flag code", &f.code)?;
             check_text("flag message", &f.message, MAX_TEXT, true)?;
         }
-        let mut total = self.total;
+        let (mut total, mut tax) = (self.total, self.tax);
         for a in &out.adjustments {
             check_key("adjustment code", &a.code)?;
             if let Some(d) = &a.description {
@@ -341,7 +391,19 @@ impl Merge {
                 }
                 _ => {}
             }
-            total = total.checked_add(a.amount_minor).ok_or_else(|| bad("adjustments overflow the order total"))?;
+            let beyond = || {
+                bad(format!(
+                    "adjustment '{}' takes the order beyond the largest amount, {MAX_AMOUNT_MINOR} minor units",
+                    a.code
+                ))
+            };
+            if !within_bounds(a.amount_minor) {
+                return Err(beyond());
+            }
+            total = checked_sum([total, a.amount_minor]).ok_or_else(beyond)?;
+            if a.kind == PriceKind::Tax {
+                tax = checked_sum([tax, a.amount_minor]).ok_or_else(beyond)?;
+            }
         }
         if total < 0 {
             return Err(bad("adjustments make the order total negative"));
@@ -359,7 +421,11 @@ impl Merge {
         for a in &out.adjustments {
             let mut a = a.clone();
             a.source = step.to_string();
+            // `check` proved these sums stay within MAX_AMOUNT_MINOR.
             self.total = self.total.saturating_add(a.amount_minor);
+            if a.kind == PriceKind::Tax {
+                self.tax = self.tax.saturating_add(a.amount_minor);
+            }
             self.adjustments.push(a);
         }
         let reason = out.reason.clone().unwrap_or_default();

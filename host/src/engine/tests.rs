@@ -3,7 +3,9 @@
 use super::*;
 use crate::domain::fixtures;
 use crate::domain::machine::Outcome;
+use crate::domain::money::MAX_AMOUNT_MINOR;
 use crate::domain::order::OrderInput;
+use crate::domain::plan::MAX_DUE_IN_HOURS;
 use crate::domain::step::StepOutput;
 use std::collections::HashMap;
 
@@ -30,16 +32,34 @@ impl Step for Fixed {
     }
 }
 
-struct Dir(HashMap<&'static str, &'static str>);
+/// Cost centers with their managers, and users with their roles.
+struct Dir(HashMap<&'static str, &'static str>, HashMap<&'static str, &'static [&'static str]>);
 
 impl Directory for Dir {
     fn cost_center_manager(&self, code: &str) -> Option<String> {
         self.0.get(code).map(|m| m.to_string())
     }
+    fn user_exists(&self, name: &str) -> bool {
+        self.1.contains_key(name)
+    }
+    fn role_holders(&self, role: &str, except: &str) -> usize {
+        self.1.iter().filter(|(n, roles)| **n != except && roles.contains(&role)).count()
+    }
 }
 
 fn dir() -> Dir {
-    Dir([("CC-1", "bob"), ("CC-2", "alice")].into_iter().collect())
+    Dir(
+        [("CC-1", "bob"), ("CC-2", "alice")].into_iter().collect(),
+        [
+            ("alice", &["requester", "approver"][..]),
+            ("bob", &["cost_center_manager"][..]),
+            ("carol", &["approver"][..]),
+            ("frank", &["executive"][..]),
+            ("root", &["admin"][..]),
+        ]
+        .into_iter()
+        .collect(),
+    )
 }
 
 fn ctx() -> OrderContext {
@@ -151,6 +171,17 @@ fn malformed_outputs_are_held_not_approved() {
         serde_json::json!({"adjustments": [{"kind": "discount", "code": "D", "amount_minor": 5}]}),
         serde_json::json!({"adjustments": [{"kind": "discount", "code": "D", "amount_minor": -20000}]}),
         serde_json::json!({"adjustments": [{"kind": "surcharge", "code": "S", "amount_minor": i64::MAX}]}),
+        serde_json::json!({"adjustments": [
+            {"kind": "tax", "code": "T1", "amount_minor": i64::MAX},
+            {"kind": "discount", "code": "D", "amount_minor": -i64::MAX},
+            {"kind": "tax", "code": "T2", "amount_minor": i64::MAX}]}),
+        serde_json::json!({"adjustments": [{"kind": "shipping", "code": "S", "amount_minor": MAX_AMOUNT_MINOR}]}),
+        serde_json::json!({"stages": [{"key": "x", "approvers": {"role": "approver"}, "due_in_hours": 4294967295u32, "reason": "r"}]}),
+        serde_json::json!({"stages": [{"key": "x", "approvers": {"role": "approver"}, "due_in_hours": MAX_DUE_IN_HOURS + 1, "reason": "r"}]}),
+        serde_json::json!({"stages": [stage("x", 1, serde_json::json!({"users": ["nobody"]}))]}),
+        serde_json::json!({"stages": [stage("x", 1, serde_json::json!({"role": "it-security"}))]}),
+        serde_json::json!({"stages": [{"key": "x", "approvers": {"role": "executive"}, "quorum": 2, "reason": "r"}]}),
+        serde_json::json!({"stages": [{"key": "x", "approvers": {"role": "approver"}, "escalate_to": {"users": ["ghost"]}, "reason": "r"}]}),
         serde_json::json!({"verdict": "reject"}),
         serde_json::json!({"verdict": "hold", "reason": " "}),
         serde_json::json!({"verdict": "approve"}),
@@ -160,6 +191,61 @@ fn malformed_outputs_are_held_not_approved() {
         let e = run(vec![("s", Ok(out.clone()))]);
         assert!(matches!(e.assessment.outcome, Outcome::Hold { .. }), "{out} gave {:?}", e.assessment.outcome);
     }
+}
+
+#[test]
+fn bounds_that_hold_are_accepted_at_their_edge() {
+    let edge = serde_json::json!({
+        "stages": [{"key": "x", "approvers": {"users": ["carol"]}, "due_in_hours": MAX_DUE_IN_HOURS, "reason": "r"}],
+        "adjustments": [{"kind": "tax", "code": "T", "amount_minor": MAX_AMOUNT_MINOR - 10_000}]
+    });
+    let e = run(vec![("s", Ok(edge))]);
+    assert_eq!(e.assessment.outcome, Outcome::Proceed);
+    // A second step whose tax would take the order past the bound is held, naming it.
+    let more = serde_json::json!({"adjustments": [{"kind": "tax", "code": "T2", "amount_minor": 1}]});
+    let e = run(vec![
+        (
+            "a",
+            Ok(
+                serde_json::json!({"adjustments": [{"kind": "tax", "code": "T", "amount_minor": MAX_AMOUNT_MINOR - 10_000}]}),
+            ),
+        ),
+        ("b", Ok(more)),
+    ]);
+    match e.assessment.outcome {
+        Outcome::Hold { reason } => {
+            assert!(reason.contains("step 'b'") && reason.contains("largest amount"), "{reason}")
+        }
+        other => panic!("expected a hold, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_stage_nobody_can_decide_is_held_with_the_reason() {
+    let e = run(vec![("s", Ok(serde_json::json!({"stages": [stage("x", 1, serde_json::json!({"users": ["zed"]}))]})))]);
+    match e.assessment.outcome {
+        Outcome::Hold { reason } => assert!(reason.contains("'zed' is not a user of this tenant"), "{reason}"),
+        other => panic!("expected a hold, got {other:?}"),
+    }
+    // The requester (alice) holding the role does not count.
+    let only_requester =
+        serde_json::json!({"stages": [{"key": "x", "approvers": {"role": "approver"}, "quorum": 2, "reason": "r"}]});
+    assert!(matches!(run(vec![("s", Ok(only_requester))]).assessment.outcome, Outcome::Hold { .. }));
+    let fine = serde_json::json!({"stages": [{"key": "x", "approvers": {"role": "approver"}, "reason": "r"}]});
+    assert_eq!(run(vec![("s", Ok(fine))]).assessment.outcome, Outcome::Proceed);
+    // A role nobody holds is decidable once the stage escalates: to the admins by default, or
+    // to the target the step names, if someone holds that.
+    let nobody = |extra: serde_json::Value| {
+        let mut s = serde_json::json!({"key": "x", "approvers": {"role": "it-security"}, "reason": "r"});
+        s.as_object_mut().expect("object").extend(extra.as_object().cloned().unwrap_or_default());
+        run(vec![("s", Ok(serde_json::json!({"stages": [s]})))]).assessment.outcome
+    };
+    assert!(matches!(nobody(serde_json::json!({})), Outcome::Hold { .. }));
+    assert_eq!(nobody(serde_json::json!({"due_in_hours": 48})), Outcome::Proceed);
+    assert!(matches!(
+        nobody(serde_json::json!({"due_in_hours": 48, "escalate_to": {"role": "auditor"}})),
+        Outcome::Hold { .. }
+    ));
 }
 
 #[test]

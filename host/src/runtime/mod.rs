@@ -18,7 +18,7 @@ pub mod wasm;
 
 use crate::domain::credit::{CreditLine, CreditUpdate};
 use crate::domain::delivery::{Attempt, Notification};
-use crate::domain::step::OrderContext;
+use crate::domain::step::{MAX_BUDGETS, OrderContext};
 use crate::engine::{ConfiguredStep, Step, StepError, StepKind};
 use crate::store::extensions::{self, Code};
 use crate::store::plugins::{self, PluginRecord};
@@ -295,7 +295,7 @@ impl Runtimes {
         for e in enabled {
             let configured = match e.code {
                 Code::Script(script) => {
-                    let step: Arc<dyn Step> = match self.rhai.step(&script.name, &script.source) {
+                    let step: Arc<dyn Step> = match self.rhai.step(tenant_id, &script.name, &script.source) {
                         Ok(s) => Arc::new(s),
                         Err(err) => Arc::new(Unloadable {
                             name: script.name,
@@ -472,7 +472,9 @@ impl Runtimes {
             let id = customer_id.clone().unwrap_or_default();
             let profile = profile.map_err(|e| why(&format!("customer {id}"), e))?;
             let invoices = invoices.map_err(|e| why(&format!("the invoices of customer {id}"), e))?;
-            ctx.customer = Some(wasm::convert::customer(profile, invoices));
+            let customer = wasm::convert::customer(profile, invoices);
+            customer.validate().map_err(|e| format!("connector '{connector}' returned an unusable customer: {e}"))?;
+            ctx.customer = Some(customer);
         }
         if let Some(budgets) = budgets {
             let code = ctx.order.cost_center.clone().unwrap_or_default();
@@ -486,6 +488,15 @@ impl Runtimes {
                 .into_iter()
                 .map(wasm::convert::budget)
                 .collect();
+            if ctx.budgets.len() > MAX_BUDGETS {
+                return Err(format!(
+                    "connector '{connector}' reported {} budgets, more than the {MAX_BUDGETS} the host takes",
+                    ctx.budgets.len()
+                ));
+            }
+            for b in &ctx.budgets {
+                b.validate().map_err(|e| format!("connector '{connector}' returned an unusable budget: {e}"))?;
+            }
         }
         Ok(Some(connector))
     }

@@ -1,15 +1,21 @@
 //! The Rhai runtime. One engine for the whole host, built once with limits on operations, call
 //! depth, expression depth, string/array/map sizes, variables and functions; `eval` and modules
 //! are disabled, and there is no clock, so scripts stay deterministic. A script defines
-//! `fn evaluate(ctx)` and returns a map in the step-output shape. Each distinct source is
-//! compiled once and cached by its SHA-256.
+//! `fn evaluate(ctx)` and returns a map in the step-output shape.
+//!
+//! Each call also runs under a wall-clock deadline (the operation count alone lets a script
+//! that sorts large arrays in a loop run for a minute) and a bound on what `print` and `debug`
+//! may write to the host's log. Compiled scripts are cached per tenant and name: replacing a
+//! script drops its old compilation, and the cache as a whole is bounded.
 
 use crate::domain::step::{OrderContext, StepOutput};
 use crate::engine::{Step, StepError, StepKind};
 use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Scope};
 use sha2::{Digest, Sha256};
+use std::cell::Cell;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Limits every script runs under.
 #[derive(Debug, Clone)]
@@ -32,6 +38,12 @@ pub struct RhaiLimits {
     pub max_functions: usize,
     /// Bytes of source.
     pub max_source_size: usize,
+    /// Wall-clock time one call may take.
+    pub deadline: Duration,
+    /// Bytes one call may write through `print` and `debug`; the rest is dropped.
+    pub max_print_bytes: usize,
+    /// Bytes of source whose compilations the cache keeps; the least recently used go first.
+    pub max_cached_source_bytes: usize,
 }
 
 impl Default for RhaiLimits {
@@ -46,6 +58,9 @@ impl Default for RhaiLimits {
             max_variables: 256,
             max_functions: 256,
             max_source_size: 256 * 1024,
+            deadline: Duration::from_millis(100),
+            max_print_bytes: 4 * 1024,
+            max_cached_source_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -66,12 +81,121 @@ pub struct ScriptError {
 pub struct RhaiRuntime {
     engine: Arc<Engine>,
     limits: RhaiLimits,
-    cache: RwLock<HashMap<String, Arc<AST>>>,
+    cache: Mutex<Cache>,
+}
+
+/// Compilations by source hash, and which hash each tenant's script name runs now.
+#[derive(Default)]
+struct Cache {
+    compiled: HashMap<String, Compiled>,
+    /// (tenant, script name) → source hash.
+    current: HashMap<(String, String), String>,
+    source_bytes: usize,
+    clock: u64,
+}
+
+struct Compiled {
+    ast: Arc<AST>,
+    source_bytes: usize,
+    /// How many (tenant, name) pairs run this version; at zero it is dropped.
+    users: usize,
+    last_used: u64,
+}
+
+impl Cache {
+    /// Points (tenant, name) at `hash`, dropping the compilation it pointed at before if nobody
+    /// else runs it.
+    fn assign(&mut self, tenant: &str, name: &str, hash: &str) {
+        let key = (tenant.to_string(), name.to_string());
+        match self.current.get(&key) {
+            Some(h) if h == hash => return,
+            Some(old) => {
+                let old = old.clone();
+                self.release(&old);
+            }
+            None => {}
+        }
+        if let Some(c) = self.compiled.get_mut(hash) {
+            c.users += 1;
+        }
+        self.current.insert(key, hash.to_string());
+    }
+
+    fn release(&mut self, hash: &str) {
+        if let Some(c) = self.compiled.get_mut(hash) {
+            c.users = c.users.saturating_sub(1);
+            if c.users == 0 {
+                self.drop_compiled(hash);
+            }
+        }
+    }
+
+    fn drop_compiled(&mut self, hash: &str) {
+        if let Some(c) = self.compiled.remove(hash) {
+            self.source_bytes -= c.source_bytes;
+        }
+    }
+
+    fn insert(&mut self, hash: &str, ast: Arc<AST>, source_bytes: usize, limit: usize) {
+        let users = self.current.values().filter(|h| *h == hash).count();
+        self.clock += 1;
+        self.source_bytes += source_bytes;
+        self.compiled.insert(hash.to_string(), Compiled { ast, source_bytes, users, last_used: self.clock });
+        // Over the bound, the least recently used go (calls holding their `Arc` finish on them).
+        while self.source_bytes > limit && self.compiled.len() > 1 {
+            let Some(oldest) = self.compiled.iter().min_by_key(|(_, c)| c.last_used).map(|(h, _)| h.clone()) else {
+                break;
+            };
+            self.drop_compiled(&oldest);
+            self.current.retain(|_, h| *h != oldest);
+        }
+    }
+
+    fn get(&mut self, hash: &str) -> Option<Arc<AST>> {
+        self.clock += 1;
+        let clock = self.clock;
+        self.compiled.get_mut(hash).map(|c| {
+            c.last_used = clock;
+            c.ast.clone()
+        })
+    }
 }
 
 /// SHA-256 of a script's source, hex: its identity in caches and evaluation records.
 pub fn source_hash(source: &str) -> String {
     hex::encode(Sha256::digest(source.as_bytes()))
+}
+
+/// What the call running on this thread may still spend: its deadline and its log output.
+/// Rhai's progress and print callbacks are engine-wide, and a call runs on one thread.
+#[derive(Clone, Copy)]
+struct CallBudget {
+    deadline: Instant,
+    print_left: usize,
+    dropped: usize,
+}
+
+thread_local! {
+    static CALL: Cell<Option<CallBudget>> = const { Cell::new(None) };
+}
+
+/// How many operations pass between two looks at the clock: a clock read per operation would
+/// cost more than the operations of a typical script.
+const CLOCK_EVERY: u64 = 64;
+
+/// Writes a script's `print`/`debug` line if the call's budget allows; counts it as dropped if not.
+fn log_bounded(line: &str, write: impl FnOnce(&str)) {
+    CALL.with(|c| {
+        let Some(mut budget) = c.get() else { return };
+        if line.len() <= budget.print_left {
+            budget.print_left -= line.len();
+            write(line);
+        } else {
+            budget.print_left = 0;
+            budget.dropped = budget.dropped.saturating_add(line.len());
+        }
+        c.set(Some(budget));
+    });
 }
 
 impl RhaiRuntime {
@@ -90,20 +214,23 @@ impl RhaiRuntime {
             .set_strict_variables(true)
             .disable_symbol("eval")
             .disable_symbol("import");
-        engine.on_print(|s| tracing::info!(target: "greenlight::script", "{s}"));
-        engine.on_debug(
-            |s, src, pos| tracing::debug!(target: "greenlight::script", source = src, position = %pos, "{s}"),
-        );
-        RhaiRuntime { engine: Arc::new(engine), limits, cache: RwLock::new(HashMap::new()) }
+        engine.on_progress(|ops| {
+            if ops % CLOCK_EVERY != 0 {
+                return None;
+            }
+            let late = CALL.with(|c| c.get().is_some_and(|b| Instant::now() >= b.deadline));
+            late.then(|| Dynamic::from("deadline"))
+        });
+        engine.on_print(|s| log_bounded(s, |s| tracing::info!(target: "greenlight::script", "{s}")));
+        engine.on_debug(|s, src, pos| {
+            log_bounded(s, |s| tracing::debug!(target: "greenlight::script", source = src, position = %pos, "{s}"))
+        });
+        RhaiRuntime { engine: Arc::new(engine), limits, cache: Mutex::new(Cache::default()) }
     }
 
-    /// Compiles a script (or returns the cached compilation of the same source) and checks it
-    /// defines `fn evaluate(ctx)`.
+    /// Compiles a script and checks it defines `fn evaluate(ctx)`. Nothing is cached: this is
+    /// the check before a script is stored.
     pub fn compile(&self, source: &str) -> Result<(String, Arc<AST>), ScriptError> {
-        let hash = source_hash(source);
-        if let Some(ast) = self.cache.read().ok().and_then(|c| c.get(&hash).cloned()) {
-            return Ok((hash, ast));
-        }
         if source.len() > self.limits.max_source_size {
             return Err(ScriptError {
                 message: format!("the script is larger than {} bytes", self.limits.max_source_size),
@@ -123,20 +250,27 @@ impl RhaiRuntime {
                 column: 1,
             });
         }
-        let ast = Arc::new(ast);
-        if let Ok(mut c) = self.cache.write() {
-            if c.len() > 4096 {
-                c.clear();
-            }
-            c.insert(hash.clone(), ast.clone());
-        }
-        Ok((hash, ast))
+        Ok((source_hash(source), Arc::new(ast)))
     }
 
-    /// A step running this script.
-    pub fn step(&self, name: &str, source: &str) -> Result<RhaiStep, ScriptError> {
-        let (hash, ast) = self.compile(source)?;
-        Ok(RhaiStep { name: name.to_string(), hash, ast, engine: self.engine.clone() })
+    /// A step running `tenant`'s script `name`, compiled once per source. A new source under
+    /// the same tenant and name replaces the old compilation, which is dropped once no other
+    /// tenant runs the same source.
+    pub fn step(&self, tenant: &str, name: &str, source: &str) -> Result<RhaiStep, ScriptError> {
+        let hash = source_hash(source);
+        let cached = self.cache.lock().ok().and_then(|mut c| c.get(&hash));
+        let ast = match cached {
+            Some(ast) => ast,
+            // Compiled outside the lock, so a large script does not stall other tenants.
+            None => self.compile(source)?.1,
+        };
+        if let Ok(mut c) = self.cache.lock() {
+            if !c.compiled.contains_key(&hash) {
+                c.insert(&hash, ast.clone(), source.len(), self.limits.max_cached_source_bytes);
+            }
+            c.assign(tenant, name, &hash);
+        }
+        Ok(RhaiStep { name: name.to_string(), hash, ast, engine: self.engine.clone(), limits: self.limits.clone() })
     }
 
     /// The shared engine, so benchmarks can measure a raw `call_fn` against the host's path.
@@ -151,6 +285,7 @@ pub struct RhaiStep {
     hash: String,
     ast: Arc<AST>,
     engine: Arc<Engine>,
+    limits: RhaiLimits,
 }
 
 fn classify(e: &EvalAltResult) -> StepError {
@@ -160,6 +295,7 @@ fn classify(e: &EvalAltResult) -> StepError {
         EvalAltResult::ErrorStackOverflow(_) => StepError::MemoryLimit("call depth limit".into()),
         EvalAltResult::ErrorDataTooLarge(what, _) => StepError::MemoryLimit(what.clone()),
         EvalAltResult::ErrorTooManyVariables(_) => StepError::MemoryLimit("variable limit".into()),
+        EvalAltResult::ErrorTerminated(_, _) => StepError::Deadline("the script's wall-clock deadline".into()),
         EvalAltResult::ErrorRuntime(v, pos) => StepError::Failed(format!("script threw {v} at {pos}")),
         other => StepError::Failed(other.to_string()),
     }
@@ -182,10 +318,24 @@ impl Step for RhaiStep {
         let arg = rhai::serde::to_dynamic(ctx)
             .map_err(|e| StepError::Failed(format!("cannot pass the order to the script: {e}")))?;
         let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
-        let result: Dynamic = self
-            .engine
-            .call_fn_with_options(options, &mut Scope::new(), &self.ast, "evaluate", (arg,))
-            .map_err(|e| classify(&e))?;
+        let budget = CallBudget {
+            deadline: Instant::now() + self.limits.deadline,
+            print_left: self.limits.max_print_bytes,
+            dropped: 0,
+        };
+        CALL.with(|c| c.set(Some(budget)));
+        let result = self.engine.call_fn_with_options(options, &mut Scope::new(), &self.ast, "evaluate", (arg,));
+        let spent = CALL.with(|c| c.take());
+        if let Some(dropped) = spent.map(|b| b.dropped).filter(|d| *d > 0) {
+            tracing::warn!(
+                target: "greenlight::script",
+                script = %self.name,
+                dropped,
+                "the script printed more than {} bytes in one call; the rest was dropped",
+                self.limits.max_print_bytes
+            );
+        }
+        let result: Dynamic = result.map_err(|e| classify(&e))?;
         if !result.is_map() {
             return Err(StepError::BadOutput(format!(
                 "`evaluate` must return a map, it returned {}",

@@ -76,7 +76,9 @@ pub fn page(conn: &Connection, tenant_id: &str, after_seq: u64, limit: usize) ->
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM audit_log WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
     ))?;
-    let rows = stmt.query_map(params![tenant_id, after_seq as i64, limit as i64], row)?;
+    // Sequence numbers are SQLite integers; nothing comes after the largest one.
+    let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(params![tenant_id, after, i64::try_from(limit).unwrap_or(i64::MAX)], row)?;
     rows.map(|r| decode(r?)).collect()
 }
 

@@ -220,6 +220,18 @@ pub fn users_with_role(conn: &Connection, tenant_id: &str, role: &str) -> Result
     rows.map(|r| user_decode(r?)).collect()
 }
 
+/// How many users hold a role, `except` not counted: whether a stage for that role can ever be
+/// decided by someone other than the requester.
+pub fn role_holders(conn: &Connection, tenant_id: &str, role: &str, except: &str) -> Result<usize, StoreError> {
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM users WHERE tenant_id = ?1 AND name <> ?3
+             AND EXISTS (SELECT 1 FROM json_each(users.roles) WHERE value = ?2)",
+        )?
+        .query_row(params![tenant_id, role, except], |r| r.get(0))?;
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
 /// Stores a token's hash for a user.
 pub fn insert_token(conn: &Connection, tenant_id: &str, user: &str, token: &str) -> Result<(), StoreError> {
     conn.prepare_cached("INSERT INTO tokens (hash, tenant_id, user_name, created_at) VALUES (?1, ?2, ?3, ?4)")?

@@ -58,6 +58,10 @@ pub enum StoreError {
     /// The writer thread stopped; the host is shutting down or broken.
     #[error("the store is not available (its writer stopped); restart the host")]
     Unavailable,
+    /// A bug: the change panicked. It was rolled back and the writer carries on; the id is in
+    /// the log beside the panic.
+    #[error("an internal error happened (error id {0}); nothing was changed: report the id to the operator")]
+    Internal(String),
     /// A stored value could not be decoded.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
@@ -116,7 +120,7 @@ where
             Ok(_) => {
                 let r = match catch_unwind(AssertUnwindSafe(|| f(conn))) {
                     Ok(r) => r,
-                    Err(_) => Err(E::from(StoreError::Commit("the change panicked".into()))),
+                    Err(payload) => Err(E::from(StoreError::Internal(report_panic("a change", payload.as_ref())))),
                 };
                 if r.is_err() {
                     let _ = conn.prepare_cached("ROLLBACK TO change").and_then(|mut s| s.execute([]));
@@ -337,6 +341,19 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>, max_batch: us
             done(err.as_deref());
         }
     }
+}
+
+/// Logs a caught panic with a fresh error id and returns the id, for the answer to carry: the
+/// operator finds the panic's message and place in the log by it, the client sees only the id.
+pub fn report_panic(what: &str, payload: &(dyn std::any::Any + Send)) -> String {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into());
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    tracing::error!(error_id = %id, panic = %message, "{what} panicked; it was rolled back and the host carries on");
+    id
 }
 
 /// Decodes a JSON column, naming the column when it is corrupt.

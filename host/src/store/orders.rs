@@ -3,7 +3,7 @@
 
 use super::{StoreError, from_json, to_json};
 use crate::domain::audit::timestamp;
-use crate::domain::money::Minor;
+use crate::domain::money::{Minor, checked_sum};
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::plan::{Approvers, StageState};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
@@ -204,36 +204,54 @@ pub fn overdue(conn: &Connection, now: &str, limit: usize) -> Result<Vec<(String
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Total of the requester's approved and released orders approved since `since`.
+/// Total of the requester's approved and released orders approved since `since`, or `None` when
+/// it is beyond the largest amount (possible only with orders stored before amounts were bounded).
 pub fn spent_by_requester(
     conn: &Connection,
     tenant_id: &str,
     requester: &str,
     since: &str,
     exclude: &str,
-) -> Result<Minor, StoreError> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT COALESCE(SUM(total_minor), 0) FROM orders WHERE tenant_id = ?1 AND requester = ?2
-             AND status IN ('approved', 'released') AND approved_at >= ?3 AND id <> ?4",
-        )?
-        .query_row(params![tenant_id, requester, since, exclude], |r| r.get(0))?)
+) -> Result<Option<Minor>, StoreError> {
+    sum_totals(
+        conn,
+        "SELECT total_minor FROM orders WHERE tenant_id = ?1 AND requester = ?2
+         AND status IN ('approved', 'released') AND approved_at >= ?3 AND id <> ?4",
+        [tenant_id, requester, since, exclude],
+    )
 }
 
-/// Total of the cost center's approved and released orders approved since `since`.
+/// Total of the cost center's approved and released orders approved since `since`; `None` as
+/// in [`spent_by_requester`].
 pub fn spent_on_cost_center(
     conn: &Connection,
     tenant_id: &str,
     code: &str,
     since: &str,
     exclude: &str,
-) -> Result<Minor, StoreError> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT COALESCE(SUM(total_minor), 0) FROM orders WHERE tenant_id = ?1 AND cost_center = ?2
-             AND status IN ('approved', 'released') AND approved_at >= ?3 AND id <> ?4",
-        )?
-        .query_row(params![tenant_id, code, since, exclude], |r| r.get(0))?)
+) -> Result<Option<Minor>, StoreError> {
+    sum_totals(
+        conn,
+        "SELECT total_minor FROM orders WHERE tenant_id = ?1 AND cost_center = ?2
+         AND status IN ('approved', 'released') AND approved_at >= ?3 AND id <> ?4",
+        [tenant_id, code, since, exclude],
+    )
+}
+
+/// Sums a column of amounts with checked arithmetic. SQLite's `SUM` fails the whole query with
+/// "integer overflow" instead, which would make every later submission on the same budget fail.
+fn sum_totals(conn: &Connection, sql: &str, args: [&str; 4]) -> Result<Option<Minor>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(args)?;
+    let mut total: Option<Minor> = Some(0);
+    while let Some(row) = rows.next()? {
+        let amount: Minor = row.get(0)?;
+        total = total.and_then(|t| checked_sum([t, amount]));
+        if total.is_none() {
+            break;
+        }
+    }
+    Ok(total)
 }
 
 /// Stores what an evaluation saw and did, for replay and explanation.

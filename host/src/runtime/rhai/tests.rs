@@ -24,7 +24,7 @@ fn rt() -> RhaiRuntime {
 }
 
 fn eval(src: &str) -> Result<StepOutput, StepError> {
-    rt().step("t", src).expect("compiles").evaluate(&ctx(serde_json::json!({"threshold": 2000})))
+    rt().step("t", "t", src).expect("compiles").evaluate(&ctx(serde_json::json!({"threshold": 2000})))
 }
 
 #[test]
@@ -48,26 +48,26 @@ fn a_script_reads_the_context_and_returns_the_output_shape() {
 
 #[test]
 fn compile_errors_report_line_and_column() {
-    let err = rt().step("t", "fn evaluate(ctx) {\n  let x = ;\n}").err().expect("does not compile");
+    let err = rt().step("t", "t", "fn evaluate(ctx) {\n  let x = ;\n}").err().expect("does not compile");
     assert_eq!(err.line, 2);
     assert!(err.column > 0, "{err:?}");
 }
 
 #[test]
 fn a_script_without_evaluate_is_refused() {
-    assert!(rt().step("t", "fn other(ctx) { #{} }").is_err());
-    assert!(rt().step("t", "fn evaluate() { #{} }").is_err());
+    assert!(rt().step("t", "t", "fn other(ctx) { #{} }").is_err());
+    assert!(rt().step("t", "t", "fn evaluate() { #{} }").is_err());
 }
 
 #[test]
 fn undefined_variables_are_compile_errors() {
-    assert!(rt().step("t", "fn evaluate(ctx) { #{ reason: nope } }").is_err());
+    assert!(rt().step("t", "t", "fn evaluate(ctx) { #{ reason: nope } }").is_err());
 }
 
 #[test]
 fn eval_and_import_are_disabled() {
-    assert!(rt().step("t", r#"fn evaluate(ctx) { eval("1"); #{} }"#).is_err());
-    assert!(rt().step("t", r#"import "x" as y; fn evaluate(ctx) { #{} }"#).is_err());
+    assert!(rt().step("t", "t", r#"fn evaluate(ctx) { eval("1"); #{} }"#).is_err());
+    assert!(rt().step("t", "t", r#"import "x" as y; fn evaluate(ctx) { #{} }"#).is_err());
 }
 
 #[test]
@@ -103,10 +103,71 @@ fn thrown_errors_and_garbage_are_reported() {
 #[test]
 fn the_same_source_compiles_once() {
     let rt = rt();
-    let (h1, a1) = rt.compile("fn evaluate(ctx) { #{} }").expect("compiles");
-    let (h2, a2) = rt.compile("fn evaluate(ctx) { #{} }").expect("compiles");
-    assert_eq!(h1, h2);
-    assert!(Arc::ptr_eq(&a1, &a2));
+    let a = rt.step("t", "a", "fn evaluate(ctx) { #{} }").expect("compiles");
+    let b = rt.step("u", "b", "fn evaluate(ctx) { #{} }").expect("compiles");
+    assert_eq!(a.hash, b.hash);
+    assert!(Arc::ptr_eq(&a.ast, &b.ast));
+}
+
+#[test]
+fn a_replaced_script_drops_its_old_compilation() {
+    let rt = rt();
+    let version = |n: usize| format!("fn evaluate(ctx) {{ let v = {n}; #{{}} }}");
+    for n in 0..60 {
+        rt.step("t", "s", &version(n)).expect("compiles");
+    }
+    let cache = rt.cache.lock().expect("cache");
+    assert_eq!(cache.compiled.len(), 1, "only the current version stays");
+    assert_eq!(cache.source_bytes, version(59).len());
+    drop(cache);
+    // A version another tenant still runs stays until that tenant moves on too.
+    rt.step("u", "s", &version(59)).expect("compiles");
+    rt.step("t", "s", &version(60)).expect("compiles");
+    assert_eq!(rt.cache.lock().expect("cache").compiled.len(), 2);
+    rt.step("u", "s", &version(61)).expect("compiles");
+    assert_eq!(rt.cache.lock().expect("cache").compiled.len(), 2);
+}
+
+#[test]
+fn the_cache_keeps_within_its_byte_bound_least_recently_used_first() {
+    let source = |n: usize| format!("fn evaluate(ctx) {{ let v = {n}; #{{}} }}");
+    let bound = source(0).len() * 3;
+    let rt = RhaiRuntime::new(RhaiLimits { max_cached_source_bytes: bound, ..RhaiLimits::default() });
+    for n in 0..10 {
+        rt.step("t", &format!("s{n}"), &source(n)).expect("compiles");
+    }
+    let cache = rt.cache.lock().expect("cache");
+    assert!(cache.source_bytes <= bound, "{} > {bound}", cache.source_bytes);
+    assert!(cache.compiled.contains_key(&source_hash(&source(9))));
+    assert!(!cache.compiled.contains_key(&source_hash(&source(0))));
+}
+
+#[test]
+fn a_slow_script_within_its_operation_budget_meets_the_deadline() {
+    // Each iteration copies and sorts 10,000 numbers: few operations, much time.
+    let src = "fn evaluate(ctx) { let a = []; for i in 0..10000 { a.push(10000 - i); } loop { let b = a; b.sort(); } }";
+    let rt = RhaiRuntime::new(RhaiLimits { max_operations: 0, ..RhaiLimits::default() });
+    let started = std::time::Instant::now();
+    let r = rt.step("t", "t", src).expect("compiles").evaluate(&ctx(serde_json::json!({})));
+    assert!(matches!(r, Err(StepError::Deadline(_))), "{r:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+}
+
+#[test]
+fn print_output_is_bounded_per_call() {
+    let rt = rt();
+    let src = r#"fn evaluate(ctx) { let s = "0123456789"; for i in 0..2000 { print(s); debug(s); } #{} }"#;
+    let step = rt.step("t", "t", src).expect("compiles");
+    step.evaluate(&ctx(serde_json::json!({}))).expect("runs");
+    // The budget is per call and gone afterwards; what was cut is counted, not written.
+    assert!(CALL.with(|c| c.get()).is_none());
+    let mut written = 0;
+    CALL.with(|c| c.set(Some(CallBudget { deadline: std::time::Instant::now(), print_left: 25, dropped: 0 })));
+    for _ in 0..5 {
+        log_bounded("0123456789", |s| written += s.len());
+    }
+    let budget = CALL.with(|c| c.take()).expect("budget");
+    assert_eq!((written, budget.dropped), (20, 30));
 }
 
 #[test]
