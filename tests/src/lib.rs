@@ -188,6 +188,17 @@ impl Server {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn host_panics_are_told_from_plugin_output() {
+        assert!(super::host_panic("thread 'tokio-runtime-worker' panicked at host/src/domain/order.rs:9:5:"));
+        assert!(super::host_panic("ERROR a request panicked; it was rolled back and the host carries on error_id=1"));
+        assert!(!super::host_panic("ERROR greenlight::plugin: panicked at testing/tp-panic/src/lib.rs:8:9:"));
+        assert!(!super::host_panic("WARN order put on hold reason=step 'tp-panic' panicked: panicked at x"));
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
@@ -197,10 +208,18 @@ impl Drop for Server {
             if !log.is_empty() {
                 eprintln!("--- greenlight serve log ---\n{log}--- end of log ---");
             }
-        } else if log.contains("panicked at") || log.contains(" panicked;") {
-            panic!("the server panicked during this test; its log:\n{log}");
+        } else if let Some(line) = log.lines().find(|l| host_panic(l)) {
+            panic!("the server panicked during this test ({line}); its log:\n{log}");
         }
     }
+}
+
+/// Whether a log line reports a panic of the host itself: Rust's panic message for a thread of
+/// the server, or the host's report of a panic it caught. A plugin's own panic is logged as the
+/// plugin's output (`panicked at testing/...`), fails only that call, and is not one.
+fn host_panic(line: &str) -> bool {
+    (line.contains("thread '") && line.contains("' panicked at "))
+        || line.contains("panicked; it was rolled back and the host carries on")
 }
 
 /// A response: status and JSON body (Null when the body is not JSON).

@@ -152,6 +152,10 @@ fn r4_the_customer_comes_from_the_erp_and_is_stored_with_the_evaluation() -> Res
     let admin = tenant_with_erp(&s, &erp)?;
     admin.enable_shipped("customer-authorization", 40)?;
     let alice = admin.user("alice", &["requester"], json!({}))?;
+    // The people who decide the stages the script and the plugin add.
+    for (name, role) in [("dave", "compliance"), ("erin", "finance"), ("frank", "executive"), ("fiona", "executive")] {
+        admin.user(name, &[role], json!({}))?;
+    }
     // C-300 is not in the script's config: its profile and its debt come from the ERP.
     let mut body = order_body(1, 200_000);
     body["customer_id"] = json!("C-300");

@@ -43,6 +43,8 @@ fn an_installed_plugin_is_enabled_per_tenant_and_decides_orders() -> Result<()> 
     assert_eq!(r.status, 200, "{}", r.text);
 
     let alice = admin.user("alice", &["requester"], json!({}))?;
+    // The stage is for role executive: someone must hold it, or nobody could decide it.
+    admin.user("frank", &["executive"], json!({}))?;
     let id = alice.order(order_body(2, 10_000))?;
     let r = alice.submit(&id)?;
     assert_eq!(r.body["status"], "pending_approval", "{}", r.text);

@@ -132,3 +132,23 @@ async fn metrics_expose_requests_and_orders_by_status() {
     assert!(text.contains("greenlight_step_failures_total 0"));
     assert!(text.ends_with("# EOF\n"));
 }
+
+#[tokio::test]
+async fn a_panic_answers_500_with_an_error_id_and_never_leaks_its_message() {
+    let resp = handler_panicked(Box::new("secret detail: index out of bounds"));
+    assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.expect("body");
+    let body: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+    assert_eq!(body["error"]["code"], "internal_error");
+    let id = body["error"]["error_id"].as_str().expect("an error id");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains(id)));
+    assert!(!String::from_utf8_lossy(&bytes).contains("secret detail"));
+}
+
+#[tokio::test]
+async fn trailing_bytes_after_a_json_body_are_a_400() {
+    let f = fixture().await;
+    let body = r#"{"name":"u1","roles":["requester"]}garbage"#;
+    let (status, v) = call(&f.app, "POST", "/v1/admin/users", Some(&f.admin), body).await;
+    assert_eq!((status, v["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("malformed_json")), "{v}");
+}

@@ -182,15 +182,19 @@ fn check_text(what: &str, s: &str, max: usize, required: bool) -> Result<(), Ste
     Ok(())
 }
 
-/// The role of a role stage that fewer than `needed` users other than the requester hold.
+/// The role of a role stage that fewer than `needed` users other than the requester hold, with
+/// how many do.
 fn lacking_role<'a>(
     approvers: &'a Approvers,
     needed: usize,
     requester: &str,
     directory: &dyn Directory,
-) -> Option<&'a Role> {
+) -> Option<(&'a Role, usize)> {
     match approvers {
-        Approvers::Role { role } if directory.role_holders(role.as_str(), requester) < needed => Some(role),
+        Approvers::Role { role } => {
+            let holders = directory.role_holders(role.as_str(), requester);
+            (holders < needed).then_some((role, holders))
+        }
         _ => None,
     }
 }
@@ -336,12 +340,12 @@ impl Merge {
                 Quorum::AtLeast(n) => n as usize,
                 Quorum::Any | Quorum::All => 1,
             };
-            if let Some(role) = lacking_role(&approvers, needed, requester, directory) {
+            if let Some((role, holders)) = lacking_role(&approvers, needed, requester, directory) {
                 let target = escalate_to.clone().unwrap_or_else(|| Approvers::Role { role: Role::admin() });
                 let rescued = s.due_in_hours.is_some() && lacking_role(&target, 1, requester, directory).is_none();
                 if !rescued {
                     return Err(bad(format!(
-                        "stage '{}' needs {needed} approval(s) from role '{role}', which too few users other than the requester hold, so it could never be decided; give the role to someone, or give the stage a due time and an escalation target",
+                        "stage '{}' needs {needed} approval(s) from role '{role}', which {holders} user(s) other than the requester hold, so it could never be decided; give the role to someone, or give the stage a due time and an escalation target",
                         s.key
                     )));
                 }
