@@ -48,7 +48,7 @@ fn create_submit_approve() -> Result<()> {
 
     // Deciding a later level before an earlier one: 409.
     let r = carol.decide(&id, "user-approval", "approve", None)?;
-    assert_eq!((r.status, r.code()), (409, "conflict"), "{}", r.text);
+    assert_eq!((r.status, r.code()), (409, "invalid_state"), "{}", r.text);
 
     let r = bob.decide(&id, "cost-center", "approve", Some("ok"))?;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -347,5 +347,44 @@ fn a_manager_ordering_on_their_own_cost_center_is_escalated_not_self_approved() 
     assert_eq!(boss.decide(&id, "cost-center", "approve", None)?.status, 403);
     let r = frank.decide(&id, "cost-center", "approve", None)?;
     assert_eq!(r.body["status"], "approved", "{}", r.text);
+    Ok(())
+}
+
+#[test]
+fn a_withdrawn_subscription_is_not_reactivated_and_nobody_hears_it_was() -> Result<()> {
+    let s = Server::start()?;
+    let admin = s.tenant("acme")?;
+    let alice = admin.user("alice", &["requester"], json!({}))?;
+    let carol = admin.user("carol", &["approver"], json!({}))?;
+    let review = r#"fn evaluate(ctx) { #{ stages: [#{ key: "review", approvers: #{ role: "approver" }, reason: "every order" }] } }"#;
+    admin.enable_script("review", review, 10, json!({}))?;
+    let mut body = order_body(1, 1_000);
+    body["recurrence"] = json!({"interval": "P1M"});
+    let id = alice.order(body)?;
+    assert_eq!(alice.submit(&id)?.body["status"], "pending_approval");
+    assert_eq!(carol.decide(&id, "review", "approve", None)?.body["status"], "approved");
+    let r = alice.post_empty(&format!("/v1/orders/{id}/deactivate"))?;
+    assert_eq!(r.body["subscription_state"], "inactive", "{}", r.text);
+    let r = alice.patch(&format!("/v1/orders/{id}"), json!({"department": "IT"}))?;
+    assert_eq!(r.body["status"], "pending_approval", "{}", r.text);
+    let r = alice.post_empty(&format!("/v1/orders/{id}/withdraw"))?;
+    assert_eq!(r.body["status"], "withdrawn", "{}", r.text);
+
+    let r = alice.post_empty(&format!("/v1/orders/{id}/reactivate"))?;
+    assert_eq!((r.status, r.code()), (409, "invalid_state"), "{}", r.text);
+    assert!(r.text.contains("withdrawn"), "{}", r.text);
+    let after = alice.get(&format!("/v1/orders/{id}"))?;
+    assert_eq!(
+        (after.body["status"].as_str(), after.body["subscription_state"].as_str()),
+        (Some("withdrawn"), Some("inactive"))
+    );
+    let db = rusqlite::Connection::open(&s.db)?;
+    let reactivated: i64 = db.query_row(
+        "SELECT COUNT(*) FROM outbox WHERE order_id = ?1 AND event = 'subscription_reactivated'",
+        [&id],
+        |r| r.get(0),
+    )?;
+    assert_eq!(reactivated, 0, "no notification of a reactivation that did not happen");
+    assert_eq!(alice.audit_entry(&id, "subscription_reactivated")?, serde_json::Value::Null);
     Ok(())
 }

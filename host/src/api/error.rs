@@ -1,6 +1,8 @@
 //! The one HTTP error type. Every failure leaves as
 //! `{"error":{"code":"snake_case","message":"what went wrong and what to do"}}` with the right
-//! status; storage details are logged, never sent.
+//! status. Errors stay typed until [`IntoResponse`]; what must not be sent (storage details) rides
+//! along in the response's extensions as [`Unsent`], and the API's one logging middleware writes
+//! it to the log. Nothing logs on the way.
 
 use crate::approvals::ApprovalError;
 use crate::store::StoreError;
@@ -16,12 +18,17 @@ pub struct AppError {
     code: &'static str,
     message: String,
     extra: Option<serde_json::Map<String, serde_json::Value>>,
+    unsent: Option<String>,
 }
+
+/// What an error answer did not say: the cause, for the log only.
+#[derive(Debug, Clone)]
+pub struct Unsent(pub String);
 
 impl AppError {
     /// Any status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> AppError {
-        AppError { status, code, message: message.into(), extra: None }
+        AppError { status, code, message: message.into(), extra: None, unsent: None }
     }
 
     /// 400: the body is not JSON.
@@ -89,15 +96,19 @@ impl From<ApprovalError> for AppError {
                 );
                 e
             }
+            ApprovalError::InvalidState(m) => AppError::new(StatusCode::CONFLICT, "invalid_state", m),
+            ApprovalError::VersionConflict(m) => AppError::new(StatusCode::CONFLICT, "version_conflict", m),
             ApprovalError::Conflict(m) => AppError::new(StatusCode::CONFLICT, "conflict", m),
+            ApprovalError::Extension(m) => AppError::new(StatusCode::BAD_GATEWAY, "extension_failed", m),
             ApprovalError::Store(StoreError::Internal(id)) => AppError::internal(&id),
             ApprovalError::Store(err) => {
-                tracing::error!(error = %err, "storage failure");
-                AppError::new(
+                let mut e = AppError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "storage_unavailable",
                     "the database could not complete the request, and nothing was changed; retry shortly",
-                )
+                );
+                e.unsent = Some(err.to_string());
+                e
             }
         }
     }
@@ -111,6 +122,10 @@ impl IntoResponse for AppError {
         if let Some(extra) = self.extra {
             body.extend(extra);
         }
-        (self.status, Json(json!({ "error": body }))).into_response()
+        let mut response = (self.status, Json(json!({ "error": body }))).into_response();
+        if let Some(cause) = self.unsent {
+            response.extensions_mut().insert(Unsent(cause));
+        }
+        response
     }
 }

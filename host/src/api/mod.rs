@@ -113,6 +113,9 @@ async fn track(State(s): State<AppState>, req: Request, next: Next) -> Response 
     let start = Instant::now();
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
+    if let Some(error::Unsent(cause)) = resp.extensions().get::<error::Unsent>() {
+        tracing::error!(%method, %route, status, %cause, "request failed");
+    }
     s.metrics
         .requests
         .get_or_create(&metrics::RequestLabels { method: method.clone(), route: route.clone(), status })

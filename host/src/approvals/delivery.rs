@@ -378,7 +378,7 @@ impl Approvals {
                     return Err(ApprovalError::NotFound(format!("no delivery '{id}' here; list them with GET /v1/admin/deliveries")));
                 };
                 if !deliveries::redrive(c, tenant_id, &id, now)? {
-                    return Err(ApprovalError::Conflict(format!("delivery '{id}' was already delivered; there is nothing to re-drive")));
+                    return Err(ApprovalError::InvalidState(format!("delivery '{id}' was already delivered; there is nothing to re-drive")));
                 }
                 let data = serde_json::json!({"delivery": id, "channel": before.channel, "event": before.event, "attempts_before": before.attempts, "last_error": before.last_error});
                 audit::append(c, tenant_id, now, &caller.user.name, "delivery_redriven", before.order_id.as_deref(), data)?;

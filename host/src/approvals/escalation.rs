@@ -31,7 +31,7 @@ impl Approvals {
                             persist(c, &tenant_id, ESCALATOR, Some(order.version), &t, now, None)?;
                             Ok(true)
                         }
-                        Err(TransitionError::Conflict(_)) => Ok(false),
+                        Err(TransitionError::InvalidState(_)) => Ok(false),
                         Err(e) => Err(e.into()),
                     }
                 })

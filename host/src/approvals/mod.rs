@@ -56,10 +56,22 @@ pub enum ApprovalError {
     /// A script that does not compile (422), with where.
     #[error("the script does not compile: {0}")]
     Script(#[from] crate::runtime::rhai::ScriptError),
-    /// The state does not allow it, or someone else changed it first (409).
+    /// The order's (or the stage's, the subscription's, the delivery's) state does not allow
+    /// it (409 `invalid_state`).
+    #[error("{0}")]
+    InvalidState(String),
+    /// Someone else changed the order between this request's read and its write (409
+    /// `version_conflict`): reload and retry.
+    #[error("{0}")]
+    VersionConflict(String),
+    /// The name is taken (409 `conflict`).
     #[error("{0}")]
     Conflict(String),
-    /// Storage failed (503).
+    /// An extension could not be loaded or its stored record is unusable (502
+    /// `extension_failed`); an extension failing during an evaluation holds the order instead.
+    #[error("{0}")]
+    Extension(String),
+    /// Storage failed (503), or a bug was caught (500, [`StoreError::Internal`]).
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -68,7 +80,7 @@ impl From<RuntimeError> for ApprovalError {
     fn from(e: RuntimeError) -> Self {
         match e {
             RuntimeError::Store(s) => ApprovalError::Store(s),
-            other => ApprovalError::Conflict(other.to_string()),
+            other => ApprovalError::Extension(other.to_string()),
         }
     }
 }
@@ -78,7 +90,7 @@ impl From<TransitionError> for ApprovalError {
         match e {
             TransitionError::Invalid { field, message } => ApprovalError::Invalid { field, message },
             TransitionError::Forbidden(m) => ApprovalError::Forbidden(m),
-            TransitionError::Conflict(m) => ApprovalError::Conflict(m),
+            TransitionError::InvalidState(m) => ApprovalError::InvalidState(m),
         }
     }
 }
@@ -431,7 +443,7 @@ fn persist(
     match before_version {
         Some(v) => {
             if !orders::update(conn, tenant_id, &t.order, v)? {
-                return Err(ApprovalError::Conflict(
+                return Err(ApprovalError::VersionConflict(
                     "the order was changed by someone else at the same time; reload it and retry".into(),
                 ));
             }
@@ -783,7 +795,7 @@ impl Approvals {
         if let Some(record) = &plugin {
             let manifest: crate::runtime::manifest::Manifest = serde_json::from_value(record.manifest.clone())
                 .map_err(|e| {
-                    ApprovalError::Conflict(format!(
+                    ApprovalError::Extension(format!(
                         "the stored manifest of '{name}' is unreadable ({e}); reinstall the plugin"
                     ))
                 })?;
@@ -967,7 +979,7 @@ impl Approvals {
             .write(move |c| -> Result<Order, ApprovalError> {
                 let current = orders::load(c, &tenant_id, &order.id)?.ok_or_else(|| not_found_order(&order.id))?;
                 if current.version != order.version {
-                    return Err(ApprovalError::Conflict(
+                    return Err(ApprovalError::VersionConflict(
                         "the order changed while it was being evaluated; reload it and retry".into(),
                     ));
                 }

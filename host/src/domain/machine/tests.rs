@@ -119,6 +119,115 @@ fn approved_order(recurring: bool) -> Order {
     approve(&t.order, carol(), "user-approval").expect("user").order
 }
 
+// ---- the transition table -------------------------------------------------------------------
+
+#[test]
+fn the_documented_table_is_the_table_apply_consults() {
+    let source = include_str!("mod.rs");
+    let documented: String = source
+        .lines()
+        .skip_while(|l| *l != "//! ```text")
+        .skip(1)
+        .take_while(|l| *l != "//! ```")
+        .map(|l| format!("{}\n", l.strip_prefix("//! ").unwrap_or("").trim_end()))
+        .collect();
+    let rendered: String = table::render().lines().map(|l| format!("{}\n", l.trim_end())).collect();
+    assert_eq!(documented, rendered, "paste table::render() into the module documentation:\n{}", table::render());
+}
+
+/// An order in `status` set up so that every command the table allows there succeeds: one stage
+/// `s` for role approver, open and overdue while pending, approved once the order is.
+fn in_status(status: OrderStatus, recurring: bool, subscription_active: bool) -> Order {
+    let mut order = draft(recurring);
+    order.status = status;
+    let mut s = stage("s", 1, role("approver"), Quorum::Any);
+    s.due_in_hours = Some(1);
+    match status {
+        OrderStatus::PendingApproval => {
+            s.state = StageState::Open;
+            s.due_at = Some(at() - chrono::Duration::hours(1));
+        }
+        OrderStatus::Approved | OrderStatus::Released => s.state = StageState::Approved,
+        _ => {}
+    }
+    order.plan.stages = vec![s];
+    if let Some(sub) = order.subscription.as_mut() {
+        sub.state = if subscription_active { SubscriptionState::Active } else { SubscriptionState::Inactive };
+    }
+    order
+}
+
+/// A command of `kind` given by someone allowed to give it.
+fn command_of(kind: CommandKind, order: &Order) -> Command {
+    let root = actor("root", &["admin", "finance"]);
+    match kind {
+        CommandKind::Submit => {
+            Command::Submit { by: alice(), assessment: assessment(r1_plan(), Outcome::Proceed), at: at() }
+        }
+        CommandKind::Edit => Command::Edit {
+            by: alice(),
+            input: order.input.clone(),
+            subtotal_minor: order.subtotal_minor,
+            assessment: Some(assessment(r1_plan(), Outcome::Proceed)),
+            at: at(),
+        },
+        CommandKind::Decide => Command::Decide {
+            by: carol(),
+            on_behalf_of: None,
+            stage: "s".into(),
+            verdict: Verdict::Approve,
+            comment: None,
+            at: at(),
+        },
+        CommandKind::Withdraw => Command::Withdraw { by: alice(), at: at() },
+        CommandKind::Revoke => Command::Revoke { by: root, reason: "wrong".into(), at: at() },
+        CommandKind::Release => Command::Release { by: root, at: at() },
+        CommandKind::Exported => Command::Exported { external_ref: "SO-1".into(), connector: "erp".into(), at: at() },
+        CommandKind::Deactivate => Command::Deactivate { by: alice(), at: at() },
+        CommandKind::Reactivate => Command::Reactivate { by: alice(), at: at() },
+        CommandKind::Escalate => Command::Escalate { at: at() },
+    }
+}
+
+#[test]
+fn every_status_and_command_does_what_the_table_says() {
+    let mut allowed = 0;
+    for status in OrderStatus::ALL {
+        for recurring in [false, true] {
+            for kind in CommandKind::ALL {
+                // A subscription is paused before Reactivate, running before anything else.
+                let order = in_status(status, recurring, kind != CommandKind::Reactivate);
+                let result = apply(&order, command_of(kind, &order), &on());
+                let case =
+                    format!("{kind:?} on a {} {}", status.as_str(), if recurring { "subscription" } else { "order" });
+                match table::rule_for(&order, kind) {
+                    None => {
+                        assert_eq!(result, Err(TransitionError::InvalidState(table::refusal(&order, kind))), "{case}");
+                    }
+                    Some(rule) => {
+                        allowed += 1;
+                        let t = result.unwrap_or_else(|e| panic!("{case}: the table allows it, apply refused: {e}"));
+                        assert!(rule.to.contains(&t.order.status), "{case} ended {:?}", t.order.status);
+                        assert_eq!(t.order.version, order.version + 1, "{case}");
+                    }
+                }
+            }
+        }
+    }
+    // Every row of the table was exercised: 2 Submit × 2, Edit 1×2 + 2×2 + 1, Decide 2, Withdraw
+    // 3×2, Revoke 2, Release 2, Exported 2, Deactivate 2, Reactivate 2, Escalate 2.
+    assert_eq!(allowed, 4 + 7 + 2 + 6 + 2 + 2 + 2 + 2 + 2 + 2);
+}
+
+#[test]
+fn a_withdrawn_subscription_cannot_be_reactivated() {
+    let mut order = in_status(OrderStatus::Withdrawn, true, false);
+    order.subscription =
+        Some(crate::domain::order::Subscription { state: SubscriptionState::Inactive, approved_once: true });
+    let r = apply(&order, Command::Reactivate { by: alice(), at: at() }, &on());
+    assert!(matches!(&r, Err(TransitionError::InvalidState(m)) if m.contains("withdrawn")), "{r:?}");
+}
+
 // ---- submit ----------------------------------------------------------------------------------
 
 #[test]
@@ -204,7 +313,7 @@ fn only_the_requester_submits_and_only_once() {
     assert!(matches!(apply(&draft(false), cmd, &on()), Err(TransitionError::Forbidden(_))));
     let pending = submit(&draft(false), r1_plan()).order;
     let again = Command::Submit { by: alice(), assessment: assessment(vec![], Outcome::Proceed), at: at() };
-    assert!(matches!(apply(&pending, again, &on()), Err(TransitionError::Conflict(_))));
+    assert!(matches!(apply(&pending, again, &on()), Err(TransitionError::InvalidState(_))));
 }
 
 // ---- edit ------------------------------------------------------------------------------------
@@ -270,7 +379,7 @@ fn editing_an_approved_subscription_reopens_approval() {
 #[test]
 fn editing_an_approved_one_off_order_is_a_conflict() {
     let edit = Command::Edit { by: alice(), input: input(false), subtotal_minor: 1, assessment: None, at: at() };
-    assert!(matches!(apply(&approved_order(false), edit, &on()), Err(TransitionError::Conflict(_))));
+    assert!(matches!(apply(&approved_order(false), edit, &on()), Err(TransitionError::InvalidState(_))));
 }
 
 #[test]
@@ -315,7 +424,7 @@ fn a_quorum_of_two_needs_two_distinct_people() {
     let t = approve(&t.order, carol(), "board").expect("first");
     assert_eq!(t.order.status, OrderStatus::PendingApproval);
     assert_eq!(t.order.plan.stages[0].state, StageState::Open);
-    assert!(matches!(approve(&t.order, carol(), "board"), Err(TransitionError::Conflict(_))));
+    assert!(matches!(approve(&t.order, carol(), "board"), Err(TransitionError::InvalidState(_))));
     let t = approve(&t.order, bob(), "board").expect("second");
     assert_eq!(t.order.status, OrderStatus::Approved);
 }
@@ -350,7 +459,7 @@ fn parallel_stages_of_one_level_all_have_to_approve() {
     assert_eq!(t.order.plan.open_stages().count(), 2);
     let t = approve(&t.order, actor("erin", &["finance"]), "finance").expect("finance first");
     assert_eq!(t.order.plan.stage("exec").map(|s| s.state), Some(StageState::Waiting));
-    assert!(matches!(approve(&t.order, actor("frank", &["executive"]), "exec"), Err(TransitionError::Conflict(_))));
+    assert!(matches!(approve(&t.order, actor("frank", &["executive"]), "exec"), Err(TransitionError::InvalidState(_))));
     let t = approve(&t.order, actor("dave", &["compliance"]), "compliance").expect("compliance second");
     assert_eq!(t.order.plan.stage("exec").map(|s| s.state), Some(StageState::Open));
 }
@@ -394,7 +503,7 @@ fn one_person_cannot_decide_two_stages_unless_the_setting_is_off() {
 #[test]
 fn a_later_level_cannot_be_decided_before_an_earlier_one() {
     let t = submit(&draft(false), r1_plan());
-    assert!(matches!(approve(&t.order, carol(), "user-approval"), Err(TransitionError::Conflict(_))));
+    assert!(matches!(approve(&t.order, carol(), "user-approval"), Err(TransitionError::InvalidState(_))));
 }
 
 #[test]
@@ -403,8 +512,8 @@ fn unknown_stage_is_invalid_and_a_decided_order_is_a_conflict() {
     assert!(
         matches!(approve(&t.order, bob(), "nope"), Err(TransitionError::Invalid { ref field, .. }) if field == "stage")
     );
-    assert!(matches!(approve(&approved_order(false), carol(), "user-approval"), Err(TransitionError::Conflict(_))));
-    assert!(matches!(approve(&draft(false), bob(), "cost-center"), Err(TransitionError::Conflict(_))));
+    assert!(matches!(approve(&approved_order(false), carol(), "user-approval"), Err(TransitionError::InvalidState(_))));
+    assert!(matches!(approve(&draft(false), bob(), "cost-center"), Err(TransitionError::InvalidState(_))));
 }
 
 #[test]
@@ -433,9 +542,9 @@ fn the_erp_taking_an_approved_order_releases_it_with_its_reference() {
     assert_eq!(actions(&t), ["order_released"]);
     assert_eq!(Command::Exported { external_ref: "x".into(), connector: "c".into(), at: at() }.actor(), RELEASER);
     // Only an approved order goes to the ERP; a second export finds it released already.
-    assert!(matches!(apply(&t.order, cmd(at()), &on()), Err(TransitionError::Conflict(_))));
+    assert!(matches!(apply(&t.order, cmd(at()), &on()), Err(TransitionError::InvalidState(_))));
     let pending = submit(&draft(false), r1_plan()).order;
-    assert!(matches!(apply(&pending, cmd(at()), &on()), Err(TransitionError::Conflict(_))));
+    assert!(matches!(apply(&pending, cmd(at()), &on()), Err(TransitionError::InvalidState(_))));
 }
 
 // ---- escalate (R6) ----------------------------------------------------------------------------
@@ -463,7 +572,7 @@ fn opening_a_stage_with_a_due_time_sets_when_it_is_overdue() {
 #[test]
 fn escalate_before_the_due_time_is_refused() {
     let t = submit(&draft(false), due_plan(Some(actor_users(&["dave"]))));
-    assert!(matches!(escalate(&t.order, 3), Err(TransitionError::Conflict(_))));
+    assert!(matches!(escalate(&t.order, 3), Err(TransitionError::InvalidState(_))));
 }
 
 fn actor_users(names: &[&str]) -> Approvers {
@@ -482,7 +591,7 @@ fn an_overdue_stage_escalates_and_its_target_may_decide_it() {
     // The original approver keeps the stage too; escalation widens, it does not take away.
     assert_eq!(decidable_stages(&t.order, &bob(), &on()), ["cost-center"]);
     // Escalating twice finds nothing new.
-    assert!(matches!(escalate(&t.order, 10), Err(TransitionError::Conflict(_))));
+    assert!(matches!(escalate(&t.order, 10), Err(TransitionError::InvalidState(_))));
     let t = approve(&t.order, dave, "cost-center").expect("the target decides");
     assert_eq!(t.order.plan.stages[0].state, StageState::Approved);
     assert_eq!(t.order.plan.stages[1].state, StageState::Open);
@@ -506,8 +615,8 @@ fn escalation_still_keeps_the_requester_and_segregation_rules() {
 
 #[test]
 fn escalate_only_applies_to_pending_orders() {
-    assert!(matches!(escalate(&approved_order(false), 100), Err(TransitionError::Conflict(_))));
-    assert!(matches!(escalate(&draft(false), 100), Err(TransitionError::Conflict(_))));
+    assert!(matches!(escalate(&approved_order(false), 100), Err(TransitionError::InvalidState(_))));
+    assert!(matches!(escalate(&draft(false), 100), Err(TransitionError::InvalidState(_))));
 }
 
 #[test]
@@ -535,7 +644,7 @@ fn the_requester_withdraws_an_open_order() {
     assert_eq!(t.order.plan.open_stages().count(), 0);
     assert!(matches!(
         apply(&approved_order(false), Command::Withdraw { by: alice(), at: at() }, &on()),
-        Err(TransitionError::Conflict(_))
+        Err(TransitionError::InvalidState(_))
     ));
 }
 
@@ -578,7 +687,7 @@ fn release_needs_admin_or_finance_and_an_approved_order() {
     let t = apply(&approved, Command::Release { by: actor("erin", &["finance"]), at: at() }, &on()).expect("release");
     assert_eq!(t.order.status, OrderStatus::Released);
     let revoke = Command::Revoke { by: actor("root", &["admin"]), reason: "x".into(), at: at() };
-    assert!(matches!(apply(&t.order, revoke, &on()), Err(TransitionError::Conflict(_))));
+    assert!(matches!(apply(&t.order, revoke, &on()), Err(TransitionError::InvalidState(_))));
 }
 
 // ---- subscriptions ---------------------------------------------------------------------------
@@ -600,16 +709,16 @@ fn a_reactivated_subscription_stays_approved_without_new_stages() {
 fn subscription_state_changes_need_a_subscription_in_the_right_state() {
     assert!(matches!(
         apply(&approved_order(false), Command::Deactivate { by: alice(), at: at() }, &on()),
-        Err(TransitionError::Conflict(_))
+        Err(TransitionError::InvalidState(_))
     ));
     let pending = submit(&draft(true), r1_plan()).order;
     assert!(matches!(
         apply(&pending, Command::Deactivate { by: alice(), at: at() }, &on()),
-        Err(TransitionError::Conflict(_))
+        Err(TransitionError::InvalidState(_))
     ));
     assert!(matches!(
         apply(&approved_order(true), Command::Reactivate { by: alice(), at: at() }, &on()),
-        Err(TransitionError::Conflict(_))
+        Err(TransitionError::InvalidState(_))
     ));
     assert!(matches!(
         apply(&approved_order(true), Command::Deactivate { by: carol(), at: at() }, &on()),
