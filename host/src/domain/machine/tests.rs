@@ -781,7 +781,8 @@ fn arb_plan() -> impl Strategy<Value = Vec<Stage>> {
 #[derive(Debug, Clone)]
 enum Op {
     Submit(Vec<Stage>, u8),
-    Edit(Vec<Stage>),
+    /// New stages; whether the edit turns the order into a subscription or out of one.
+    Edit(Vec<Stage>, bool),
     Decide(usize, u8, usize, bool, bool),
     Withdraw(usize),
     Revoke(usize, u8),
@@ -794,7 +795,7 @@ enum Op {
 fn arb_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         (arb_plan(), 0u8..10).prop_map(|(p, o)| Op::Submit(p, o)),
-        arb_plan().prop_map(Op::Edit),
+        (arb_plan(), any::<bool>()).prop_map(|(p, toggle)| Op::Edit(p, toggle)),
         (0usize..5, 0u8..16, 0usize..4, any::<bool>(), any::<bool>())
             .prop_map(|(p, r, s, a, c)| Op::Decide(p, r, s, a, c)),
         (0usize..5, 0u8..16, 0usize..4, Just(true), Just(false)).prop_map(|(p, r, s, a, c)| Op::Decide(p, r, s, a, c)),
@@ -819,9 +820,18 @@ fn command(op: Op, order: &Order) -> Command {
             };
             Command::Submit { by: requester, assessment: assessment(stages, outcome), at: at() }
         }
-        Op::Edit(stages) => Command::Edit {
+        Op::Edit(stages, toggle) => Command::Edit {
             by: requester,
-            input: order.input.clone(),
+            input: {
+                let mut input = order.input.clone();
+                if toggle {
+                    input.recurrence = match input.recurrence {
+                        Some(_) => None,
+                        None => Some(Recurrence { interval: "P1M".into() }),
+                    };
+                }
+                input
+            },
             subtotal_minor: order.subtotal_minor,
             assessment: Some(assessment(stages, Outcome::Proceed)),
             at: at(),
@@ -840,6 +850,101 @@ fn command(op: Op, order: &Order) -> Command {
         Op::Deactivate => Command::Deactivate { by: requester, at: at() },
         Op::Reactivate => Command::Reactivate { by: requester, at: at() },
         Op::Escalate(h) => Command::Escalate { at: at() + chrono::Duration::hours(i64::from(h)) },
+    }
+}
+
+/// JSON the way the audit chain's documentation defines it, written out here instead of taken
+/// from the host: compact, object keys sorted by their bytes, strings with JSON's escapes.
+fn canonical_json(v: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => out.push_str(&n.to_string()),
+        Value::String(s) => json_string(s, out),
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(x, out);
+            }
+            out.push(']');
+        }
+        Value::Object(o) => {
+            let mut keys: Vec<&String> = o.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                json_string(k, out);
+                out.push(':');
+                canonical_json(&o[k], out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+fn json_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// The next entry of a chain, hashed as the README documents it: SHA-256 over `prev_hash`, a
+/// newline, and `{"seq","at","actor","action","order_id","data"}` in that order, canonical JSON.
+/// The host's own [`AuditEntry::next`] must agree.
+fn independent_entry(
+    prev: Option<&AuditEntry>,
+    actor: &str,
+    action: &str,
+    order_id: &str,
+    data: serde_json::Value,
+) -> AuditEntry {
+    use sha2::{Digest, Sha256};
+    let (seq, prev_hash) =
+        prev.map(|p| (p.seq + 1, p.hash.clone())).unwrap_or((1, crate::domain::audit::GENESIS.into()));
+    let at_text = crate::domain::audit::timestamp(at());
+    let mut text = format!("{prev_hash}\n{{\"seq\":{seq},\"at\":");
+    json_string(&at_text, &mut text);
+    text.push_str(",\"actor\":");
+    json_string(actor, &mut text);
+    text.push_str(",\"action\":");
+    json_string(action, &mut text);
+    text.push_str(",\"order_id\":");
+    json_string(order_id, &mut text);
+    text.push_str(",\"data\":");
+    canonical_json(&data, &mut text);
+    text.push('}');
+    let hash = hex::encode(Sha256::digest(text.as_bytes()));
+    let host =
+        AuditEntry::next(prev.map(|p| (p.seq, p.hash.as_str())), at(), actor, action, Some(order_id), data.clone());
+    assert_eq!(host.hash, hash, "the host hashes {action} differently from the documented form: {text}");
+    AuditEntry {
+        seq,
+        at: at_text,
+        actor: actor.into(),
+        action: action.into(),
+        order_id: Some(order_id.into()),
+        data,
+        prev_hash,
+        hash,
     }
 }
 
@@ -898,26 +1003,56 @@ proptest! {
         let mut chain: Vec<AuditEntry> = Vec::new();
         for op in ops {
             let cmd = command(op, &order);
-            let actor_name = cmd.actor().to_string();
+            let (kind, actor_name) = (cmd.kind(), cmd.actor().to_string());
             match apply(&order, cmd, &policy) {
                 Ok(t) => {
                     prop_assert_eq!(t.order.version, order.version + 1);
                     prop_assert!(!t.events.is_empty());
+                    let rule = table::rule_for(&order, kind);
+                    prop_assert!(rule.is_some_and(|r| r.to.contains(&t.order.status)), "{:?} took {:?} to {:?}", kind, order.status, t.order.status);
+                    let subscription_event = t.events.iter().any(|e| matches!(e, Event::SubscriptionDeactivated | Event::SubscriptionReactivated));
+                    if subscription_event {
+                        prop_assert!(order.is_subscription(), "a subscription event on an order that is not one");
+                        prop_assert!(
+                            matches!(order.status, OrderStatus::Approved | OrderStatus::Released)
+                                && order.status == t.order.status,
+                            "a subscription event on a {:?} order", order.status
+                        );
+                    }
+                    prop_assert_eq!(t.order.is_subscription(), t.order.input.recurrence.is_some());
                     for e in &t.events {
-                        let prev = chain.last().map(|x| (x.seq, x.hash.as_str()));
-                        let entry = AuditEntry::next(prev, at(), &actor_name, &e.action(), Some(&order.id), serde_json::to_value(e).unwrap_or_default());
+                        let data = serde_json::to_value(e).unwrap_or_default();
+                        let entry = independent_entry(chain.last(), &actor_name, &e.action(), &order.id, data);
                         chain.push(entry);
                     }
                     order = t.order;
                     check_invariants(&order, &policy)?;
                 }
-                Err(_) => {
-                    // A refused command changes nothing: the order value is untouched by design.
+                Err(e) => {
+                    // A refused command changes nothing (the order value is untouched by design);
+                    // the refusal must be one the rules explain.
+                    let rule = table::rule_for(&order, kind);
+                    match (&e, rule) {
+                        (TransitionError::Forbidden(_), _) => {}
+                        (TransitionError::InvalidState(m), None) => prop_assert_eq!(m, &table::refusal(&order, kind)),
+                        (TransitionError::InvalidState(m), Some(_)) => prop_assert!(
+                            matches!(kind, CommandKind::Decide | CommandKind::Deactivate | CommandKind::Reactivate | CommandKind::Escalate),
+                            "{:?} refused by its own state check although the table allows it: {}", kind, m
+                        ),
+                        (TransitionError::Invalid { field, .. }, Some(_)) => prop_assert!(
+                            matches!((kind, field.as_str()), (CommandKind::Decide, "comment" | "stage") | (CommandKind::Revoke, "reason") | (CommandKind::Edit, "recurrence")),
+                            "{:?} refused as invalid {}: {}", kind, field, e
+                        ),
+                        (TransitionError::Invalid { .. }, None) => prop_assert!(false, "{:?} in {:?} refused as invalid before the table: {}", kind, order.status, e),
+                    }
                 }
             }
         }
         let report = verify(&chain);
-        prop_assert!(report.ok, "audit chain broken: {:?}", report);
+        prop_assert!(report.ok, "the domain's verifier refuses a chain hashed by the documented form: {:?}", report);
+        if let Some(last) = chain.last() {
+            prop_assert_eq!(&report.head_hash, &last.hash);
+        }
     }
 
     #[test]
