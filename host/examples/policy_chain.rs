@@ -148,7 +148,9 @@ fn main() {
                 let arg = rhai::serde::to_dynamic(&c).unwrap();
                 common::measure(n, || raw.call(&rt, &arg))
             }
-            StepKind::Native => panic!("the demo enables no native step"),
+            StepKind::Native | StepKind::Connector => {
+                panic!("the demo enables no native step, and a connector is no step")
+            }
         };
         raw_sum_us += samples.median_us();
         raw_parts.push(format!("{name} {:.1} µs", samples.median_us()));

@@ -8,9 +8,10 @@
 use super::{ApprovalError, Approvals, ContextError, build_context, persist, require_role};
 use crate::domain::actor::roles;
 use crate::domain::credit::CreditUpdate;
-use crate::domain::delivery::{Attempt, DeliveryState};
+use crate::domain::delivery::{Attempt, DeliveryKind, DeliveryState, OutboxEvent};
 use crate::domain::delivery::{Notification, OrderSummary, Recipient, RetryPolicy};
-use crate::domain::machine::{self, Command, RELEASER};
+use crate::domain::extension::World;
+use crate::domain::machine::{self, Command, Event, RELEASER};
 use crate::domain::order::OrderStatus;
 use crate::domain::plan::Approvers;
 use crate::store::deliveries::{self, Delivery, Listing};
@@ -23,14 +24,6 @@ use rusqlite::Connection;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// A delivery that notifies through a notifier plugin.
-const KIND_NOTIFY: &str = "notify";
-/// A delivery that exports an approved order through a connector plugin (release).
-const KIND_EXPORT: &str = "export";
-/// A delivery that books an approved customer order against the customer's credit line in the
-/// ERP, through the connector (R4).
-const KIND_CREDIT: &str = "credit";
-
 /// Outbox events fanned out per round.
 const FAN_OUT_BATCH: usize = 200;
 /// Deliveries attempted per round.
@@ -40,39 +33,31 @@ const IN_FLIGHT: usize = 8;
 
 /// Who should hear of an event: the people who may decide a stage that opened or escalated,
 /// else the requester.
-fn recipients(conn: &Connection, tenant_id: &str, payload: &serde_json::Value) -> Result<Vec<Recipient>, StoreError> {
-    let details = &payload["details"];
-    let approvers = match payload["event"].as_str() {
-        Some("stage_opened") => serde_json::from_value::<Approvers>(details["approvers"].clone()).ok(),
-        Some("stage_escalated") => serde_json::from_value::<Approvers>(details["escalated_to"].clone()).ok(),
-        _ => None,
-    };
-    let requester = payload["requester"].as_str().unwrap_or_default();
-    let mut users: Vec<User> = match approvers {
+fn recipients(conn: &Connection, tenant_id: &str, event: &OutboxEvent) -> Result<Vec<Recipient>, StoreError> {
+    let requester = event.requester.as_str();
+    let deciders = event.deciders();
+    let mut users: Vec<User> = match deciders {
         Some(Approvers::Role { role }) => directory::users_with_role(conn, tenant_id, role.as_str())?,
         Some(Approvers::Users { users }) => {
             users.iter().filter_map(|u| directory::user(conn, tenant_id, u).transpose()).collect::<Result<_, _>>()?
         }
         Some(Approvers::CostCenterManager { manager, .. }) => {
-            directory::user(conn, tenant_id, &manager)?.into_iter().collect()
+            directory::user(conn, tenant_id, manager)?.into_iter().collect()
         }
         None => directory::user(conn, tenant_id, requester)?.into_iter().collect(),
     };
     // Nobody is told to decide their own order.
-    if approvers_event(payload) {
+    if deciders.is_some() {
         users.retain(|u| u.name != requester);
     }
     // A customer order (R4): the customer hears of the approval or the rejection (with its
     // reason), and the account manager of the approval; both as the ERP reported them.
-    let event = payload["event"].as_str().unwrap_or_default();
+    let approved = matches!(event.details, Event::OrderApproved { .. });
+    let decided = approved || matches!(event.details, Event::OrderRejected { .. });
     let mut customer = None;
-    let order_id = payload["order_id"].as_str().filter(|_| matches!(event, "order_approved" | "order_rejected"));
-    let ctx = match order_id {
-        Some(order_id) => orders::latest_context(conn, tenant_id, order_id)?,
-        None => None,
-    };
+    let ctx = if decided { orders::latest_context(conn, tenant_id, &event.order_id)? } else { None };
     if let Some(c) = ctx.as_ref().map(|c| &c["customer"]).filter(|c| c.is_object()) {
-        if let Some(am) = c["account_manager"].as_str().filter(|_| event == "order_approved") {
+        if let Some(am) = c["account_manager"].as_str().filter(|_| approved) {
             users.extend(directory::user(conn, tenant_id, am)?.filter(|u| u.name != requester));
         }
         // E-mail only: the customer is not texted about internal approvals.
@@ -85,32 +70,28 @@ fn recipients(conn: &Connection, tenant_id: &str, payload: &serde_json::Value) -
     Ok(out)
 }
 
-fn approvers_event(payload: &serde_json::Value) -> bool {
-    matches!(payload["event"].as_str(), Some("stage_opened" | "stage_escalated"))
-}
-
 /// The notification for one attempt of a delivery.
 fn notification(d: &Delivery, recipients: Vec<Recipient>, attempt_at: chrono::DateTime<Utc>) -> Notification {
     let p = &d.payload;
-    let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
+    let details = serde_json::to_value(&p.details).unwrap_or_default();
     Notification {
         delivery_id: d.id.clone(),
         event: d.event.clone(),
         order: OrderSummary {
-            id: d.order_id.clone().unwrap_or_default(),
-            requester: text(&p["requester"]).unwrap_or_default(),
-            status: text(&p["status"]).unwrap_or_default(),
-            total_minor: p["total_minor"].as_i64().unwrap_or_default(),
-            currency: text(&p["currency"]).unwrap_or_default(),
-            cost_center: text(&p["cost_center"]),
-            department: text(&p["department"]),
+            id: p.order_id.clone(),
+            requester: p.requester.clone(),
+            status: p.status.as_str().to_string(),
+            total_minor: p.total_minor,
+            currency: p.currency.clone(),
+            cost_center: p.cost_center.clone(),
+            department: p.department.clone(),
         },
         recipients,
-        stage: text(&p["details"]["stage"]),
-        reason: text(&p["details"]["reason"]),
+        stage: p.stage().map(str::to_string),
+        reason: p.reason().map(str::to_string),
         data: serde_json::json!({
-            "details": p["details"],
-            "actor": p["actor"],
+            "details": details,
+            "actor": p.actor,
             "occurred_at": d.created_at,
             "attempt": d.attempts + 1,
             "attempt_at": crate::domain::audit::timestamp(attempt_at),
@@ -127,25 +108,24 @@ impl Approvals {
         if !events.is_empty() {
             self.store
                 .write(move |c| -> Result<(), StoreError> {
-                    // Per tenant: its notifiers, and its first connector (in run order), which
-                    // receives approved orders.
+                    // Per tenant: its notifiers, and its connector, which receives approved orders.
                     let mut channels: BTreeMap<String, (Vec<String>, Option<String>)> = BTreeMap::new();
-                    for deliveries::Unfanned { outbox_id, tenant_id, event, customer_id } in &events {
+                    for deliveries::Unfanned { outbox_id, tenant_id, event } in &events {
                         if !channels.contains_key(tenant_id) {
-                            let enabled: Vec<_> =
-                                extensions::settings(c, tenant_id)?.into_iter().filter(|e| e.enabled).collect();
-                            let notifiers =
-                                enabled.iter().filter(|e| e.world == "notifier").map(|e| e.name.clone()).collect();
-                            let connector = enabled.iter().find(|e| e.world == "connector").map(|e| e.name.clone());
-                            channels.insert(tenant_id.clone(), (notifiers, connector));
+                            let notifiers = extensions::settings(c, tenant_id)?
+                                .into_iter()
+                                .filter(|e| e.enabled && e.world == World::Notifier)
+                                .map(|e| e.name)
+                                .collect();
+                            channels.insert(tenant_id.clone(), (notifiers, extensions::connector(c, tenant_id)?));
                         }
                         let Some((notifiers, connector)) = channels.get(tenant_id) else { continue };
-                        let mut targets: Vec<(String, &str)> =
-                            notifiers.iter().map(|n| (n.clone(), KIND_NOTIFY)).collect();
-                        if let (Some(connector), "order_approved") = (connector, event.as_str()) {
-                            targets.push((connector.clone(), KIND_EXPORT));
-                            if customer_id.is_some() {
-                                targets.push((connector.clone(), KIND_CREDIT));
+                        let mut targets: Vec<(String, DeliveryKind)> =
+                            notifiers.iter().map(|n| (n.clone(), DeliveryKind::Notify)).collect();
+                        if let (Some(connector), Event::OrderApproved { .. }) = (connector, &event.details) {
+                            targets.push((connector.clone(), DeliveryKind::Export));
+                            if event.customer_id.is_some() {
+                                targets.push((connector.clone(), DeliveryKind::Credit));
                             }
                         }
                         deliveries::fan_out(c, *outbox_id, tenant_id, &targets, now)?;
@@ -169,11 +149,10 @@ impl Approvals {
 
     /// Hands one delivery to its channel (or its order to the ERP) and records the outcome.
     async fn attempt(&self, d: Delivery, policy: RetryPolicy) -> Result<(), ApprovalError> {
-        if d.kind == KIND_EXPORT {
-            return self.export(d, policy).await;
-        }
-        if d.kind == KIND_CREDIT {
-            return self.update_credit(d, policy).await;
+        match d.kind {
+            DeliveryKind::Export => return self.export(d, policy).await,
+            DeliveryKind::Credit => return self.update_credit(d, policy).await,
+            DeliveryKind::Notify => {}
         }
         let (tenant_id, payload) = (d.tenant_id.clone(), d.payload.clone());
         let recipients = self.store.read(move |c| recipients(c, &tenant_id, &payload)).await?;

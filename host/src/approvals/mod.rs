@@ -19,6 +19,7 @@ use crate::domain::actor::{Actor, Policy, roles};
 use crate::domain::audit::{AuditEntry, VerifyReport, timestamp};
 use crate::domain::authorization::Authorization;
 use crate::domain::contact;
+use crate::domain::delivery::OutboxEvent;
 use crate::domain::machine::{self, Command, Event, Outcome, Transition, TransitionError};
 use crate::domain::money::{MAX_AMOUNT_MINOR, Minor};
 use crate::domain::order::{InvalidField, Order, OrderInput, OrderPatch, check_json_depth, has_float};
@@ -380,53 +381,42 @@ impl Directory for StoreDirectory<'_> {
 
 /// An evaluation ready to be committed with the transition it feeds.
 struct Evaluated {
-    context: serde_json::Value,
-    runs: serde_json::Value,
-    outcome: String,
+    /// What the steps saw; none when the evaluation stopped before the context was built.
+    context: Option<OrderContext>,
+    runs: Vec<engine::StepRun>,
     assessment: machine::Assessment,
 }
 
 impl Evaluated {
     /// An evaluation that stopped before the steps ran: the order goes on hold with the reason.
-    fn held(context: serde_json::Value, runs: serde_json::Value, subtotal_minor: Minor, reason: String) -> Evaluated {
-        let outcome = Outcome::Hold { reason };
+    fn held(
+        context: Option<OrderContext>,
+        runs: Vec<engine::StepRun>,
+        subtotal_minor: Minor,
+        reason: String,
+    ) -> Evaluated {
         Evaluated {
             context,
             runs,
-            outcome: outcome_name(&outcome),
             assessment: machine::Assessment {
                 subtotal_minor,
                 adjustments: Vec::new(),
                 flags: Vec::new(),
                 stages: Vec::new(),
-                outcome,
+                outcome: Outcome::Hold { reason },
             },
         }
     }
 }
 
-fn outcome_name(o: &Outcome) -> String {
-    match o {
-        Outcome::Proceed => "proceed".into(),
-        Outcome::Reject { .. } => "reject".into(),
-        Outcome::Hold { .. } => "hold".into(),
-    }
-}
-
-/// Events that people outside the host hear about (via the outbox).
-fn notifies(e: &Event) -> bool {
-    matches!(
-        e,
-        Event::OrderSubmitted { .. }
-            | Event::StageOpened { .. }
-            | Event::StageEscalated { .. }
-            | Event::OrderApproved { .. }
-            | Event::OrderRejected { .. }
-            | Event::OrderHeld { .. }
-            | Event::OrderReleased { .. }
-            | Event::SubscriptionDeactivated
-            | Event::SubscriptionReactivated
-    )
+/// One extension of an evaluation as the audit trail records it: the exact code behind the
+/// decision.
+#[derive(Serialize)]
+struct EvaluatedExtension<'a> {
+    name: &'a str,
+    kind: engine::StepKind,
+    code_hash: Option<&'a str>,
+    error: Option<&'a str>,
 }
 
 /// Writes a transition: the order, its audit entries, its outbox rows and (if any) the
@@ -451,18 +441,20 @@ fn persist(
         None => orders::insert(conn, tenant_id, &t.order)?,
     }
     if let Some(e) = evaluation {
-        orders::record_evaluation(conn, tenant_id, &t.order.id, &timestamp(at), &e.context, &e.runs, &e.outcome)?;
+        let outcome = e.assessment.outcome.as_str();
+        orders::record_evaluation(conn, tenant_id, &t.order.id, &timestamp(at), e.context.as_ref(), &e.runs, outcome)?;
         // The exact code behind the decision goes into the tamper-evident trail.
-        let extensions: Vec<serde_json::Value> = e
+        let extensions: Vec<EvaluatedExtension<'_>> = e
             .runs
-            .as_array()
-            .map(|runs| {
-                runs.iter()
-                    .map(|r| serde_json::json!({"name": r["name"], "kind": r["kind"], "code_hash": r["code_hash"], "error": r.get("error")}))
-                    .collect()
+            .iter()
+            .map(|r| EvaluatedExtension {
+                name: &r.name,
+                kind: r.kind,
+                code_hash: Some(r.code_hash.as_str()).filter(|h| !h.is_empty()),
+                error: r.error.as_deref(),
             })
-            .unwrap_or_default();
-        let data = serde_json::json!({"outcome": e.outcome, "extensions": extensions});
+            .collect();
+        let data = serde_json::json!({"outcome": outcome, "extensions": extensions});
         audit::append(conn, tenant_id, at, actor, "order_evaluated", Some(&t.order.id), data)?;
     }
     let ts = timestamp(at);
@@ -474,21 +466,8 @@ fn persist(
             o.remove("action");
         }
         audit::append(conn, tenant_id, at, actor, &action, Some(&t.order.id), details)?;
-        if notifies(event) {
-            let payload = serde_json::json!({
-                "event": action,
-                "order_id": t.order.id,
-                "requester": t.order.requester,
-                "status": t.order.status,
-                "total_minor": t.order.total_minor(),
-                "currency": t.order.input.currency,
-                "cost_center": t.order.input.cost_center,
-                "department": t.order.input.department,
-                "customer_id": t.order.input.customer_id,
-                "actor": actor,
-                "details": data,
-            });
-            outbox::enqueue(conn, tenant_id, Some(&t.order.id), &action, &payload, &ts)?;
+        if OutboxEvent::is_announced(event) {
+            outbox::enqueue(conn, tenant_id, &OutboxEvent::new(&t.order, actor, event.clone()), &ts)?;
         }
         if matches!(event, Event::OrderApproved { .. }) {
             issue_authorization(conn, tenant_id, actor, &t.order, at)?;
@@ -924,21 +903,22 @@ impl Approvals {
                 Err(e @ ContextError::BudgetBeyondBounds(_)) => {
                     let reason = e.to_string();
                     tracing::warn!(tenant = %tenant_id, order = %order.id, %reason, "order put on hold");
-                    return Ok(Evaluated::held(
-                        serde_json::Value::Null,
-                        serde_json::json!([]),
-                        order.subtotal_minor,
-                        reason,
-                    ));
+                    return Ok(Evaluated::held(None, Vec::new(), order.subtotal_minor, reason));
                 }
             };
             // Connector data first (customer, invoices, budgets); without it, fail closed.
             if let Err(reason) = runtimes.enrich(&store, &tenant_id, &mut ctx) {
                 counters.step_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(tenant = %tenant_id, order = %order.id, %reason, "order put on hold");
-                let run = serde_json::json!([{"name": "connector", "kind": "connector", "error": reason}]);
-                let context = serde_json::to_value(&ctx).unwrap_or_default();
-                return Ok(Evaluated::held(context, run, ctx.subtotal_minor, reason));
+                let run = engine::StepRun {
+                    name: "connector".into(),
+                    kind: engine::StepKind::Connector,
+                    code_hash: String::new(),
+                    output: None,
+                    error: Some(reason.clone()),
+                };
+                let subtotal = ctx.subtotal_minor;
+                return Ok(Evaluated::held(Some(ctx), vec![run], subtotal, reason));
             }
             let steps = runtimes.steps_for(&store, &tenant_id)?;
             let dir = StoreDirectory { store: &store, tenant_id: tenant_id.clone() };
@@ -948,12 +928,7 @@ impl Approvals {
             if let Outcome::Hold { reason } = &eval.assessment.outcome {
                 tracing::warn!(tenant = %tenant_id, order = %order.id, %reason, "order put on hold");
             }
-            Ok(Evaluated {
-                context: serde_json::to_value(&ctx).unwrap_or_default(),
-                runs: serde_json::to_value(&eval.runs).unwrap_or_default(),
-                outcome: outcome_name(&eval.assessment.outcome),
-                assessment: eval.assessment,
-            })
+            Ok(Evaluated { context: Some(ctx), runs: eval.runs, assessment: eval.assessment })
         })
         .await
         .map_err(|e| match e.try_into_panic() {

@@ -4,6 +4,10 @@
 //! jitter until the attempts run out; then the delivery is *dead* and waits for an admin to
 //! re-drive it. Pure: the caller supplies the clock and the randomness.
 
+use super::machine::Event;
+use super::money::Minor;
+use super::order::{Order, OrderStatus};
+use super::plan::Approvers;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +39,131 @@ impl DeliveryState {
             "pending" => Some(DeliveryState::Pending),
             "delivered" => Some(DeliveryState::Delivered),
             "dead" => Some(DeliveryState::Dead),
+            _ => None,
+        }
+    }
+}
+
+/// What a delivery does with its outbox event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryKind {
+    /// A notification, through a notifier plugin.
+    Notify,
+    /// An approved order exported to the ERP through the tenant's connector (release).
+    Export,
+    /// An approved customer order booked against the customer's credit line in the ERP (R4).
+    Credit,
+}
+
+impl DeliveryKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryKind::Notify => "notify",
+            DeliveryKind::Export => "export",
+            DeliveryKind::Credit => "credit",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<DeliveryKind> {
+        [DeliveryKind::Notify, DeliveryKind::Export, DeliveryKind::Credit].into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// One event of an order's life that people outside the host hear about, with the facts about
+/// the order every channel needs. The change that caused it writes it to the outbox in its own
+/// transaction; the dispatcher reads it back as this type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxEvent {
+    /// The order.
+    pub order_id: String,
+    /// Its requester.
+    pub requester: String,
+    /// Its status after the change.
+    pub status: OrderStatus,
+    /// Its total after the change.
+    pub total_minor: Minor,
+    /// Its currency.
+    pub currency: String,
+    /// Its cost center.
+    #[serde(default)]
+    pub cost_center: Option<String>,
+    /// Its department.
+    #[serde(default)]
+    pub department: Option<String>,
+    /// Its customer (R4).
+    #[serde(default)]
+    pub customer_id: Option<String>,
+    /// Who made the change.
+    pub actor: String,
+    /// What happened.
+    pub details: Event,
+}
+
+impl OutboxEvent {
+    /// The event as it is about `order`, after the change `actor` made.
+    pub fn new(order: &Order, actor: &str, details: Event) -> OutboxEvent {
+        OutboxEvent {
+            order_id: order.id.clone(),
+            requester: order.requester.clone(),
+            status: order.status,
+            total_minor: order.total_minor(),
+            currency: order.input.currency.to_string(),
+            cost_center: order.input.cost_center.clone(),
+            department: order.input.department.clone(),
+            customer_id: order.input.customer_id.clone(),
+            actor: actor.to_string(),
+            details,
+        }
+    }
+
+    /// Whether outsiders hear of this event at all.
+    pub fn is_announced(event: &Event) -> bool {
+        matches!(
+            event,
+            Event::OrderSubmitted { .. }
+                | Event::StageOpened { .. }
+                | Event::StageEscalated { .. }
+                | Event::OrderApproved { .. }
+                | Event::OrderRejected { .. }
+                | Event::OrderHeld { .. }
+                | Event::OrderReleased { .. }
+                | Event::SubscriptionDeactivated
+                | Event::SubscriptionReactivated
+        )
+    }
+
+    /// Who is asked to decide, for an event that opens or escalates a stage.
+    pub fn deciders(&self) -> Option<&Approvers> {
+        match &self.details {
+            Event::StageOpened { approvers, .. } => Some(approvers),
+            Event::StageEscalated { escalated_to, .. } => Some(escalated_to),
+            _ => None,
+        }
+    }
+
+    /// The stage it is about, if any.
+    pub fn stage(&self) -> Option<&str> {
+        match &self.details {
+            Event::StageOpened { stage, .. }
+            | Event::StageEscalated { stage, .. }
+            | Event::StageApproved { stage }
+            | Event::StageRejected { stage, .. }
+            | Event::DecisionRecorded { stage, .. } => Some(stage),
+            _ => None,
+        }
+    }
+
+    /// The reason it carries, if any (a rejection's, a hold's, a revocation's).
+    pub fn reason(&self) -> Option<&str> {
+        match &self.details {
+            Event::OrderRejected { reason, .. }
+            | Event::OrderHeld { reason }
+            | Event::StageRejected { reason, .. }
+            | Event::ApprovalRevoked { reason }
+            | Event::ApprovalReset { reason } => Some(reason),
             _ => None,
         }
     }

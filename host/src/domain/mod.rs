@@ -9,6 +9,7 @@
 //! - [`authorization`]: the customer authorization certificate (R4).
 //! - [`credit`]: the customer's credit line, updated in the ERP on approval (R4).
 //! - [`delivery`]: notification deliveries, retries with backoff, dead letters.
+//! - [`extension`]: extension kinds, plugin worlds and plugin-API versions.
 //! - [`delegation`]: lending an approver's authority for a time window (R6).
 //! - [`machine`]: `apply(order, command) -> (order', events)` and its transition table.
 //! - [`audit`]: the hash chain and its verifier.
@@ -20,6 +21,7 @@ pub mod contact;
 pub mod credit;
 pub mod delegation;
 pub mod delivery;
+pub mod extension;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod machine;

@@ -10,7 +10,7 @@ use crate::domain::machine::{Assessment, Outcome};
 use crate::domain::money::{MAX_AMOUNT_MINOR, Minor, checked_sum, within_bounds};
 use crate::domain::plan::{Approvers, MAX_DUE_IN_HOURS, Quorum, Stage, StageState};
 use crate::domain::step::{ApproverSpec, OrderContext, PriceKind, StepOutput, StepVerdict};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// Most stages one step may add.
@@ -49,8 +49,8 @@ pub enum StepError {
     Denied(String),
 }
 
-/// What kind of code a step is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// What kind of code a step is, or, in an evaluation record, what ran before the steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepKind {
     /// A Rhai script.
@@ -59,6 +59,9 @@ pub enum StepKind {
     Wasm,
     /// A native library (trusted vendors only).
     Native,
+    /// The tenant's connector, fetching ERP data before the steps: recorded when it fails and
+    /// the order goes on hold without any step running.
+    Connector,
 }
 
 /// One approval step. Implementations must be deterministic: same context, same output.
@@ -95,19 +98,20 @@ pub trait Directory {
 }
 
 /// What one step did in one evaluation; stored so the decision can be replayed and explained.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepRun {
     /// Extension name.
     pub name: String,
-    /// Script, WASM or native.
+    /// Script, WASM or native (or the connector, when it failed before the steps).
     pub kind: StepKind,
-    /// Content hash of its code.
+    /// Content hash of its code (empty for a connector failure).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub code_hash: String,
     /// What it returned.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<StepOutput>,
     /// How it failed, if it did.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 

@@ -25,8 +25,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The plugin-API version this host speaks.
-pub const API_VERSION: (u64, u64, u64) = (1, 1, 0);
+use crate::domain::extension::ApiVersion;
 
 /// What went wrong with a manifest.
 #[derive(Debug, thiserror::Error)]
@@ -57,8 +56,8 @@ pub enum ManifestError {
     },
     /// Built for a plugin API this host does not speak.
     #[error(
-        "the plugin was built for plugin API {found}, but this host speaks {}.{}.{}: rebuild it against greenlight-plugin-api {}.{} or upgrade the host",
-        API_VERSION.0, API_VERSION.1, API_VERSION.2, API_VERSION.0, API_VERSION.1
+        "the plugin was built for plugin API {found}, but this host speaks {}: rebuild it against greenlight-plugin-api {}.{} or upgrade the host",
+        ApiVersion::HOST, ApiVersion::HOST.major, ApiVersion::HOST.minor
     )]
     Api {
         /// The manifest's `api`.
@@ -66,28 +65,7 @@ pub enum ManifestError {
     },
 }
 
-/// Which world a plugin implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum World {
-    /// Exports `step.evaluate`; imports only `host`.
-    ApprovalStep,
-    /// Exports the connector API; may import `http`.
-    Connector,
-    /// Exports `deliver`; may import `http` and `mail`.
-    Notifier,
-}
-
-impl World {
-    /// The WIT world name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            World::ApprovalStep => "approval-step",
-            World::Connector => "connector",
-            World::Notifier => "notifier",
-        }
-    }
-}
+pub use crate::domain::extension::World;
 
 /// How the plugin is built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -186,12 +164,6 @@ pub struct Manifest {
     pub config: BTreeMap<String, ConfigKey>,
 }
 
-fn semver(s: &str) -> Option<(u64, u64, u64)> {
-    let mut it = s.split('.').map(|p| p.parse::<u64>().ok());
-    let v = (it.next()??, it.next()??, it.next()??);
-    it.next().is_none().then_some(v)
-}
-
 /// Parses an origin `scheme://host:port` (port required, no path).
 pub fn parse_origin(s: &str) -> Option<(String, String, u16)> {
     let (scheme, rest) = s.split_once("://")?;
@@ -226,6 +198,11 @@ impl Manifest {
         Manifest::parse(&text, &path.display().to_string())
     }
 
+    /// The plugin-API version the manifest declares, if it is well-formed.
+    pub fn api_version(&self) -> Option<ApiVersion> {
+        ApiVersion::parse(&self.api)
+    }
+
     fn validate(&self) -> Result<(), ManifestError> {
         let invalid = |field: &str, reason: &str| ManifestError::Invalid { field: field.into(), reason: reason.into() };
         let name_ok = (1..=64).contains(&self.name.len())
@@ -234,13 +211,14 @@ impl Manifest {
         if !name_ok {
             return Err(invalid("name", "use 1-64 lower-case letters, digits, '-' or '_', starting with a letter"));
         }
-        if semver(&self.version).is_none() {
+        // The plugin's own version has the same MAJOR.MINOR.PATCH form.
+        if ApiVersion::parse(&self.version).is_none() {
             return Err(invalid("version", "use MAJOR.MINOR.PATCH, e.g. 1.0.0"));
         }
-        let api = semver(&self.api).ok_or_else(|| invalid("api", "use MAJOR.MINOR.PATCH, e.g. 1.0.0"))?;
+        let api = self.api_version().ok_or_else(|| invalid("api", "use MAJOR.MINOR.PATCH, e.g. 1.0.0"))?;
         // 1.x only grows: a plugin built for 1.0 runs on any 1.y host with y >= 0; one built for
         // a newer minor needs what this host lacks.
-        if api.0 != API_VERSION.0 || api.1 > API_VERSION.1 {
+        if !api.runs_on(ApiVersion::HOST) {
             return Err(ManifestError::Api { found: self.api.clone() });
         }
         match self.kind {

@@ -307,12 +307,12 @@ impl Runtimes {
                     ConfiguredStep { step, config: e.config }
                 }
                 Code::Plugin(record) => {
-                    let world = record.manifest.get("world").and_then(|w| w.as_str()).unwrap_or_default().to_string();
-                    if world != World::ApprovalStep.as_str() {
+                    // An unreadable manifest fails below, as a step that holds every order.
+                    let manifest = stored_manifest(&record).ok();
+                    if manifest.as_ref().is_some_and(|m| m.world != World::ApprovalStep) {
                         continue; // connectors and notifiers are not steps
                     }
-                    let kind = record.manifest.get("kind").and_then(|k| k.as_str()).unwrap_or("wasm").to_string();
-                    let native = kind == "native";
+                    let native = manifest.is_some_and(|m| m.kind == Kind::Native);
                     let loaded: Result<(Arc<dyn Step>, serde_json::Value), RuntimeError> = if native {
                         self.native_step(store, &record).and_then(|(step, manifest)| {
                             Ok((step as Arc<dyn Step>, manifest.effective_config(&e.config)?))
@@ -423,8 +423,7 @@ impl Runtimes {
     /// enriches order contexts and receives approved orders.
     pub fn connector_of(&self, store: &Store, tenant_id: &str) -> Result<Option<String>, RuntimeError> {
         let t = tenant_id.to_string();
-        let settings = store.read_blocking(move |c| extensions::settings(c, &t))?;
-        Ok(settings.into_iter().find(|e| e.enabled && e.world == "connector").map(|e| e.name))
+        Ok(store.read_blocking(move |c| extensions::connector(c, &t))?)
     }
 
     /// Enriches an order's context from the tenant's connector before the steps run: the

@@ -5,7 +5,7 @@
 
 use super::{StoreError, from_json};
 use crate::domain::audit::timestamp;
-use crate::domain::delivery::{DeliveryState, Outcome};
+use crate::domain::delivery::{DeliveryKind, DeliveryState, OutboxEvent, Outcome};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
@@ -20,7 +20,7 @@ pub struct Delivery {
     pub channel: String,
     /// `notify` (a notification), `export` (an approved order sent to the ERP) or `credit` (an
     /// approved customer order booked against the customer's credit line in the ERP, R4).
-    pub kind: String,
+    pub kind: DeliveryKind,
     /// The event: `order_submitted`, `stage_opened`, ...
     pub event: String,
     /// The order, if the event is about one.
@@ -44,49 +44,50 @@ pub struct Delivery {
     /// Tenant (not shown: the caller's own).
     #[serde(skip)]
     pub tenant_id: String,
-    /// The outbox payload (not shown in lists).
+    /// The outbox event (not shown in lists).
     #[serde(skip)]
-    pub payload: serde_json::Value,
+    pub payload: OutboxEvent,
 }
 
 const COLUMNS: &str = "d.id, d.channel, o.event, o.order_id, d.state, d.attempts, d.next_attempt_at, d.last_error,
     o.created_at, d.delivered_at, d.tenant_id, o.payload, d.kind";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<Delivery, StoreError>> {
-    let state: String = r.get(4)?;
-    let payload: String = r.get(11)?;
-    let d = Delivery {
-        id: r.get(0)?,
-        channel: r.get(1)?,
-        event: r.get(2)?,
-        order_id: r.get(3)?,
-        state: DeliveryState::Pending,
-        attempts: r.get(5)?,
-        next_attempt_at: r.get(6)?,
-        last_error: r.get(7)?,
-        created_at: r.get(8)?,
-        delivered_at: r.get(9)?,
-        tenant_id: r.get(10)?,
-        kind: r.get(12)?,
-        payload: serde_json::Value::Null,
-    };
+    let (state, kind, payload): (String, String, String) = (r.get(4)?, r.get(12)?, r.get(11)?);
+    let (id, channel, event, order_id) = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+    let (attempts, next_attempt_at, last_error) = (r.get(5)?, r.get(6)?, r.get(7)?);
+    let (created_at, delivered_at, tenant_id) = (r.get(8)?, r.get(9)?, r.get(10)?);
     Ok((|| {
-        let state = DeliveryState::parse(&state)
-            .ok_or_else(|| StoreError::Corrupt(format!("deliveries.state: unknown state '{state}'")))?;
-        Ok(Delivery { state, payload: from_json("outbox.payload", &payload)?, ..d })
+        Ok(Delivery {
+            id,
+            channel,
+            kind: DeliveryKind::parse(&kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("deliveries.kind: unknown kind '{kind}'")))?,
+            event,
+            order_id,
+            state: DeliveryState::parse(&state)
+                .ok_or_else(|| StoreError::Corrupt(format!("deliveries.state: unknown state '{state}'")))?,
+            attempts,
+            next_attempt_at,
+            last_error,
+            created_at,
+            delivered_at,
+            tenant_id,
+            payload: from_json("outbox.payload", &payload)?,
+        })
     })())
 }
 
-/// Outbox events not yet fanned out (id, tenant, event), oldest first.
+/// Outbox events not yet fanned out, oldest first.
 pub fn unfanned(conn: &Connection, limit: usize) -> Result<Vec<Unfanned>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, tenant_id, event, json_extract(payload, '$.customer_id') FROM outbox
-         WHERE state = 'pending' ORDER BY id LIMIT ?1",
-    )?;
-    let rows = stmt.query_map([limit as i64], |r| {
-        Ok(Unfanned { outbox_id: r.get(0)?, tenant_id: r.get(1)?, event: r.get(2)?, customer_id: r.get(3)? })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let mut stmt =
+        conn.prepare_cached("SELECT id, tenant_id, payload FROM outbox WHERE state = 'pending' ORDER BY id LIMIT ?1")?;
+    let rows = stmt.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?)))?;
+    rows.map(|r| {
+        let (outbox_id, tenant_id, payload) = r?;
+        Ok(Unfanned { outbox_id, tenant_id, event: from_json("outbox.payload", &payload)? })
+    })
+    .collect()
 }
 
 /// An outbox event not yet fanned out to its channels.
@@ -96,10 +97,8 @@ pub struct Unfanned {
     pub outbox_id: i64,
     /// Its tenant.
     pub tenant_id: String,
-    /// What happened, e.g. `order_approved`.
-    pub event: String,
-    /// The customer of the order it is about, if it names one (from the event's payload).
-    pub customer_id: Option<String>,
+    /// What happened.
+    pub event: OutboxEvent,
 }
 
 /// Creates one delivery per (channel, kind) for an outbox event (each with a fresh id) and
@@ -109,7 +108,7 @@ pub fn fan_out(
     conn: &Connection,
     outbox_id: i64,
     tenant_id: &str,
-    channels: &[(String, &str)],
+    channels: &[(String, DeliveryKind)],
     at: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
     let now = timestamp(at);
@@ -119,7 +118,8 @@ pub fn fan_out(
     )?;
     let mut n = 0;
     for (channel, kind) in channels {
-        n += ins.execute(params![uuid::Uuid::now_v7().to_string(), outbox_id, tenant_id, channel, kind, now])?;
+        n +=
+            ins.execute(params![uuid::Uuid::now_v7().to_string(), outbox_id, tenant_id, channel, kind.as_str(), now])?;
     }
     conn.prepare_cached("UPDATE outbox SET state = 'fanned' WHERE id = ?1")?.execute([outbox_id])?;
     Ok(n)

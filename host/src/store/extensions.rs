@@ -2,6 +2,7 @@
 //! enable. Each has the tenant's settings: enabled, position, configuration and capability grants.
 
 use super::{StoreError, from_json, to_json};
+use crate::domain::extension::{ExtensionKind, World};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
@@ -33,10 +34,10 @@ pub struct Grants {
 pub struct ExtensionSetting {
     /// Extension name.
     pub name: String,
-    /// `script`, `wasm` or `native`.
-    pub kind: String,
+    /// Script, WASM or native.
+    pub kind: ExtensionKind,
     /// For plugins: `approval-step`, `connector` or `notifier`; scripts are approval steps.
-    pub world: String,
+    pub world: World,
     /// For plugins, the plugin's version.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
@@ -105,6 +106,11 @@ type Row = (String, String, Option<String>, String, Option<bool>, Option<i64>, O
 
 fn decode(r: Row) -> Result<ExtensionSetting, StoreError> {
     let (name, kind, version, code_hash, enabled, position, config, grants, world) = r;
+    let kind = ExtensionKind::parse(&kind).ok_or_else(|| {
+        StoreError::Corrupt(format!("plugin_versions.kind: '{kind}' of '{name}' is no extension kind"))
+    })?;
+    let world = World::parse(&world)
+        .ok_or_else(|| StoreError::Corrupt(format!("plugin_versions.world: '{world}' of '{name}' is no world")))?;
     Ok(ExtensionSetting {
         name,
         kind,
@@ -135,6 +141,12 @@ pub fn settings(conn: &Connection, tenant_id: &str) -> Result<Vec<ExtensionSetti
     let mut out: Vec<ExtensionSetting> = rows.map(|r| decode(r?)).collect::<Result<_, _>>()?;
     out.sort_by(|a, b| (a.position, &a.name).cmp(&(b.position, &b.name)));
     Ok(out)
+}
+
+/// The tenant's connector: its first enabled connector plugin in run order. It enriches orders
+/// with ERP data before the steps run and receives approved orders (release, credit updates).
+pub fn connector(conn: &Connection, tenant_id: &str) -> Result<Option<String>, StoreError> {
+    Ok(settings(conn, tenant_id)?.into_iter().find(|e| e.enabled && e.world == World::Connector).map(|e| e.name))
 }
 
 /// The enabled extensions of a tenant with their code, in run order.

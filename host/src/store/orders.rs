@@ -6,6 +6,8 @@ use crate::domain::audit::timestamp;
 use crate::domain::money::{Minor, checked_sum};
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::plan::{Approvers, StageState};
+use crate::domain::step::OrderContext;
+use crate::engine::StepRun;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 /// Filters of `GET /v1/orders`.
@@ -260,14 +262,14 @@ pub fn record_evaluation(
     tenant_id: &str,
     order_id: &str,
     at: &str,
-    context: &serde_json::Value,
-    runs: &serde_json::Value,
+    context: Option<&OrderContext>,
+    runs: &[StepRun],
     outcome: &str,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO evaluations (tenant_id, order_id, at, context, runs, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![tenant_id, order_id, at, to_json(context)?, to_json(runs)?, outcome])?;
+    .execute(params![tenant_id, order_id, at, to_json(&context)?, to_json(&runs)?, outcome])?;
     Ok(())
 }
 

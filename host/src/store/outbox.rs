@@ -3,28 +3,18 @@
 //! Delivery (channels, retries, dead letters) reads from here.
 
 use super::{StoreError, to_json};
+use crate::domain::delivery::OutboxEvent;
 use rusqlite::{Connection, params};
 
-/// Queues one notification.
-pub fn enqueue(
-    conn: &Connection,
-    tenant_id: &str,
-    order_id: Option<&str>,
-    event: &str,
-    payload: &serde_json::Value,
-    at: &str,
-) -> Result<i64, StoreError> {
-    conn.prepare_cached("INSERT INTO outbox (tenant_id, order_id, event, payload, created_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)")?.execute(params![tenant_id, order_id, event, to_json(payload)?, at],
+/// Queues one notification of an order's event.
+pub fn enqueue(conn: &Connection, tenant_id: &str, event: &OutboxEvent, at: &str) -> Result<i64, StoreError> {
+    conn.prepare_cached("INSERT INTO outbox (tenant_id, order_id, event, payload, created_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)")?.execute(params![tenant_id, event.order_id, event.details.action(), to_json(event)?, at],
     )?;
     Ok(conn.last_insert_rowid())
 }
 
 /// Pending notifications of one order (for tests and the admin view).
-pub fn for_order(
-    conn: &Connection,
-    tenant_id: &str,
-    order_id: &str,
-) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+pub fn for_order(conn: &Connection, tenant_id: &str, order_id: &str) -> Result<Vec<(String, OutboxEvent)>, StoreError> {
     let mut stmt =
         conn.prepare("SELECT event, payload FROM outbox WHERE tenant_id = ?1 AND order_id = ?2 ORDER BY id")?;
     let rows =

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::domain::audit::GENESIS;
+use crate::domain::delivery::DeliveryKind;
 use crate::domain::fixtures;
 use crate::domain::order::{Line, Order};
 use chrono::Utc;
@@ -17,6 +18,16 @@ fn tenant(s: &Store) -> String {
 fn order(id: &str) -> Order {
     let line = Line { budget_category: Some("hw".into()), ..fixtures::line(1, 5) };
     Order::new_draft(id.into(), "alice".into(), fixtures::input(vec![line]), 5, Utc::now())
+}
+
+/// The outbox event of order `id`'s approval.
+fn approved_event(id: &str) -> crate::domain::delivery::OutboxEvent {
+    let o = order(id);
+    crate::domain::delivery::OutboxEvent::new(
+        &o,
+        "bob",
+        crate::domain::machine::Event::OrderApproved { total_minor: 5 },
+    )
 }
 
 fn count(s: &Store, sql: &'static str) -> i64 {
@@ -45,7 +56,7 @@ fn a_failing_change_leaves_no_trace_and_does_not_disturb_its_batch() {
                         Some(&format!("o{i}")),
                         serde_json::json!({}),
                     )?;
-                    outbox::enqueue(c, &t, Some(&format!("o{i}")), "order_created", &serde_json::json!({}), "now")?;
+                    outbox::enqueue(c, &t, &approved_event(&format!("o{i}")), "now")?;
                     if i % 5 == 0 {
                         // Fails after writing the order, its audit entry and its outbox row.
                         return Err(StoreError::Corrupt("injected failure".into()));
@@ -228,10 +239,10 @@ fn one_connector_gets_an_export_and_a_credit_update_of_one_event() {
     let outbox_id = s
         .write_blocking(move |c| {
             orders::insert(c, &t2, &order("o1"))?;
-            outbox::enqueue(c, &t2, Some("o1"), "order_approved", &serde_json::json!({"event": "order_approved"}), "x")
+            outbox::enqueue(c, &t2, &approved_event("o1"), "x")
         })
         .expect("enqueued");
-    let targets = vec![("erp".to_string(), "export"), ("erp".to_string(), "credit")];
+    let targets = vec![("erp".to_string(), DeliveryKind::Export), ("erp".to_string(), DeliveryKind::Credit)];
     let twice = targets.clone();
     let now = Utc::now();
     let t2 = t.clone();
@@ -252,17 +263,17 @@ fn deliveries_fan_out_once_retry_and_redrive_but_never_redeliver() {
     let outbox_id = s
         .write_blocking(move |c| {
             orders::insert(c, &t2, &order("o1"))?;
-            outbox::enqueue(c, &t2, Some("o1"), "order_approved", &serde_json::json!({"event": "order_approved"}), "x")
+            outbox::enqueue(c, &t2, &approved_event("o1"), "x")
         })
         .expect("enqueued");
     let t2 = t.clone();
-    let targets = vec![("hook".to_string(), "notify"), ("erp".to_string(), "export")];
+    let targets = vec![("hook".to_string(), DeliveryKind::Notify), ("erp".to_string(), DeliveryKind::Export)];
     let made = s.write_blocking(move |c| deliveries::fan_out(c, outbox_id, &t2, &targets, now)).expect("fan out");
     assert_eq!(made, 2);
     assert!(s.read_blocking(|c| deliveries::unfanned(c, 10)).expect("read").is_empty(), "fanned out once");
     // Fanning the same event out again creates nothing new.
     let t2 = t.clone();
-    let again = vec![("hook".to_string(), "notify")];
+    let again = vec![("hook".to_string(), DeliveryKind::Notify)];
     assert_eq!(s.write_blocking(move |c| deliveries::fan_out(c, outbox_id, &t2, &again, now)).expect("again"), 0);
     let due = s.read_blocking(move |c| deliveries::due(c, now, 10)).expect("due");
     assert_eq!(due.len(), 2);

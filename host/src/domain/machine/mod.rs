@@ -93,6 +93,17 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// `proceed`, `reject` or `hold`, as evaluation records name it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Proceed => "proceed",
+            Outcome::Reject { .. } => "reject",
+            Outcome::Hold { .. } => "hold",
+        }
+    }
+}
+
 /// The result of a successful command.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transition {

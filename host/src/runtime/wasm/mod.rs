@@ -28,6 +28,7 @@ pub mod http;
 pub mod mail;
 pub mod records;
 
+use crate::domain::extension::ApiVersion;
 use crate::domain::step::{OrderContext, StepOutput};
 use crate::engine::{Step, StepError, StepKind};
 use crate::runtime::manifest::{Manifest, World};
@@ -422,12 +423,11 @@ impl WasmRuntime {
             let Some(gl) = iface.strip_prefix("greenlight:plugin/") else {
                 return Err(WasmError::Imports(format!("it imports `{name}`, which this host does not provide")));
             };
-            let mut parts = version.split('.').map(|p| p.parse::<u64>().unwrap_or(u64::MAX));
-            let (major, minor) = (parts.next().unwrap_or(u64::MAX), parts.next().unwrap_or(u64::MAX));
-            let (hm, hn, hp) = crate::runtime::manifest::API_VERSION;
-            if major != hm || minor > hn {
+            if !ApiVersion::parse(version).is_some_and(|v| v.runs_on(ApiVersion::HOST)) {
+                let host = ApiVersion::HOST;
                 return Err(WasmError::Imports(format!(
-                    "it imports `{name}`, but this host provides greenlight:plugin@{hm}.{hn}.{hp}: rebuild it against greenlight-plugin-api {hm}.{hn} or upgrade the host"
+                    "it imports `{name}`, but this host provides greenlight:plugin@{host}: rebuild it against greenlight-plugin-api {}.{} or upgrade the host",
+                    host.major, host.minor
                 )));
             }
             let allowed = match (gl, manifest.world) {
@@ -479,19 +479,19 @@ impl WasmRuntime {
             .exports(&self.engine)
             .find_map(|(name, _)| name.strip_prefix(&prefix).map(str::to_string))
             .ok_or_else(missing)?;
-        let (hm, hn, hp) = crate::runtime::manifest::API_VERSION;
-        let mut parts = version.split('.').map(|p| p.parse::<u64>().ok());
-        let (major, minor) = (parts.next().flatten(), parts.next().flatten());
-        let minor = match (major, minor) {
-            (Some(m), Some(n)) if m == hm && n <= hn => n,
+        let host = ApiVersion::HOST;
+        let exported = match ApiVersion::parse(&version) {
+            Some(v) if v.runs_on(host) => v,
             _ => {
                 return Err(WasmError::Imports(format!(
-                    "it implements greenlight:plugin@{version}, but this host speaks {hm}.{hn}.{hp}: rebuild it against greenlight-plugin-api {hm}.{hn} or upgrade the host"
+                    "it implements greenlight:plugin@{version}, but this host speaks {host}: rebuild it against greenlight-plugin-api {}.{} or upgrade the host",
+                    host.major, host.minor
                 )));
             }
         };
-        let declared = manifest.api.split('.').take(2).collect::<Vec<_>>().join(".");
-        if declared != format!("{hm}.{minor}") {
+        let minor = exported.minor;
+        let declared = manifest.api_version();
+        if declared.map(|d| (d.major, d.minor)) != Some((exported.major, exported.minor)) {
             return Err(WasmError::Imports(format!(
                 "its manifest says api = \"{}\" but the component implements greenlight:plugin@{version}: set api = \"{version}\" in manifest.toml",
                 manifest.api
