@@ -80,6 +80,23 @@ fn an_edited_entry_is_found() -> Result<()> {
 }
 
 #[test]
+fn a_whitespace_only_change_of_any_stored_entry_is_found() -> Result<()> {
+    // Leading, trailing and inner whitespace in the data, and a trailing space in a text column:
+    // none of it is what was hashed.
+    for (seq, sql) in [
+        (4, "UPDATE audit_log SET data = ' ' || data WHERE seq = 4"),
+        (6, "UPDATE audit_log SET data = data || char(10) WHERE seq = 6"),
+        (3, "UPDATE audit_log SET data = replace(data, ':', ': ') WHERE seq = 3"),
+        (8, "UPDATE audit_log SET action = action || ' ' WHERE seq = 8"),
+    ] {
+        let (_dir, db, token) = populated()?;
+        tamper(&db, sql)?;
+        assert_bad_at(&db, &token, seq)?;
+    }
+    Ok(())
+}
+
+#[test]
 fn an_edited_entry_with_a_recomputed_hash_breaks_the_next_link() -> Result<()> {
     let (_dir, db, token) = populated()?;
     // Change entry 5's data and forge its hash; entry 6 still points at the old hash.

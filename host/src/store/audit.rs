@@ -109,7 +109,13 @@ pub fn verify(conn: &Connection, tenant_id: &str) -> Result<VerifyReport, StoreE
             else {
                 return false;
             };
-            let Ok(data) = serde_json::from_str::<&serde_json::value::RawValue>(data) else { return false };
+            // The raw value leaves out whitespace around the document; stored text with any is
+            // not what was hashed either.
+            let Ok(raw) = serde_json::from_str::<&serde_json::value::RawValue>(data) else { return false };
+            if raw.get().len() != data.len() {
+                return false;
+            }
+            let data = raw;
             let digest = entry_digest_raw(prev_hash, seq as u64, at, actor, action, order_id, data);
             let mut hex = [0u8; 64];
             hex::encode_to_slice(digest, &mut hex).is_ok() && hex.as_slice() == hash.as_bytes()
