@@ -388,3 +388,43 @@ fn a_withdrawn_subscription_is_not_reactivated_and_nobody_hears_it_was() -> Resu
     assert_eq!(alice.audit_entry(&id, "subscription_reactivated")?, serde_json::Value::Null);
     Ok(())
 }
+
+#[test]
+fn the_inbox_is_paged_oldest_first_without_a_cap() -> Result<()> {
+    let s = Server::start()?;
+    let admin = s.tenant("acme")?;
+    let alice = admin.user("alice", &["requester"], json!({}))?;
+    let carol = admin.user("carol", &["approver"], json!({}))?;
+    let review = r#"fn evaluate(ctx) { #{ stages: [#{ key: "review", approvers: #{ role: "approver" }, reason: "every order" }] } }"#;
+    admin.enable_script("review", review, 10, json!({}))?;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let id = alice.order(order_body(1, 100 + i))?;
+        assert_eq!(alice.submit(&id)?.body["status"], "pending_approval");
+        ids.push(id);
+    }
+    // One decided already is no longer in the inbox.
+    assert_eq!(carol.decide(&ids[1], "review", "approve", None)?.status, 200);
+    let mut seen = Vec::new();
+    let mut path = "/v1/inbox?limit=2".to_string();
+    loop {
+        let r = carol.get(&path)?;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let page: Vec<String> = r.body["orders"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o["id"].as_str().map(String::from))
+            .collect();
+        assert!(page.len() <= 2, "{}", r.text);
+        seen.extend(page);
+        match r.body["next_cursor"].as_str() {
+            Some(c) => path = format!("/v1/inbox?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = ids.iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, id)| id.clone()).collect();
+    assert_eq!(seen, expected, "every open order once, oldest first");
+    assert_eq!(carol.get("/v1/inbox?limit=0")?.status, 422);
+    Ok(())
+}

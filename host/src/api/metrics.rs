@@ -1,5 +1,6 @@
-//! `/metrics` in Prometheus (OpenMetrics) text: requests and latencies per route, orders by
-//! status, evaluations and step failures.
+//! `/metrics` in Prometheus (OpenMetrics) text: requests and latencies per route, evaluations
+//! and step failures. The endpoint needs no token, so it shows how the host runs and nothing of
+//! any tenant: no tenant names, no order counts or amounts.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -53,18 +54,13 @@ impl Metrics {
     }
 
     /// Renders everything, appending the gauges read at scrape time.
-    pub fn render(&self, orders_by_status: &[(String, i64)], evaluations: u64, step_failures: u64) -> String {
+    pub fn render(&self, evaluations: u64, step_failures: u64) -> String {
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
         }
         let body = out.strip_suffix("# EOF\n").unwrap_or(&out).to_string();
         let mut extra = String::new();
-        let _ = writeln!(extra, "# HELP greenlight_orders Orders by status.\n# TYPE greenlight_orders gauge");
-        for status in crate::domain::order::OrderStatus::ALL {
-            let n = orders_by_status.iter().find(|(s, _)| s == status.as_str()).map(|(_, n)| *n).unwrap_or(0);
-            let _ = writeln!(extra, "greenlight_orders{{status=\"{}\"}} {n}", status.as_str());
-        }
         let _ = writeln!(
             extra,
             "# HELP greenlight_evaluations Order evaluations run.\n# TYPE greenlight_evaluations counter"

@@ -81,12 +81,7 @@ async fn openapi_json() -> impl IntoResponse {
 }
 
 async fn healthz(State(s): State<AppState>) -> Response {
-    let ok = s
-        .approvals
-        .store()
-        .read(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map_err(crate::store::StoreError::from))
-        .await;
-    match ok {
+    match s.approvals.health().await {
         Ok(_) => (StatusCode::OK, "ok\n").into_response(),
         Err(_) => {
             AppError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "the database is not reachable")
@@ -96,10 +91,8 @@ async fn healthz(State(s): State<AppState>) -> Response {
 }
 
 async fn metrics_text(State(s): State<AppState>) -> Response {
-    let by_status = s.approvals.store().read(crate::store::orders::count_by_status).await.unwrap_or_default();
     let counters = s.approvals.counters();
     let text = s.metrics.render(
-        &by_status,
         counters.evaluations.load(std::sync::atomic::Ordering::Relaxed),
         counters.step_failures.load(std::sync::atomic::Ordering::Relaxed),
     );

@@ -290,13 +290,30 @@ pub async fn list(
 /// The caller's inbox.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Inbox {
-    /// Orders with a stage the caller may decide now.
+    /// Orders with a stage the caller may decide now, oldest first.
     pub orders: Vec<OrderView>,
+    /// Pass as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<String>,
 }
 
-/// Everything awaiting the caller (R2).
-#[utoipa::path(get, path = "/v1/inbox", tag = "orders", responses((status = 200, body = Inbox)))]
-pub async fn inbox(State(s): State<AppState>, Caller(p): Caller) -> Result<Json<Inbox>, AppError> {
-    let orders = s.approvals.inbox(&p).await?;
-    Ok(Json(Inbox { orders: orders.into_iter().map(OrderView::from).collect() }))
+/// Paging of the inbox.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct InboxQuery {
+    /// Page size, 1-200 (default 50).
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Everything awaiting the caller (R2), page by page.
+#[utoipa::path(get, path = "/v1/inbox", tag = "orders", params(InboxQuery), responses((status = 200, body = Inbox)))]
+pub async fn inbox(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Params(q): Params<InboxQuery>,
+) -> Result<Json<Inbox>, AppError> {
+    let limit = super::extract::page_limit(q.limit)?;
+    let (orders, next_cursor) = s.approvals.inbox(&p, limit, q.cursor).await?;
+    Ok(Json(Inbox { orders: orders.into_iter().map(OrderView::from).collect(), next_cursor }))
 }

@@ -526,6 +526,15 @@ impl Approvals {
         &self.counters
     }
 
+    /// Whether the store answers (the health check).
+    pub async fn health(&self) -> Result<(), ApprovalError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.ping())
+            .await
+            .map_err(|_| ApprovalError::Store(StoreError::Unavailable))?
+            .map_err(ApprovalError::from)
+    }
+
     /// Resolves a bearer token.
     pub async fn authenticate(&self, token: &str) -> Result<Option<Principal>, ApprovalError> {
         let token = token.to_string();
@@ -1119,25 +1128,53 @@ impl Approvals {
     }
 
     /// Orders with a stage the caller may decide now — in their own right or under a delegation
-    /// in force (R6); never the caller's own (R2, R7).
-    pub async fn inbox(&self, p: &Principal) -> Result<Vec<Order>, ApprovalError> {
+    /// in force (R6); never the caller's own (R2, R7). Oldest first, `limit` per page after the
+    /// order id `cursor`; the second value is the cursor of the next page.
+    pub async fn inbox(
+        &self,
+        p: &Principal,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> Result<(Vec<Order>, Option<String>), ApprovalError> {
         let caller = p.clone();
         let policy = p.tenant.policy;
         self.store
-            .read(move |c| -> Result<Vec<Order>, ApprovalError> {
+            .read(move |c| -> Result<(Vec<Order>, Option<String>), ApprovalError> {
                 let me = caller.user.actor();
                 let mut authorities = vec![me.clone()];
                 authorities.extend(acting_for(c, &caller, Utc::now())?);
+                // Each authority's first `limit + 1` decidable orders after the cursor; the
+                // first `limit + 1` of their union are then the page and whether more follow.
                 let mut found: std::collections::BTreeMap<String, Order> = Default::default();
                 for who in &authorities {
                     let roles: Vec<String> = who.roles.iter().map(|r| r.to_string()).collect();
-                    for o in orders::open_for(c, &caller.tenant.id, &who.name, &roles)? {
-                        if !machine::decidable_on_behalf(&o, &me, who, &policy).is_empty() {
-                            found.entry(o.id.clone()).or_insert(o);
+                    let (mut after, mut kept) = (cursor.clone(), 0);
+                    'scan: loop {
+                        let batch = orders::open_for(c, &caller.tenant.id, &who.name, &roles, after.as_deref(), 200)?;
+                        let full = batch.len() == 200;
+                        for o in batch {
+                            after = Some(o.id.clone());
+                            if !machine::decidable_on_behalf(&o, &me, who, &policy).is_empty() {
+                                found.entry(o.id.clone()).or_insert(o);
+                                kept += 1;
+                                if kept > limit {
+                                    break 'scan;
+                                }
+                            }
+                        }
+                        if !full {
+                            break;
                         }
                     }
                 }
-                Ok(found.into_values().collect())
+                let mut page: Vec<Order> = found.into_values().take(limit + 1).collect();
+                let next = if page.len() > limit {
+                    page.truncate(limit);
+                    page.last().map(|o| o.id.clone())
+                } else {
+                    None
+                };
+                Ok((page, next))
             })
             .await
     }

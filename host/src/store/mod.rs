@@ -305,6 +305,11 @@ impl Store {
         }
     }
 
+    /// Whether a read connection answers: the health check.
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.read_blocking(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(StoreError::from))
+    }
+
     /// Stops accepting writes; the writer finishes what it has and exits.
     pub fn close(&self) {
         if let Ok(mut w) = self.inner.writer.lock() {

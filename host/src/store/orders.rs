@@ -178,17 +178,27 @@ pub fn list(conn: &Connection, tenant_id: &str, f: &OrderFilter) -> Result<(Vec<
 }
 
 /// Pending orders with an open stage for one of these roles or this user (before the
-/// per-person checks the state machine applies).
-pub fn open_for(conn: &Connection, tenant_id: &str, user: &str, roles: &[String]) -> Result<Vec<Order>, StoreError> {
-    let marks = vec!["?"; roles.len()].join(",");
+/// per-person checks the state machine applies), oldest first, after the order id `after`.
+pub fn open_for(
+    conn: &Connection,
+    tenant_id: &str,
+    user: &str,
+    roles: &[String],
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Order>, StoreError> {
+    // Numbered from ?4: the tenant, the user and the cursor come first.
+    let marks: Vec<String> = (0..roles.len()).map(|i| format!("?{}", i + 4)).collect();
+    let marks = marks.join(",");
     let sql = format!(
         "SELECT doc FROM orders WHERE id IN (
             SELECT order_id FROM open_stages WHERE tenant_id = ?1 AND approver_kind = 'user' AND approver = ?2
             UNION SELECT order_id FROM open_stages WHERE tenant_id = ?1 AND approver_kind = 'role' AND approver IN ({marks}))
-         AND tenant_id = ?1 ORDER BY id LIMIT 1000",
+         AND tenant_id = ?1 AND id > ?3 ORDER BY id LIMIT {}",
+        limit.clamp(1, 1000),
         marks = if marks.is_empty() { "NULL".to_string() } else { marks }
     );
-    let mut args = vec![tenant_id.to_string(), user.to_string()];
+    let mut args = vec![tenant_id.to_string(), user.to_string(), after.unwrap_or("").to_string()];
     args.extend(roles.iter().cloned());
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map(params_from_iter(args.iter()), |r| r.get::<_, String>(0))?;
@@ -286,11 +296,4 @@ pub fn latest_context(
         .query_row(params![tenant_id, order_id], |r| r.get(0))
         .optional()?;
     text.map(|t| super::from_json("evaluations.context", &t)).transpose()
-}
-
-/// Orders per status for one tenant, or all tenants (for `/metrics`).
-pub fn count_by_status(conn: &Connection) -> Result<Vec<(String, i64)>, StoreError> {
-    let mut stmt = conn.prepare("SELECT status, COUNT(*) FROM orders GROUP BY status")?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
 }
