@@ -337,3 +337,28 @@ fn sms_goes_to_the_providers_api_with_the_operators_credentials() -> Result<()> 
     assert!(sms.header("idempotency-key").is_some_and(|k| k.ends_with(":+4915112345678")));
     Ok(())
 }
+
+#[test]
+fn a_host_name_that_resolves_to_loopback_is_refused_without_allow_private_network() -> Result<()> {
+    let hook = Receiver::start(|_| 204, Duration::ZERO)?;
+    // The same receiver, named so that only a lookup tells where it is.
+    let by_name = format!("http://localhost:{}", hook.port());
+    let s = Server::start_with(&["--delivery-backoff-ms", "100", "--dispatch-interval-ms", "50"])?;
+    let admin = tenant_with_webhook(&s, &by_name)?;
+    let alice = admin.user("alice", &["requester"], json!({}))?;
+    let id = alice.order(order_body(1, 1_000))?;
+    assert_eq!(alice.submit(&id)?.body["status"], "approved");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let dead = loop {
+        let r = admin.get("/v1/admin/deliveries?state=dead")?;
+        if let Some(d) = r.body["deliveries"].as_array().and_then(|d| d.first()).cloned() {
+            break d;
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "the delivery never went dead: {}", r.text);
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let error = dead["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("localhost resolves to a loopback or private address"), "{dead}");
+    assert!(hook.received().is_empty(), "nothing reached the loopback receiver");
+    Ok(())
+}

@@ -6,8 +6,12 @@
 use super::PluginState;
 use super::bindings::http;
 use crate::runtime::manifest::parse_origin;
-use std::net::{IpAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
+use ureq::config::Config;
+use ureq::http::Uri;
+use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 /// What one plugin call may reach over HTTP.
 #[derive(Debug, Clone, Default)]
@@ -64,6 +68,26 @@ fn split_url(url: &str) -> Option<(String, String, u16)> {
     (!host.is_empty()).then(|| (scheme.to_string(), host.to_ascii_lowercase(), port))
 }
 
+/// Answers the client's name lookup with the addresses the host already resolved and checked,
+/// so the connection goes to exactly what the private-address check saw: a second lookup could
+/// be answered differently by a hostile DNS server (DNS rebinding). TLS still verifies the
+/// certificate against the URL's host name.
+#[derive(Debug)]
+struct Pinned(Vec<SocketAddr>);
+
+impl Resolver for Pinned {
+    fn resolve(&self, _: &Uri, _: &Config, _: NextTimeout) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let mut out = self.empty();
+        for a in &self.0 {
+            out.push(*a);
+        }
+        if out.len() == 0 {
+            return Err(ureq::Error::HostNotFound);
+        }
+        Ok(out)
+    }
+}
+
 impl http::Host for PluginState {
     fn send(&mut self, request: http::Request) -> wasmtime::Result<Result<http::Response, http::HttpError>> {
         let Some(grant) = self.call.http.clone() else {
@@ -79,11 +103,15 @@ impl http::Host for PluginState {
             self.denied = Some(format!("http: {why}"));
             return Ok(Err(http::HttpError::Denied(why)));
         }
+        // Resolved once: the connection goes to exactly these addresses (see `Pinned`).
+        let addrs = match (origin.1.as_str(), origin.2).to_socket_addrs() {
+            Ok(a) => a.take(16).collect::<Vec<_>>(),
+            Err(e) => return Ok(Err(http::HttpError::Failed(format!("cannot resolve {}: {e}", origin.1)))),
+        };
+        if addrs.is_empty() {
+            return Ok(Err(http::HttpError::Failed(format!("{} resolves to no address", origin.1))));
+        }
         if !grant.allow_private {
-            let addrs = match (origin.1.as_str(), origin.2).to_socket_addrs() {
-                Ok(a) => a.collect::<Vec<_>>(),
-                Err(e) => return Ok(Err(http::HttpError::Failed(format!("cannot resolve {}: {e}", origin.1)))),
-            };
             if addrs.iter().any(|a| is_private(a.ip())) {
                 let why = format!(
                     "{} resolves to a loopback or private address, which the operator does not allow",
@@ -97,12 +125,12 @@ impl http::Host for PluginState {
         if !matches!(method.as_str(), "GET" | "POST" | "PUT" | "PATCH" | "DELETE") {
             return Ok(Err(http::HttpError::Failed(format!("method {method} is not supported"))));
         }
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(grant.timeout))
             .max_redirects(0)
-            .build()
-            .into();
+            .build();
+        let agent = ureq::Agent::with_parts(config, DefaultConnector::default(), Pinned(addrs));
         let key = format!("{}://{}:{}", origin.0, origin.1, origin.2);
         let secret: Vec<&(String, String)> = grant
             .secrets
@@ -157,6 +185,17 @@ mod tests {
         assert_eq!(split_url("http://127.0.0.1:8080/x"), Some(("http".into(), "127.0.0.1".into(), 8080)));
         assert_eq!(split_url("http://user@evil.example/"), None);
         assert_eq!(split_url("ftp://x/"), None);
+    }
+
+    #[test]
+    fn the_client_connects_only_to_the_checked_addresses() {
+        let checked: SocketAddr = "93.184.216.34:443".parse().expect("addr");
+        let pinned = Pinned(vec![checked]);
+        let uri: Uri = "https://rebinding.example/x".parse().expect("uri");
+        let config = ureq::Agent::config_builder().build();
+        let got = pinned.resolve(&uri, &config, NextTimeout::default()).expect("resolved");
+        assert_eq!((got.len(), got[0]), (1, checked));
+        assert!(Pinned(vec![]).resolve(&uri, &config, NextTimeout::default()).is_err());
     }
 
     #[test]
