@@ -81,7 +81,7 @@ impl Resolver for Pinned {
         for a in &self.0 {
             out.push(*a);
         }
-        if out.len() == 0 {
+        if self.0.is_empty() {
             return Err(ureq::Error::HostNotFound);
         }
         Ok(out)
@@ -111,15 +111,11 @@ impl http::Host for PluginState {
         if addrs.is_empty() {
             return Ok(Err(http::HttpError::Failed(format!("{} resolves to no address", origin.1))));
         }
-        if !grant.allow_private {
-            if addrs.iter().any(|a| is_private(a.ip())) {
-                let why = format!(
-                    "{} resolves to a loopback or private address, which the operator does not allow",
-                    origin.1
-                );
-                self.denied = Some(format!("http: {why}"));
-                return Ok(Err(http::HttpError::Denied(why)));
-            }
+        if !grant.allow_private && addrs.iter().any(|a| is_private(a.ip())) {
+            let why =
+                format!("{} resolves to a loopback or private address, which the operator does not allow", origin.1);
+            self.denied = Some(format!("http: {why}"));
+            return Ok(Err(http::HttpError::Denied(why)));
         }
         let method = request.method.to_ascii_uppercase();
         if !matches!(method.as_str(), "GET" | "POST" | "PUT" | "PATCH" | "DELETE") {
