@@ -71,6 +71,17 @@ fn a_failing_plugin_holds_the_order_with_its_reason() -> Result<()> {
     // Enabled through the CLI this time.
     let (code, _, err) = cli(&s.db, &["extension", "set", "--tenant", "acme", "tp-panic", "--enabled", "true"])?;
     assert_eq!(code, 0, "{err}");
+    // The operator acts as the operator, not as some user of the tenant.
+    let export = admin.get("/v1/audit/export")?;
+    let configured = export
+        .text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["action"] == "extension_configured")
+        .ok_or_else(|| anyhow::anyhow!("no extension_configured entry: {}", export.text))?;
+    assert_eq!(configured["actor"], "greenlight:operator", "{configured}");
+    let (code, _, err) = cli(&s.db, &["extension", "set", "--tenant", "nope", "tp-panic", "--enabled", "true"])?;
+    assert!(code != 0 && err.contains("no tenant named 'nope'"), "{err}");
     let alice = admin.user("alice", &["requester"], json!({}))?;
     let id = alice.order(order_body(1, 100))?;
     let r = alice.submit(&id)?;

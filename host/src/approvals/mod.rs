@@ -8,12 +8,15 @@
 //!
 //! - [`delegation`]: lending an approver's authority for a time window (R6).
 //! - [`escalation`]: the sweep that escalates overdue stages (R6).
+//! - [`operator`]: what the operator does from the command line (audit of every tenant, the
+//!   plugin catalog, a tenant's extensions without signing in as one of its users).
 //! - [`delivery`]: the outbox dispatcher (fan-out to channels, retries, dead letters) and the
 //!   admin's view of deliveries.
 
 pub mod delegation;
 pub mod delivery;
 pub mod escalation;
+pub mod operator;
 
 use crate::domain::actor::{Actor, Policy, roles};
 use crate::domain::audit::{AuditEntry, VerifyReport, timestamp};
@@ -757,6 +760,18 @@ impl Approvals {
         body: ExtensionUpdate,
     ) -> Result<ExtensionSetting, ApprovalError> {
         require_role(p, &[roles::ADMIN], "configuring extensions")?;
+        self.configure_extension(&p.tenant.id, &p.user.name, name, body).await
+    }
+
+    /// Enables, disables, moves or configures an extension for a tenant, on behalf of `actor`
+    /// (an admin, or the operator), whose name the audit entry carries.
+    async fn configure_extension(
+        &self,
+        tenant_id: &str,
+        actor: &str,
+        name: &str,
+        body: ExtensionUpdate,
+    ) -> Result<ExtensionSetting, ApprovalError> {
         if let Some(cfg) = &body.config {
             if !cfg.is_object() {
                 return Err(invalid("config", "must be a JSON object"));
@@ -815,7 +830,7 @@ impl Approvals {
         } else if body.grants.as_ref().is_some_and(|g| !g.http.is_empty() || g.mail) {
             return Err(invalid("grants", "scripts get no capabilities: they are pure approval steps"));
         }
-        let (tenant_id, actor, name) = (p.tenant.id.clone(), p.user.name.clone(), name.to_string());
+        let (tenant_id, actor, name) = (tenant_id.to_string(), actor.to_string(), name.to_string());
         let is_plugin = plugin.is_some();
         self.store
             .write(move |c| -> Result<ExtensionSetting, ApprovalError> {

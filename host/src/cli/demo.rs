@@ -5,7 +5,7 @@ use anyhow::{Context, Result, anyhow};
 use greenlight_host::approvals::{Approvals, ExtensionUpdate, NewCostCenter, NewUser};
 use greenlight_host::runtime::Runtimes;
 use greenlight_host::store::Store;
-use greenlight_host::store::directory::{self, BudgetPeriod};
+use greenlight_host::store::directory::BudgetPeriod;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -50,15 +50,15 @@ pub fn setup(
     tokens_file: Option<&Path>,
     listen: &str,
 ) -> Result<()> {
-    if store.read_blocking(|c| directory::tenant_by_name(c, "demo"))?.is_some() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let approvals = Approvals::new(store.clone(), runtimes.clone());
+    if rt.block_on(approvals.tenant_named("demo")).is_ok() {
         eprintln!("the demo tenant already exists in this database; its tokens were printed when it was created");
         return Ok(());
     }
     if let Some(dir) = plugins {
         install_plugins(store, runtimes, dir)?;
     }
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let approvals = Approvals::new(store.clone(), runtimes.clone());
     rt.block_on(async {
         let (_, admin_token) = approvals.create_tenant("demo").await.map_err(|e| anyhow!("{e}"))?;
         let admin = approvals.authenticate(&admin_token).await.map_err(|e| anyhow!("{e}"))?.context("admin token")?;
@@ -90,7 +90,7 @@ pub fn setup(
             .collect();
         files.sort();
         let installed: Vec<String> =
-            store.read_blocking(greenlight_host::store::plugins::current)?.into_iter().map(|p| p.name).collect();
+            approvals.installed_plugins().await.map_err(|e| anyhow!("{e}"))?.into_iter().map(|p| p.name).collect();
         for (i, path) in files.iter().enumerate() {
             let name = path.file_stem().and_then(|s| s.to_str()).context("script name")?.to_string();
             let config_path = path.with_extension("config.json");

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use greenlight_host::approvals::Approvals;
 use greenlight_host::domain::delivery::RetryPolicy;
 use greenlight_host::runtime::{RuntimeOptions, Runtimes};
-use greenlight_host::store::{Store, StoreOptions, audit, directory};
+use greenlight_host::store::{Store, StoreOptions};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -297,8 +297,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit { command: AuditCommand::Verify { tenant } } => {
-            let store = open(&cli.db, 1)?;
-            let tenants = store.read_blocking(directory::tenant_ids)?;
+            let approvals = Approvals::new(open(&cli.db, 1)?, cli.runtime.runtimes()?);
+            let rt = runtime()?;
+            let tenants = rt.block_on(approvals.tenants()).map_err(|e| anyhow::anyhow!("{e}"))?;
             let mut all_ok = true;
             let mut seen = false;
             for (id, name) in tenants {
@@ -306,7 +307,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     continue;
                 }
                 seen = true;
-                let report = store.read_blocking(|c| audit::verify(c, &id))?;
+                let report = rt.block_on(approvals.verify_audit_of(&id)).map_err(|e| anyhow::anyhow!("{e}"))?;
                 all_ok &= report.ok;
                 let mut line = serde_json::to_value(&report)?;
                 line["tenant"] = serde_json::json!(name);
@@ -320,8 +321,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Audit { command: AuditCommand::Export { tenant, after_seq } } => {
-            let store = open(&cli.db, 1)?;
-            let tenants = store.read_blocking(directory::tenant_ids)?;
+            let approvals = Approvals::new(open(&cli.db, 1)?, cli.runtime.runtimes()?);
+            let rt = runtime()?;
+            let tenants = rt.block_on(approvals.tenants()).map_err(|e| anyhow::anyhow!("{e}"))?;
             let id = match (tenant, tenants.as_slice()) {
                 (Some(t), _) => tenants
                     .iter()
@@ -334,7 +336,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             let mut after = after_seq;
             loop {
-                let page = store.read_blocking(|c| audit::page(c, &id, after, 5_000))?;
+                let page =
+                    rt.block_on(approvals.audit_page_of(&id, after, 5_000)).map_err(|e| anyhow::anyhow!("{e}"))?;
                 let Some(last) = page.last().map(|e| e.seq) else { break };
                 for e in &page {
                     serde_json::to_writer(&mut out, e)?;
@@ -357,9 +360,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Plugin { command: PluginCommand::List } => {
-            let store = open(&cli.db, 1)?;
+            let approvals = Approvals::new(open(&cli.db, 1)?, cli.runtime.runtimes()?);
+            let plugins = runtime()?.block_on(approvals.installed_plugins()).map_err(|e| anyhow::anyhow!("{e}"))?;
             let mut out = std::io::stdout().lock();
-            for p in store.read_blocking(greenlight_host::store::plugins::current)? {
+            for p in plugins {
                 let line = serde_json::json!({
                     "name": p.name, "version": p.manifest["version"], "world": p.manifest["world"],
                     "kind": p.manifest["kind"], "code_hash": p.code_hash, "installed_at": p.installed_at,
@@ -374,30 +378,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Extension {
             command: ExtensionCommand::Set { tenant, name, enabled, position, config, grant_http, grant_mail },
         } => {
-            let store = open(&cli.db, 1)?;
-            let t2 = tenant.clone();
-            let tenant_row = store
-                .read_blocking(move |c| directory::tenant_by_name(c, &t2))?
-                .with_context(|| format!("no tenant named '{tenant}'"))?;
             let config = config
                 .map(|c| serde_json::from_str::<serde_json::Value>(&c))
                 .transpose()
                 .context("--config must be a JSON object")?;
             let grants = (!grant_http.is_empty() || grant_mail)
                 .then_some(greenlight_host::store::extensions::Grants { http: grant_http, mail: grant_mail });
-            let approvals = Approvals::new(store.clone(), cli.runtime.runtimes()?);
-            let admin = greenlight_host::store::directory::Principal {
-                user: store
-                    .read_blocking({
-                        let id = tenant_row.id.clone();
-                        move |c| directory::user(c, &id, "admin")
-                    })?
-                    .context("the tenant has no admin user")?,
-                tenant: tenant_row,
-            };
+            let approvals = Approvals::new(open(&cli.db, 1)?, cli.runtime.runtimes()?);
             let body = greenlight_host::approvals::ExtensionUpdate { enabled, position, config, grants };
             let setting = runtime()?
-                .block_on(approvals.update_extension(&admin, &name, body))
+                .block_on(approvals.configure_extension_as_operator(&tenant, &name, body))
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", serde_json::to_string(&setting)?);
             Ok(ExitCode::SUCCESS)
