@@ -3,7 +3,7 @@
 use super::AppState;
 use super::error::AppError;
 use super::extract::{Caller, Params};
-use crate::domain::audit::VerifyReport;
+use crate::domain::audit::{AuditEntry, VerifyReport};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
@@ -35,45 +35,90 @@ pub async fn export(
     }
     let first = s.approvals.audit_page(&p, after_seq, PAGE).await?;
     let approvals = s.approvals.clone();
-    let stream = futures_stream(approvals, p, first);
+    let stream = pages(first, move |after| {
+        let (approvals, p) = (approvals.clone(), p.clone());
+        async move { approvals.audit_page(&p, after, PAGE).await.map_err(|e| e.to_string()) }
+    });
     Ok(([(CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(stream)).into_response())
 }
 
-fn futures_stream(
-    approvals: crate::approvals::Approvals,
-    p: crate::store::directory::Principal,
-    first: Vec<crate::domain::audit::AuditEntry>,
-) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+/// The export as a stream of JSON lines, one chunk per page, asking `next` for the page after
+/// the last sequence number sent. A page that cannot be read or written ends the stream with an
+/// error, which aborts the response: the client sees a failed download, never a complete-looking
+/// export with entries missing.
+fn pages<F, Fut>(first: Vec<AuditEntry>, mut next: F) -> impl futures_util::Stream<Item = std::io::Result<Vec<u8>>>
+where
+    F: FnMut(u64) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<Vec<AuditEntry>, String>> + Send,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
     tokio::spawn(async move {
         let mut page = first;
         while let Some(last) = page.last().map(|e| e.seq) {
             let mut buf = Vec::with_capacity(page.len() * 300);
-            for e in &page {
-                if serde_json::to_writer(&mut buf, e).is_err() {
-                    break;
-                }
+            let written: std::io::Result<()> = page.iter().try_for_each(|e| {
+                serde_json::to_writer(&mut buf, e)?;
                 buf.push(b'\n');
+                Ok(())
+            });
+            if let Err(e) = written {
+                let _ =
+                    tx.send(Err(std::io::Error::other(format!("entry after {last} could not be written: {e}")))).await;
+                break;
             }
             if tx.send(Ok(buf)).await.is_err() || page.len() < PAGE {
                 break;
             }
-            match approvals.audit_page(&p, last, PAGE).await {
-                Ok(next) => page = next,
+            match next(last).await {
+                Ok(more) => page = more,
                 Err(e) => {
-                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                    let _ = tx.send(Err(std::io::Error::other(e))).await;
                     break;
                 }
             }
         }
     });
-    tokio_stream_from(rx)
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-fn tokio_stream_from<T: Send + 'static>(
-    mut rx: tokio::sync::mpsc::Receiver<T>,
-) -> impl futures_util::Stream<Item = T> + Send {
-    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    fn entries(from: u64, n: u64) -> Vec<AuditEntry> {
+        (from..from + n)
+            .map(|seq| AuditEntry {
+                seq,
+                at: "2026-12-01T00:00:00.000000Z".into(),
+                actor: "a".into(),
+                action: "x".into(),
+                order_id: None,
+                data: serde_json::json!({}),
+                prev_hash: String::new(),
+                hash: String::new(),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_page_that_cannot_be_read_fails_the_export_instead_of_ending_it() {
+        let full = PAGE as u64;
+        let stream = pages(entries(1, full), move |after| async move {
+            if after == full { Err("the database is gone".to_string()) } else { Ok(Vec::new()) }
+        });
+        let chunks: Vec<_> = stream.collect().await;
+        assert_eq!(chunks.len(), 2, "the first page, then the failure");
+        assert_eq!(chunks[0].as_ref().map(|b| b.iter().filter(|c| **c == b'\n').count()).ok(), Some(PAGE));
+        assert!(chunks[1].as_ref().is_err_and(|e| e.to_string().contains("the database is gone")));
+    }
+
+    #[tokio::test]
+    async fn a_short_page_ends_the_export() {
+        let chunks: Vec<_> = pages(entries(1, 3), |_| async { Err("not asked".to_string()) }).collect().await;
+        assert_eq!(chunks.len(), 1);
+        assert!(chunks[0].is_ok());
+    }
 }
 
 /// Verifies the tenant's hash chain.
