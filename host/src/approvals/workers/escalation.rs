@@ -3,7 +3,8 @@
 //! machine, with an audit entry and a notification, like any other change. `serve` runs the
 //! sweep on an interval, so no request stalls because an approver is away.
 
-use super::{ApprovalError, Approvals, persist};
+use crate::approvals::commit::persist;
+use crate::approvals::{ApprovalError, Approvals};
 use crate::domain::audit::timestamp;
 use crate::domain::machine::{self, Command, ESCALATOR, TransitionError};
 use crate::store::{directory, orders};
@@ -79,7 +80,7 @@ mod tests {
         let approvals = Approvals::new(store, Runtimes::new().expect("runtimes"));
         let (_, token) = approvals.create_tenant("acme").await.expect("tenant");
         let admin = approvals.authenticate(&token).await.expect("auth").expect("admin");
-        let source = include_str!("../../../scripts/executive-threshold.rhai");
+        let source = include_str!("../../../../scripts/executive-threshold.rhai");
         approvals.add_script(&admin, "executive-threshold", source).await.expect("script");
         let config = serde_json::json!({"threshold_minor": 1000, "due_in_hours": 48});
         let update = ExtensionUpdate { enabled: true, position: Some(1), config: Some(config), grants: None };

@@ -1,0 +1,124 @@
+//! What the steps of an order see: the order, its requester with the budget used, its cost
+//! center, and the tenant's directory for resolving approvers.
+
+use crate::domain::audit::timestamp;
+use crate::domain::money::MAX_AMOUNT_MINOR;
+use crate::domain::order::Order;
+use crate::domain::step::{ContextOrder, CostCenterProfile, OrderContext, RequesterProfile};
+use crate::engine::Directory;
+use crate::store::directory::{self, BudgetPeriod};
+use crate::store::orders::{self};
+use crate::store::{Store, StoreError};
+use chrono::{DateTime, Datelike, TimeZone, Utc};
+use rusqlite::Connection;
+
+/// Start of the budget period containing `now`, as an audit-format timestamp.
+pub fn period_start(period: BudgetPeriod, now: DateTime<Utc>) -> String {
+    let month = match period {
+        BudgetPeriod::Month => now.month(),
+        BudgetPeriod::Quarter => (now.month() - 1) / 3 * 3 + 1,
+        BudgetPeriod::Year => 1,
+    };
+    let start = Utc.with_ymd_and_hms(now.year(), month, 1, 0, 0, 0).single().unwrap_or(now);
+    timestamp(start)
+}
+
+/// Why the context of an order could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A budget's used amount is beyond the largest amount; no step can judge it (fail closed).
+    #[error(
+        "the approved orders on {0} add up to more than the largest amount, {MAX_AMOUNT_MINOR} minor units; an admin must review them before this order can be evaluated"
+    )]
+    BudgetBeyondBounds(String),
+}
+
+/// Builds what the steps see. Reads only this tenant's data.
+pub fn build_context(
+    conn: &Connection,
+    tenant_id: &str,
+    order: &Order,
+    now: DateTime<Utc>,
+) -> Result<OrderContext, ContextError> {
+    let user = directory::user(conn, tenant_id, &order.requester)?;
+    let requester = match user {
+        Some(u) => {
+            let period = u.budget_period.unwrap_or(BudgetPeriod::Month);
+            let used = orders::spent_by_requester(conn, tenant_id, &u.name, &period_start(period, now), &order.id)?
+                .ok_or_else(|| ContextError::BudgetBeyondBounds(format!("the budget of {}", u.name)))?;
+            RequesterProfile {
+                name: u.name.clone(),
+                roles: u.roles.iter().map(|r| r.to_string()).collect(),
+                spend_limit_minor: u.spend_limit_minor,
+                budget_minor: u.budget_minor,
+                budget_period: u.budget_minor.map(|_| period.as_str().to_string()),
+                budget_used_minor: used,
+            }
+        }
+        None => RequesterProfile {
+            name: order.requester.clone(),
+            roles: Vec::new(),
+            spend_limit_minor: None,
+            budget_minor: None,
+            budget_period: None,
+            budget_used_minor: 0,
+        },
+    };
+    let cost_center = match &order.input.cost_center {
+        Some(code) => directory::cost_center(conn, tenant_id, code)?
+            .map(|cc| -> Result<CostCenterProfile, ContextError> {
+                let used = orders::spent_on_cost_center(
+                    conn,
+                    tenant_id,
+                    code,
+                    &period_start(BudgetPeriod::Year, now),
+                    &order.id,
+                )?
+                .ok_or_else(|| ContextError::BudgetBeyondBounds(format!("cost center {code}")))?;
+                Ok(CostCenterProfile {
+                    code: cc.code,
+                    manager: cc.manager,
+                    budget_minor: cc.budget_minor,
+                    budget_used_minor: used,
+                })
+            })
+            .transpose()?,
+        None => None,
+    };
+    Ok(OrderContext {
+        order: ContextOrder::new(&order.id, &order.requester, &order.input),
+        subtotal_minor: order.subtotal_minor,
+        requester,
+        cost_center,
+        customer: None,
+        budgets: Vec::new(),
+        config: serde_json::Value::Null,
+    })
+}
+
+pub(super) struct StoreDirectory<'a> {
+    pub(super) store: &'a Store,
+    pub(super) tenant_id: String,
+}
+
+impl Directory for StoreDirectory<'_> {
+    fn cost_center_manager(&self, code: &str) -> Option<String> {
+        let tenant = self.tenant_id.clone();
+        let code = code.to_string();
+        self.store.read_blocking(move |c| directory::cost_center(c, &tenant, &code)).ok().flatten().map(|cc| cc.manager)
+    }
+
+    fn user_exists(&self, name: &str) -> bool {
+        let (tenant, name) = (self.tenant_id.clone(), name.to_string());
+        // A failed read counts as absent: the stage is refused and the order held (fail closed).
+        self.store.read_blocking(move |c| directory::user(c, &tenant, &name)).ok().flatten().is_some()
+    }
+
+    fn role_holders(&self, role: &str, except: &str) -> usize {
+        let (tenant, role, except) = (self.tenant_id.clone(), role.to_string(), except.to_string());
+        self.store.read_blocking(move |c| directory::role_holders(c, &tenant, &role, &except)).unwrap_or(0)
+    }
+}
