@@ -3,10 +3,10 @@
 use super::AppState;
 use super::error::AppError;
 use super::extract::{Body, Caller};
+use crate::approvals::ExtensionSetting;
 use crate::approvals::{ExtensionUpdate, NewCostCenter, NewUser, ScriptInstalled, SettingsUpdate};
 use crate::domain::actor::Policy;
-use crate::store::directory::{CostCenter, User};
-use crate::store::extensions::ExtensionSetting;
+use crate::domain::directory::{CostCenter, User};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

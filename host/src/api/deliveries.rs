@@ -3,8 +3,8 @@
 use super::AppState;
 use super::error::AppError;
 use super::extract::{Caller, Params};
+use crate::approvals::{Delivery, Listing};
 use crate::domain::delivery::DeliveryState;
-use crate::store::deliveries::{Delivery, Listing};
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};

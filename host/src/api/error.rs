@@ -5,7 +5,6 @@
 //! it to the log. Nothing logs on the way.
 
 use crate::approvals::ApprovalError;
-use crate::store::StoreError;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -55,7 +54,7 @@ impl AppError {
         AppError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
-    /// 500: a bug, logged under `error_id` (see [`crate::store::report_panic`]).
+    /// 500: a bug, logged under `error_id` (see [`crate::approvals::report_panic`]).
     pub fn internal(error_id: &str) -> AppError {
         let mut e = AppError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -100,7 +99,7 @@ impl From<ApprovalError> for AppError {
             ApprovalError::VersionConflict(m) => AppError::new(StatusCode::CONFLICT, "version_conflict", m),
             ApprovalError::Conflict(m) => AppError::new(StatusCode::CONFLICT, "conflict", m),
             ApprovalError::Extension(m) => AppError::new(StatusCode::BAD_GATEWAY, "extension_failed", m),
-            ApprovalError::Store(StoreError::Internal(id)) => AppError::internal(&id),
+            ApprovalError::Internal(id) => AppError::internal(&id),
             ApprovalError::Store(err) => {
                 let mut e = AppError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -3,7 +3,7 @@
 
 use super::AppState;
 use super::error::AppError;
-use crate::store::directory::Principal;
+use crate::domain::directory::Principal;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;

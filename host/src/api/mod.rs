@@ -119,7 +119,7 @@ async fn track(State(s): State<AppState>, req: Request, next: Next) -> Response 
 
 /// A handler that panicked answers 500 with an error id instead of dropping the connection.
 fn handler_panicked(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    AppError::internal(&crate::store::report_panic("a request", payload.as_ref())).into_response()
+    AppError::internal(&crate::approvals::report_panic("a request", payload.as_ref())).into_response()
 }
 
 async fn not_found() -> AppError {

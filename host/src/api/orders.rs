@@ -3,6 +3,7 @@
 use super::AppState;
 use super::error::AppError;
 use super::extract::{Body, Caller, Params};
+use crate::approvals::OrderFilter;
 use crate::domain::audit::AuditEntry;
 use crate::domain::money::Minor;
 use crate::domain::order::{
@@ -10,7 +11,6 @@ use crate::domain::order::{
 };
 use crate::domain::plan::{Plan, Verdict};
 use crate::domain::step::{PriceAdjustment, RiskFlag};
-use crate::store::orders::OrderFilter;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

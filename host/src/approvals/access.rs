@@ -3,9 +3,10 @@
 
 use super::ApprovalError;
 use crate::domain::actor::{Actor, roles};
+use crate::domain::directory::Principal;
 use crate::domain::order::Order;
 use crate::store::delegations;
-use crate::store::directory::{self, Principal};
+use crate::store::directory;
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 

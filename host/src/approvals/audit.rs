@@ -6,7 +6,7 @@ use super::{ApprovalError, Approvals};
 use crate::domain::actor::roles;
 use crate::domain::audit::{AuditEntry, VerifyReport};
 use crate::domain::authorization::Authorization;
-use crate::store::directory::Principal;
+use crate::domain::directory::Principal;
 use crate::store::{audit, authorizations};
 
 impl Approvals {

@@ -2,11 +2,12 @@
 //! center, and the tenant's directory for resolving approvers.
 
 use crate::domain::audit::timestamp;
+use crate::domain::directory::BudgetPeriod;
 use crate::domain::money::MAX_AMOUNT_MINOR;
 use crate::domain::order::Order;
 use crate::domain::step::{ContextOrder, CostCenterProfile, OrderContext, RequesterProfile};
 use crate::engine::Directory;
-use crate::store::directory::{self, BudgetPeriod};
+use crate::store::directory;
 use crate::store::orders::{self};
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Datelike, TimeZone, Utc};

@@ -4,7 +4,8 @@
 
 use super::{ApprovalError, Approvals, invalid};
 use crate::domain::delegation::Delegation;
-use crate::store::directory::{self, Principal};
+use crate::domain::directory::Principal;
+use crate::store::directory;
 use crate::store::{audit, delegations};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;

@@ -3,9 +3,9 @@
 use super::access::require_role;
 use super::{ApprovalError, Approvals};
 use crate::domain::actor::roles;
+use crate::domain::directory::Principal;
 use crate::store::audit;
 use crate::store::deliveries::{self, Delivery, Listing};
-use crate::store::directory::Principal;
 use chrono::Utc;
 
 impl Approvals {

@@ -31,13 +31,20 @@ pub mod operator;
 mod orders;
 pub mod workers;
 
+/// What the use cases answer with, as the store keeps it, and the panic report the API's
+/// catch-all shares with the store's writer.
+pub use crate::store::deliveries::{Delivery, Listing};
+pub use crate::store::extensions::{ExtensionSetting, Grants};
+pub use crate::store::orders::OrderFilter;
+pub use crate::store::report_panic;
 pub use admin::{ExtensionUpdate, NewCostCenter, NewUser, ScriptInstalled, SettingsUpdate};
 pub use context::{ContextError, build_context, period_start};
 
+use crate::domain::directory::Principal;
 use crate::domain::machine::TransitionError;
 use crate::domain::order::InvalidField;
 use crate::runtime::{RuntimeError, Runtimes};
-use crate::store::directory::{self, Principal};
+use crate::store::directory;
 use crate::store::{Store, StoreError};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -77,15 +84,27 @@ pub enum ApprovalError {
     /// `extension_failed`); an extension failing during an evaluation holds the order instead.
     #[error("{0}")]
     Extension(String),
-    /// Storage failed (503), or a bug was caught (500, [`StoreError::Internal`]).
+    /// A bug was caught (500): the change was rolled back; the id is in the log beside it.
+    #[error("an internal error happened (error id {0}); nothing was changed: report the id to the operator")]
+    Internal(String),
+    /// Storage failed (503).
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for ApprovalError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Internal(id) => ApprovalError::Internal(id),
+            other => ApprovalError::Store(other),
+        }
+    }
 }
 
 impl From<RuntimeError> for ApprovalError {
     fn from(e: RuntimeError) -> Self {
         match e {
-            RuntimeError::Store(s) => ApprovalError::Store(s),
+            RuntimeError::Store(s) => ApprovalError::from(s),
             other => ApprovalError::Extension(other.to_string()),
         }
     }

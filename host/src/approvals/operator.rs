@@ -4,8 +4,9 @@
 
 use super::{ApprovalError, Approvals, ExtensionUpdate};
 use crate::domain::audit::{AuditEntry, VerifyReport};
+use crate::domain::directory::Tenant;
 use crate::store::audit;
-use crate::store::directory::{self, Tenant};
+use crate::store::directory;
 use crate::store::extensions::ExtensionSetting;
 use crate::store::plugins::{self, PluginRecord};
 

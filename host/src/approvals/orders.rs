@@ -7,12 +7,13 @@ use super::commit::{Evaluated, persist};
 use super::context::{ContextError, StoreDirectory, build_context};
 use super::{ApprovalError, Approvals, invalid, not_found_order};
 use crate::domain::actor::{Actor, Policy, roles};
+use crate::domain::directory::Principal;
 use crate::domain::machine::{self, Command, Event, Outcome, Transition, TransitionError};
 use crate::domain::order::{Order, OrderInput, OrderPatch, has_float};
 use crate::domain::plan::Verdict;
 use crate::engine::{self};
 use crate::store::StoreError;
-use crate::store::directory::{self, Principal};
+use crate::store::directory;
 use crate::store::orders::{self, OrderFilter};
 use chrono::{DateTime, Utc};
 use std::sync::atomic::Ordering;
@@ -113,10 +114,7 @@ impl Approvals {
         })
         .await
         .map_err(|e| match e.try_into_panic() {
-            Ok(payload) => ApprovalError::Store(StoreError::Internal(crate::store::report_panic(
-                "an evaluation",
-                payload.as_ref(),
-            ))),
+            Ok(payload) => ApprovalError::Internal(crate::store::report_panic("an evaluation", payload.as_ref())),
             Err(_) => ApprovalError::Store(StoreError::Unavailable),
         })?
     }

@@ -3,9 +3,9 @@
 
 use anyhow::{Context, Result, anyhow};
 use greenlight_host::approvals::{Approvals, ExtensionUpdate, NewCostCenter, NewUser};
+use greenlight_host::domain::directory::BudgetPeriod;
 use greenlight_host::runtime::Runtimes;
 use greenlight_host::store::Store;
-use greenlight_host::store::directory::BudgetPeriod;
 use std::fmt::Write as _;
 use std::path::Path;
 

@@ -383,7 +383,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .transpose()
                 .context("--config must be a JSON object")?;
             let grants = (!grant_http.is_empty() || grant_mail)
-                .then_some(greenlight_host::store::extensions::Grants { http: grant_http, mail: grant_mail });
+                .then_some(greenlight_host::approvals::Grants { http: grant_http, mail: grant_mail });
             let approvals = Approvals::new(open(&cli.db, 1)?, cli.runtime.runtimes()?);
             let body = greenlight_host::approvals::ExtensionUpdate { enabled, position, config, grants };
             let setting = runtime()?

@@ -2,6 +2,7 @@
 //!
 //! - [`money`]: integer minor units and ISO 4217 currencies.
 //! - [`actor`]: users, roles and the tenant policy (segregation of duties).
+//! - [`directory`]: tenants, users, cost centers, and who a token belongs to.
 //! - [`contact`]: e-mail addresses and phone numbers, checked before they are stored.
 //! - [`order`]: orders, lines, statuses, subscriptions, input validation.
 //! - [`plan`]: stages, approvers, quorums, decisions.
@@ -21,6 +22,7 @@ pub mod contact;
 pub mod credit;
 pub mod delegation;
 pub mod delivery;
+pub mod directory;
 pub mod extension;
 #[cfg(test)]
 pub(crate) mod fixtures;

@@ -207,7 +207,7 @@ fn tokens_are_stored_hashed() {
         directory::insert_user(
             c,
             &t2,
-            &directory::User {
+            &crate::domain::directory::User {
                 name: "alice".into(),
                 roles: vec![],
                 email: None,
