@@ -5,6 +5,7 @@
 //! - [`directory`]: tenants, users, cost centers, and who a token belongs to.
 //! - [`contact`]: e-mail addresses and phone numbers, checked before they are stored.
 //! - [`order`]: orders, lines, statuses, subscriptions, input validation.
+//! - [`adjustment`], [`flag`]: what steps add to an order: price adjustments and risk flags.
 //! - [`plan`]: stages, approvers, quorums, decisions.
 //! - [`step`]: the shapes extensions read and return.
 //! - [`authorization`]: the customer authorization certificate (R4).
@@ -16,6 +17,7 @@
 //! - [`audit`]: the hash chain and its verifier.
 
 pub mod actor;
+pub mod adjustment;
 pub mod audit;
 pub mod authorization;
 pub mod contact;
@@ -26,6 +28,7 @@ pub mod directory;
 pub mod extension;
 #[cfg(test)]
 pub(crate) mod fixtures;
+pub mod flag;
 pub mod machine;
 pub mod money;
 pub mod order;

@@ -1,8 +1,9 @@
 //! Orders: what a requester asks for, its lines, totals and lifecycle status.
 
+use super::adjustment::{PriceAdjustment, PriceKind};
+use super::flag::RiskFlag;
 use super::money::{Currency, MAX_AMOUNT_MINOR, Minor, checked_sum, within_bounds};
 use super::plan::Plan;
-use super::step::{PriceAdjustment, PriceKind, RiskFlag};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 

@@ -6,6 +6,9 @@ use super::actor::Role;
 use super::contact::{check_email, check_phone};
 use super::money::{MAX_AMOUNT_MINOR, Minor};
 use super::order::{Line, OrderInput, line_total};
+
+pub use super::adjustment::{PriceAdjustment, PriceKind};
+pub use super::flag::{RiskFlag, Severity};
 use serde::{Deserialize, Serialize};
 
 /// One line as a step sees it: the requester's line plus its computed total.
@@ -295,67 +298,6 @@ pub struct StageRequest {
 
 fn default_quorum() -> super::plan::Quorum {
     super::plan::Quorum::Any
-}
-
-/// How serious a risk flag is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    /// For information.
-    Info,
-    /// Deserves attention (default).
-    #[default]
-    Warning,
-    /// Needs elevated clearance.
-    High,
-}
-
-/// A risk flag that travels with the order (R5).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RiskFlag {
-    /// Machine-readable code, e.g. `vendor_not_approved`.
-    pub code: String,
-    /// How serious.
-    #[serde(default)]
-    pub severity: Severity,
-    /// Why the flag was raised, for people.
-    pub message: String,
-    /// The step that raised it (set by the host; ignored on input).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub source: String,
-}
-
-/// What a price adjustment is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PriceKind {
-    /// Tax; summed into `tax_minor`.
-    Tax,
-    /// A reduction (negative amount).
-    Discount,
-    /// An extra charge.
-    Surcharge,
-    /// Shipping and handling.
-    Shipping,
-}
-
-/// An amount a step adds to the order's total.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PriceAdjustment {
-    /// What kind of adjustment.
-    pub kind: PriceKind,
-    /// Short code, e.g. `VAT-19`.
-    pub code: String,
-    /// Signed amount in minor units (discounts negative).
-    pub amount_minor: Minor,
-    /// Free text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// The step that added it (set by the host; ignored on input).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub source: String,
 }
 
 /// A step's overall verdict.

@@ -45,10 +45,11 @@
 //! counts once towards a quorum.
 
 use crate::domain::actor::{Actor, Policy, roles};
+use crate::domain::adjustment::{PriceAdjustment, PriceKind};
+use crate::domain::flag::RiskFlag;
 use crate::domain::money::{MAX_AMOUNT_MINOR, Minor, checked_sum, within_bounds};
 use crate::domain::order::{Order, OrderStatus, Rejection, SubscriptionState};
 use crate::domain::plan::{Decision, MAX_DUE_IN_HOURS, Stage, StageState, Verdict};
-use crate::domain::step::{PriceAdjustment, PriceKind, RiskFlag};
 use chrono::{DateTime, Utc};
 
 mod command;
