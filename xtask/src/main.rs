@@ -183,7 +183,10 @@ fn test_python() -> Result<PathBuf> {
 fn test() -> Result<()> {
     run("cargo fmt --check", cargo().args(["fmt", "--all", "--check"]))?;
     run("cargo clippy -D warnings", cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
-    run("build the greenlight binary", cargo().args(["build", "-p", "greenlight-host", "--bin", "greenlight"]))?;
+    // The binary the end-to-end tests drive comes out of the same invocation as the tests, so
+    // the workspace's dependencies (wasmtime among them) are built once, with one feature set:
+    // `cargo build -p greenlight-host` alone resolves features differently and builds them again.
+    run("build the tests and the greenlight binary", cargo().args(["test", "--workspace", "--no-run"]))?;
     let plugin_dir = plugins()?;
     let python = test_python()?;
     let bin = target_dir().join("debug").join("greenlight");
