@@ -1,4 +1,4 @@
-//! One scenario per seed rule of shared/DESIGN.md, driving the real binary over HTTP with the
+//! One scenario per seed rule (R1-R12 of the design document), driving the real binary over HTTP with the
 //! shipped WASM plugins (cost-center, spend-limit, subscription, compliance) and Rhai scripts
 //! (customer-authorization) installed and enabled, as a customer would run them.
 

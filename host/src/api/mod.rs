@@ -1,4 +1,4 @@
-//! The HTTP API v1 (see `shared/API.md`). [`app`] builds the whole router so tests can drive it
+//! The HTTP API v1, described by the OpenAPI document it serves at `/v1/openapi.json`. [`app`] builds the whole router so tests can drive it
 //! without a socket; [`serve`] binds it.
 //!
 //! - [`error`]: the one error type, `AppError: IntoResponse`.
@@ -43,7 +43,7 @@ pub struct AppState {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Greenlight API", version = "1.0.0", description = "Order approval: see shared/API.md"),
+    info(title = "Greenlight API", version = "1.0.0", description = "Order approval: requesters create and submit orders, approvers decide their stages, auditors read the hash-chained audit log. Money is integer minor units, at most 10^15 per amount."),
     paths(
         orders::create, orders::get, orders::edit, orders::submit, orders::decide, orders::withdraw,
         orders::revoke, orders::release, orders::deactivate, orders::reactivate, orders::audit,

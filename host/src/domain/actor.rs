@@ -4,14 +4,14 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
 
-/// A role name. The eight standard roles of API.md drive the HTTP permissions; tenants may add
+/// A role name. The eight standard roles drive the HTTP permissions; tenants may add
 /// their own (e.g. `it-security`) for approval stages, so this is a validated name, not an enum.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
 #[schema(value_type = String, example = "approver")]
 pub struct Role(String);
 
-/// The roles API.md names; each gates a part of the HTTP API.
+/// The standard roles; each gates a part of the HTTP API.
 pub mod roles {
     /// Creates and submits orders.
     pub const REQUESTER: &str = "requester";

@@ -10,7 +10,7 @@ pub type Minor = i64;
 /// The largest amount the host accepts anywhere: a unit price, a line, an order's total, an
 /// adjustment, a budget or a spend limit. 10^15 minor units (ten trillion euros) is far beyond
 /// any real order, and keeps every sum the host forms (a few thousand such amounts) inside
-/// `i64`, so no sum ever has to wrap or saturate. Documented in `shared/API.md`.
+/// `i64`, so no sum ever has to wrap or saturate. The README and the OpenAPI document state it.
 pub const MAX_AMOUNT_MINOR: Minor = 1_000_000_000_000_000;
 
 /// Whether an amount lies within `-MAX_AMOUNT_MINOR..=MAX_AMOUNT_MINOR`.

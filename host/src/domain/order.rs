@@ -103,9 +103,12 @@ pub struct Line {
     /// Free text shown to approvers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// Units ordered; positive.
+    /// Units ordered: 1 to 10^9.
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub quantity: i64,
-    /// Price of one unit in minor units; zero or more.
+    /// Price of one unit in minor units: 0 to 10^15, and quantity × price at most 10^15 too
+    /// (the largest amount an order may carry).
+    #[schema(value_type = i64, minimum = 0, maximum = 1_000_000_000_000_000_i64)]
     pub unit_price_minor: Minor,
     /// Tax category, read by tax steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
