@@ -19,16 +19,23 @@
 //!   interface a component exports and binds it with the frozen 1.0.0 bindings.
 //!
 //! One host file per WIT interface: [`host`], [`http`], [`mail`], [`records`]; [`convert`] maps
-//! WIT types to the domain; [`bindings`] holds the generated code.
+//! WIT types to the domain; [`bindings`] holds the generated code; `sandbox` sets up and tears
+//! down one call; `contract` checks a component's imports and exports; `connector` calls a
+//! connector of either API version.
 
 pub mod bindings;
+mod connector;
+mod contract;
 pub mod convert;
 pub mod host;
 pub mod http;
 pub mod mail;
 pub mod records;
+mod sandbox;
 
-use crate::domain::extension::ApiVersion;
+pub use connector::ConnectorInstance;
+pub use sandbox::PluginState;
+
 use crate::domain::step::{OrderContext, StepOutput};
 use crate::engine::{Step, StepError, StepKind};
 use crate::runtime::manifest::{Manifest, World};
@@ -36,11 +43,9 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use std::time::Duration;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
 /// Limits every call runs under.
 #[derive(Debug, Clone)]
@@ -132,83 +137,6 @@ pub struct CallContext {
     pub records: records::Records,
 }
 
-/// Memory limiter that remembers the peak and fails with a typed error.
-struct Limiter {
-    max: usize,
-    peak: usize,
-}
-
-/// The typed error of a memory limit hit, so it can be told apart from other traps.
-#[derive(Debug)]
-struct MemoryLimitExceeded {
-    desired: usize,
-    limit: usize,
-}
-
-impl std::fmt::Display for MemoryLimitExceeded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "wanted {} bytes of memory, the limit is {}", self.desired, self.limit)
-    }
-}
-
-impl std::error::Error for MemoryLimitExceeded {}
-
-impl wasmtime::ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if desired > self.max {
-            return Err(wasmtime::Error::new(MemoryLimitExceeded { desired, limit: self.max }));
-        }
-        self.peak = self.peak.max(desired);
-        Ok(true)
-    }
-
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
-    }
-
-    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
-        Err(error)
-    }
-}
-
-/// Everything a running instance may touch.
-pub struct PluginState {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    limiter: Limiter,
-    call: CallContext,
-    log_budget: usize,
-    last_error: Option<String>,
-    denied: Option<String>,
-}
-
-impl WasiView for PluginState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
-    }
-}
-
-/// A clock frozen at the epoch: steps get no time.
-struct FrozenClock;
-
-impl wasmtime_wasi::HostWallClock for FrozenClock {
-    fn resolution(&self) -> Duration {
-        Duration::from_secs(1)
-    }
-    fn now(&self) -> Duration {
-        Duration::ZERO
-    }
-}
-
-impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
-    fn resolution(&self) -> u64 {
-        1_000_000_000
-    }
-    fn now(&self) -> u64 {
-        0
-    }
-}
-
 /// The pre-instantiated form of a component, by world and by the plugin-API minor version it
 /// was built against (1.0 components keep running on this 1.1 host).
 #[derive(Clone)]
@@ -219,70 +147,6 @@ enum Pre {
     ConnectorV1_0(bindings::v1_0::connector::ConnectorPre<PluginState>),
     Notifier(bindings::notifier::NotifierPre<PluginState>),
     NotifierV1_0(bindings::v1_0::notifier::NotifierPre<PluginState>),
-}
-
-/// A connector instance of either plugin-API version, called the same way.
-pub enum ConnectorInstance {
-    /// Built against 1.1: every call.
-    V1_1(bindings::connector::Connector),
-    /// Built against 1.0: no credit update.
-    V1_0(bindings::v1_0::connector::Connector),
-}
-
-type Called<T> = wasmtime::Result<Result<T, bindings::types::ConnectorError>>;
-
-impl ConnectorInstance {
-    /// `customer`.
-    pub fn customer(&self, s: &mut Store<PluginState>, id: &str) -> Called<bindings::types::CustomerProfile> {
-        match self {
-            ConnectorInstance::V1_1(c) => c.greenlight_plugin1_1_0_connector_api().call_customer(s, id),
-            ConnectorInstance::V1_0(c) => c.greenlight_plugin_connector_api().call_customer(s, id),
-        }
-    }
-
-    /// `open-invoices`.
-    pub fn open_invoices(&self, s: &mut Store<PluginState>, id: &str) -> Called<Vec<bindings::types::OpenInvoice>> {
-        match self {
-            ConnectorInstance::V1_1(c) => c.greenlight_plugin1_1_0_connector_api().call_open_invoices(s, id),
-            ConnectorInstance::V1_0(c) => c.greenlight_plugin_connector_api().call_open_invoices(s, id),
-        }
-    }
-
-    /// `budgets`.
-    pub fn budgets(
-        &self,
-        s: &mut Store<PluginState>,
-        ctx: &bindings::types::OrderContext,
-    ) -> Called<Vec<bindings::types::Budget>> {
-        match self {
-            ConnectorInstance::V1_1(c) => c.greenlight_plugin1_1_0_connector_api().call_budgets(s, ctx),
-            ConnectorInstance::V1_0(c) => c.greenlight_plugin_connector_api().call_budgets(s, ctx),
-        }
-    }
-
-    /// `export-order`.
-    pub fn export_order(
-        &self,
-        s: &mut Store<PluginState>,
-        ctx: &bindings::types::OrderContext,
-    ) -> Called<bindings::types::ExportResult> {
-        match self {
-            ConnectorInstance::V1_1(c) => c.greenlight_plugin1_1_0_connector_api().call_export_order(s, ctx),
-            ConnectorInstance::V1_0(c) => c.greenlight_plugin_connector_api().call_export_order(s, ctx),
-        }
-    }
-
-    /// `update-credit`; `None` when the connector was built against 1.0, which has no such call.
-    pub fn update_credit(
-        &self,
-        s: &mut Store<PluginState>,
-        update: &bindings::types::CreditUpdate,
-    ) -> Option<Called<Option<bindings::types::CreditLine>>> {
-        match self {
-            ConnectorInstance::V1_1(c) => Some(c.greenlight_plugin1_1_0_connector_api().call_update_credit(s, update)),
-            ConnectorInstance::V1_0(_) => None,
-        }
-    }
 }
 
 /// A loaded, checked plugin version.
@@ -397,109 +261,6 @@ impl WasmRuntime {
         &self.limits
     }
 
-    /// Checks a component's imports against what its world and manifest allow.
-    fn check_imports(&self, component: &Component, manifest: &Manifest) -> Result<(), WasmError> {
-        let ty = component.component_type();
-        for (name, _) in ty.imports(&self.engine) {
-            let (iface, version) = name
-                .rsplit_once('@')
-                .ok_or_else(|| WasmError::Imports(format!("it imports `{name}` without a version")))?;
-            if let Some(wasi) = iface.strip_prefix("wasi:") {
-                if !version.starts_with("0.2.") {
-                    return Err(WasmError::Imports(format!("it imports `{name}`; this host provides WASI 0.2 only")));
-                }
-                if wasi.starts_with("sockets/") || wasi.starts_with("http/") {
-                    return Err(WasmError::Imports(format!(
-                        "it imports `{name}`: plugins get no sockets; use greenlight:plugin/http through the host"
-                    )));
-                }
-                if manifest.world == World::ApprovalStep && (wasi == "random/random" || wasi == "random/insecure") {
-                    return Err(WasmError::Imports(format!(
-                        "it imports `{name}`: approval steps must be deterministic"
-                    )));
-                }
-                continue;
-            }
-            let Some(gl) = iface.strip_prefix("greenlight:plugin/") else {
-                return Err(WasmError::Imports(format!("it imports `{name}`, which this host does not provide")));
-            };
-            if !ApiVersion::parse(version).is_some_and(|v| v.runs_on(ApiVersion::HOST)) {
-                let host = ApiVersion::HOST;
-                return Err(WasmError::Imports(format!(
-                    "it imports `{name}`, but this host provides greenlight:plugin@{host}: rebuild it against greenlight-plugin-api {}.{} or upgrade the host",
-                    host.major, host.minor
-                )));
-            }
-            let allowed = match (gl, manifest.world) {
-                ("types" | "host", _) => true,
-                ("records", World::ApprovalStep) => true,
-                ("http", World::Connector | World::Notifier) => {
-                    if manifest.capabilities.http.is_empty() {
-                        return Err(WasmError::Imports(format!(
-                            "it imports `{name}` but its manifest declares no [capabilities] http origins"
-                        )));
-                    }
-                    true
-                }
-                ("mail", World::Notifier) => {
-                    if !manifest.capabilities.mail {
-                        return Err(WasmError::Imports(format!(
-                            "it imports `{name}` but its manifest does not declare mail = true"
-                        )));
-                    }
-                    true
-                }
-                _ => false,
-            };
-            if !allowed {
-                return Err(WasmError::Imports(format!(
-                    "it imports `{name}`, which `{}` plugins may not use",
-                    manifest.world.as_str()
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    /// The plugin-API version of the interface a component exports for its world, e.g.
-    /// `(1, 0, "1.0.0")`, which must agree with its manifest's `api`.
-    fn exported_api(&self, component: &Component, manifest: &Manifest) -> Result<(u64, String), WasmError> {
-        let iface = match manifest.world {
-            World::ApprovalStep => "step",
-            World::Connector => "connector-api",
-            World::Notifier => "notifier-api",
-        };
-        let prefix = format!("greenlight:plugin/{iface}@");
-        let missing = || WasmError::Exports {
-            world: manifest.world.as_str(),
-            reason: format!("it exports no `greenlight:plugin/{iface}` interface"),
-        };
-        let ty = component.component_type();
-        let version = ty
-            .exports(&self.engine)
-            .find_map(|(name, _)| name.strip_prefix(&prefix).map(str::to_string))
-            .ok_or_else(missing)?;
-        let host = ApiVersion::HOST;
-        let exported = match ApiVersion::parse(&version) {
-            Some(v) if v.runs_on(host) => v,
-            _ => {
-                return Err(WasmError::Imports(format!(
-                    "it implements greenlight:plugin@{version}, but this host speaks {host}: rebuild it against greenlight-plugin-api {}.{} or upgrade the host",
-                    host.major, host.minor
-                )));
-            }
-        };
-        let minor = exported.minor;
-        let declared = manifest.api_version();
-        if declared.map(|d| (d.major, d.minor)) != Some((exported.major, exported.minor)) {
-            return Err(WasmError::Imports(format!(
-                "its manifest says api = \"{}\" but the component implements greenlight:plugin@{version}: set api = \"{version}\" in manifest.toml",
-                manifest.api
-            )));
-        }
-        Ok((minor, version))
-    }
-
     fn prepare(&self, component: &Component, manifest: &Manifest) -> Result<(Pre, String), WasmError> {
         self.check_imports(component, manifest)?;
         let (minor, version) = self.exported_api(component, manifest)?;
@@ -605,88 +366,6 @@ impl WasmRuntime {
         self.loaded.read().ok()?.get(name).filter(|p| p.code_hash == code_hash).cloned()
     }
 
-    fn store(
-        &self,
-        call: CallContext,
-        world: World,
-    ) -> Result<(Store<PluginState>, MemoryOutputPipe, MemoryOutputPipe), wasmtime::Error> {
-        let stdout = MemoryOutputPipe::new(self.limits.stdio_bytes);
-        let stderr = MemoryOutputPipe::new(self.limits.stdio_bytes);
-        let wasi = WasiCtx::builder()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .wall_clock(FrozenClock)
-            .monotonic_clock(FrozenClock)
-            .insecure_random_seed(0)
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
-        let state = PluginState {
-            wasi,
-            table: ResourceTable::new(),
-            limiter: Limiter { max: self.limits.memory_bytes, peak: 0 },
-            call,
-            log_budget: self.limits.log_bytes,
-            last_error: None,
-            denied: None,
-        };
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limiter);
-        store.set_fuel(self.limits.fuel)?;
-        let deadline = if world == World::ApprovalStep { self.limits.deadline } else { self.limits.io_deadline };
-        let ticks = deadline.as_micros().div_ceil(self.limits.tick.as_micros().max(1)).max(1) as u64;
-        store.set_epoch_deadline(ticks);
-        Ok((store, stdout, stderr))
-    }
-
-    fn finish(
-        &self,
-        store: &mut Store<PluginState>,
-        out: &MemoryOutputPipe,
-        err: &MemoryOutputPipe,
-        started: Instant,
-    ) -> CallStats {
-        let plugin = store.data().call.plugin.clone();
-        for (name, pipe) in [("stdout", out), ("stderr", err)] {
-            let bytes = pipe.contents();
-            if !bytes.is_empty() {
-                tracing::info!(target: "greenlight::plugin", plugin, stream = name, "{}", String::from_utf8_lossy(&bytes));
-            }
-        }
-        CallStats {
-            micros: started.elapsed().as_micros() as u64,
-            fuel: self.limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0)),
-            peak_memory_bytes: store.data().limiter.peak,
-        }
-    }
-
-    /// One call in a fresh store: limits set, `body` instantiates and calls, stdio flushed to the
-    /// log, and the failure classified. A denied capability is a failure of its own, even if the
-    /// guest swallowed the error.
-    fn call<R>(
-        &self,
-        call: CallContext,
-        world: World,
-        body: impl FnOnce(&mut Store<PluginState>) -> wasmtime::Result<R>,
-    ) -> (Result<R, StepError>, CallStats) {
-        let started = Instant::now();
-        let (mut store, out, err) = match self.store(call, world) {
-            Ok(s) => s,
-            Err(e) => return (Err(StepError::Failed(format!("{e:#}"))), CallStats::default()),
-        };
-        let result = body(&mut store);
-        let stats = self.finish(&mut store, &out, &err, started);
-        if let Some(why) = store.data().denied.clone() {
-            return (Err(StepError::Denied(why)), stats);
-        }
-        (result.map_err(|e| classify(&e, store.data())), stats)
-    }
-
-    fn wrong_world<R>(plugin: &LoadedPlugin, what: &str) -> (Result<R, StepError>, CallStats) {
-        (Err(StepError::Failed(format!("plugin '{}' is not {what}", plugin.name))), CallStats::default())
-    }
-
     /// Runs an approval step's `evaluate` in a fresh instance.
     pub fn evaluate(
         &self,
@@ -772,31 +451,6 @@ pub fn engine_config(limits: &WasmLimits) -> Config {
         .max_wasm_stack(512 * 1024)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     config
-}
-
-/// Tells the failure kinds apart.
-fn classify(e: &wasmtime::Error, state: &PluginState) -> StepError {
-    if let Some(t) = e.downcast_ref::<Trap>() {
-        return match *t {
-            Trap::Interrupt => StepError::Deadline("the plugin's time limit".into()),
-            Trap::OutOfFuel => StepError::OutOfFuel("the plugin's fuel".into()),
-            Trap::UnreachableCodeReached => StepError::Panicked(
-                state.last_error.clone().unwrap_or_else(|| "the plugin aborted without a message".into()),
-            ),
-            Trap::StackOverflow => StepError::MemoryLimit("stack overflow".into()),
-            other => StepError::Failed(format!("the plugin trapped: {other}")),
-        };
-    }
-    if let Some(m) = e.downcast_ref::<MemoryLimitExceeded>() {
-        return StepError::MemoryLimit(m.to_string());
-    }
-    if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
-        return StepError::Failed("the host is running too many plugin calls at once; retry".into());
-    }
-    if let Some(why) = &state.denied {
-        return StepError::Denied(why.clone());
-    }
-    StepError::Failed(format!("{e:#}"))
 }
 
 /// Where the original component of a code hash is kept.
