@@ -23,36 +23,13 @@
 mod common;
 
 use chrono::Utc;
-use greenlight_host::approvals::build_context;
+use greenlight_host::approvals::{TenantDirectory, build_context};
 use greenlight_host::domain::order::Order;
 use greenlight_host::domain::step::OrderContext;
-use greenlight_host::engine::{self, Directory, StepKind};
+use greenlight_host::engine::{self, StepKind};
 use greenlight_host::runtime::Runtimes;
 use greenlight_host::store::extensions::{self, Code};
 use greenlight_host::store::{Store, StoreOptions, directory};
-
-/// Cost-center managers, read from the store as the submit path's directory does.
-struct StoreDirectory {
-    store: Store,
-    tenant_id: String,
-}
-
-impl Directory for StoreDirectory {
-    fn cost_center_manager(&self, code: &str) -> Option<String> {
-        let (tenant, code) = (self.tenant_id.clone(), code.to_string());
-        self.store.read_blocking(move |c| directory::cost_center(c, &tenant, &code)).ok().flatten().map(|cc| cc.manager)
-    }
-
-    fn user_exists(&self, name: &str) -> bool {
-        let (tenant, name) = (self.tenant_id.clone(), name.to_string());
-        self.store.read_blocking(move |c| directory::user(c, &tenant, &name)).ok().flatten().is_some()
-    }
-
-    fn role_holders(&self, role: &str, except: &str) -> usize {
-        let (tenant, role, except) = (self.tenant_id.clone(), role.to_string(), except.to_string());
-        self.store.read_blocking(move |c| directory::role_holders(c, &tenant, &role, &except)).unwrap_or(0)
-    }
-}
 
 fn order() -> Order {
     let input = common::five_lines(Some("CC-100"), "laptop", 17_000);
@@ -93,7 +70,8 @@ fn main() {
     let (t, o) = (tenant.clone(), order.clone());
     let mut ctx: OrderContext = store.read_blocking(move |c| build_context(c, &t, &o, Utc::now())).unwrap();
     rt.enrich(&store, &tenant, &mut ctx).unwrap();
-    let dir_lookup = StoreDirectory { store: store.clone(), tenant_id: tenant.clone() };
+    // The directory the submit path uses.
+    let dir_lookup = TenantDirectory::new(&store, &tenant);
 
     let eval = engine::evaluate(&ctx, &steps, &dir_lookup);
     assert_eq!(

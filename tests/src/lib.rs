@@ -368,6 +368,22 @@ impl Client {
         self.enable_script(name, &source, position, config)
     }
 
+    /// Waits (as an admin) until the tenant has a dead delivery, up to `timeout`, and returns the
+    /// first one listed.
+    pub fn wait_dead_delivery(&self, timeout: Duration) -> Result<Value> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let r = self.get("/v1/admin/deliveries?state=dead")?;
+            if let Some(d) = r.body["deliveries"].as_array().and_then(|d| d.first()).cloned() {
+                return Ok(d);
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("no delivery went dead within {timeout:?}: {}", r.text);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Creates an order and returns its id.
     pub fn order(&self, body: Value) -> Result<String> {
         let r = self.post("/v1/orders", body)?;

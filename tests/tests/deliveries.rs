@@ -348,15 +348,7 @@ fn a_host_name_that_resolves_to_loopback_is_refused_without_allow_private_networ
     let alice = admin.user("alice", &["requester"], json!({}))?;
     let id = alice.order(order_body(1, 1_000))?;
     assert_eq!(alice.submit(&id)?.body["status"], "approved");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let dead = loop {
-        let r = admin.get("/v1/admin/deliveries?state=dead")?;
-        if let Some(d) = r.body["deliveries"].as_array().and_then(|d| d.first()).cloned() {
-            break d;
-        }
-        anyhow::ensure!(std::time::Instant::now() < deadline, "the delivery never went dead: {}", r.text);
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let dead = admin.wait_dead_delivery(Duration::from_secs(20))?;
     let error = dead["last_error"].as_str().unwrap_or_default();
     assert!(error.contains("localhost resolves to a loopback or private address"), "{dead}");
     assert!(hook.received().is_empty(), "nothing reached the loopback receiver");

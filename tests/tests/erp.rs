@@ -126,15 +126,7 @@ fn an_order_the_erp_refuses_stays_approved_and_its_export_is_dead() -> Result<()
     body["vendor_id"] = json!("BAD-VENDOR");
     let id = alice.order(body)?;
     assert_eq!(alice.submit(&id)?.body["status"], "approved");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let dead = loop {
-        let r = admin.get("/v1/admin/deliveries?state=dead")?;
-        if let Some(d) = r.body["deliveries"].as_array().and_then(|d| d.first()).cloned() {
-            break d;
-        }
-        anyhow::ensure!(std::time::Instant::now() < deadline, "the refused export never went dead: {}", r.text);
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let dead = admin.wait_dead_delivery(Duration::from_secs(20))?;
     assert_eq!(
         (dead["kind"].as_str(), dead["attempts"].as_i64()),
         (Some("export"), Some(1)),

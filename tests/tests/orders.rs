@@ -350,14 +350,21 @@ fn a_manager_ordering_on_their_own_cost_center_is_escalated_not_self_approved() 
     Ok(())
 }
 
-#[test]
-fn a_withdrawn_subscription_is_not_reactivated_and_nobody_hears_it_was() -> Result<()> {
-    let s = Server::start()?;
+/// A tenant where every order gets one stage, `review`, for role approver: alice requests,
+/// carol approves.
+fn review_tenant(s: &Server) -> Result<(greenlight_tests::Client, greenlight_tests::Client, greenlight_tests::Client)> {
     let admin = s.tenant("acme")?;
     let alice = admin.user("alice", &["requester"], json!({}))?;
     let carol = admin.user("carol", &["approver"], json!({}))?;
     let review = r#"fn evaluate(ctx) { #{ stages: [#{ key: "review", approvers: #{ role: "approver" }, reason: "every order" }] } }"#;
     admin.enable_script("review", review, 10, json!({}))?;
+    Ok((admin, alice, carol))
+}
+
+#[test]
+fn a_withdrawn_subscription_is_not_reactivated_and_nobody_hears_it_was() -> Result<()> {
+    let s = Server::start()?;
+    let (_, alice, carol) = review_tenant(&s)?;
     let mut body = order_body(1, 1_000);
     body["recurrence"] = json!({"interval": "P1M"});
     let id = alice.order(body)?;
@@ -392,11 +399,7 @@ fn a_withdrawn_subscription_is_not_reactivated_and_nobody_hears_it_was() -> Resu
 #[test]
 fn the_inbox_is_paged_oldest_first_without_a_cap() -> Result<()> {
     let s = Server::start()?;
-    let admin = s.tenant("acme")?;
-    let alice = admin.user("alice", &["requester"], json!({}))?;
-    let carol = admin.user("carol", &["approver"], json!({}))?;
-    let review = r#"fn evaluate(ctx) { #{ stages: [#{ key: "review", approvers: #{ role: "approver" }, reason: "every order" }] } }"#;
-    admin.enable_script("review", review, 10, json!({}))?;
+    let (_, alice, carol) = review_tenant(&s)?;
     let mut ids = Vec::new();
     for i in 0..5 {
         let id = alice.order(order_body(1, 100 + i))?;

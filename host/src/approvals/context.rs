@@ -100,12 +100,21 @@ pub fn build_context(
     })
 }
 
-pub(super) struct StoreDirectory<'a> {
-    pub(super) store: &'a Store,
-    pub(super) tenant_id: String,
+/// A tenant's directory as the engine asks it while it resolves approvers: read from the
+/// store, one small query per question.
+pub struct TenantDirectory<'a> {
+    store: &'a Store,
+    tenant_id: String,
 }
 
-impl Directory for StoreDirectory<'_> {
+impl<'a> TenantDirectory<'a> {
+    /// The directory of this tenant.
+    pub fn new(store: &'a Store, tenant_id: &str) -> TenantDirectory<'a> {
+        TenantDirectory { store, tenant_id: tenant_id.to_string() }
+    }
+}
+
+impl Directory for TenantDirectory<'_> {
     fn cost_center_manager(&self, code: &str) -> Option<String> {
         let tenant = self.tenant_id.clone();
         let code = code.to_string();

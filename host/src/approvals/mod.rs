@@ -38,7 +38,7 @@ pub use crate::store::extensions::{ExtensionSetting, Grants};
 pub use crate::store::orders::OrderFilter;
 pub use crate::store::report_panic;
 pub use admin::{ExtensionUpdate, NewCostCenter, NewUser, ScriptInstalled, SettingsUpdate};
-pub use context::{ContextError, build_context, period_start};
+pub use context::{ContextError, TenantDirectory, build_context, period_start};
 
 use crate::domain::directory::Principal;
 use crate::domain::machine::TransitionError;

@@ -4,7 +4,7 @@
 
 use super::access::{acting_for, may_see, require_role, sees_all};
 use super::commit::{Evaluated, persist};
-use super::context::{ContextError, StoreDirectory, build_context};
+use super::context::{ContextError, TenantDirectory, build_context};
 use super::{ApprovalError, Approvals, invalid, not_found_order};
 use crate::domain::actor::{Actor, Policy, roles};
 use crate::domain::directory::Principal;
@@ -103,7 +103,7 @@ impl Approvals {
                 return Ok(Evaluated::held(Some(ctx), vec![run], subtotal, reason));
             }
             let steps = runtimes.steps_for(&store, &tenant_id)?;
-            let dir = StoreDirectory { store: &store, tenant_id: tenant_id.clone() };
+            let dir = TenantDirectory::new(&store, &tenant_id);
             let eval = engine::evaluate(&ctx, &steps, &dir);
             counters.evaluations.fetch_add(1, Ordering::Relaxed);
             counters.step_failures.fetch_add(eval.failures as u64, Ordering::Relaxed);
