@@ -8,7 +8,7 @@ use crate::domain::order::Order;
 use crate::domain::step::{ContextOrder, CostCenterProfile, OrderContext, RequesterProfile};
 use crate::engine::Directory;
 use crate::store::directory;
-use crate::store::orders::{self};
+use crate::store::orders::{self, Budget};
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use rusqlite::Connection;
@@ -48,8 +48,9 @@ pub fn build_context(
     let requester = match user {
         Some(u) => {
             let period = u.budget_period.unwrap_or(BudgetPeriod::Month);
-            let used = orders::spent_by_requester(conn, tenant_id, &u.name, &period_start(period, now), &order.id)?
-                .ok_or_else(|| ContextError::BudgetBeyondBounds(format!("the budget of {}", u.name)))?;
+            let used =
+                orders::spent(conn, tenant_id, Budget::Requester(&u.name), &period_start(period, now), &order.id)?
+                    .ok_or_else(|| ContextError::BudgetBeyondBounds(format!("the budget of {}", u.name)))?;
             RequesterProfile {
                 name: u.name.clone(),
                 roles: u.roles.iter().map(|r| r.to_string()).collect(),
@@ -71,10 +72,10 @@ pub fn build_context(
     let cost_center = match &order.input.cost_center {
         Some(code) => directory::cost_center(conn, tenant_id, code)?
             .map(|cc| -> Result<CostCenterProfile, ContextError> {
-                let used = orders::spent_on_cost_center(
+                let used = orders::spent(
                     conn,
                     tenant_id,
-                    code,
+                    Budget::CostCenter(code),
                     &period_start(BudgetPeriod::Year, now),
                     &order.id,
                 )?

@@ -216,37 +216,36 @@ pub fn overdue(conn: &Connection, now: &str, limit: usize) -> Result<Vec<(String
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Total of the requester's approved and released orders approved since `since`, or `None` when
-/// it is beyond the largest amount (possible only with orders stored before amounts were bounded).
-pub fn spent_by_requester(
-    conn: &Connection,
-    tenant_id: &str,
-    requester: &str,
-    since: &str,
-    exclude: &str,
-) -> Result<Option<Minor>, StoreError> {
-    sum_totals(
-        conn,
-        "SELECT total_minor FROM orders WHERE tenant_id = ?1 AND requester = ?2
-         AND status IN ('approved', 'released') AND approved_at >= ?3 AND id <> ?4",
-        [tenant_id, requester, since, exclude],
-    )
+/// Whose budget a sum of approved orders is for.
+#[derive(Debug, Clone, Copy)]
+pub enum Budget<'a> {
+    /// A requester's (by user name).
+    Requester(&'a str),
+    /// A cost center's (by code).
+    CostCenter(&'a str),
 }
 
-/// Total of the cost center's approved and released orders approved since `since`; `None` as
-/// in [`spent_by_requester`].
-pub fn spent_on_cost_center(
+/// Total of the approved and released orders on a budget approved since `since`, `exclude`
+/// left out, or `None` when it is beyond the largest amount (possible only with orders stored
+/// before amounts were bounded).
+pub fn spent(
     conn: &Connection,
     tenant_id: &str,
-    code: &str,
+    budget: Budget<'_>,
     since: &str,
     exclude: &str,
 ) -> Result<Option<Minor>, StoreError> {
+    let (column, key) = match budget {
+        Budget::Requester(name) => ("requester", name),
+        Budget::CostCenter(code) => ("cost_center", code),
+    };
     sum_totals(
         conn,
-        "SELECT total_minor FROM orders WHERE tenant_id = ?1 AND cost_center = ?2
-         AND status IN ('approved', 'released') AND approved_at >= ?3 AND id <> ?4",
-        [tenant_id, code, since, exclude],
+        &format!(
+            "SELECT total_minor FROM orders WHERE tenant_id = ?1 AND {column} = ?2
+             AND status IN ('approved', 'released') AND approved_at >= ?3 AND id <> ?4"
+        ),
+        [tenant_id, key, since, exclude],
     )
 }
 
