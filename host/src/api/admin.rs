@@ -4,13 +4,91 @@ use super::AppState;
 use super::error::AppError;
 use super::extract::{Body, Caller};
 use crate::approvals::ExtensionSetting;
-use crate::approvals::{ExtensionUpdate, NewCostCenter, NewUser, ScriptInstalled, SettingsUpdate};
+use crate::approvals::{ExtensionUpdate, Grants, NewCostCenter, NewUser, ScriptInstalled, SettingsUpdate};
 use crate::domain::actor::Policy;
+use crate::domain::directory::BudgetPeriod;
 use crate::domain::directory::{CostCenter, User};
+use crate::domain::money::Minor;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+
+/// The body of `POST /v1/admin/users`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = NewUser)]
+pub struct NewUserBody {
+    /// 1-64 letters, digits, `.`, `_`, `-` or `@`.
+    pub name: String,
+    /// Roles held; at least one.
+    pub roles: Vec<crate::domain::actor::Role>,
+    /// E-mail for notifications.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Phone (E.164) for SMS.
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// Orders above this need user-specific approval.
+    #[serde(default)]
+    pub spend_limit_minor: Option<Minor>,
+    /// Budget per period.
+    #[serde(default)]
+    pub budget_minor: Option<Minor>,
+    /// `month` (default when a budget is given), `quarter` or `year`.
+    #[serde(default)]
+    pub budget_period: Option<BudgetPeriod>,
+}
+
+impl From<NewUserBody> for NewUser {
+    fn from(b: NewUserBody) -> Self {
+        let NewUserBody { name, roles, email, phone, spend_limit_minor, budget_minor, budget_period } = b;
+        NewUser { name, roles, email, phone, spend_limit_minor, budget_minor, budget_period }
+    }
+}
+
+/// The body of `POST /v1/admin/cost-centers`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = NewCostCenter)]
+pub struct NewCostCenterBody {
+    /// Code, unique within the tenant.
+    pub code: String,
+    /// Manager's user name; the user must exist.
+    pub manager: String,
+    /// Yearly budget.
+    #[serde(default)]
+    pub budget_minor: Option<Minor>,
+}
+
+/// The body of `PUT /v1/admin/extensions/{name}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = ExtensionUpdate)]
+pub struct ExtensionUpdateBody {
+    /// Whether it runs for this tenant.
+    pub enabled: bool,
+    /// Run order (ascending).
+    #[serde(default)]
+    pub position: Option<i64>,
+    /// Configuration object, replaces the previous one.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<serde_json::Value>,
+    /// Capabilities granted to a plugin (each must also be declared in its manifest).
+    #[serde(default)]
+    pub grants: Option<Grants>,
+}
+
+/// The body of `PUT /v1/admin/settings`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = SettingsUpdate)]
+pub struct SettingsUpdateBody {
+    /// One person decides at most one stage of an order (R7).
+    #[serde(default)]
+    pub one_stage_per_person: Option<bool>,
+}
 
 /// A new user and its token (shown once).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -22,23 +100,24 @@ pub struct UserCreated {
 }
 
 /// Creates a user.
-#[utoipa::path(post, path = "/v1/admin/users", tag = "admin", request_body = NewUser, responses((status = 201, body = UserCreated)))]
+#[utoipa::path(post, path = "/v1/admin/users", tag = "admin", request_body = NewUserBody, responses((status = 201, body = UserCreated)))]
 pub async fn create_user(
     State(s): State<AppState>,
     Caller(p): Caller,
-    Body(b): Body<NewUser>,
+    Body(b): Body<NewUserBody>,
 ) -> Result<(StatusCode, Json<UserCreated>), AppError> {
-    let (user, token) = s.approvals.create_user(&p, b).await?;
+    let (user, token) = s.approvals.create_user(&p, b.into()).await?;
     Ok((StatusCode::CREATED, Json(UserCreated { user, token })))
 }
 
 /// Creates a cost center.
-#[utoipa::path(post, path = "/v1/admin/cost-centers", tag = "admin", request_body = NewCostCenter, responses((status = 201, body = CostCenter)))]
+#[utoipa::path(post, path = "/v1/admin/cost-centers", tag = "admin", request_body = NewCostCenterBody, responses((status = 201, body = CostCenter)))]
 pub async fn create_cost_center(
     State(s): State<AppState>,
     Caller(p): Caller,
-    Body(b): Body<NewCostCenter>,
+    Body(b): Body<NewCostCenterBody>,
 ) -> Result<(StatusCode, Json<CostCenter>), AppError> {
+    let b = NewCostCenter { code: b.code, manager: b.manager, budget_minor: b.budget_minor };
     Ok((StatusCode::CREATED, Json(s.approvals.create_cost_center(&p, b).await?)))
 }
 
@@ -56,13 +135,14 @@ pub async fn extensions(State(s): State<AppState>, Caller(p): Caller) -> Result<
 }
 
 /// Enables, orders or configures an extension.
-#[utoipa::path(put, path = "/v1/admin/extensions/{name}", tag = "admin", request_body = ExtensionUpdate, responses((status = 200, body = ExtensionSetting)))]
+#[utoipa::path(put, path = "/v1/admin/extensions/{name}", tag = "admin", request_body = ExtensionUpdateBody, responses((status = 200, body = ExtensionSetting)))]
 pub async fn update_extension(
     State(s): State<AppState>,
     Caller(p): Caller,
     Path(name): Path<String>,
-    Body(b): Body<ExtensionUpdate>,
+    Body(b): Body<ExtensionUpdateBody>,
 ) -> Result<Json<ExtensionSetting>, AppError> {
+    let b = ExtensionUpdate { enabled: b.enabled, position: b.position, config: b.config, grants: b.grants };
     Ok(Json(s.approvals.update_extension(&p, &name, b).await?))
 }
 
@@ -88,11 +168,12 @@ pub async fn add_script(
 }
 
 /// Changes tenant settings.
-#[utoipa::path(put, path = "/v1/admin/settings", tag = "admin", request_body = SettingsUpdate, responses((status = 200, body = Policy)))]
+#[utoipa::path(put, path = "/v1/admin/settings", tag = "admin", request_body = SettingsUpdateBody, responses((status = 200, body = Policy)))]
 pub async fn settings(
     State(s): State<AppState>,
     Caller(p): Caller,
-    Body(b): Body<SettingsUpdate>,
+    Body(b): Body<SettingsUpdateBody>,
 ) -> Result<Json<Policy>, AppError> {
+    let b = SettingsUpdate { one_stage_per_person: b.one_stage_per_person };
     Ok(Json(s.approvals.update_settings(&p, b).await?))
 }

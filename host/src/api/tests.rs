@@ -53,6 +53,10 @@ async fn health_and_openapi_answer() {
     for path in ["/v1/orders", "/v1/orders/{id}/decisions", "/v1/inbox", "/v1/admin/users", "/v1/audit/verify"] {
         assert!(doc["paths"][path].is_object(), "{path} missing from the OpenAPI document");
     }
+    // Request bodies keep their names in the contract although they live in the API layer.
+    for name in ["NewUser", "NewCostCenter", "ExtensionUpdate", "SettingsUpdate"] {
+        assert!(doc["components"]["schemas"][name].is_object(), "{name} missing from the OpenAPI document");
+    }
     // The largest amount an order may carry is part of the contract.
     let price = &doc["components"]["schemas"]["Line"]["properties"]["unit_price_minor"];
     assert_eq!(price["maximum"].as_f64(), Some(1e15), "{price}");

@@ -13,70 +13,55 @@ use crate::store::audit;
 use crate::store::directory;
 use crate::store::extensions::{self, ExtensionSetting};
 use chrono::Utc;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-/// The body of `POST /v1/admin/users`.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+/// A user to create (`POST /v1/admin/users` in the API).
+#[derive(Debug, Clone)]
 pub struct NewUser {
     /// 1-64 letters, digits, `.`, `_`, `-` or `@`.
     pub name: String,
     /// Roles held; at least one.
     pub roles: Vec<crate::domain::actor::Role>,
     /// E-mail for notifications.
-    #[serde(default)]
     pub email: Option<String>,
     /// Phone (E.164) for SMS.
-    #[serde(default)]
     pub phone: Option<String>,
     /// Orders above this need user-specific approval.
-    #[serde(default)]
     pub spend_limit_minor: Option<Minor>,
     /// Budget per period.
-    #[serde(default)]
     pub budget_minor: Option<Minor>,
     /// `month` (default when a budget is given), `quarter` or `year`.
-    #[serde(default)]
     pub budget_period: Option<BudgetPeriod>,
 }
 
-/// The body of `POST /v1/admin/cost-centers`.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+/// A cost center to create.
+#[derive(Debug, Clone)]
 pub struct NewCostCenter {
     /// Code, unique within the tenant.
     pub code: String,
     /// Manager's user name; the user must exist.
     pub manager: String,
     /// Yearly budget.
-    #[serde(default)]
     pub budget_minor: Option<Minor>,
 }
 
-/// The body of `PUT /v1/admin/extensions/{name}`.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+/// A change of a tenant's use of an extension.
+#[derive(Debug, Clone)]
 pub struct ExtensionUpdate {
     /// Whether it runs for this tenant.
     pub enabled: bool,
-    /// Run order (ascending).
-    #[serde(default)]
+    /// Run order (ascending); unchanged when none.
     pub position: Option<i64>,
-    /// Configuration object, replaces the previous one.
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    /// Configuration object, replacing the previous one; unchanged when none.
     pub config: Option<serde_json::Value>,
     /// Capabilities granted to a plugin (each must also be declared in its manifest).
-    #[serde(default)]
     pub grants: Option<extensions::Grants>,
 }
 
-/// The body of `PUT /v1/admin/settings`.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+/// A change of tenant settings; a setting left out stays as it is.
+#[derive(Debug, Clone, Default)]
 pub struct SettingsUpdate {
     /// One person decides at most one stage of an order (R7).
-    #[serde(default)]
     pub one_stage_per_person: Option<bool>,
 }
 

@@ -68,7 +68,15 @@ mod tests {
     use crate::store::{Store, StoreOptions};
 
     fn user(name: &str, role: &str) -> NewUser {
-        serde_json::from_value(serde_json::json!({"name": name, "roles": [role]})).expect("user")
+        NewUser {
+            name: name.into(),
+            roles: vec![role.parse().expect("role")],
+            email: None,
+            phone: None,
+            spend_limit_minor: None,
+            budget_minor: None,
+            budget_period: None,
+        }
     }
 
     /// The shipped executive-threshold script with a 48-hour due time, on a real store: the
