@@ -291,9 +291,9 @@ fn fetch_plugin(fx: &Fixture, rt: &Runtimes, port: u16) {
 
 fn customer(rt: &Runtimes, fx: &Fixture) -> Result<String, StepError> {
     let (plugin, call) = rt.call_context(&fx.store, &fx.tenant, "tp-fetch").expect("context").expect("enabled");
-    let (result, _) = rt.wasm.with_connector(&plugin, call, |store, c| c.customer(store, "c-42"));
+    let (result, _) = rt.wasm.customer_profile(&plugin, call, "c-42");
     match result? {
-        Ok(profile) => Ok(profile.name),
+        Ok(customer) => Ok(customer.name),
         Err(e) => Err(StepError::Failed(format!("{e:?}"))),
     }
 }
@@ -450,11 +450,12 @@ fn a_connector_built_for_api_1_0_answers_but_cannot_update_credit() {
     enable(&fx, "tp-v1-connector", serde_json::json!({}), None);
     let (plugin, call) = rt.call_context(&fx.store, &fx.tenant, "tp-v1-connector").expect("context").expect("enabled");
     assert_eq!(plugin.api, "1.0.0");
-    let (result, _) = rt.wasm.with_connector(&plugin, call, |s, c| c.customer(s, "C-1"));
-    assert_eq!(result.expect("runs").expect("known").name, "Acme (API 1.0)");
-    // Enrichment works through it as through a 1.1 connector.
     let mut c = ctx();
     c.order.customer_id = Some("C-1".into());
+    let (result, _) = rt.wasm.records(&plugin, call, &c);
+    let customer = result.expect("runs").customer.expect("asked").expect("known");
+    assert_eq!(customer.name, "Acme (API 1.0)");
+    // Enrichment works through it as through a 1.1 connector.
     assert_eq!(rt.enrich(&fx.store, &fx.tenant, &mut c).expect("enriched").as_deref(), Some("tp-v1-connector"));
     assert_eq!(c.customer.as_ref().map(|c| c.credit_limit_minor), Some(Some(100_000)));
     let exported = rt.export(&fx.store, &fx.tenant, "tp-v1-connector", &c).expect("exported");

@@ -27,7 +27,7 @@ use manifest::{Kind, Manifest, ManifestError, World};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use wasm::{LoadedPlugin, WasmError, WasmLimits, WasmRuntime};
+use wasm::{ConnectorError, LoadedPlugin, WasmError, WasmLimits, WasmRuntime};
 
 /// What can go wrong with extensions.
 #[derive(Debug, thiserror::Error)]
@@ -406,11 +406,9 @@ impl Runtimes {
             }
             Err(e) => return Attempt::Temporary(format!("channel '{channel}' could not be loaded: {e}")),
         };
-        let (result, _stats) = self.wasm.deliver(&plugin, call, &wasm::convert::notification(n));
+        let (result, _stats) = self.wasm.deliver(&plugin, call, n);
         match result {
-            Ok(Ok(())) => Attempt::Delivered,
-            Ok(Err(wasm::bindings::types::NotifyError::Temporary(m))) => Attempt::Temporary(m),
-            Ok(Err(wasm::bindings::types::NotifyError::Permanent(m))) => Attempt::Permanent(m),
+            Ok(attempt) => attempt,
             // A missing grant does not heal by waiting: the admin grants it and re-drives.
             Err(e @ StepError::Denied(_)) => Attempt::Permanent(format!("channel '{channel}' {e}")),
             Err(e) => Attempt::Temporary(format!("channel '{channel}' {e}")),
@@ -447,46 +445,32 @@ impl Runtimes {
             Ok(None) => return Ok(None),
             Err(e) => return Err(format!("connector '{connector}' could not be loaded: {e}")),
         };
-        let wit_ctx = wasm::convert::context(ctx);
-        let (result, _stats) = self.wasm.with_connector(&plugin, call, |s, c| {
-            let customer = match &customer_id {
-                Some(id) => Some((c.customer(&mut *s, id)?, c.open_invoices(&mut *s, id)?)),
-                None => None,
-            };
-            let budgets = if has_cost_center { Some(c.budgets(&mut *s, &wit_ctx)?) } else { None };
-            Ok((customer, budgets))
-        });
-        let why = |what: &str, e: wasm::bindings::types::ConnectorError| {
-            use wasm::bindings::types::ConnectorError as E;
+        let (result, _stats) = self.wasm.records(&plugin, call, ctx);
+        let why = |what: &str, e: ConnectorError| {
             let (kind, m) = match e {
-                E::NotFound(m) => ("not found", m),
-                E::Unavailable(m) => ("unavailable", m),
-                E::Rejected(m) => ("refused", m),
-                E::Failed(m) => ("failed", m),
+                ConnectorError::NotFound(m) => ("not found", m),
+                ConnectorError::Unavailable(m) => ("unavailable", m),
+                ConnectorError::Refused(m) => ("refused", m),
+                ConnectorError::Failed(m) => ("failed", m),
             };
             format!("connector '{connector}' could not provide {what} ({kind}): {m}; resubmit when the ERP has it")
         };
-        let (customer, budgets) = result.map_err(|e| format!("connector '{connector}' {e}"))?;
-        if let Some((profile, invoices)) = customer {
+        let records = result.map_err(|e| format!("connector '{connector}' {e}"))?;
+        if let Some(customer) = records.customer {
             let id = customer_id.clone().unwrap_or_default();
-            let profile = profile.map_err(|e| why(&format!("customer {id}"), e))?;
-            let invoices = invoices.map_err(|e| why(&format!("the invoices of customer {id}"), e))?;
-            let customer = wasm::convert::customer(profile, invoices);
+            let customer = customer.map_err(|e| why(&format!("customer {id}"), e))?;
             customer.validate().map_err(|e| format!("connector '{connector}' returned an unusable customer: {e}"))?;
             ctx.customer = Some(customer);
         }
+        let budgets = records.budgets;
         if let Some(budgets) = budgets {
             let code = ctx.order.cost_center.clone().unwrap_or_default();
             // An ERP that tracks no budget for the cost center is not an error.
             let budgets = match budgets {
-                Err(wasm::bindings::types::ConnectorError::NotFound(_)) => Ok(Vec::new()),
+                Err(ConnectorError::NotFound(_)) => Ok(Vec::new()),
                 other => other,
             };
-            ctx.budgets = budgets
-                .map_err(|e| why(&format!("the budgets of cost center {code}"), e))?
-                .into_iter()
-                .map(wasm::convert::budget)
-                .collect();
+            ctx.budgets = budgets.map_err(|e| why(&format!("the budgets of cost center {code}"), e))?;
             if ctx.budgets.len() > MAX_BUDGETS {
                 return Err(format!(
                     "connector '{connector}' reported {} budgets, more than the {MAX_BUDGETS} the host takes",
@@ -529,17 +513,15 @@ impl Runtimes {
         ctx: &OrderContext,
     ) -> Result<String, Attempt> {
         let (plugin, call) = self.delivering_connector(store, tenant_id, connector)?;
-        let wit_ctx = wasm::convert::context(ctx);
-        let (result, _stats) = self.wasm.with_connector(&plugin, call, |s, c| c.export_order(s, &wit_ctx));
-        use wasm::bindings::types::ConnectorError as E;
+        let (result, _stats) = self.wasm.export_order(&plugin, call, ctx);
         match result {
-            Ok(Ok(r)) if !r.external_id.trim().is_empty() && r.external_id.len() <= 200 => Ok(r.external_id),
+            Ok(Ok(r)) if !r.trim().is_empty() && r.len() <= 200 => Ok(r),
             Ok(Ok(r)) => Err(Attempt::Permanent(format!(
                 "connector '{connector}' returned an unusable ERP reference ({} characters)",
-                r.external_id.len()
+                r.len()
             ))),
-            Ok(Err(E::Unavailable(m))) => Err(Attempt::Temporary(format!("the ERP is unavailable: {m}"))),
-            Ok(Err(E::NotFound(m) | E::Rejected(m) | E::Failed(m))) => {
+            Ok(Err(ConnectorError::Unavailable(m))) => Err(Attempt::Temporary(format!("the ERP is unavailable: {m}"))),
+            Ok(Err(ConnectorError::NotFound(m) | ConnectorError::Refused(m) | ConnectorError::Failed(m))) => {
                 Err(Attempt::Permanent(format!("the ERP refused the order: {m}")))
             }
             Err(e @ StepError::Denied(_)) => Err(Attempt::Permanent(format!("connector '{connector}' {e}"))),
@@ -563,17 +545,16 @@ impl Runtimes {
     ) -> Result<Option<CreditLine>, Attempt> {
         let (plugin, call) = self.delivering_connector(store, tenant_id, connector)?;
         let api = plugin.api.clone();
-        let wit_update = wasm::convert::credit_update(update);
-        let (result, _stats) =
-            self.wasm.with_connector(&plugin, call, |s, c| c.update_credit(s, &wit_update).transpose());
-        use wasm::bindings::types::ConnectorError as E;
+        let (result, _stats) = self.wasm.update_credit(&plugin, call, update);
         match result {
             Ok(None) => Err(Attempt::Permanent(format!(
                 "connector '{connector}' implements plugin API {api}, which has no credit update: rebuild it against greenlight-plugin-api 1.1 and re-drive"
             ))),
-            Ok(Some(Ok(line))) => Ok(line.map(wasm::convert::credit_line)),
-            Ok(Some(Err(E::Unavailable(m)))) => Err(Attempt::Temporary(format!("the ERP is unavailable: {m}"))),
-            Ok(Some(Err(E::NotFound(m) | E::Rejected(m) | E::Failed(m)))) => {
+            Ok(Some(Ok(line))) => Ok(line),
+            Ok(Some(Err(ConnectorError::Unavailable(m)))) => {
+                Err(Attempt::Temporary(format!("the ERP is unavailable: {m}")))
+            }
+            Ok(Some(Err(ConnectorError::NotFound(m) | ConnectorError::Refused(m) | ConnectorError::Failed(m)))) => {
                 Err(Attempt::Permanent(format!("the ERP refused the credit update: {m}")))
             }
             Err(e @ StepError::Denied(_)) => Err(Attempt::Permanent(format!("connector '{connector}' {e}"))),

@@ -33,9 +33,11 @@ pub mod mail;
 pub mod records;
 mod sandbox;
 
-pub use connector::ConnectorInstance;
+use connector::ConnectorInstance;
+pub use connector::{Answer, ConnectorError, Records};
 pub use sandbox::PluginState;
 
+use crate::domain::delivery::{Attempt, Notification};
 use crate::domain::step::{OrderContext, StepOutput};
 use crate::engine::{Step, StepError, StepKind};
 use crate::runtime::manifest::{Manifest, World};
@@ -393,7 +395,7 @@ impl WasmRuntime {
     }
 
     /// Runs a function of a connector in a fresh instance.
-    pub fn with_connector<R>(
+    pub(crate) fn with_connector<R>(
         &self,
         plugin: &LoadedPlugin,
         call: CallContext,
@@ -412,24 +414,32 @@ impl WasmRuntime {
         }
     }
 
-    /// Runs a notifier's `deliver` in a fresh instance.
+    /// Runs a notifier's `deliver` in a fresh instance: delivered, or how it failed as the
+    /// notifier judged it (temporary or permanent).
     pub fn deliver(
         &self,
         plugin: &LoadedPlugin,
         call: CallContext,
-        notification: &bindings::types::Notification,
-    ) -> (Result<Result<(), bindings::types::NotifyError>, StepError>, CallStats) {
-        match &plugin.pre {
+        notification: &Notification,
+    ) -> (Result<Attempt, StepError>, CallStats) {
+        let notification = convert::notification(notification);
+        let (result, stats) = match &plugin.pre {
             Pre::Notifier(pre) => self.call(call, World::Notifier, |store| {
                 pre.instantiate(&mut *store)?
                     .greenlight_plugin1_1_0_notifier_api()
-                    .call_deliver(&mut *store, notification)
+                    .call_deliver(&mut *store, &notification)
             }),
             Pre::NotifierV1_0(pre) => self.call(call, World::Notifier, |store| {
-                pre.instantiate(&mut *store)?.greenlight_plugin_notifier_api().call_deliver(&mut *store, notification)
+                pre.instantiate(&mut *store)?.greenlight_plugin_notifier_api().call_deliver(&mut *store, &notification)
             }),
-            _ => Self::wrong_world(plugin, "a notifier"),
-        }
+            _ => return Self::wrong_world(plugin, "a notifier"),
+        };
+        let attempt = result.map(|r| match r {
+            Ok(()) => Attempt::Delivered,
+            Err(bindings::types::NotifyError::Temporary(m)) => Attempt::Temporary(m),
+            Err(bindings::types::NotifyError::Permanent(m)) => Attempt::Permanent(m),
+        });
+        (attempt, stats)
     }
 }
 
