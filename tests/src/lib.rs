@@ -240,6 +240,24 @@ impl Reply {
     }
 }
 
+/// A downloaded response: status, headers (names in lower case) and raw body.
+#[derive(Debug, Clone)]
+pub struct Download {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers.
+    pub headers: Vec<(String, String)>,
+    /// Raw body.
+    pub body: Vec<u8>,
+}
+
+impl Download {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
 /// An HTTP client acting as one user.
 #[derive(Clone)]
 pub struct Client {
@@ -293,6 +311,30 @@ impl Client {
                 .header("Content-Type", "application/json")
                 .send(body),
         )
+    }
+
+    /// POST raw bytes as the body (`application/octet-stream`).
+    pub fn post_bytes(&self, path: &str, body: &[u8]) -> Result<Reply> {
+        Self::finish(
+            self.agent
+                .post(format!("{}{path}", self.base))
+                .header("Authorization", self.auth())
+                .header("Content-Type", "application/octet-stream")
+                .send(body),
+        )
+    }
+
+    /// GET, keeping the raw body and the headers (for downloads).
+    pub fn download(&self, path: &str) -> Result<Download> {
+        let mut resp = self.agent.get(format!("{}{path}", self.base)).header("Authorization", self.auth()).call()?;
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_ascii_lowercase(), v.to_str().unwrap_or_default().to_string()))
+            .collect();
+        let body = resp.body_mut().with_config().limit(u64::MAX).read_to_vec()?;
+        Ok(Download { status, headers, body })
     }
 
     /// POST without a body.

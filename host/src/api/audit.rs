@@ -3,13 +3,14 @@
 use super::AppState;
 use super::error::AppError;
 use super::extract::{Caller, Params};
+use crate::approvals::BlobCheck;
 use crate::domain::audit::{AuditEntry, VerifyReport};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Export parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -121,8 +122,40 @@ mod tests {
     }
 }
 
-/// Verifies the tenant's hash chain.
-#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", responses((status = 200, body = VerifyReport)))]
-pub async fn verify(State(s): State<AppState>, Caller(p): Caller) -> Result<Json<VerifyReport>, AppError> {
-    Ok(Json(s.approvals.audit_verify(&p).await?))
+/// Verify parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyQuery {
+    /// Also rehash every document attached to the tenant's orders (R9).
+    #[serde(default)]
+    pub deep: bool,
+}
+
+/// The chain's verification, and with `deep` the documents'.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Verification {
+    /// The chain's report; `ok` is false too if a document changed.
+    #[serde(flatten)]
+    pub chain: VerifyReport,
+    /// The documents, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub documents: Option<BlobCheck>,
+}
+
+/// Verifies the tenant's hash chain (and, with `deep=true`, every attached document).
+#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", params(VerifyQuery), responses((status = 200, body = Verification)))]
+pub async fn verify(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Params(q): Params<VerifyQuery>,
+) -> Result<Json<Verification>, AppError> {
+    let mut chain = s.approvals.audit_verify(&p).await?;
+    let documents = if q.deep { Some(s.approvals.verify_documents(&p).await?) } else { None };
+    if let Some(d) = documents.as_ref().filter(|d| !d.changed.is_empty()) {
+        chain.ok = false;
+        chain
+            .problem
+            .get_or_insert_with(|| format!("attached document {} no longer matches its SHA-256", d.changed[0]));
+    }
+    Ok(Json(Verification { chain, documents }))
 }

@@ -50,31 +50,38 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
         // The API speaks only JSON and authenticates by bearer header (no cookies, so no CSRF);
         // the declared content type is not trusted or required: `curl -d` works as typed.
         let _ = state;
-        // Read at most BODY_LIMIT bytes; drain (and drop) the rest up to DRAIN_LIMIT, so a client
-        // that sends too much still gets its 413 instead of a reset connection.
-        let mut stream = req.into_body().into_data_stream();
-        let mut bytes = Vec::new();
-        let mut seen = 0usize;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| AppError::malformed(format!("could not read the body: {e}")))?;
-            seen = seen.saturating_add(chunk.len());
-            if seen > super::BODY_LIMIT {
-                if seen > DRAIN_LIMIT {
-                    break;
-                }
-                continue;
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        if seen > super::BODY_LIMIT {
-            return Err(AppError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                "the body is larger than 1 MiB; send less",
-            ));
-        }
+        let bytes = read_limited(req, super::BODY_LIMIT).await?;
         parse_json(&bytes).map(Body)
     }
+}
+
+/// Reads a request body of at most `limit` bytes. Beyond it, the rest is drained (and dropped)
+/// up to a bound, so a client that sends too much still gets its 413 instead of a reset
+/// connection.
+pub async fn read_limited(req: Request, limit: usize) -> Result<Vec<u8>, AppError> {
+    let drain = limit.saturating_add(DRAIN_LIMIT);
+    let mut stream = req.into_body().into_data_stream();
+    let mut bytes = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| AppError::malformed(format!("could not read the body: {e}")))?;
+        seen = seen.saturating_add(chunk.len());
+        if seen > limit {
+            if seen > drain {
+                break;
+            }
+            continue;
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    if seen > limit {
+        return Err(AppError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is larger than {limit} bytes; send less"),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Parses JSON the way [`Body`] does.

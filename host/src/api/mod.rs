@@ -3,10 +3,11 @@
 //!
 //! - [`error`]: the one error type, `AppError: IntoResponse`.
 //! - [`extract`]: caller from the bearer token, JSON bodies, query strings.
-//! - [`orders`], [`authorizations`], [`delegations`], [`admin`], [`deliveries`], [`audit`]: the handlers.
+//! - [`orders`], [`attachments`], [`authorizations`], [`delegations`], [`admin`], [`deliveries`], [`audit`]: the handlers.
 //! - [`metrics`]: Prometheus text at `/metrics`.
 
 pub mod admin;
+pub mod attachments;
 pub mod audit;
 pub mod authorizations;
 pub mod delegations;
@@ -47,7 +48,7 @@ pub struct AppState {
     paths(
         orders::create, orders::get, orders::edit, orders::submit, orders::decide, orders::withdraw,
         orders::revoke, orders::release, orders::deactivate, orders::reactivate, orders::audit,
-        orders::list, orders::inbox,
+        orders::list, orders::inbox, attachments::upload, attachments::list, attachments::download,
         delegations::create, delegations::list, delegations::end, authorizations::list,
         admin::create_user, admin::create_cost_center, admin::extensions, admin::update_extension,
         admin::add_script, admin::settings, deliveries::list, deliveries::retry,
@@ -148,6 +149,8 @@ pub fn app(approvals: Approvals) -> Router {
         .route("/v1/orders/{id}/deactivate", post(orders::deactivate))
         .route("/v1/orders/{id}/reactivate", post(orders::reactivate))
         .route("/v1/orders/{id}/audit", get(orders::audit))
+        .route("/v1/orders/{id}/attachments", post(attachments::upload).get(attachments::list))
+        .route("/v1/orders/{id}/attachments/{sha256}", get(attachments::download))
         .route("/v1/inbox", get(orders::inbox))
         .route("/v1/authorizations", get(authorizations::list))
         .route("/v1/delegations", post(delegations::create).get(delegations::list))

@@ -14,6 +14,7 @@
 //! - `orders`: an order's life, the request view and the inbox.
 //! - `admin`: tenants, users, cost centers, settings, scripts, extensions.
 //! - `audit`: authorization certificates, audit trails, export and verification.
+//! - `attachments`: documents attached to orders (R9).
 //! - `deliveries`: the admin's view of deliveries (list, re-drive).
 //! - [`delegation`]: lending an approver's authority for a time window (R6).
 //! - [`operator`]: what the operator does from the command line (audit of every tenant, the
@@ -22,6 +23,7 @@
 
 mod access;
 mod admin;
+mod attachments;
 mod audit;
 mod commit;
 mod context;
@@ -31,6 +33,7 @@ pub mod operator;
 mod orders;
 pub mod workers;
 
+pub use crate::store::attachments::BlobCheck;
 /// What the use cases answer with, as the store keeps it, and the panic report the API's
 /// catch-all shares with the store's writer.
 pub use crate::store::deliveries::{Delivery, Listing};
@@ -38,6 +41,7 @@ pub use crate::store::extensions::{ExtensionSetting, Grants};
 pub use crate::store::orders::OrderFilter;
 pub use crate::store::report_panic;
 pub use admin::{ExtensionUpdate, NewCostCenter, NewUser, ScriptInstalled, SettingsUpdate};
+pub use attachments::DEFAULT_ATTACHMENT_LIMIT;
 pub use context::{ContextError, TenantDirectory, build_context, period_start};
 
 use crate::domain::directory::Principal;
@@ -148,12 +152,24 @@ pub struct Approvals {
     store: Store,
     runtimes: Runtimes,
     counters: Arc<Counters>,
+    attachment_limit: usize,
 }
 
 impl Approvals {
     /// A service over a store and the extension runtimes.
     pub fn new(store: Store, runtimes: Runtimes) -> Approvals {
-        Approvals { store, runtimes, counters: Arc::new(Counters::default()) }
+        Approvals {
+            store,
+            runtimes,
+            counters: Arc::new(Counters::default()),
+            attachment_limit: DEFAULT_ATTACHMENT_LIMIT,
+        }
+    }
+
+    /// The same service, accepting documents of at most `bytes`.
+    pub fn with_attachment_limit(mut self, bytes: usize) -> Approvals {
+        self.attachment_limit = bytes;
+        self
     }
 
     /// The store (for metrics and health checks).

@@ -2,7 +2,7 @@
 //! (every tenant's audit chain, the plugin catalog) and a tenant's extension settings without
 //! signing in as one of its users. The audit trail names the operator `greenlight:operator`.
 
-use super::{ApprovalError, Approvals, ExtensionUpdate};
+use super::{ApprovalError, Approvals, BlobCheck, ExtensionUpdate};
 use crate::domain::audit::{AuditEntry, VerifyReport};
 use crate::domain::directory::Tenant;
 use crate::store::audit;
@@ -33,6 +33,12 @@ impl Approvals {
     pub async fn verify_audit_of(&self, tenant_id: &str) -> Result<VerifyReport, ApprovalError> {
         let t = tenant_id.to_string();
         Ok(self.store.read(move |c| audit::verify(c, &t)).await?)
+    }
+
+    /// Rehashes every document attached to one tenant's orders.
+    pub async fn verify_documents_of(&self, tenant_id: &str) -> Result<BlobCheck, ApprovalError> {
+        let t = tenant_id.to_string();
+        Ok(self.store.read(move |c| crate::store::attachments::verify_blobs(c, &t)).await?)
     }
 
     /// A page of one tenant's audit chain, after `after_seq`.

@@ -125,6 +125,9 @@ enum Command {
         /// Seconds between sweeps that escalate overdue approval stages.
         #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
         escalation_interval: u64,
+        /// Largest attached document, MiB.
+        #[arg(long, env = "GREENLIGHT_MAX_ATTACHMENT_MIB", default_value_t = 25, value_parser = clap::value_parser!(u64).range(1..=1024))]
+        max_attachment_mib: u64,
         #[command(flatten)]
         delivery: DeliveryArgs,
     },
@@ -184,6 +187,9 @@ enum AuditCommand {
         /// Only this tenant.
         #[arg(long)]
         tenant: Option<String>,
+        /// Also rehash every attached document (R9).
+        #[arg(long)]
+        deep: bool,
     },
     /// Print a tenant's entries as JSON lines.
     Export {
@@ -290,13 +296,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{token}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { listen, max_batch, escalation_interval, delivery } => {
+        Command::Serve { listen, max_batch, escalation_interval, max_attachment_mib, delivery } => {
             let store = open(&cli.db, max_batch)?;
-            let workers = Workers { escalation_interval: Duration::from_secs(escalation_interval), delivery };
+            let workers = Workers {
+                escalation_interval: Duration::from_secs(escalation_interval),
+                delivery,
+                attachment_limit: usize::try_from(max_attachment_mib << 20).unwrap_or(usize::MAX),
+            };
             serve(store, &listen, cli.runtime.runtimes()?, workers)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Audit { command: AuditCommand::Verify { tenant } } => {
+        Command::Audit { command: AuditCommand::Verify { tenant, deep } } => {
             let approvals = Approvals::new(open(&cli.db, 1)?, cli.runtime.runtimes()?);
             let rt = runtime()?;
             let tenants = rt.block_on(approvals.tenants()).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -311,6 +321,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 all_ok &= report.ok;
                 let mut line = serde_json::to_value(&report)?;
                 line["tenant"] = serde_json::json!(name);
+                if deep {
+                    let documents =
+                        rt.block_on(approvals.verify_documents_of(&id)).map_err(|e| anyhow::anyhow!("{e}"))?;
+                    all_ok &= documents.changed.is_empty();
+                    line["ok"] = serde_json::json!(report.ok && documents.changed.is_empty());
+                    line["documents"] = serde_json::to_value(&documents)?;
+                }
                 println!("{line}");
             }
             if let Some(t) = tenant
@@ -397,8 +414,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let runtimes = cli.runtime.runtimes()?;
             demo::setup(&store, &runtimes, &scripts, plugins.as_deref(), tokens_file.as_deref(), &listen)?;
             if !no_serve {
-                let workers =
-                    Workers { escalation_interval: Duration::from_secs(60), delivery: DeliveryArgs::default() };
+                let workers = Workers {
+                    escalation_interval: Duration::from_secs(60),
+                    delivery: DeliveryArgs::default(),
+                    attachment_limit: greenlight_host::approvals::DEFAULT_ATTACHMENT_LIMIT,
+                };
                 serve(store, &listen, runtimes, workers)?;
             }
             Ok(ExitCode::SUCCESS)
@@ -448,6 +468,8 @@ impl DeliveryArgs {
 struct Workers {
     escalation_interval: Duration,
     delivery: DeliveryArgs,
+    /// Largest attached document the API accepts, bytes.
+    attachment_limit: usize,
 }
 
 fn serve(store: Store, listen: &str, runtimes: Runtimes, workers: Workers) -> Result<()> {
@@ -458,7 +480,7 @@ fn serve(store: Store, listen: &str, runtimes: Runtimes, workers: Workers) -> Re
         let addr = listener.local_addr()?;
         println!("listening on http://{addr}");
         std::io::stdout().flush()?;
-        let approvals = Approvals::new(store.clone(), runtimes);
+        let approvals = Approvals::new(store.clone(), runtimes).with_attachment_limit(workers.attachment_limit);
         let escalator = tokio::spawn(approvals.clone().run_escalator(workers.escalation_interval));
         let every = Duration::from_millis(workers.delivery.dispatch_interval_ms);
         let dispatcher = tokio::spawn(approvals.clone().run_dispatcher(workers.delivery.policy(), every));

@@ -6,6 +6,7 @@
 //! - [`contact`]: e-mail addresses and phone numbers, checked before they are stored.
 //! - [`order`]: orders, lines, statuses, subscriptions, input validation.
 //! - [`adjustment`], [`flag`]: what steps add to an order: price adjustments and risk flags.
+//! - [`attachment`]: documents attached to an order, known by their SHA-256 (R9).
 //! - [`plan`]: stages, approvers, quorums, decisions.
 //! - [`step`]: the shapes extensions read and return.
 //! - [`authorization`]: the customer authorization certificate (R4).
@@ -18,6 +19,7 @@
 
 pub mod actor;
 pub mod adjustment;
+pub mod attachment;
 pub mod audit;
 pub mod authorization;
 pub mod contact;

@@ -14,6 +14,7 @@
 //! - [`directory`]: tenants, users, tokens, cost centers, settings.
 //! - [`orders`]: orders, their open-stage index, budgets used, evaluations.
 //! - [`audit`]: the per-tenant hash-chained log (append, export, verify).
+//! - [`attachments`]: documents kept once per SHA-256, attached to orders (R9).
 //! - [`extensions`]: scripts and per-tenant extension settings.
 //! - [`outbox`]: notifications written in the same transaction as their change.
 //! - [`deliveries`]: outbox events fanned out to channels, attempts, dead letters.
@@ -21,6 +22,7 @@
 //! - [`delegations`]: who lends their authority to whom, when (R6).
 //! - [`plugins`]: the plugin catalog, installed versions and precompiled artifacts.
 
+pub mod attachments;
 pub mod audit;
 pub mod authorizations;
 pub mod delegations;

@@ -246,6 +246,31 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX orders_by_status_cost_center ON orders (tenant_id, status, cost_center, id);
     CREATE INDEX orders_by_status_requester ON orders (tenant_id, status, requester, id);
     "#,
+    // 9: attachments (R9). A document's bytes are kept once per SHA-256, in the database, so a
+    // document, its attachment row and its audit entry commit together or not at all; neither is
+    // ever changed or removed.
+    r#"
+    CREATE TABLE blobs (
+        sha256 TEXT NOT NULL UNIQUE,
+        size INTEGER NOT NULL,
+        data BLOB NOT NULL
+    );
+    CREATE TABLE attachments (
+        tenant_id TEXT NOT NULL REFERENCES tenants(id),
+        order_id TEXT NOT NULL REFERENCES orders(id),
+        sha256 TEXT NOT NULL REFERENCES blobs(sha256),
+        filename TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        added_by TEXT NOT NULL,
+        added_at TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, order_id, sha256)
+    ) WITHOUT ROWID;
+    CREATE TRIGGER blobs_no_update BEFORE UPDATE ON blobs BEGIN SELECT RAISE(ABORT, 'stored documents are never changed'); END;
+    CREATE TRIGGER blobs_no_delete BEFORE DELETE ON blobs BEGIN SELECT RAISE(ABORT, 'stored documents are never removed'); END;
+    CREATE TRIGGER attachments_no_update BEFORE UPDATE ON attachments BEGIN SELECT RAISE(ABORT, 'attachments are never changed'); END;
+    CREATE TRIGGER attachments_no_delete BEFORE DELETE ON attachments BEGIN SELECT RAISE(ABORT, 'attachments are never removed'); END;
+    "#,
 ];
 
 /// The schema version this host writes.
