@@ -5,6 +5,7 @@ use crate::domain::audit::timestamp;
 use crate::domain::directory::BudgetPeriod;
 use crate::domain::money::MAX_AMOUNT_MINOR;
 use crate::domain::order::Order;
+use crate::domain::plan::MAX_QUORUM;
 use crate::domain::step::{ContextOrder, CostCenterProfile, OrderContext, RequesterProfile};
 use crate::engine::Directory;
 use crate::store::directory;
@@ -12,6 +13,8 @@ use crate::store::orders::{self, Budget};
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use rusqlite::Connection;
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 /// Start of the budget period containing `now`, as an audit-format timestamp.
 pub fn period_start(period: BudgetPeriod, now: DateTime<Utc>) -> String {
@@ -102,16 +105,23 @@ pub fn build_context(
 }
 
 /// A tenant's directory as the engine asks it while it resolves approvers: read from the
-/// store, one small query per question.
+/// store, each question asked once per evaluation (a chain's steps often ask the same).
 pub struct TenantDirectory<'a> {
     store: &'a Store,
     tenant_id: String,
+    roles: RefCell<HashMap<(String, String), usize>>,
+    users: RefCell<HashMap<String, bool>>,
 }
 
 impl<'a> TenantDirectory<'a> {
     /// The directory of this tenant.
     pub fn new(store: &'a Store, tenant_id: &str) -> TenantDirectory<'a> {
-        TenantDirectory { store, tenant_id: tenant_id.to_string() }
+        TenantDirectory {
+            store,
+            tenant_id: tenant_id.to_string(),
+            roles: RefCell::default(),
+            users: RefCell::default(),
+        }
     }
 }
 
@@ -123,13 +133,26 @@ impl Directory for TenantDirectory<'_> {
     }
 
     fn user_exists(&self, name: &str) -> bool {
-        let (tenant, name) = (self.tenant_id.clone(), name.to_string());
+        if let Some(known) = self.users.borrow().get(name) {
+            return *known;
+        }
+        let (tenant, n) = (self.tenant_id.clone(), name.to_string());
         // A failed read counts as absent: the stage is refused and the order held (fail closed).
-        self.store.read_blocking(move |c| directory::user(c, &tenant, &name)).ok().flatten().is_some()
+        let exists = self.store.read_blocking(move |c| directory::user(c, &tenant, &n)).ok().flatten().is_some();
+        self.users.borrow_mut().insert(name.to_string(), exists);
+        exists
     }
 
     fn role_holders(&self, role: &str, except: &str) -> usize {
-        let (tenant, role, except) = (self.tenant_id.clone(), role.to_string(), except.to_string());
-        self.store.read_blocking(move |c| directory::role_holders(c, &tenant, &role, &except)).unwrap_or(0)
+        let key = (role.to_string(), except.to_string());
+        if let Some(n) = self.roles.borrow().get(&key) {
+            return *n;
+        }
+        let (tenant, r, e) = (self.tenant_id.clone(), key.0.clone(), key.1.clone());
+        // No quorum asks for more than this many people, so counting stops there.
+        let at_most = MAX_QUORUM as usize;
+        let n = self.store.read_blocking(move |c| directory::role_holders(c, &tenant, &r, &e, at_most)).unwrap_or(0);
+        self.roles.borrow_mut().insert(key, n);
+        n
     }
 }

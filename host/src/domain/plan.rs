@@ -3,6 +3,9 @@
 
 use super::actor::{Actor, Role};
 
+/// The most approvals a quorum may ask for.
+pub const MAX_QUORUM: u32 = 100;
+
 /// Longest time a stage may stay open before it escalates: a year. Steps that ask for more are
 /// refused (the order goes on hold), so every due time is a real date.
 pub const MAX_DUE_IN_HOURS: u32 = 24 * 365;
@@ -76,7 +79,7 @@ impl<'de> Deserialize<'de> for Quorum {
         match Repr::deserialize(d)? {
             Repr::Word(w) if w == "any" => Ok(Quorum::Any),
             Repr::Word(w) if w == "all" => Ok(Quorum::All),
-            Repr::Count(n) if (1..=100).contains(&n) => Ok(Quorum::AtLeast(n as u32)),
+            Repr::Count(n) if (1..=i64::from(MAX_QUORUM)).contains(&n) => Ok(Quorum::AtLeast(n as u32)),
             _ => Err(serde::de::Error::custom("quorum must be \"any\", \"all\" or a number from 1 to 100")),
         }
     }

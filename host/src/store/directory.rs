@@ -79,6 +79,10 @@ pub fn insert_user(conn: &Connection, tenant_id: &str, u: &User) -> Result<(), S
             now()
         ],
     )?;
+    let mut role = conn.prepare_cached("INSERT INTO user_roles (tenant_id, role, name) VALUES (?1, ?2, ?3)")?;
+    for r in &u.roles {
+        role.execute(params![tenant_id, r.as_str(), u.name])?;
+    }
     Ok(())
 }
 
@@ -118,22 +122,28 @@ pub fn user(conn: &Connection, tenant_id: &str, name: &str) -> Result<Option<Use
 /// The users holding a role, by name.
 pub fn users_with_role(conn: &Connection, tenant_id: &str, role: &str) -> Result<Vec<User>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT name, roles, email, phone, spend_limit_minor, budget_minor, budget_period FROM users
-         WHERE tenant_id = ?1 AND EXISTS (SELECT 1 FROM json_each(users.roles) WHERE value = ?2) ORDER BY name LIMIT 1000",
+        "SELECT u.name, u.roles, u.email, u.phone, u.spend_limit_minor, u.budget_minor, u.budget_period
+         FROM user_roles r JOIN users u ON u.tenant_id = r.tenant_id AND u.name = r.name
+         WHERE r.tenant_id = ?1 AND r.role = ?2 ORDER BY r.name LIMIT 1000",
     )?;
     let rows = stmt.query_map(params![tenant_id, role], user_from_row)?;
     rows.map(|r| user_decode(r?)).collect()
 }
 
-/// How many users hold a role, `except` not counted: whether a stage for that role can ever be
-/// decided by someone other than the requester.
-pub fn role_holders(conn: &Connection, tenant_id: &str, role: &str, except: &str) -> Result<usize, StoreError> {
+/// How many users hold a role, `except` not counted, counting no further than `at_most`: whether
+/// a stage for that role can ever be decided by someone other than the requester.
+pub fn role_holders(
+    conn: &Connection,
+    tenant_id: &str,
+    role: &str,
+    except: &str,
+    at_most: usize,
+) -> Result<usize, StoreError> {
     let n: i64 = conn
         .prepare_cached(
-            "SELECT COUNT(*) FROM users WHERE tenant_id = ?1 AND name <> ?3
-             AND EXISTS (SELECT 1 FROM json_each(users.roles) WHERE value = ?2)",
+            "SELECT COUNT(*) FROM (SELECT 1 FROM user_roles WHERE tenant_id = ?1 AND role = ?2 AND name <> ?3 LIMIT ?4)",
         )?
-        .query_row(params![tenant_id, role, except], |r| r.get(0))?;
+        .query_row(params![tenant_id, role, except, i64::try_from(at_most).unwrap_or(i64::MAX)], |r| r.get(0))?;
     Ok(usize::try_from(n).unwrap_or(0))
 }
 

@@ -271,6 +271,19 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER attachments_no_update BEFORE UPDATE ON attachments BEGIN SELECT RAISE(ABORT, 'attachments are never changed'); END;
     CREATE TRIGGER attachments_no_delete BEFORE DELETE ON attachments BEGIN SELECT RAISE(ABORT, 'attachments are never removed'); END;
     "#,
+    // 10: who holds which role, one row each, so "how many users other than the requester hold
+    // this role" and "who holds it" are index lookups instead of a scan of every user's roles.
+    r#"
+    CREATE TABLE user_roles (
+        tenant_id TEXT NOT NULL,
+        role TEXT NOT NULL,
+        name TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, role, name),
+        FOREIGN KEY (tenant_id, name) REFERENCES users(tenant_id, name)
+    ) WITHOUT ROWID;
+    INSERT INTO user_roles (tenant_id, role, name)
+        SELECT u.tenant_id, j.value, u.name FROM users u, json_each(u.roles) j;
+    "#,
 ];
 
 /// The schema version this host writes.

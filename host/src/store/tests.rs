@@ -310,3 +310,40 @@ fn deliveries_fan_out_once_retry_and_redrive_but_never_redeliver() {
     let id = due[0].id.clone();
     assert!(s.read_blocking(move |c| deliveries::get(c, &other, &id)).expect("get").is_none());
 }
+
+#[test]
+fn role_holders_are_counted_without_the_requester_and_up_to_a_cap() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = store(&dir, 8);
+    let t = tenant(&s);
+    let t2 = t.clone();
+    s.write_blocking(move |c| -> Result<(), StoreError> {
+        for (name, roles) in
+            [("ann", &["approver", "finance"][..]), ("ben", &["approver"][..]), ("cid", &["requester"][..])]
+        {
+            let user = crate::domain::directory::User {
+                name: name.into(),
+                roles: roles.iter().map(|r| r.parse().expect("role")).collect(),
+                email: None,
+                phone: None,
+                spend_limit_minor: None,
+                budget_minor: None,
+                budget_period: None,
+            };
+            directory::insert_user(c, &t2, &user)?;
+        }
+        Ok(())
+    })
+    .expect("users");
+    let count = |role: &'static str, except: &'static str, at_most: usize| {
+        let t = t.clone();
+        s.read_blocking(move |c| directory::role_holders(c, &t, role, except, at_most)).expect("count")
+    };
+    assert_eq!(count("approver", "cid", 100), 2);
+    assert_eq!(count("approver", "ann", 100), 1, "the requester does not count");
+    assert_eq!(count("approver", "cid", 1), 1, "counting stops at the cap");
+    assert_eq!(count("executive", "cid", 100), 0);
+    let t2 = t.clone();
+    let finance = s.read_blocking(move |c| directory::users_with_role(c, &t2, "finance")).expect("finance");
+    assert_eq!(finance.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(), ["ann"]);
+}
