@@ -3,7 +3,7 @@
 
 use super::{StoreError, from_json, to_json};
 use crate::domain::audit::timestamp;
-use crate::domain::money::{Minor, checked_sum};
+use crate::domain::money::{Minor, within_bounds};
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::plan::{Approvers, StageState};
 use crate::domain::step::OrderContext;
@@ -242,27 +242,23 @@ pub fn spent(
     sum_totals(
         conn,
         &format!(
-            "SELECT total_minor FROM orders WHERE tenant_id = ?1 AND {column} = ?2
+            "SELECT SUM(total_minor) FROM orders WHERE tenant_id = ?1 AND {column} = ?2
              AND status IN ('approved', 'released') AND approved_at >= ?3 AND id <> ?4"
         ),
         [tenant_id, key, since, exclude],
     )
 }
 
-/// Sums a column of amounts with checked arithmetic. SQLite's `SUM` fails the whole query with
-/// "integer overflow" instead, which would make every later submission on the same budget fail.
+/// Runs a `SELECT SUM(...)` of amounts. SQLite's `sum()` is exact integer arithmetic and raises
+/// "integer overflow" instead of wrapping (documented behaviour); that, and a sum beyond the
+/// largest amount, is `None`. The sum stays in SQLite: it runs over an index without handing
+/// every row to Rust.
 fn sum_totals(conn: &Connection, sql: &str, args: [&str; 4]) -> Result<Option<Minor>, StoreError> {
-    let mut stmt = conn.prepare_cached(sql)?;
-    let mut rows = stmt.query(args)?;
-    let mut total: Option<Minor> = Some(0);
-    while let Some(row) = rows.next()? {
-        let amount: Minor = row.get(0)?;
-        total = total.and_then(|t| checked_sum([t, amount]));
-        if total.is_none() {
-            break;
-        }
+    match conn.prepare_cached(sql)?.query_row(args, |r| r.get::<_, Option<Minor>>(0)) {
+        Ok(total) => Ok(Some(total.unwrap_or(0)).filter(|t| within_bounds(*t))),
+        Err(rusqlite::Error::SqliteFailure(_, Some(m))) if m == "integer overflow" => Ok(None),
+        Err(e) => Err(e.into()),
     }
-    Ok(total)
 }
 
 /// Stores what an evaluation saw and did, for replay and explanation.

@@ -347,3 +347,35 @@ fn role_holders_are_counted_without_the_requester_and_up_to_a_cap() {
     let finance = s.read_blocking(move |c| directory::users_with_role(c, &t2, "finance")).expect("finance");
     assert_eq!(finance.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(), ["ann"]);
 }
+
+#[test]
+fn budget_sums_that_overflow_or_pass_the_largest_amount_are_none_not_errors() {
+    use crate::domain::money::MAX_AMOUNT_MINOR;
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = store(&dir, 8);
+    let t = tenant(&s);
+    let t2 = t.clone();
+    s.write_blocking(move |c| -> Result<(), StoreError> {
+        for i in 0..3 {
+            let mut o = order(&format!("o{i}"));
+            o.status = crate::domain::order::OrderStatus::Approved;
+            o.approved_at = Some(Utc::now());
+            orders::insert(c, &t2, &o)?;
+        }
+        Ok(())
+    })
+    .expect("orders");
+    let since = crate::domain::audit::timestamp(Utc::now() - chrono::Duration::days(1));
+    let spent = |s: &Store| {
+        let (t, since) = (t.clone(), since.clone());
+        s.read_blocking(move |c| orders::spent(c, &t, orders::Budget::Requester("alice"), &since, "none"))
+            .expect("a sum or None, never an error")
+    };
+    assert_eq!(spent(&s), Some(15));
+    // Totals stored before amounts were bounded: past the largest amount, then past i64.
+    let db = rusqlite::Connection::open(dir.path().join("t.db")).expect("db");
+    db.execute("UPDATE orders SET total_minor = ?1 WHERE id = 'o0'", [MAX_AMOUNT_MINOR]).expect("update");
+    assert_eq!(spent(&s), None);
+    db.execute("UPDATE orders SET total_minor = 5000000000000000000 WHERE id IN ('o1', 'o2')", []).expect("update");
+    assert_eq!(spent(&s), None);
+}
