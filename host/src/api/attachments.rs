@@ -41,6 +41,8 @@ pub async fn upload(
     Params(q): Params<UploadQuery>,
     req: Request,
 ) -> Result<(StatusCode, Json<Attachment>), AppError> {
+    // Whoever may not see the order hears so before the body is read.
+    s.approvals.order(&p, &id).await?;
     let bytes = read_limited(req, s.approvals.attachment_limit()).await?;
     let (attachment, new) = s.approvals.add_attachment(&p, &id, &q.filename, bytes).await?;
     Ok((if new { StatusCode::CREATED } else { StatusCode::OK }, Json(attachment)))

@@ -25,6 +25,10 @@ fn check_attributes(input: &OrderInput) -> Result<(), ApprovalError> {
     Ok(())
 }
 
+/// Most candidate orders one inbox page reads per authority (the caller's own and each
+/// delegator's): a page stays bounded however many pending orders the caller may not decide.
+const SCAN_CAP: usize = 2_000;
+
 impl Approvals {
     async fn check_cost_center(&self, tenant_id: &str, input: &OrderInput) -> Result<(), ApprovalError> {
         if let Some(code) = input.cost_center.clone() {
@@ -314,16 +318,20 @@ impl Approvals {
                 let mut authorities = vec![me.clone()];
                 authorities.extend(acting_for(c, &caller, Utc::now())?);
                 // Each authority's first `limit + 1` decidable orders after the cursor; the
-                // first `limit + 1` of their union are then the page and whether more follow.
+                // first `limit + 1` of their union are then the page and whether more follow. A
+                // request reads at most SCAN_CAP candidates per authority: where that stops the
+                // scan, the page ends there and its cursor resumes from it.
                 let mut found: std::collections::BTreeMap<String, Order> = Default::default();
+                let mut boundary: Option<String> = None;
                 for who in &authorities {
                     let roles: Vec<String> = who.roles.iter().map(|r| r.to_string()).collect();
-                    let (mut after, mut kept) = (cursor.clone(), 0);
+                    let (mut after, mut kept, mut scanned) = (cursor.clone(), 0, 0);
                     'scan: loop {
                         let batch = orders::open_for(c, &caller.tenant.id, &who.name, &roles, after.as_deref(), 200)?;
                         let full = batch.len() == 200;
                         for o in batch {
                             after = Some(o.id.clone());
+                            scanned += 1;
                             if !machine::decidable_on_behalf(&o, &me, who, &policy).is_empty() {
                                 found.entry(o.id.clone()).or_insert(o);
                                 kept += 1;
@@ -335,17 +343,109 @@ impl Approvals {
                         if !full {
                             break;
                         }
+                        if scanned >= SCAN_CAP {
+                            boundary = match (boundary, after) {
+                                (Some(b), Some(a)) => Some(b.min(a)),
+                                (b, a) => b.or(a),
+                            };
+                            break;
+                        }
                     }
                 }
-                let mut page: Vec<Order> = found.into_values().take(limit + 1).collect();
+                let mut page: Vec<Order> = found
+                    .into_values()
+                    .filter(|o| boundary.as_ref().is_none_or(|b| o.id <= *b))
+                    .take(limit + 1)
+                    .collect();
                 let next = if page.len() > limit {
                     page.truncate(limit);
                     page.last().map(|o| o.id.clone())
                 } else {
-                    None
+                    boundary
                 };
                 Ok((page, next))
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::fixtures::{input, line};
+    use crate::domain::plan::{Approvers, Decision, Quorum, Stage, StageState, Verdict};
+    use crate::runtime::Runtimes;
+    use crate::store::{Store, StoreOptions};
+
+    /// A pending order with one open stage for role approver, which `decided` already approved
+    /// (quorum 2, so it stays open for others).
+    fn pending(id: String, decided: Option<&str>) -> Order {
+        let mut o = Order::new_draft(id, "alice".into(), input(vec![line(1, 100)]), 100, Utc::now());
+        o.status = crate::domain::order::OrderStatus::PendingApproval;
+        o.plan.stages = vec![Stage {
+            key: "review".into(),
+            title: "review".into(),
+            level: 1,
+            approvers: Approvers::Role { role: "approver".parse().expect("role") },
+            quorum: Quorum::AtLeast(2),
+            due_in_hours: None,
+            escalate_to: None,
+            due_at: None,
+            reason: "r".into(),
+            source: "test".into(),
+            state: StageState::Open,
+            decisions: decided
+                .map(|by| Decision {
+                    by: by.into(),
+                    decision: Verdict::Approve,
+                    comment: None,
+                    at: Utc::now(),
+                    on_behalf_of: None,
+                })
+                .into_iter()
+                .collect(),
+        }];
+        o
+    }
+
+    #[tokio::test]
+    async fn an_inbox_page_reads_a_bounded_number_of_candidates_and_resumes_after_them() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(dir.path().join("inbox.db"), StoreOptions::default()).expect("store");
+        let approvals = Approvals::new(store.clone(), Runtimes::new().expect("runtimes"));
+        let (tenant, token) = approvals.create_tenant("acme").await.expect("tenant");
+        let admin = approvals.authenticate(&token).await.expect("auth").expect("admin");
+        let user = |name: &str, role: &str| crate::approvals::NewUser {
+            name: name.into(),
+            roles: vec![role.parse().expect("role")],
+            email: None,
+            phone: None,
+            spend_limit_minor: None,
+            budget_minor: None,
+            budget_period: None,
+        };
+        approvals.create_user(&admin, user("alice", "requester")).await.expect("alice");
+        let (_, t) = approvals.create_user(&admin, user("carol", "approver")).await.expect("carol");
+        let carol = approvals.authenticate(&t).await.expect("auth").expect("carol");
+        // More candidates than one page reads that carol decided already, then one she has not.
+        let decided = SCAN_CAP + 150;
+        let tenant_id = tenant.id.clone();
+        store
+            .write(move |c| -> Result<(), StoreError> {
+                for i in 0..=decided {
+                    let who = (i < decided).then_some("carol");
+                    orders::insert(c, &tenant_id, &pending(format!("o{i:06}"), who))?;
+                }
+                Ok(())
+            })
+            .await
+            .expect("orders");
+        let (page, next) = approvals.inbox(&carol, 50, None).await.expect("first page");
+        assert!(page.is_empty());
+        let next = next.expect("the page ends where the scan stopped, with a cursor");
+        assert!(next.as_str() >= format!("o{:06}", SCAN_CAP - 1).as_str(), "{next}");
+        let (page, next) = approvals.inbox(&carol, 50, Some(next)).await.expect("second page");
+        assert_eq!(page.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(), [format!("o{decided:06}")]);
+        assert_eq!(next, None);
     }
 }

@@ -125,8 +125,9 @@ enum Command {
         /// Seconds between sweeps that escalate overdue approval stages.
         #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
         escalation_interval: u64,
-        /// Largest attached document, MiB.
-        #[arg(long, env = "GREENLIGHT_MAX_ATTACHMENT_MIB", default_value_t = 25, value_parser = clap::value_parser!(u64).range(1..=1024))]
+        /// Largest attached document, MiB (at most 512: documents are kept in SQLite, whose
+        /// largest value is just under 1 GB).
+        #[arg(long, env = "GREENLIGHT_MAX_ATTACHMENT_MIB", default_value_t = 25, value_parser = clap::value_parser!(u64).range(1..=512))]
         max_attachment_mib: u64,
         #[command(flatten)]
         delivery: DeliveryArgs,

@@ -186,6 +186,18 @@ fn check_text(what: &str, s: &str, max: usize, required: bool) -> Result<(), Ste
     Ok(())
 }
 
+/// How many distinct people other than the requester these approvers are, counting no further
+/// than `needed`.
+fn capacity(approvers: &Approvers, needed: usize, requester: &str, directory: &dyn Directory) -> usize {
+    match approvers {
+        Approvers::Role { role } => directory.role_holders(role.as_str(), requester),
+        // Resolution already dropped the requester and duplicates.
+        Approvers::Users { users } => users.len(),
+        Approvers::CostCenterManager { .. } => 1,
+    }
+    .min(needed)
+}
+
 /// The role of a role stage that fewer than `needed` users other than the requester hold, with
 /// how many do.
 fn lacking_role<'a>(
@@ -345,8 +357,10 @@ impl Merge {
                 Quorum::Any | Quorum::All => 1,
             };
             if let Some((role, holders)) = lacking_role(&approvers, needed, requester, directory) {
+                // Once escalated, the target alone must be able to reach the quorum: counting it
+                // together with the approvers could count one person twice (fail closed).
                 let target = escalate_to.clone().unwrap_or_else(|| Approvers::Role { role: Role::admin() });
-                let rescued = s.due_in_hours.is_some() && lacking_role(&target, 1, requester, directory).is_none();
+                let rescued = s.due_in_hours.is_some() && capacity(&target, needed, requester, directory) >= needed;
                 if !rescued {
                     return Err(bad(format!(
                         "stage '{}' needs {needed} approval(s) from role '{role}', which {holders} user(s) other than the requester hold, so it could never be decided; give the role to someone, or give the stage a due time and an escalation target",

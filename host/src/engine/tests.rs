@@ -246,6 +246,15 @@ fn a_stage_nobody_can_decide_is_held_with_the_reason() {
         nobody(serde_json::json!({"due_in_hours": 48, "escalate_to": {"role": "auditor"}})),
         Outcome::Hold { .. }
     ));
+    // The escalation target must be able to reach the quorum on its own.
+    assert!(matches!(
+        nobody(serde_json::json!({"due_in_hours": 48, "quorum": 2, "escalate_to": {"users": ["carol"]}})),
+        Outcome::Hold { .. }
+    ));
+    assert_eq!(
+        nobody(serde_json::json!({"due_in_hours": 48, "quorum": 2, "escalate_to": {"users": ["carol", "frank"]}})),
+        Outcome::Proceed
+    );
 }
 
 #[test]

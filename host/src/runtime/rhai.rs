@@ -187,12 +187,14 @@ const CLOCK_EVERY: u64 = 64;
 fn log_bounded(line: &str, write: impl FnOnce(&str)) {
     CALL.with(|c| {
         let Some(mut budget) = c.get() else { return };
-        if line.len() <= budget.print_left {
-            budget.print_left -= line.len();
+        // A line costs at least one byte, so a loop printing empty lines is bounded too.
+        let cost = line.len().max(1);
+        if cost <= budget.print_left {
+            budget.print_left -= cost;
             write(line);
         } else {
             budget.print_left = 0;
-            budget.dropped = budget.dropped.saturating_add(line.len());
+            budget.dropped = budget.dropped.saturating_add(cost);
         }
         c.set(Some(budget));
     });

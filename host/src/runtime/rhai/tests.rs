@@ -168,6 +168,14 @@ fn print_output_is_bounded_per_call() {
     }
     let budget = CALL.with(|c| c.take()).expect("budget");
     assert_eq!((written, budget.dropped), (20, 30));
+    // Empty lines cost a byte each: a loop of them is bounded as well.
+    let mut lines = 0;
+    CALL.with(|c| c.set(Some(CallBudget { deadline: std::time::Instant::now(), print_left: 3, dropped: 0 })));
+    for _ in 0..10 {
+        log_bounded("", |_| lines += 1);
+    }
+    CALL.with(|c| c.take());
+    assert_eq!(lines, 3);
 }
 
 #[test]

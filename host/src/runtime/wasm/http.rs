@@ -121,7 +121,10 @@ impl http::Host for PluginState {
         if !matches!(method.as_str(), "GET" | "POST" | "PUT" | "PATCH" | "DELETE") {
             return Ok(Err(http::HttpError::Failed(format!("method {method} is not supported"))));
         }
+        // No proxy from the environment: the connection goes to the pinned addresses, which a
+        // proxy's name lookup would be answered with as well.
         let config = ureq::Agent::config_builder()
+            .proxy(None)
             .http_status_as_error(false)
             .timeout_global(Some(grant.timeout))
             .max_redirects(0)
