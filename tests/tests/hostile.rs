@@ -292,3 +292,20 @@ fn case_11_a_stage_nobody_can_decide_holds_the_order_with_the_reason() -> Result
     held_for(&r.body, &["lonely", "role 'requester'"]);
     Ok(())
 }
+
+#[test]
+fn a_tenant_cannot_keep_more_script_source_than_its_share_of_the_compile_cache() -> Result<()> {
+    let s = Server::start()?;
+    let (admin, _) = tenant(&s)?;
+    // Five scripts of 200 KiB fit; a sixth would pass 1 MiB; replacing one stays possible.
+    for i in 0..5 {
+        let r = admin.post("/v1/admin/scripts", json!({"name": format!("big-{i}"), "source": big_script(i)}))?;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let r = admin.post("/v1/admin/scripts", json!({"name": "big-5", "source": big_script(5)}))?;
+    assert_eq!((r.status, r.body["error"]["field"].as_str()), (422, Some("source")), "{}", r.text);
+    assert!(r.text.contains("at most 1048576"), "{}", r.text);
+    let r = admin.post("/v1/admin/scripts", json!({"name": "big-0", "source": big_script(10)}))?;
+    assert_eq!(r.status, 201, "{}", r.text);
+    Ok(())
+}

@@ -15,6 +15,10 @@ use crate::store::extensions::{self, ExtensionSetting};
 use chrono::Utc;
 use serde::Serialize;
 
+/// Most bytes of script source one tenant may keep: every evaluation compiles the tenant's
+/// scripts from a cache shared by all tenants, and this keeps one tenant from filling it.
+pub const MAX_TENANT_SCRIPT_BYTES: usize = 1024 * 1024;
+
 /// A user to create (`POST /v1/admin/users` in the API).
 #[derive(Debug, Clone)]
 pub struct NewUser {
@@ -273,6 +277,16 @@ impl Approvals {
         let replaced = self
             .store
             .write(move |c| -> Result<bool, ApprovalError> {
+                let others = extensions::script_bytes(c, &tenant_id, &n2)?;
+                if others.saturating_add(source.len()) > MAX_TENANT_SCRIPT_BYTES {
+                    return Err(invalid(
+                        "source",
+                        format!(
+                            "the tenant's scripts would hold {} bytes of source, at most {MAX_TENANT_SCRIPT_BYTES}: shorten this script or replace a large one",
+                            others.saturating_add(source.len())
+                        ),
+                    ));
+                }
                 let now = Utc::now();
                 let replaced = extensions::upsert_script(c, &tenant_id, &n2, &source, &h, &timestamp(now))?;
                 audit::append(

@@ -198,6 +198,16 @@ pub fn enabled(conn: &Connection, tenant_id: &str) -> Result<Vec<Enabled>, Store
     .collect()
 }
 
+/// Bytes of source in the tenant's scripts, the one named `except` not counted.
+pub fn script_bytes(conn: &Connection, tenant_id: &str, except: &str) -> Result<usize, StoreError> {
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT COALESCE(SUM(length(CAST(source AS BLOB))), 0) FROM scripts WHERE tenant_id = ?1 AND name <> ?2",
+        )?
+        .query_row(params![tenant_id, except], |r| r.get(0))?;
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+}
+
 /// Whether any tenant has a script of this name (plugin names must not clash with scripts).
 pub fn script_name_in_use(conn: &Connection, name: &str) -> Result<bool, StoreError> {
     Ok(conn
