@@ -68,6 +68,33 @@ fn split_url(url: &str) -> Option<(String, String, u16)> {
     (!host.is_empty()).then(|| (scheme.to_string(), host.to_ascii_lowercase(), port))
 }
 
+/// Why a name lookup gave no address.
+#[derive(Debug)]
+enum Lookup {
+    /// It took longer than the request may.
+    TimedOut,
+    /// The resolver said no.
+    Failed(String),
+}
+
+/// Resolves a host name within `timeout`. The system resolver blocks without a deadline of its
+/// own, so the lookup runs on a thread of its own and is abandoned when the time is up.
+fn resolve(host: &str, port: u16, timeout: std::time::Duration) -> Result<Vec<SocketAddr>, Lookup> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let target = (host.to_string(), port);
+    std::thread::Builder::new()
+        .name("greenlight-dns".into())
+        .spawn(move || {
+            let found = target.to_socket_addrs().map(|a| a.take(16).collect::<Vec<_>>()).map_err(|e| e.to_string());
+            let _ = tx.send(found);
+        })
+        .map_err(|e| Lookup::Failed(format!("no thread for the lookup: {e}")))?;
+    match rx.recv_timeout(timeout) {
+        Ok(found) => found.map_err(Lookup::Failed),
+        Err(_) => Err(Lookup::TimedOut),
+    }
+}
+
 /// Answers the client's name lookup with the addresses the host already resolved and checked,
 /// so the connection goes to exactly what the private-address check saw: a second lookup could
 /// be answered differently by a hostile DNS server (DNS rebinding). TLS still verifies the
@@ -104,9 +131,12 @@ impl http::Host for PluginState {
             return Ok(Err(http::HttpError::Denied(why)));
         }
         // Resolved once: the connection goes to exactly these addresses (see `Pinned`).
-        let addrs = match (origin.1.as_str(), origin.2).to_socket_addrs() {
-            Ok(a) => a.take(16).collect::<Vec<_>>(),
-            Err(e) => return Ok(Err(http::HttpError::Failed(format!("cannot resolve {}: {e}", origin.1)))),
+        let addrs = match resolve(&origin.1, origin.2, grant.timeout) {
+            Ok(a) => a,
+            Err(Lookup::TimedOut) => return Ok(Err(http::HttpError::Timeout)),
+            Err(Lookup::Failed(e)) => {
+                return Ok(Err(http::HttpError::Failed(format!("cannot resolve {}: {e}", origin.1))));
+            }
         };
         if addrs.is_empty() {
             return Ok(Err(http::HttpError::Failed(format!("{} resolves to no address", origin.1))));
@@ -195,6 +225,13 @@ mod tests {
         let got = pinned.resolve(&uri, &config, NextTimeout::default()).expect("resolved");
         assert_eq!((got.len(), got[0]), (1, checked));
         assert!(Pinned(vec![]).resolve(&uri, &config, NextTimeout::default()).is_err());
+    }
+
+    #[test]
+    fn a_lookup_answers_within_its_time_or_says_why_not() {
+        let found = resolve("127.0.0.1", 8080, Duration::from_secs(5)).expect("a literal address resolves");
+        assert_eq!(found, vec!["127.0.0.1:8080".parse::<SocketAddr>().expect("addr")]);
+        assert!(matches!(resolve("no such host name.invalid", 80, Duration::from_secs(5)), Err(Lookup::Failed(_))));
     }
 
     #[test]
