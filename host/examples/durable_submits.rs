@@ -45,15 +45,7 @@ async fn submits_per_second(max_batch: usize, orders: usize, clients: usize) -> 
     let approvals = Approvals::new(setup.clone(), Runtimes::new().expect("runtimes"));
     let (_, admin) = approvals.create_tenant("bench").await.expect("tenant");
     let admin = approvals.authenticate(&admin).await.expect("auth").expect("admin");
-    let body = NewUser {
-        name: "alice".into(),
-        roles: vec!["requester".parse().expect("role")],
-        email: None,
-        phone: None,
-        spend_limit_minor: None,
-        budget_minor: None,
-        budget_period: None,
-    };
+    let body = NewUser::with_roles("alice", vec!["requester".parse().expect("role")]);
     let (_, token) = approvals.create_user(&admin, body).await.expect("user");
     let alice = approvals.authenticate(&token).await.expect("auth").expect("alice");
     let mut ids = Vec::with_capacity(orders);

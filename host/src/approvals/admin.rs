@@ -38,6 +38,21 @@ pub struct NewUser {
     pub budget_period: Option<BudgetPeriod>,
 }
 
+impl NewUser {
+    /// A user with these roles and no contact, limit or budget.
+    pub fn with_roles(name: &str, roles: Vec<crate::domain::actor::Role>) -> NewUser {
+        NewUser {
+            name: name.into(),
+            roles,
+            email: None,
+            phone: None,
+            spend_limit_minor: None,
+            budget_minor: None,
+            budget_period: None,
+        }
+    }
+}
+
 /// A cost center to create.
 #[derive(Debug, Clone)]
 pub struct NewCostCenter {

@@ -9,7 +9,7 @@ use super::{ApprovalError, Approvals, invalid, not_found_order};
 use crate::domain::actor::{Actor, Policy, roles};
 use crate::domain::directory::Principal;
 use crate::domain::machine::{self, Command, Event, Outcome, Transition, TransitionError};
-use crate::domain::order::{Order, OrderInput, OrderPatch, has_float};
+use crate::domain::order::{Order, OrderInput, OrderPatch};
 use crate::domain::plan::Verdict;
 use crate::engine::{self};
 use crate::store::StoreError;
@@ -17,13 +17,6 @@ use crate::store::directory;
 use crate::store::orders::{self, OrderFilter};
 use chrono::{DateTime, Utc};
 use std::sync::atomic::Ordering;
-
-fn check_attributes(input: &OrderInput) -> Result<(), ApprovalError> {
-    if input.attributes.values().any(has_float) {
-        return Err(invalid("attributes", "numbers must be integers: express amounts in minor units"));
-    }
-    Ok(())
-}
 
 /// Most candidate orders one inbox page reads per authority (the caller's own and each
 /// delegator's): a page stays bounded however many pending orders the caller may not decide.
@@ -48,7 +41,6 @@ impl Approvals {
     pub async fn create_order(&self, p: &Principal, input: OrderInput) -> Result<Order, ApprovalError> {
         require_role(p, &[roles::REQUESTER, roles::ADMIN], "creating orders")?;
         let subtotal = input.validate()?;
-        check_attributes(&input)?;
         self.check_cost_center(&p.tenant.id, &input).await?;
         let now = Utc::now();
         let order = Order::new_draft(uuid::Uuid::now_v7().to_string(), p.user.name.clone(), input, subtotal, now);
@@ -173,7 +165,6 @@ impl Approvals {
         machine::check_edit(&order, &p.user.actor())?;
         let input = patch.apply_to(order.input.clone());
         let subtotal = input.validate()?;
-        check_attributes(&input)?;
         self.check_cost_center(&p.tenant.id, &input).await?;
         let (evaluated, assessment) = if machine::edit_needs_assessment(&order) {
             let mut preview = order.clone();
@@ -415,15 +406,8 @@ mod tests {
         let approvals = Approvals::new(store.clone(), Runtimes::new().expect("runtimes"));
         let (tenant, token) = approvals.create_tenant("acme").await.expect("tenant");
         let admin = approvals.authenticate(&token).await.expect("auth").expect("admin");
-        let user = |name: &str, role: &str| crate::approvals::NewUser {
-            name: name.into(),
-            roles: vec![role.parse().expect("role")],
-            email: None,
-            phone: None,
-            spend_limit_minor: None,
-            budget_minor: None,
-            budget_period: None,
-        };
+        let user =
+            |name: &str, role: &str| crate::approvals::NewUser::with_roles(name, vec![role.parse().expect("role")]);
         approvals.create_user(&admin, user("alice", "requester")).await.expect("alice");
         let (_, t) = approvals.create_user(&admin, user("carol", "approver")).await.expect("carol");
         let carol = approvals.authenticate(&t).await.expect("auth").expect("carol");

@@ -2,7 +2,7 @@
 //! the same engine checks the host applies, and prints the step's output as JSON.
 
 use anyhow::{Context, Result};
-use greenlight_host::domain::order::{OrderInput, has_float};
+use greenlight_host::domain::order::OrderInput;
 use greenlight_host::domain::step::{ContextOrder, CostCenterProfile, OrderContext, RequesterProfile};
 use greenlight_host::engine::{self, ConfiguredStep, Directory};
 use greenlight_host::runtime::Runtimes;
@@ -70,9 +70,6 @@ fn load_context(
         None => serde_json::json!({}),
     };
     let subtotal = file.order.validate().map_err(|e| anyhow::anyhow!("{}: {e}", order.display()))?;
-    if has_float(&serde_json::Value::Object(file.order.attributes.clone())) {
-        anyhow::bail!("{}: attributes: numbers must be integers (amounts in minor units)", order.display());
-    }
     let id = file.id.unwrap_or_else(|| "example".into());
     let requester = file.requester.unwrap_or(RequesterProfile {
         name: "requester".into(),

@@ -269,8 +269,8 @@ impl Recurrence {
 }
 
 impl OrderInput {
-    /// Checks every rule serde cannot: positive quantities, non-negative prices, sizes, and that
-    /// the subtotal fits in the integer type. Returns the subtotal.
+    /// Checks every rule serde cannot: positive quantities, non-negative prices, sizes, integer
+    /// attributes, and that the subtotal fits in the integer type. Returns the subtotal.
     pub fn validate(&self) -> Result<Minor, InvalidField> {
         check_text("cost_center", &self.cost_center, MAX_CODE)?;
         check_text("department", &self.department, MAX_CODE)?;
@@ -329,6 +329,10 @@ impl OrderInput {
                     format!("the order total is more than the largest amount, {MAX_AMOUNT_MINOR} minor units"),
                 )
             })?;
+        }
+        // Extensions see integers only: amounts are minor units, and Rhai has no floating point.
+        if self.attributes.values().any(has_float) {
+            return Err(invalid("attributes", "numbers must be integers: express amounts in minor units"));
         }
         Ok(subtotal)
     }

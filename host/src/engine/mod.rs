@@ -198,23 +198,6 @@ fn capacity(approvers: &Approvers, needed: usize, requester: &str, directory: &d
     .min(needed)
 }
 
-/// The role of a role stage that fewer than `needed` users other than the requester hold, with
-/// how many do.
-fn lacking_role<'a>(
-    approvers: &'a Approvers,
-    needed: usize,
-    requester: &str,
-    directory: &dyn Directory,
-) -> Option<(&'a Role, usize)> {
-    match approvers {
-        Approvers::Role { role } => {
-            let holders = directory.role_holders(role.as_str(), requester);
-            (holders < needed).then_some((role, holders))
-        }
-        _ => None,
-    }
-}
-
 fn check_key(what: &str, s: &str) -> Result<(), StepError> {
     let ok = !s.is_empty()
         && s.len() <= MAX_KEY
@@ -356,7 +339,12 @@ impl Merge {
                 Quorum::AtLeast(n) => n as usize,
                 Quorum::Any | Quorum::All => 1,
             };
-            if let Some((role, holders)) = lacking_role(&approvers, needed, requester, directory) {
+            let holders = capacity(&approvers, needed, requester, directory);
+            // Only a role can fall short: user lists and cost centers were checked against the
+            // quorum above.
+            if let Approvers::Role { role } = &approvers
+                && holders < needed
+            {
                 // Once escalated, the target alone must be able to reach the quorum: counting it
                 // together with the approvers could count one person twice (fail closed).
                 let target = escalate_to.clone().unwrap_or_else(|| Approvers::Role { role: Role::admin() });

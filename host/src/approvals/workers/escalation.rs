@@ -68,15 +68,7 @@ mod tests {
     use crate::store::{Store, StoreOptions};
 
     fn user(name: &str, role: &str) -> NewUser {
-        NewUser {
-            name: name.into(),
-            roles: vec![role.parse().expect("role")],
-            email: None,
-            phone: None,
-            spend_limit_minor: None,
-            budget_minor: None,
-            budget_period: None,
-        }
+        NewUser::with_roles(name, vec![role.parse().expect("role")])
     }
 
     /// The shipped executive-threshold script with a 48-hour due time, on a real store: the
