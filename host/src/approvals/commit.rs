@@ -96,13 +96,12 @@ pub(super) fn persist(
     }
     let ts = timestamp(at);
     for event in &t.events {
-        let data = serde_json::to_value(event).unwrap_or_default();
-        let action = data["action"].as_str().unwrap_or_default().to_string();
-        let mut details = data.clone();
+        // The action is the entry's own column; the details are the rest of the event.
+        let mut details = serde_json::to_value(event).unwrap_or_default();
         if let Some(o) = details.as_object_mut() {
             o.remove("action");
         }
-        audit::append(conn, tenant_id, at, actor, &action, Some(&t.order.id), details)?;
+        audit::append(conn, tenant_id, at, actor, event.action(), Some(&t.order.id), details)?;
         if OutboxEvent::is_announced(event) {
             outbox::enqueue(conn, tenant_id, &OutboxEvent::new(&t.order, actor, event.clone()), &ts)?;
         }

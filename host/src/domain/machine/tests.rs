@@ -102,7 +102,7 @@ fn approve(order: &Order, by: Actor, key: &str) -> Result<Transition, Transition
 }
 
 fn actions(t: &Transition) -> Vec<String> {
-    t.events.iter().map(Event::action).collect()
+    t.events.iter().map(|e| e.action().to_string()).collect()
 }
 
 fn bob() -> Actor {
@@ -1022,7 +1022,7 @@ proptest! {
                     prop_assert_eq!(t.order.is_subscription(), t.order.input.recurrence.is_some());
                     for e in &t.events {
                         let data = serde_json::to_value(e).unwrap_or_default();
-                        let entry = independent_entry(chain.last(), &actor_name, &e.action(), &order.id, data);
+                        let entry = independent_entry(chain.last(), &actor_name, e.action(), &order.id, data);
                         chain.push(entry);
                     }
                     order = t.order;
