@@ -9,6 +9,7 @@ use crate::domain::contact;
 use crate::domain::directory::{BudgetPeriod, CostCenter, Principal, Tenant, User};
 use crate::domain::money::{MAX_AMOUNT_MINOR, Minor};
 use crate::domain::order::{check_json_depth, has_float};
+use crate::engine::Step;
 use crate::store::audit;
 use crate::store::directory;
 use crate::store::extensions::{self, ExtensionSetting};
@@ -285,7 +286,9 @@ impl Approvals {
                 "a plugin named '{name}' is installed on this host; give the script another name"
             )));
         }
-        let (hash, _) = self.runtimes.rhai.compile(source)?;
+        // Compiled into the runtime's cache, so the tenant's next evaluation does not compile it
+        // again.
+        let hash = self.runtimes.rhai.step(&p.tenant.id, name, source)?.code_hash().to_string();
         let (tenant_id, actor, name, source, h) =
             (p.tenant.id.clone(), p.user.name.clone(), name.to_string(), source.to_string(), hash.clone());
         let n2 = name.clone();

@@ -295,15 +295,16 @@ impl Runtimes {
         for e in enabled {
             let configured = match e.code {
                 Code::Script(script) => {
-                    let step: Arc<dyn Step> = match self.rhai.step(tenant_id, &script.name, &script.source) {
-                        Ok(s) => Arc::new(s),
-                        Err(err) => Arc::new(Unloadable {
-                            name: script.name,
-                            hash: script.hash,
-                            kind: StepKind::Script,
-                            why: err.to_string(),
-                        }),
-                    };
+                    let step: Arc<dyn Step> =
+                        match self.rhai.step_hashed(tenant_id, &script.name, &script.hash, &script.source) {
+                            Ok(s) => Arc::new(s),
+                            Err(err) => Arc::new(Unloadable {
+                                name: script.name,
+                                hash: script.hash,
+                                kind: StepKind::Script,
+                                why: err.to_string(),
+                            }),
+                        };
                     ConfiguredStep { step, config: e.config }
                 }
                 Code::Plugin(record) => {

@@ -259,20 +259,49 @@ impl RhaiRuntime {
     /// the same tenant and name replaces the old compilation, which is dropped once no other
     /// tenant runs the same source.
     pub fn step(&self, tenant: &str, name: &str, source: &str) -> Result<RhaiStep, ScriptError> {
-        let hash = source_hash(source);
-        let cached = self.cache.lock().ok().and_then(|mut c| c.get(&hash));
+        self.step_hashed(tenant, name, &source_hash(source), source)
+    }
+
+    /// [`RhaiRuntime::step`] for a source whose SHA-256 is known (the store keeps it with the
+    /// script), so the chain built for every evaluation does not rehash every script. A cached
+    /// compilation costs one lock.
+    pub fn step_hashed(&self, tenant: &str, name: &str, hash: &str, source: &str) -> Result<RhaiStep, ScriptError> {
+        let cached = self.cache.lock().ok().and_then(|mut c| {
+            let ast = c.get(hash)?;
+            c.assign(tenant, name, hash);
+            Some(ast)
+        });
         let ast = match cached {
             Some(ast) => ast,
-            // Compiled outside the lock, so a large script does not stall other tenants.
-            None => self.compile(source)?.1,
-        };
-        if let Ok(mut c) = self.cache.lock() {
-            if !c.compiled.contains_key(&hash) {
-                c.insert(&hash, ast.clone(), source.len(), self.limits.max_cached_source_bytes);
+            None => {
+                // Compiled outside the lock, so a large script does not stall other tenants;
+                // what is compiled must be what the hash names, or the evaluation record would
+                // name other code than what ran.
+                let (actual, ast) = self.compile(source)?;
+                if actual != hash {
+                    return Err(ScriptError {
+                        message: format!("the stored script does not match its hash {hash}: install it again"),
+                        line: 0,
+                        column: 0,
+                    });
+                }
+                if let Ok(mut c) = self.cache.lock() {
+                    if !c.compiled.contains_key(hash) {
+                        c.insert(hash, ast.clone(), source.len(), self.limits.max_cached_source_bytes);
+                    }
+                    c.assign(tenant, name, hash);
+                }
+                ast
             }
-            c.assign(tenant, name, &hash);
-        }
-        Ok(RhaiStep { name: name.to_string(), hash, ast, engine: self.engine.clone(), limits: self.limits.clone() })
+        };
+        Ok(RhaiStep {
+            name: name.to_string(),
+            hash: hash.to_string(),
+            ast,
+            engine: self.engine.clone(),
+            deadline: self.limits.deadline,
+            max_print_bytes: self.limits.max_print_bytes,
+        })
     }
 
     /// The shared engine, so benchmarks can measure a raw `call_fn` against the host's path.
@@ -287,7 +316,8 @@ pub struct RhaiStep {
     hash: String,
     ast: Arc<AST>,
     engine: Arc<Engine>,
-    limits: RhaiLimits,
+    deadline: Duration,
+    max_print_bytes: usize,
 }
 
 fn classify(e: &EvalAltResult) -> StepError {
@@ -320,11 +350,8 @@ impl Step for RhaiStep {
         let arg = rhai::serde::to_dynamic(ctx)
             .map_err(|e| StepError::Failed(format!("cannot pass the order to the script: {e}")))?;
         let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
-        let budget = CallBudget {
-            deadline: Instant::now() + self.limits.deadline,
-            print_left: self.limits.max_print_bytes,
-            dropped: 0,
-        };
+        let budget =
+            CallBudget { deadline: Instant::now() + self.deadline, print_left: self.max_print_bytes, dropped: 0 };
         CALL.with(|c| c.set(Some(budget)));
         let result = self.engine.call_fn_with_options(options, &mut Scope::new(), &self.ast, "evaluate", (arg,));
         let spent = CALL.with(|c| c.take());
@@ -334,7 +361,7 @@ impl Step for RhaiStep {
                 script = %self.name,
                 dropped,
                 "the script printed more than {} bytes in one call; the rest was dropped",
-                self.limits.max_print_bytes
+                self.max_print_bytes
             );
         }
         let result: Dynamic = result.map_err(|e| classify(&e))?;

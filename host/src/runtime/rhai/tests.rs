@@ -183,3 +183,12 @@ fn top_level_code_does_not_run_per_call() {
     let out = eval("let x = 1; while true {} fn evaluate(ctx) { #{} }").expect("top level skipped");
     assert!(out.stages.is_empty());
 }
+
+#[test]
+fn a_source_that_does_not_match_its_stored_hash_is_not_run() {
+    let rt = rt();
+    let src = "fn evaluate(ctx) { #{} }";
+    let err = rt.step_hashed("t", "s", &source_hash("fn evaluate(ctx) { 1 }"), src).err().expect("refused");
+    assert!(err.message.contains("does not match its hash"), "{err:?}");
+    assert!(rt.step_hashed("t", "s", &source_hash(src), src).is_ok());
+}
