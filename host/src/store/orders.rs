@@ -235,18 +235,20 @@ pub fn spent(
     since: &str,
     exclude: &str,
 ) -> Result<Option<Minor>, StoreError> {
-    let (column, key) = match budget {
-        Budget::Requester(name) => ("requester", name),
-        Budget::CostCenter(code) => ("cost_center", code),
-    };
-    sum_totals(
-        conn,
-        &format!(
-            "SELECT SUM(total_minor) FROM orders WHERE tenant_id = ?1 AND {column} = ?2
-             AND status IN ('approved', 'released') AND approved_at >= ?3 AND id <> ?4"
+    // One fixed statement per kind of budget, so the statement cache serves every evaluation.
+    let (sql, key) = match budget {
+        Budget::Requester(name) => (
+            "SELECT SUM(total_minor) FROM orders WHERE tenant_id = ?1 AND requester = ?2
+             AND status IN ('approved', 'released') AND approved_at >= ?3 AND id <> ?4",
+            name,
         ),
-        [tenant_id, key, since, exclude],
-    )
+        Budget::CostCenter(code) => (
+            "SELECT SUM(total_minor) FROM orders WHERE tenant_id = ?1 AND cost_center = ?2
+             AND status IN ('approved', 'released') AND approved_at >= ?3 AND id <> ?4",
+            code,
+        ),
+    };
+    sum_totals(conn, sql, [tenant_id, key, since, exclude])
 }
 
 /// Runs a `SELECT SUM(...)` of amounts. SQLite's `sum()` is exact integer arithmetic and raises
