@@ -61,7 +61,10 @@ fn main() {
     rt.install(&store, &manifest).unwrap();
     let t = tenant.clone();
     store
-        .write_blocking(move |c| extensions::update_setting(c, &t, "spend-limit", true, Some(10), None, None))
+        .write_blocking(move |c| {
+            let u = extensions::ExtensionUpdate { enabled: true, position: Some(10), ..Default::default() };
+            extensions::update_setting(c, &t, "spend-limit", &u)
+        })
         .unwrap();
     let step = rt.steps_for(&store, &tenant).unwrap().remove(0);
     let mut c = ctx();

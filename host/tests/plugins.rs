@@ -51,7 +51,16 @@ fn runtimes(f: impl FnOnce(&mut RuntimeOptions)) -> Runtimes {
 fn enable(fx: &Fixture, name: &str, config: serde_json::Value, grants: Option<Grants>) {
     let (t, n) = (fx.tenant.clone(), name.to_string());
     fx.store
-        .write_blocking(move |c| extensions::update_setting(c, &t, &n, true, Some(10), Some(&config), grants.as_ref()))
+        .write_blocking(move |c| {
+            let u = extensions::ExtensionUpdate {
+                enabled: true,
+                position: Some(10),
+                config: Some(config),
+                grants,
+                compliance: None,
+            };
+            extensions::update_setting(c, &t, &n, &u)
+        })
         .expect("enable");
 }
 

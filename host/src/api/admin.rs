@@ -78,6 +78,9 @@ pub struct ExtensionUpdateBody {
     /// Capabilities granted to a plugin (each must also be declared in its manifest).
     #[serde(default)]
     pub grants: Option<Grants>,
+    /// Whether reports count its rejections as compliance rejections; unchanged when left out.
+    #[serde(default)]
+    pub compliance: Option<bool>,
 }
 
 /// The body of `PUT /v1/admin/settings`.
@@ -142,7 +145,13 @@ pub async fn update_extension(
     Path(name): Path<String>,
     Body(b): Body<ExtensionUpdateBody>,
 ) -> Result<Json<ExtensionSetting>, AppError> {
-    let b = ExtensionUpdate { enabled: b.enabled, position: b.position, config: b.config, grants: b.grants };
+    let b = ExtensionUpdate {
+        enabled: b.enabled,
+        position: b.position,
+        config: b.config,
+        grants: b.grants,
+        compliance: b.compliance,
+    };
     Ok(Json(s.approvals.update_extension(&p, &name, b).await?))
 }
 

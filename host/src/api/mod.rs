@@ -3,7 +3,7 @@
 //!
 //! - [`error`]: the one error type, `AppError: IntoResponse`.
 //! - [`extract`]: caller from the bearer token, JSON bodies, query strings.
-//! - [`orders`], [`attachments`], [`authorizations`], [`delegations`], [`admin`], [`deliveries`], [`audit`]: the handlers.
+//! - [`orders`], [`attachments`], [`authorizations`], [`delegations`], [`admin`], [`deliveries`], [`audit`], [`reports`]: the handlers.
 //! - [`metrics`]: Prometheus text at `/metrics`.
 
 pub mod admin;
@@ -16,6 +16,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod orders;
+pub mod reports;
 
 use crate::approvals::Approvals;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -52,7 +53,7 @@ pub struct AppState {
         delegations::create, delegations::list, delegations::end, authorizations::list,
         admin::create_user, admin::create_cost_center, admin::extensions, admin::update_extension,
         admin::add_script, admin::settings, deliveries::list, deliveries::retry,
-        audit::export, audit::verify,
+        audit::export, audit::verify, reports::summary,
     ),
     modifiers(&BearerAuth),
 )]
@@ -165,6 +166,7 @@ pub fn app(approvals: Approvals) -> Router {
         .route("/v1/admin/deliveries/{id}/retry", post(deliveries::retry))
         .route("/v1/audit/export", get(audit::export))
         .route("/v1/audit/verify", get(audit::verify))
+        .route("/v1/reports/summary", get(reports::summary))
         .route("/v1/openapi.json", get(openapi_json))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))

@@ -65,18 +65,7 @@ pub struct NewCostCenter {
     pub budget_minor: Option<Minor>,
 }
 
-/// A change of a tenant's use of an extension.
-#[derive(Debug, Clone)]
-pub struct ExtensionUpdate {
-    /// Whether it runs for this tenant.
-    pub enabled: bool,
-    /// Run order (ascending); unchanged when none.
-    pub position: Option<i64>,
-    /// Configuration object, replacing the previous one; unchanged when none.
-    pub config: Option<serde_json::Value>,
-    /// Capabilities granted to a plugin (each must also be declared in its manifest).
-    pub grants: Option<extensions::Grants>,
-}
+pub use crate::store::extensions::ExtensionUpdate;
 
 /// A change of tenant settings; a setting left out stays as it is.
 #[derive(Debug, Clone, Default)]
@@ -416,15 +405,7 @@ impl Approvals {
                         "no extension '{name}' is installed; see GET /v1/admin/extensions"
                     )));
                 }
-                extensions::update_setting(
-                    c,
-                    &tenant_id,
-                    &name,
-                    body.enabled,
-                    body.position,
-                    body.config.as_ref(),
-                    body.grants.as_ref(),
-                )?;
+                extensions::update_setting(c, &tenant_id, &name, &body)?;
                 let setting = extensions::settings(c, &tenant_id)?
                     .into_iter()
                     .find(|s| s.name == name)

@@ -16,6 +16,7 @@
 //! - `audit`: authorization certificates, audit trails, export and verification.
 //! - `attachments`: documents attached to orders (R9).
 //! - `deliveries`: the admin's view of deliveries (list, re-drive).
+//! - `reports`: the summary of a period (R10, R4).
 //! - [`delegation`]: lending an approver's authority for a time window (R6).
 //! - [`operator`]: what the operator does from the command line (audit of every tenant, the
 //!   plugin catalog, a tenant's extensions without signing in as one of its users).
@@ -31,6 +32,7 @@ pub mod delegation;
 mod deliveries;
 pub mod operator;
 mod orders;
+mod reports;
 pub mod workers;
 
 pub use crate::store::attachments::BlobCheck;

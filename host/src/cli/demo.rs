@@ -109,7 +109,18 @@ pub fn setup(
                 "script"
             };
             approvals
-                .update_extension(&admin, &name, ExtensionUpdate { enabled: true, position, config, grants: None })
+                .update_extension(
+                    &admin,
+                    &name,
+                    ExtensionUpdate {
+                        enabled: true,
+                        position,
+                        config,
+                        grants: None,
+                        // Vendor eligibility is the demo's compliance rule in reports (R10).
+                        compliance: Some(name == "vendor-eligibility"),
+                    },
+                )
                 .await
                 .map_err(|e| anyhow!("{e}"))?;
             eprintln!("enabled {kind} {name}");
@@ -117,13 +128,21 @@ pub fn setup(
         if plugins.is_some() {
             // The template plugin, configured for the demo: large orders need finance's review.
             let config = serde_json::json!({"threshold_minor": 5_000_000, "level": 20, "role": "finance"});
-            let body = ExtensionUpdate { enabled: true, position: Some(90), config: Some(config), grants: None };
+            let body = ExtensionUpdate {
+                enabled: true,
+                position: Some(90),
+                config: Some(config),
+                grants: None,
+                compliance: None,
+            };
             approvals.update_extension(&admin, "large-order", body).await.map_err(|e| anyhow!("{e}"))?;
             eprintln!("enabled plugin large-order (orders from 50000.00 need finance)");
             // Subscriptions (R3) and the budget-overrun clearance of compliance (R5); vendor
             // eligibility stays with the vendor-eligibility script.
             for (name, position) in [("compliance", 5), ("subscription", 35)] {
-                let body = ExtensionUpdate { enabled: true, position: Some(position), config: None, grants: None };
+                let compliance = Some(name == "compliance");
+                let body =
+                    ExtensionUpdate { enabled: true, position: Some(position), config: None, grants: None, compliance };
                 approvals.update_extension(&admin, name, body).await.map_err(|e| anyhow!("{e}"))?;
                 eprintln!("enabled plugin {name}");
             }

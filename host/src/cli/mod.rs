@@ -238,6 +238,9 @@ enum ExtensionCommand {
         /// Grant mail.
         #[arg(long)]
         grant_mail: bool,
+        /// Count its rejections as compliance rejections in reports (true or false).
+        #[arg(long, action = clap::ArgAction::Set)]
+        compliance: Option<bool>,
     },
 }
 
@@ -394,7 +397,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Extension {
-            command: ExtensionCommand::Set { tenant, name, enabled, position, config, grant_http, grant_mail },
+            command:
+                ExtensionCommand::Set { tenant, name, enabled, position, config, grant_http, grant_mail, compliance },
         } => {
             let config = config
                 .map(|c| serde_json::from_str::<serde_json::Value>(&c))
@@ -403,7 +407,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let grants = (!grant_http.is_empty() || grant_mail)
                 .then_some(greenlight_host::approvals::Grants { http: grant_http, mail: grant_mail });
             let approvals = Approvals::new(open(&cli.db, 1)?, cli.runtime.runtimes()?);
-            let body = greenlight_host::approvals::ExtensionUpdate { enabled, position, config, grants };
+            let body = greenlight_host::approvals::ExtensionUpdate { enabled, position, config, grants, compliance };
             let setting = runtime()?
                 .block_on(approvals.configure_extension_as_operator(&tenant, &name, body))
                 .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -16,6 +16,7 @@
 //! - [`delegation`]: lending an approver's authority for a time window (R6).
 //! - [`machine`]: `apply(order, command) -> (order', events)` and its transition table.
 //! - [`audit`]: the hash chain and its verifier.
+//! - [`report`]: what the summary report counts, over which period, grouped how (R10).
 
 pub mod actor;
 pub mod adjustment;
@@ -35,4 +36,5 @@ pub mod machine;
 pub mod money;
 pub mod order;
 pub mod plan;
+pub mod report;
 pub mod step;

@@ -497,7 +497,49 @@ impl Order {
     pub fn is_subscription(&self) -> bool {
         self.subscription.is_some()
     }
+
+    /// When the order reached its outcome: approval (kept once released), rejection or
+    /// withdrawal. `None` while it is still undecided (draft, pending, on hold).
+    pub fn decided_at(&self) -> Option<DateTime<Utc>> {
+        match self.status {
+            OrderStatus::Approved | OrderStatus::Released => self.approved_at,
+            OrderStatus::Rejected | OrderStatus::Withdrawn => Some(self.updated_at),
+            OrderStatus::Draft | OrderStatus::PendingApproval | OrderStatus::OnHold => None,
+        }
+    }
+
+    /// Whole seconds from the last submission to the approval; `None` unless approved.
+    pub fn approval_seconds(&self) -> Option<i64> {
+        let approved = self.approved_at?;
+        if !matches!(self.status, OrderStatus::Approved | OrderStatus::Released) {
+            return None;
+        }
+        Some((approved - self.submitted_at?).num_seconds().max(0))
+    }
+
+    /// The step behind a rejection: the step that rejected the order itself, or the step that
+    /// added the stage an approver rejected. `None` when not rejected.
+    pub fn rejecting_rule(&self) -> Option<&str> {
+        let rejection = self.rejection.as_ref().filter(|_| self.status == OrderStatus::Rejected)?;
+        if let Some(step) = rejection.by.strip_prefix(STEP_ACTOR_PREFIX) {
+            return Some(step);
+        }
+        let stage = rejection.stage.as_deref()?;
+        self.plan.stages.iter().find(|s| s.key == stage).map(|s| s.source.as_str())
+    }
+
+    /// The earliest due time among the stages still waiting for a decision: an order whose
+    /// time has passed is overdue. `None` unless pending.
+    pub fn next_due_at(&self) -> Option<DateTime<Utc>> {
+        if self.status != OrderStatus::PendingApproval {
+            return None;
+        }
+        self.plan.stages.iter().filter(|s| s.state.is_decidable()).filter_map(|s| s.due_at).min()
+    }
 }
+
+/// How a rejection by a step names its rejecter: `step:<name>`.
+pub const STEP_ACTOR_PREFIX: &str = "step:";
 
 #[cfg(test)]
 mod tests {

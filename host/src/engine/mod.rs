@@ -8,6 +8,7 @@
 use crate::domain::actor::Role;
 use crate::domain::machine::{Assessment, Outcome};
 use crate::domain::money::{MAX_AMOUNT_MINOR, Minor, checked_sum, within_bounds};
+use crate::domain::order::STEP_ACTOR_PREFIX;
 use crate::domain::plan::{Approvers, MAX_DUE_IN_HOURS, Quorum, Stage, StageState};
 use crate::domain::step::{ApproverSpec, OrderContext, PriceKind, StepOutput, StepVerdict};
 use serde::{Deserialize, Serialize};
@@ -443,7 +444,7 @@ impl Merge {
             StepVerdict::Proceed => {}
             StepVerdict::Reject => {
                 if self.reject.is_none() {
-                    self.reject = Some((format!("step:{step}"), reason));
+                    self.reject = Some((format!("{STEP_ACTOR_PREFIX}{step}"), reason));
                 }
             }
             StepVerdict::Hold => self.holds.push(format!("step '{step}' asked for a hold: {reason}")),

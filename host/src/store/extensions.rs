@@ -52,6 +52,8 @@ pub struct ExtensionSetting {
     pub config: serde_json::Value,
     /// Capabilities granted.
     pub grants: Grants,
+    /// Whether the tenant counts it as a compliance rule in reports (R10).
+    pub compliance: bool,
 }
 
 /// The code behind an enabled extension.
@@ -102,10 +104,21 @@ pub fn upsert_script(
     Ok(existed)
 }
 
-type Row = (String, String, Option<String>, String, Option<bool>, Option<i64>, Option<String>, Option<String>, String);
+type Row = (
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<bool>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<bool>,
+);
 
 fn decode(r: Row) -> Result<ExtensionSetting, StoreError> {
-    let (name, kind, version, code_hash, enabled, position, config, grants, world) = r;
+    let (name, kind, version, code_hash, enabled, position, config, grants, world, compliance) = r;
     let kind = ExtensionKind::parse(&kind).ok_or_else(|| {
         StoreError::Corrupt(format!("plugin_versions.kind: '{kind}' of '{name}' is no extension kind"))
     })?;
@@ -121,22 +134,34 @@ fn decode(r: Row) -> Result<ExtensionSetting, StoreError> {
         position: position.unwrap_or(100),
         config: from_json("tenant_extensions.config", config.as_deref().unwrap_or("{}"))?,
         grants: from_json("tenant_extensions.grants", grants.as_deref().unwrap_or("{}"))?,
+        compliance: compliance.unwrap_or(false),
     })
 }
 
 /// Every extension this tenant can use (its scripts and every installed plugin), in run order.
 pub fn settings(conn: &Connection, tenant_id: &str) -> Result<Vec<ExtensionSetting>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT s.name, 'script', NULL, s.hash, e.enabled, e.position, e.config, e.grants, 'approval-step' FROM scripts s
+        "SELECT s.name, 'script', NULL, s.hash, e.enabled, e.position, e.config, e.grants, 'approval-step', e.compliance FROM scripts s
            LEFT JOIN tenant_extensions e ON e.tenant_id = s.tenant_id AND e.name = s.name
            WHERE s.tenant_id = ?1
          UNION ALL
-         SELECT p.name, v.kind, v.version, p.code_hash, e.enabled, e.position, e.config, e.grants, v.world FROM plugins p
+         SELECT p.name, v.kind, v.version, p.code_hash, e.enabled, e.position, e.config, e.grants, v.world, e.compliance FROM plugins p
            JOIN plugin_versions v ON v.name = p.name AND v.code_hash = p.code_hash
            LEFT JOIN tenant_extensions e ON e.tenant_id = ?1 AND e.name = p.name",
     )?;
     let rows = stmt.query_map([tenant_id], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+            r.get(7)?,
+            r.get(8)?,
+            r.get(9)?,
+        ))
     })?;
     let mut out: Vec<ExtensionSetting> = rows.map(|r| decode(r?)).collect::<Result<_, _>>()?;
     out.sort_by(|a, b| (a.position, &a.name).cmp(&(b.position, &b.name)));
@@ -226,30 +251,38 @@ pub fn script_exists(conn: &Connection, tenant_id: &str, name: &str) -> Result<b
         .unwrap_or(false))
 }
 
+/// A change of a tenant's use of an extension; a field left `None` stays as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ExtensionUpdate {
+    /// Whether it runs for this tenant.
+    pub enabled: bool,
+    /// Run order (ascending).
+    pub position: Option<i64>,
+    /// Configuration object, replacing the previous one.
+    pub config: Option<serde_json::Value>,
+    /// Capabilities granted to a plugin (each must also be declared in its manifest).
+    pub grants: Option<Grants>,
+    /// Whether the tenant counts it as a compliance rule in reports (R10).
+    pub compliance: Option<bool>,
+}
+
 /// Updates (or creates) a tenant's settings for an extension known to exist.
-pub fn update_setting(
-    conn: &Connection,
-    tenant_id: &str,
-    name: &str,
-    enabled: bool,
-    position: Option<i64>,
-    config: Option<&serde_json::Value>,
-    grants: Option<&Grants>,
-) -> Result<(), StoreError> {
+pub fn update_setting(conn: &Connection, tenant_id: &str, name: &str, u: &ExtensionUpdate) -> Result<(), StoreError> {
     conn.prepare_cached("INSERT INTO tenant_extensions (tenant_id, name) VALUES (?1, ?2) ON CONFLICT DO NOTHING")?
         .execute(params![tenant_id, name])?;
     conn.prepare_cached(
         "UPDATE tenant_extensions SET enabled = ?3, position = COALESCE(?4, position), config = COALESCE(?5, config),
-                grants = COALESCE(?6, grants)
+                grants = COALESCE(?6, grants), compliance = COALESCE(?7, compliance)
          WHERE tenant_id = ?1 AND name = ?2",
     )?
     .execute(params![
         tenant_id,
         name,
-        enabled,
-        position,
-        config.map(to_json).transpose()?,
-        grants.map(to_json).transpose()?
+        u.enabled,
+        u.position,
+        u.config.as_ref().map(to_json).transpose()?,
+        u.grants.as_ref().map(to_json).transpose()?,
+        u.compliance,
     ])?;
     Ok(())
 }

@@ -21,6 +21,7 @@
 //! - [`authorizations`]: customer authorization certificates (R4).
 //! - [`delegations`]: who lends their authority to whom, when (R6).
 //! - [`plugins`]: the plugin catalog, installed versions and precompiled artifacts.
+//! - [`reports`]: the summary report, computed in SQL over indexed columns (R10).
 
 pub mod attachments;
 pub mod audit;
@@ -32,6 +33,7 @@ pub mod extensions;
 pub mod orders;
 pub mod outbox;
 pub mod plugins;
+pub mod reports;
 pub mod schema;
 
 use rusqlite::{Connection, OpenFlags};

@@ -75,8 +75,9 @@ fn index_rows(conn: &Connection, tenant_id: &str, order: &Order) -> Result<(), S
 
 /// Inserts a new order.
 pub fn insert(conn: &Connection, tenant_id: &str, order: &Order) -> Result<(), StoreError> {
-    conn.prepare_cached("INSERT INTO orders (id, tenant_id, requester, status, cost_center, department, currency, total_minor, approved_at, version, doc)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")?.execute(params![
+    conn.prepare_cached("INSERT INTO orders (id, tenant_id, requester, status, cost_center, department, currency, total_minor, approved_at, version, doc,
+            submitted_at, decided_at, approval_seconds, rejected_by, due_at, customer_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)")?.execute(params![
             order.id,
             tenant_id,
             order.requester,
@@ -87,7 +88,13 @@ pub fn insert(conn: &Connection, tenant_id: &str, order: &Order) -> Result<(), S
             order.total_minor(),
             order.approved_at.map(timestamp),
             order.version as i64,
-            to_json(order)?
+            to_json(order)?,
+            order.submitted_at.map(timestamp),
+            order.decided_at().map(timestamp),
+            order.approval_seconds(),
+            order.rejecting_rule(),
+            order.next_due_at().map(timestamp),
+            order.input.customer_id,
         ],
     )?;
     index_rows(conn, tenant_id, order)
@@ -99,7 +106,8 @@ pub fn update(conn: &Connection, tenant_id: &str, order: &Order, expected_versio
     let n = conn
         .prepare_cached(
             "UPDATE orders SET status = ?3, cost_center = ?4, department = ?5, currency = ?6, total_minor = ?7,
-                approved_at = ?8, version = ?9, doc = ?10
+                approved_at = ?8, version = ?9, doc = ?10, submitted_at = ?12, decided_at = ?13, approval_seconds = ?14,
+                rejected_by = ?15, due_at = ?16, customer_id = ?17
          WHERE id = ?1 AND tenant_id = ?2 AND version = ?11",
         )?
         .execute(params![
@@ -113,7 +121,13 @@ pub fn update(conn: &Connection, tenant_id: &str, order: &Order, expected_versio
             order.approved_at.map(timestamp),
             order.version as i64,
             to_json(order)?,
-            expected_version as i64
+            expected_version as i64,
+            order.submitted_at.map(timestamp),
+            order.decided_at().map(timestamp),
+            order.approval_seconds(),
+            order.rejecting_rule(),
+            order.next_due_at().map(timestamp),
+            order.input.customer_id,
         ])?;
     if n == 1 {
         index_rows(conn, tenant_id, order)?;

@@ -284,6 +284,43 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO user_roles (tenant_id, role, name)
         SELECT u.tenant_id, j.value, u.name FROM users u, json_each(u.roles) j;
     "#,
+    // 11: reports (R10, R4). The moments and facts a summary counts by, kept in columns at
+    // every write so a report over a million orders reads only indexes: when the order was last
+    // submitted, when it reached its outcome, seconds from submission to approval, the step behind
+    // a rejection, the earliest due time of its undecided stages, and its customer. Rows written
+    // before are filled from their documents (times normalized to the writer's format). Which
+    // steps are compliance rules is the tenant's word, on its extension settings. Escalations are
+    // counted from the audit log by a partial index.
+    r#"
+    ALTER TABLE orders ADD COLUMN submitted_at TEXT;
+    ALTER TABLE orders ADD COLUMN decided_at TEXT;
+    ALTER TABLE orders ADD COLUMN approval_seconds INTEGER;
+    ALTER TABLE orders ADD COLUMN rejected_by TEXT;
+    ALTER TABLE orders ADD COLUMN due_at TEXT;
+    ALTER TABLE orders ADD COLUMN customer_id TEXT;
+    UPDATE orders SET
+        submitted_at = strftime('%Y-%m-%dT%H:%M:%f000Z', json_extract(doc, '$.submitted_at')),
+        customer_id = json_extract(doc, '$.input.customer_id'),
+        decided_at = CASE
+            WHEN status IN ('approved', 'released') THEN strftime('%Y-%m-%dT%H:%M:%f000Z', json_extract(doc, '$.approved_at'))
+            WHEN status IN ('rejected', 'withdrawn') THEN strftime('%Y-%m-%dT%H:%M:%f000Z', json_extract(doc, '$.updated_at'))
+        END,
+        approval_seconds = CASE WHEN status IN ('approved', 'released') THEN
+            max(0, CAST(unixepoch(json_extract(doc, '$.approved_at'), 'subsec') - unixepoch(json_extract(doc, '$.submitted_at'), 'subsec') AS INTEGER)) END,
+        rejected_by = CASE WHEN status = 'rejected' THEN
+            CASE WHEN json_extract(doc, '$.rejection.by') LIKE 'step:%' THEN substr(json_extract(doc, '$.rejection.by'), 6)
+            ELSE (SELECT json_extract(s.value, '$.source') FROM json_each(doc, '$.plan.stages') s
+                  WHERE json_extract(s.value, '$.key') = json_extract(doc, '$.rejection.stage')) END END,
+        due_at = CASE WHEN status = 'pending_approval' THEN
+            (SELECT min(strftime('%Y-%m-%dT%H:%M:%f000Z', json_extract(s.value, '$.due_at'))) FROM json_each(doc, '$.plan.stages') s
+             WHERE json_extract(s.value, '$.state') IN ('open', 'escalated')) END;
+    CREATE INDEX orders_decided ON orders (tenant_id, decided_at, status, approval_seconds, rejected_by, cost_center, department, customer_id)
+        WHERE decided_at IS NOT NULL;
+    CREATE INDEX orders_submitted ON orders (tenant_id, submitted_at, status, due_at, cost_center, department, customer_id)
+        WHERE submitted_at IS NOT NULL;
+    CREATE INDEX audit_escalations ON audit_log (tenant_id, at, order_id) WHERE action = 'stage_escalated';
+    ALTER TABLE tenant_extensions ADD COLUMN compliance INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this host writes.
@@ -302,4 +339,103 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::fixtures;
+    use crate::domain::order::{Order, OrderStatus, Rejection};
+    use crate::domain::plan::{Approvers, Quorum, Stage, StageState};
+    use chrono::{DateTime, TimeZone, Utc};
+
+    type Columns = (Option<String>, Option<String>, Option<i64>, Option<String>, Option<String>, Option<String>);
+
+    /// Orders stored before migration 11 get the same report columns the writer gives them.
+    #[test]
+    fn the_report_columns_of_old_rows_are_what_the_writer_writes() {
+        let mut old = Connection::open_in_memory().expect("db");
+        for sql in &MIGRATIONS[..10] {
+            old.execute_batch(sql).expect("migration");
+        }
+        old.pragma_update(None, "user_version", 10).expect("version");
+        old.execute("INSERT INTO tenants (id, name, created_at) VALUES ('t', 't', 'now')", []).expect("tenant");
+        let at = |s: i64, micros: u32| Utc.timestamp_opt(1_780_000_000 + s, micros * 1000).unwrap();
+        let mut orders = Vec::new();
+        let mut base =
+            Order::new_draft("a".into(), "alice".into(), fixtures::input(vec![fixtures::line(1, 5)]), 5, at(0, 0));
+        base.submitted_at = Some(at(10, 900_000));
+        base.updated_at = at(40, 0);
+        let mut approved = base.clone();
+        (approved.status, approved.approved_at) = (OrderStatus::Approved, Some(at(21, 100_000)));
+        approved.input.customer_id = Some("C-1".into());
+        orders.push(approved);
+        let stage = |key: &str, state, due: Option<DateTime<Utc>>| Stage {
+            key: key.into(),
+            title: key.into(),
+            level: 1,
+            approvers: Approvers::Users { users: vec!["bob".into()] },
+            quorum: Quorum::Any,
+            due_in_hours: None,
+            escalate_to: None,
+            due_at: due,
+            reason: "r".into(),
+            source: format!("rule-{key}"),
+            state,
+            decisions: Vec::new(),
+        };
+        let mut rejected = base.clone();
+        rejected.id = "r".into();
+        rejected.status = OrderStatus::Rejected;
+        rejected.plan.stages = vec![stage("x", StageState::Approved, None), stage("y", StageState::Rejected, None)];
+        rejected.rejection = Some(Rejection { by: "bob".into(), reason: "no".into(), stage: Some("y".into()) });
+        orders.push(rejected);
+        let mut by_step = base.clone();
+        by_step.id = "s".into();
+        by_step.status = OrderStatus::Rejected;
+        by_step.rejection = Some(Rejection { by: "step:vendor".into(), reason: "no".into(), stage: None });
+        orders.push(by_step);
+        let mut pending = base.clone();
+        pending.id = "p".into();
+        pending.status = OrderStatus::PendingApproval;
+        pending.plan.stages = vec![
+            stage("x", StageState::Open, Some(at(3600, 250_000))),
+            stage("y", StageState::Escalated, Some(at(1800, 0))),
+            stage("z", StageState::Waiting, Some(at(60, 0))),
+        ];
+        orders.push(pending);
+        let mut draft = base.clone();
+        (draft.id, draft.submitted_at) = ("d".into(), None);
+        orders.push(draft);
+        for o in &orders {
+            old.execute(
+                "INSERT INTO orders (id, tenant_id, requester, status, currency, total_minor, version, doc)
+                 VALUES (?1, 't', 'alice', ?2, 'EUR', 5, 1, ?3)",
+                rusqlite::params![o.id, o.status.as_str(), serde_json::to_string(o).expect("serializes")],
+            )
+            .expect("old row");
+        }
+        migrate(&mut old).expect("migrates");
+        let ts = |t: Option<DateTime<Utc>>| t.map(crate::domain::audit::timestamp);
+        for o in &orders {
+            let row: Columns = old
+                .query_row(
+                    "SELECT submitted_at, decided_at, approval_seconds, rejected_by, due_at, customer_id FROM orders WHERE id = ?1",
+                    [&o.id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+                )
+                .expect("row");
+            let want = (
+                ts(o.submitted_at),
+                ts(o.decided_at()),
+                o.approval_seconds(),
+                o.rejecting_rule().map(String::from),
+                ts(o.next_due_at()),
+                o.input.customer_id.clone(),
+            );
+            assert_eq!(row, want, "order {}", o.id);
+        }
+        assert_eq!(orders[0].approval_seconds(), Some(10), "10.2 s count as 10");
+        assert_eq!(orders[3].next_due_at(), Some(at(1800, 0)), "the waiting stage is not due yet");
+    }
 }
