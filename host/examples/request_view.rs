@@ -14,6 +14,10 @@
 //!   no HTTP), and SQLite's plan for the query, which says whether one index serves both filters
 //!   and the order.
 //!
+//! The same orders carry the report columns (submitted over the last three years, decided a
+//! minute to three days later), so the second row is the summary report by month over the last
+//! year of them (its default period): a third of the orders, every one read.
+//!
 //! `cargo xtask bench` runs it.
 
 #![allow(clippy::float_arithmetic, missing_docs, clippy::unwrap_used)]
@@ -21,6 +25,7 @@
 mod common;
 
 use common::{Http, Process, Samples};
+use greenlight_host::domain::audit::timestamp;
 use greenlight_host::domain::order::OrderStatus;
 use greenlight_host::store::orders::OrderFilter;
 use greenlight_host::store::{Store, StoreOptions};
@@ -28,6 +33,12 @@ use serde_json::json;
 use std::time::Instant;
 
 const COST_CENTERS: usize = 50;
+
+/// The years the orders span; the summary report covers the last one (its default period).
+const YEARS: i64 = 3;
+
+/// The steps a rejection comes from; the first is marked a compliance rule.
+const RULES: [&str; 3] = ["vendor-eligibility", "spend-limit", "executive-threshold"];
 const REQUESTERS: usize = 200;
 
 /// Statuses of the copies, per cent: most orders are long decided.
@@ -59,7 +70,6 @@ const LIST_SQL: &str = "SELECT o.doc FROM orders o WHERE o.tenant_id = ? AND o.s
 struct Template {
     department: Option<String>,
     total_minor: i64,
-    approved_at: Option<String>,
     version: i64,
     doc: serde_json::Value,
 }
@@ -117,19 +127,14 @@ fn main() {
     conn.pragma_update(None, "synchronous", "OFF").unwrap();
     let tenant: String = conn.query_row("SELECT id FROM tenants WHERE name = 'bench'", [], |r| r.get(0)).unwrap();
     let template = |id: &str| -> Template {
-        conn.query_row(
-            "SELECT department, total_minor, approved_at, version, doc FROM orders WHERE id = ?1",
-            [id],
-            |r| {
-                Ok(Template {
-                    department: r.get(0)?,
-                    total_minor: r.get(1)?,
-                    approved_at: r.get(2)?,
-                    version: r.get(3)?,
-                    doc: serde_json::from_str(&r.get::<_, String>(4)?).unwrap(),
-                })
-            },
-        )
+        conn.query_row("SELECT department, total_minor, version, doc FROM orders WHERE id = ?1", [id], |r| {
+            Ok(Template {
+                department: r.get(0)?,
+                total_minor: r.get(1)?,
+                version: r.get(2)?,
+                doc: serde_json::from_str(&r.get::<_, String>(3)?).unwrap(),
+            })
+        })
         .unwrap()
     };
     let (draft, pending, approved) = (template(&draft), template(&pending), template(&approved));
@@ -139,8 +144,9 @@ fn main() {
     {
         let mut ins = conn
             .prepare(
-                "INSERT INTO orders (id, tenant_id, requester, status, cost_center, department, currency, total_minor, approved_at, version, doc)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'EUR', ?7, ?8, ?9, ?10)",
+                "INSERT INTO orders (id, tenant_id, requester, status, cost_center, department, currency, total_minor, approved_at, version, doc,
+                    submitted_at, decided_at, approval_seconds, rejected_by, due_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'EUR', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             )
             .unwrap();
         let mut cat = conn
@@ -153,6 +159,7 @@ fn main() {
             )
             .unwrap();
         let mut rng = fastrand::Rng::with_seed(6);
+        let first_day = chrono::Utc::now() - chrono::TimeDelta::days(YEARS * 365);
         for i in 0..n {
             if i % 20_000 == 0 {
                 conn.execute_batch(if i == 0 { "BEGIN" } else { "COMMIT; BEGIN" }).unwrap();
@@ -171,7 +178,17 @@ fn main() {
             doc["status"] = json!(status);
             doc["requester"] = json!(requester);
             doc["input"]["cost_center"] = json!(cc);
-            let approved_at = if status == "approved" || status == "released" { t.approved_at.clone() } else { None };
+            // The report columns: submitted within the last three years, decided 1 minute to 3
+            // days later.
+            let submitted = first_day + chrono::TimeDelta::seconds(rng.i64(0..YEARS * 365 * 86_400));
+            let took = rng.i64(60..3 * 86_400);
+            let decided = submitted + chrono::TimeDelta::seconds(took);
+            let approved = status == "approved" || status == "released";
+            let approved_at = approved.then(|| timestamp(decided));
+            let decided_at =
+                matches!(status, "approved" | "released" | "rejected" | "withdrawn").then(|| timestamp(decided));
+            let rejected_by = (status == "rejected").then(|| RULES[rng.usize(0..RULES.len())]);
+            let due_at = (status == "pending_approval").then(|| timestamp(submitted + chrono::TimeDelta::hours(48)));
             ins.execute(rusqlite::params![
                 id,
                 tenant,
@@ -182,7 +199,12 @@ fn main() {
                 t.total_minor,
                 approved_at,
                 t.version,
-                doc.to_string()
+                doc.to_string(),
+                (status != "draft").then(|| timestamp(submitted)),
+                decided_at,
+                approved.then_some(took),
+                rejected_by,
+                due_at,
             ])
             .unwrap();
             cat.execute(rusqlite::params![tenant, id]).unwrap();
@@ -192,6 +214,11 @@ fn main() {
         }
         conn.execute_batch("COMMIT").unwrap();
     }
+    conn.execute(
+        "INSERT INTO tenant_extensions (tenant_id, name, compliance) VALUES (?1, ?2, 1)",
+        rusqlite::params![tenant, RULES[0]],
+    )
+    .unwrap();
     eprintln!("{n} orders written in {:.1} s", started.elapsed().as_secs_f64());
 
     // Does one index serve both filters and the order?
@@ -247,8 +274,41 @@ fn main() {
         let page = reply.expect(200, "list").json();
         assert_eq!(page["orders"].as_array().map(Vec::len), Some(50), "a full first page");
     }
+    // The summary report over the whole year, by month, through the API; its baseline is the
+    // least any summary reads: one count of the same rows over the same index, in-process.
+    let reports = if quick { 40 } else { 60 };
+    let mut report_samples = Vec::with_capacity(reports);
+    for i in 0..reports + 3 {
+        let t = Instant::now();
+        let reply = h.get("/v1/reports/summary?group_by=month", Some(&admin));
+        if i >= 3 {
+            report_samples.push(t.elapsed());
+        }
+        let summary = reply.expect(200, "summary").json();
+        assert!(summary["approved"].as_u64().unwrap() > n as u64 / 10, "{summary}");
+        assert!(summary["rejected_compliance"].as_u64().unwrap() > 0, "{summary}");
+    }
     drop(host);
     let api = Samples::new(samples);
+    let report = Samples::new(report_samples);
+    let store = Store::open(&db, StoreOptions::default()).unwrap();
+    let year_ago = timestamp(chrono::Utc::now() - chrono::TimeDelta::days(365));
+    let scan = common::measure(reports, || {
+        let (t, since) = (tenant.clone(), year_ago.clone());
+        let counted: i64 = store
+            .read_blocking(move |c| {
+                c.query_row(
+                    "SELECT count(*) FROM orders INDEXED BY orders_decided
+                      WHERE tenant_id = ?1 AND decided_at IS NOT NULL AND decided_at >= ?2",
+                    [&t, &since],
+                    |r| r.get(0),
+                )
+                .map_err(greenlight_host::store::StoreError::from)
+            })
+            .unwrap();
+        assert!(counted > 0);
+    });
+    store.close();
 
     println!(
         "request view over {n} orders: median {:.2} ms, p99 {:.2} ms over HTTP ({requests} sequential requests); in-process store::orders::list: median {:.2} ms, p99 {:.2} ms; plan: {}",
@@ -269,6 +329,21 @@ fn main() {
         "plan": plan, "index_serves_both_filters": served, "orders": n,
         "baseline": "-", "baseline_value": null, "ratio": null,
         "goal": "p99 < 10 ms", "met": api.p99_ms() < 10.0,
+    });
+    println!("BENCH {row}");
+    println!(
+        "reports summary over {n} orders: median {:.1} ms, p99 {:.1} ms over HTTP; one index count: median {:.1} ms",
+        report.median_ms(),
+        report.p99_ms(),
+        scan.median_ms()
+    );
+    let row = json!({
+        "row": "Reports summary",
+        "what": format!("GET /v1/reports/summary?group_by=month (the last year: a third of {n} orders spread over 3 years), {reports} sequential requests"),
+        "figure": common::round(report.median_ms(), 1), "p99": common::round(report.p99_ms(), 1), "unit": "ms",
+        "baseline": "count(*) of the same year over the same index, in-process", "baseline_value": common::round(scan.median_ms(), 1),
+        "ratio": common::round(report.median_ms() / scan.median_ms().max(0.001), 1),
+        "goal": "p99 < 200 ms", "met": report.p99_ms() < 200.0,
     });
     println!("BENCH {row}");
 }

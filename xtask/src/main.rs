@@ -258,7 +258,7 @@ const BENCHES: [(&str, &str); 7] = [
     ("durable_submits", "durable submits: group commit vs one fsync per change vs raw inserts"),
     ("audit_verify", "audit verify: the stored chain vs sha256 over the same bytes"),
     ("http_end_to_end", "HTTP end to end and memory: the release binary under load vs axum hello-world"),
-    ("request_view", "request view: the first filtered page over 1,000,000 orders"),
+    ("request_view", "request view and reports: the first filtered page and the summary over 1,000,000 orders"),
     ("startup", "start-up: serve to the first answer with 10 plugins, artifact cache warm and cold"),
 ];
 

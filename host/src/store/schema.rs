@@ -316,8 +316,8 @@ const MIGRATIONS: &[&str] = &[
              WHERE json_extract(s.value, '$.state') IN ('open', 'escalated')) END;
     CREATE INDEX orders_decided ON orders (tenant_id, decided_at, status, approval_seconds, rejected_by, cost_center, department, customer_id)
         WHERE decided_at IS NOT NULL;
-    CREATE INDEX orders_submitted ON orders (tenant_id, submitted_at, status, due_at, cost_center, department, customer_id)
-        WHERE submitted_at IS NOT NULL;
+    CREATE INDEX orders_open ON orders (tenant_id, status, submitted_at, due_at, cost_center, department, customer_id)
+        WHERE status IN ('on_hold', 'pending_approval');
     CREATE INDEX audit_escalations ON audit_log (tenant_id, at, order_id) WHERE action = 'stage_escalated';
     ALTER TABLE tenant_extensions ADD COLUMN compliance INTEGER NOT NULL DEFAULT 0;
     "#,
