@@ -100,6 +100,10 @@ impl From<ApprovalError> for AppError {
             ApprovalError::Conflict(m) => AppError::new(StatusCode::CONFLICT, "conflict", m),
             ApprovalError::Extension(m) => AppError::new(StatusCode::BAD_GATEWAY, "extension_failed", m),
             ApprovalError::Internal(id) => AppError::internal(&id),
+            e @ ApprovalError::SignInFailed => AppError::unauthorized(e.to_string()),
+            e @ ApprovalError::TooManyAttempts(_) => {
+                AppError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", e.to_string())
+            }
             ApprovalError::Store(err) => {
                 let mut e = AppError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

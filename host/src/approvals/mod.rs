@@ -17,6 +17,7 @@
 //! - `attachments`: documents attached to orders (R9).
 //! - `deliveries`: the admin's view of deliveries (list, re-drive).
 //! - `reports`: the summary of a period (R10, R4).
+//! - [`session`]: signing in to the dashboard: passwords, sessions, slowed-down failures.
 //! - [`delegation`]: lending an approver's authority for a time window (R6).
 //! - [`operator`]: what the operator does from the command line (audit of every tenant, the
 //!   plugin catalog, a tenant's extensions without signing in as one of its users).
@@ -33,6 +34,7 @@ mod deliveries;
 pub mod operator;
 mod orders;
 mod reports;
+pub mod session;
 pub mod workers;
 
 pub use crate::store::attachments::BlobCheck;
@@ -93,6 +95,13 @@ pub enum ApprovalError {
     /// A bug was caught (500): the change was rolled back; the id is in the log beside it.
     #[error("an internal error happened (error id {0}); nothing was changed: report the id to the operator")]
     Internal(String),
+    /// The tenant, the user name or the password is wrong (401); which one is not said.
+    #[error("the tenant, name or password is wrong")]
+    SignInFailed,
+    /// Too many failed sign-ins in a row for this user or from this address (429); the number
+    /// is the seconds to wait.
+    #[error("too many failed sign-ins: wait {0} seconds and try again")]
+    TooManyAttempts(i64),
     /// Storage failed (503).
     #[error(transparent)]
     Store(StoreError),
@@ -155,6 +164,7 @@ pub struct Approvals {
     runtimes: Runtimes,
     counters: Arc<Counters>,
     attachment_limit: usize,
+    sign_ins: Arc<session::Throttle>,
 }
 
 impl Approvals {
@@ -165,6 +175,7 @@ impl Approvals {
             runtimes,
             counters: Arc::new(Counters::default()),
             attachment_limit: DEFAULT_ATTACHMENT_LIMIT,
+            sign_ins: Arc::default(),
         }
     }
 

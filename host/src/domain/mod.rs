@@ -17,6 +17,7 @@
 //! - [`machine`]: `apply(order, command) -> (order', events)` and its transition table.
 //! - [`audit`]: the hash chain and its verifier.
 //! - [`report`]: what the summary report counts, over which period, grouped how (R10).
+//! - [`session`]: browser sessions' lifetimes, password rules, sign-in backoff.
 
 pub mod actor;
 pub mod adjustment;
@@ -37,4 +38,5 @@ pub mod money;
 pub mod order;
 pub mod plan;
 pub mod report;
+pub mod session;
 pub mod step;

@@ -22,6 +22,7 @@
 //! - [`delegations`]: who lends their authority to whom, when (R6).
 //! - [`plugins`]: the plugin catalog, installed versions and precompiled artifacts.
 //! - [`reports`]: the summary report, computed in SQL over indexed columns (R10).
+//! - [`sessions`]: passwords (argon2id hashes) and browser sessions (stored hashed).
 
 pub mod attachments;
 pub mod audit;
@@ -35,6 +36,7 @@ pub mod outbox;
 pub mod plugins;
 pub mod reports;
 pub mod schema;
+pub mod sessions;
 
 use rusqlite::{Connection, OpenFlags};
 use std::panic::{AssertUnwindSafe, catch_unwind};

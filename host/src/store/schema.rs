@@ -321,6 +321,22 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_escalations ON audit_log (tenant_id, at, order_id) WHERE action = 'stage_escalated';
     ALTER TABLE tenant_extensions ADD COLUMN compliance INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 12: the dashboard's sign-in. A user's password, as an argon2id hash (PHC string); browser
+    // sessions, known by the SHA-256 of their cookie, with the form token that must come back
+    // with every change (CSRF) and the times that end them.
+    r#"
+    ALTER TABLE users ADD COLUMN password_hash TEXT;
+    CREATE TABLE sessions (
+        hash TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        user_name TEXT NOT NULL,
+        csrf TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        seen_at TEXT NOT NULL,
+        FOREIGN KEY (tenant_id, user_name) REFERENCES users(tenant_id, name)
+    ) WITHOUT ROWID;
+    CREATE INDEX sessions_by_user ON sessions (tenant_id, user_name);
+    "#,
 ];
 
 /// The schema version this host writes.

@@ -1,0 +1,75 @@
+//! Browser sessions and passwords: the rules, without the hashing or the storage. A session
+//! ends after [`IDLE`] without use or [`ABSOLUTE`] after sign-in, whichever comes first; a
+//! password must be long enough to resist guessing and short enough to hash cheaply.
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+/// A session unused this long is over.
+pub const IDLE: TimeDelta = TimeDelta::hours(2);
+
+/// A session is over this long after sign-in, however busy.
+pub const ABSOLUTE: TimeDelta = TimeDelta::hours(12);
+
+/// The fewest characters a password may have.
+pub const MIN_PASSWORD_CHARS: usize = 10;
+
+/// The most bytes a password may have (argon2 hashes any length; the bound keeps a sign-in
+/// request cheap to refuse).
+pub const MAX_PASSWORD_BYTES: usize = 256;
+
+/// Whether a session signed in at `created` and last used at `seen` still holds at `now`.
+pub fn is_live(created: DateTime<Utc>, seen: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    now < seen + IDLE && now < created + ABSOLUTE
+}
+
+/// Checks a new password; the message says what to change.
+pub fn check_password(password: &str) -> Result<(), String> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(format!("a password needs at least {MIN_PASSWORD_CHARS} characters"));
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(format!("a password may have at most {MAX_PASSWORD_BYTES} bytes"));
+    }
+    if password.trim() != password {
+        return Err("a password may not start or end with spaces".into());
+    }
+    Ok(())
+}
+
+/// How long someone must wait before the next sign-in attempt after `failures` failed ones in
+/// a row: none for the first three, then doubling from one second, at most fifteen minutes.
+pub fn backoff(failures: u32) -> TimeDelta {
+    if failures < 3 {
+        return TimeDelta::zero();
+    }
+    let secs = 1i64.checked_shl(failures - 3).unwrap_or(i64::MAX).min(900);
+    TimeDelta::seconds(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_end_when_idle_or_old() {
+        let t0 = DateTime::<Utc>::UNIX_EPOCH;
+        assert!(is_live(t0, t0, t0 + TimeDelta::minutes(119)));
+        assert!(!is_live(t0, t0, t0 + IDLE));
+        let busy = t0 + ABSOLUTE - TimeDelta::minutes(1);
+        assert!(is_live(t0, busy, busy));
+        assert!(!is_live(t0, busy, t0 + ABSOLUTE));
+    }
+
+    #[test]
+    fn passwords_are_checked_and_failures_slow_down() {
+        assert!(check_password("short").is_err());
+        assert!(check_password(" padded password ").is_err());
+        assert!(check_password(&"x".repeat(300)).is_err());
+        assert!(check_password("correct horse").is_ok());
+        assert_eq!(backoff(2), TimeDelta::zero());
+        assert_eq!(backoff(3), TimeDelta::seconds(1));
+        assert_eq!(backoff(6), TimeDelta::seconds(8));
+        assert_eq!(backoff(40), TimeDelta::seconds(900));
+        assert_eq!(backoff(u32::MAX), TimeDelta::seconds(900));
+    }
+}
