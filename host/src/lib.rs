@@ -20,6 +20,7 @@
 //! - [`approvals`]: the use cases, one file per job, shared by the API and the command line;
 //!   role checks live here. [`approvals::workers`] holds the background workers.
 //! - [`api`]: the HTTP API v1 (axum): handlers, the one error type, the OpenAPI document.
+//! - [`web`]: the dashboard (askama pages on the same listener), calling [`approvals`] directly.
 //!
 //! The `greenlight` binary (`src/main.rs`, `src/cli/`) adds the command line and wires the
 //! layers together.
@@ -54,3 +55,4 @@ pub mod domain;
 pub mod engine;
 pub mod runtime;
 pub mod store;
+pub mod web;

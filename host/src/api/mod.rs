@@ -179,9 +179,11 @@ pub fn app(approvals: Approvals) -> Router {
         .with_state(state)
 }
 
-/// Serves the API on a bound listener until Ctrl-C or SIGTERM.
-pub async fn serve(listener: tokio::net::TcpListener, approvals: Approvals) -> std::io::Result<()> {
-    axum::serve(listener, app(approvals)).with_graceful_shutdown(shutdown_signal()).await
+/// Serves a router (the API, with the dashboard merged in by the binary) on a bound listener
+/// until Ctrl-C or SIGTERM. Handlers may read the client's address (`ConnectInfo`).
+pub async fn serve(listener: tokio::net::TcpListener, app: Router) -> std::io::Result<()> {
+    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await
 }
 
 async fn shutdown_signal() {

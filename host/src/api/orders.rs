@@ -282,6 +282,7 @@ pub async fn list(
         requester: q.requester,
         limit,
         cursor: q.cursor,
+        ..OrderFilter::default()
     };
     let (orders, next_cursor) = s.approvals.list(&p, filter).await?;
     Ok(Json(OrderPage { orders: orders.into_iter().map(OrderView::from).collect(), next_cursor }))

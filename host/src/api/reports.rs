@@ -3,7 +3,7 @@
 use super::AppState;
 use super::error::AppError;
 use super::extract::{Caller, Params};
-use crate::domain::report::{Figures, GroupBy, Summary, SummaryQuery, parse_bound};
+use crate::domain::report::{GroupBy, Summary, SummaryQuery, parse_bound};
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -71,64 +71,7 @@ pub async fn summary(
             (CONTENT_TYPE, "text/csv; charset=utf-8"),
             (CONTENT_DISPOSITION, "attachment; filename=\"greenlight-summary.csv\""),
         ];
-        return Ok((headers, to_csv(&report)).into_response());
+        return Ok((headers, report.to_csv()).into_response());
     }
     Ok(Json(report).into_response())
-}
-
-/// The columns of the CSV, in order.
-const COLUMNS: &str = "group,approved,rejected,rejected_compliance,withdrawn,on_hold,open_now,overdue_now,escalations,avg_approval_seconds,median_approval_seconds,p90_approval_seconds";
-
-/// One line per group, then the total (group `total`). A group's key is quoted when it holds
-/// a comma, a quote or a line break, and a key that a spreadsheet would run as a formula
-/// (`=`, `+`, `-`, `@`) is prefixed with `'`.
-pub fn to_csv(report: &Summary) -> String {
-    let mut out = String::from(COLUMNS);
-    out.push('\n');
-    for g in &report.groups {
-        row(&mut out, g.key.as_deref().unwrap_or(""), &g.figures);
-    }
-    row(&mut out, "total", &report.total);
-    out
-}
-
-fn row(out: &mut String, key: &str, f: &Figures) {
-    let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
-    out.push_str(&cell(key));
-    for v in [
-        f.approved,
-        f.rejected,
-        f.rejected_compliance,
-        f.withdrawn,
-        f.on_hold,
-        f.open_now,
-        f.overdue_now,
-        f.escalations,
-    ] {
-        out.push(',');
-        out.push_str(&v.to_string());
-    }
-    for v in [f.avg_approval_seconds, f.median_approval_seconds, f.p90_approval_seconds] {
-        out.push(',');
-        out.push_str(&opt(v));
-    }
-    out.push('\n');
-}
-
-fn cell(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_string() };
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_cells_are_quoted_and_never_formulas() {
-        assert_eq!(cell("CC-1"), "CC-1");
-        assert_eq!(cell("a,b"), "\"a,b\"");
-        assert_eq!(cell("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
-    }
 }

@@ -318,6 +318,13 @@ impl Approvals {
         Ok(self.store.read(move |c| extensions::settings(c, &tenant_id)).await?)
     }
 
+    /// A page of the tenant's users by name (admin), each with whether they have a password.
+    pub async fn users(&self, p: &Principal, after: &str, limit: usize) -> Result<Vec<(User, bool)>, ApprovalError> {
+        require_role(p, &[roles::ADMIN], "listing users")?;
+        let (tenant_id, after) = (p.tenant.id.clone(), after.to_string());
+        Ok(self.store.read(move |c| directory::users(c, &tenant_id, &after, limit.clamp(1, 500))).await?)
+    }
+
     /// Enables, disables, moves or configures an extension for the tenant.
     pub async fn update_extension(
         &self,

@@ -292,6 +292,19 @@ impl Approvals {
         Ok(self.store.read(move |c| orders::list(c, &tenant_id, &filter)).await?)
     }
 
+    /// How many orders of the request view match, up to `at_most`; the same visibility as
+    /// [`Approvals::list`].
+    pub async fn count(&self, p: &Principal, mut filter: OrderFilter, at_most: u64) -> Result<u64, ApprovalError> {
+        if !sees_all(p) {
+            match &filter.requester {
+                Some(r) if *r != p.user.name => return Ok(0),
+                _ => filter.requester = Some(p.user.name.clone()),
+            }
+        }
+        let tenant_id = p.tenant.id.clone();
+        Ok(self.store.read(move |c| orders::count(c, &tenant_id, &filter, at_most)).await?)
+    }
+
     /// Orders with a stage the caller may decide now — in their own right or under a delegation
     /// in force (R6); never the caller's own (R2, R7). Oldest first, `limit` per page after the
     /// order id `cursor`; the second value is the cursor of the next page.

@@ -41,6 +41,9 @@ const USERS: &[DemoUser] = &[
     DemoUser { var: "IVAN", name: "ivan", roles: &["it-security"], spend_limit_minor: None, budget_minor: None },
 ];
 
+/// Every demo user's password for the dashboard (the README's walk-through signs in with it).
+pub const DEMO_PASSWORD: &str = "greenlight-demo";
+
 /// Creates the demo data (if the tenant does not exist yet) and prints the tokens.
 pub fn setup(
     store: &Store,
@@ -74,8 +77,10 @@ pub fn setup(
                 budget_period: u.budget_minor.map(|_| BudgetPeriod::Month),
             };
             let (_, token) = approvals.create_user(&admin, body).await.map_err(|e| anyhow!("{e}"))?;
+            approvals.set_password(&admin, u.name, DEMO_PASSWORD).await.map_err(|e| anyhow!("{e}"))?;
             let _ = writeln!(env, "export {}={token}", u.var);
         }
+        approvals.set_password(&admin, "admin", DEMO_PASSWORD).await.map_err(|e| anyhow!("{e}"))?;
         approvals
             .create_cost_center(
                 &admin,
@@ -148,6 +153,9 @@ pub fn setup(
             }
         }
         print!("{env}");
+        eprintln!(
+            "dashboard: open http://{listen}/ and sign in to organization 'demo' as alice, bob, carol, dave, erin, frank, fiona, grace, ivan or admin, password '{DEMO_PASSWORD}'"
+        );
         if let Some(f) = tokens_file {
             std::fs::write(f, &env).with_context(|| format!("writing {}", f.display()))?;
             eprintln!("tokens written to {}", f.display());

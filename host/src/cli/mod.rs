@@ -114,7 +114,7 @@ enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
-    /// Serve the HTTP API.
+    /// Serve the HTTP API and the dashboard.
     Serve {
         /// Address to listen on; port 0 picks a free one.
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -129,6 +129,10 @@ enum Command {
         /// largest value is just under 1 GB).
         #[arg(long, env = "GREENLIGHT_MAX_ATTACHMENT_MIB", default_value_t = 25, value_parser = clap::value_parser!(u64).range(1..=512))]
         max_attachment_mib: u64,
+        /// Mark the dashboard's session cookie `Secure`: set it when browsers reach the host
+        /// over HTTPS (directly or through a proxy that terminates TLS).
+        #[arg(long)]
+        secure_cookies: bool,
         #[command(flatten)]
         delivery: DeliveryArgs,
     },
@@ -300,12 +304,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{token}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { listen, max_batch, escalation_interval, max_attachment_mib, delivery } => {
+        Command::Serve { listen, max_batch, escalation_interval, max_attachment_mib, secure_cookies, delivery } => {
             let store = open(&cli.db, max_batch)?;
             let workers = Workers {
                 escalation_interval: Duration::from_secs(escalation_interval),
                 delivery,
                 attachment_limit: usize::try_from(max_attachment_mib << 20).unwrap_or(usize::MAX),
+                secure_cookies,
             };
             serve(store, &listen, cli.runtime.runtimes()?, workers)?;
             Ok(ExitCode::SUCCESS)
@@ -423,6 +428,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     escalation_interval: Duration::from_secs(60),
                     delivery: DeliveryArgs::default(),
                     attachment_limit: greenlight_host::approvals::DEFAULT_ATTACHMENT_LIMIT,
+                    secure_cookies: false,
                 };
                 serve(store, &listen, runtimes, workers)?;
             }
@@ -475,6 +481,8 @@ struct Workers {
     delivery: DeliveryArgs,
     /// Largest attached document the API accepts, bytes.
     attachment_limit: usize,
+    /// Whether the dashboard's cookies are `Secure`.
+    secure_cookies: bool,
 }
 
 fn serve(store: Store, listen: &str, runtimes: Runtimes, workers: Workers) -> Result<()> {
@@ -489,7 +497,10 @@ fn serve(store: Store, listen: &str, runtimes: Runtimes, workers: Workers) -> Re
         let escalator = tokio::spawn(approvals.clone().run_escalator(workers.escalation_interval));
         let every = Duration::from_millis(workers.delivery.dispatch_interval_ms);
         let dispatcher = tokio::spawn(approvals.clone().run_dispatcher(workers.delivery.policy(), every));
-        greenlight_host::api::serve(listener, approvals).await?;
+        let web =
+            greenlight_host::web::WebState { approvals: approvals.clone(), secure_cookies: workers.secure_cookies };
+        let app = greenlight_host::web::app(web).merge(greenlight_host::api::app(approvals));
+        greenlight_host::api::serve(listener, app).await?;
         escalator.abort();
         dispatcher.abort();
         store.close();

@@ -55,6 +55,39 @@ impl Currency {
         // Only ever constructed from an entry of ISO_4217, which is ASCII.
         std::str::from_utf8(&self.0).unwrap_or("XXX")
     }
+
+    /// Digits after the decimal point of one major unit (ISO 4217's minor unit).
+    pub fn exponent(&self) -> u32 {
+        match self.as_str() {
+            "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX" | "UYI" | "VND"
+            | "VUV" | "XAF" | "XOF" | "XPF" => 0,
+            "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
+            "CLF" | "UYW" => 4,
+            _ => 2,
+        }
+    }
+
+    /// An amount of minor units for people: `1,234.50 EUR`, `-7 JPY`.
+    pub fn format(&self, amount: Minor) -> String {
+        let exp = self.exponent();
+        let unit = 10u128.pow(exp);
+        let abs = amount.unsigned_abs() as u128;
+        let (major, minor) = (abs / unit, abs % unit);
+        let digits = major.to_string();
+        let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
+        for (i, ch) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                grouped.push(',');
+            }
+            grouped.push(ch);
+        }
+        let sign = if amount < 0 { "-" } else { "" };
+        if exp == 0 {
+            format!("{sign}{grouped} {}", self.as_str())
+        } else {
+            format!("{sign}{grouped}.{minor:0width$} {}", self.as_str(), width = exp as usize)
+        }
+    }
 }
 
 impl TryFrom<String> for Currency {
@@ -126,5 +159,16 @@ mod tests {
         let c: Currency = serde_json::from_str("\"CHF\"").expect("valid code");
         assert_eq!(serde_json::to_string(&c).expect("serializes"), "\"CHF\"");
         assert!(serde_json::from_str::<Currency>("\"ABC\"").is_err());
+    }
+
+    #[test]
+    fn amounts_are_formatted_with_the_currency_minor_unit() {
+        let c = |s: &str| s.parse::<Currency>().expect("a currency");
+        assert_eq!(c("EUR").format(123_450), "1,234.50 EUR");
+        assert_eq!(c("EUR").format(5), "0.05 EUR");
+        assert_eq!(c("EUR").format(-100), "-1.00 EUR");
+        assert_eq!(c("JPY").format(1_000_000), "1,000,000 JPY");
+        assert_eq!(c("KWD").format(1_234), "1.234 KWD");
+        assert_eq!(c("USD").format(i64::MIN), "-92,233,720,368,547,758.08 USD");
     }
 }

@@ -538,6 +538,14 @@ impl Order {
     }
 }
 
+/// The smallest order id (a UUID v7 in text) created at `t` or later: ids compare as their
+/// creation times, so a range of creation times is a range of ids.
+pub fn id_floor(t: DateTime<Utc>) -> String {
+    let ms = u64::try_from(t.timestamp_millis()).unwrap_or(0).min((1 << 48) - 1);
+    let hex = format!("{ms:012x}");
+    format!("{}-{}-0000-0000-000000000000", &hex[..8], &hex[8..])
+}
+
 /// How a rejection by a step names its rejecter: `step:<name>`.
 pub const STEP_ACTOR_PREFIX: &str = "step:";
 
@@ -545,6 +553,15 @@ pub const STEP_ACTOR_PREFIX: &str = "step:";
 mod tests {
     use super::*;
     use crate::domain::fixtures::{input, line};
+
+    #[test]
+    fn id_floors_order_like_the_ids_of_their_time() {
+        let t = Utc::now();
+        let id = uuid::Uuid::now_v7().to_string();
+        assert!(id_floor(t - chrono::TimeDelta::seconds(1)) <= id);
+        assert!(id_floor(t + chrono::TimeDelta::seconds(1)) > id);
+        assert_eq!(id_floor(DateTime::<Utc>::UNIX_EPOCH), "00000000-0000-0000-0000-000000000000");
+    }
 
     #[test]
     fn subtotal_sums_lines() {

@@ -119,6 +119,21 @@ pub fn user(conn: &Connection, tenant_id: &str, name: &str) -> Result<Option<Use
     .transpose()
 }
 
+/// A page of the tenant's users by name, after `after`, each with whether they have a password.
+pub fn users(conn: &Connection, tenant_id: &str, after: &str, limit: usize) -> Result<Vec<(User, bool)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT name, roles, email, phone, spend_limit_minor, budget_minor, budget_period, password_hash IS NOT NULL
+         FROM users WHERE tenant_id = ?1 AND name > ?2 ORDER BY name LIMIT ?3",
+    )?;
+    let rows =
+        stmt.query_map(params![tenant_id, after, limit as i64], |r| Ok((user_from_row(r)?, r.get::<_, bool>(7)?)))?;
+    rows.map(|r| {
+        let (u, has_password) = r?;
+        Ok((user_decode(u)?, has_password))
+    })
+    .collect()
+}
+
 /// The users holding a role, by name.
 pub fn users_with_role(conn: &Connection, tenant_id: &str, role: &str) -> Result<Vec<User>, StoreError> {
     let mut stmt = conn.prepare_cached(

@@ -4,7 +4,7 @@
 use super::{StoreError, from_json, to_json};
 use crate::domain::audit::timestamp;
 use crate::domain::money::{Minor, within_bounds};
-use crate::domain::order::{Order, OrderStatus};
+use crate::domain::order::{Order, OrderStatus, id_floor};
 use crate::domain::plan::{Approvers, StageState};
 use crate::domain::step::OrderContext;
 use crate::engine::StepRun;
@@ -27,6 +27,10 @@ pub struct OrderFilter {
     pub limit: usize,
     /// Continue after this order id (newest first).
     pub cursor: Option<String>,
+    /// Only orders created at or after this time.
+    pub created_from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only orders created before this time.
+    pub created_before: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 fn index_rows(conn: &Connection, tenant_id: &str, order: &Order) -> Result<(), StoreError> {
@@ -144,9 +148,9 @@ pub fn load(conn: &Connection, tenant_id: &str, id: &str) -> Result<Option<Order
     doc.map(|d| from_json("orders.doc", &d)).transpose()
 }
 
-/// One page of orders, newest first, and the cursor of the next page.
-pub fn list(conn: &Connection, tenant_id: &str, f: &OrderFilter) -> Result<(Vec<Order>, Option<String>), StoreError> {
-    let mut sql = String::from("SELECT o.doc FROM orders o WHERE o.tenant_id = ?");
+/// The `WHERE` clause of a filter (without the cursor) and its arguments.
+fn filter_sql(tenant_id: &str, f: &OrderFilter) -> (String, Vec<String>) {
+    let mut sql = String::from(" WHERE o.tenant_id = ?");
     let mut args: Vec<String> = vec![tenant_id.to_string()];
     if let Some(s) = f.status {
         sql.push_str(" AND o.status = ?");
@@ -169,6 +173,22 @@ pub fn list(conn: &Connection, tenant_id: &str, f: &OrderFilter) -> Result<(Vec<
         args.push(tenant_id.to_string());
         args.push(v.clone());
     }
+    // Ids are UUID v7: their text order is their creation order, so a date range is an id range.
+    if let Some(t) = f.created_from {
+        sql.push_str(" AND o.id >= ?");
+        args.push(id_floor(t));
+    }
+    if let Some(t) = f.created_before {
+        sql.push_str(" AND o.id < ?");
+        args.push(id_floor(t));
+    }
+    (sql, args)
+}
+
+/// One page of orders, newest first, and the cursor of the next page.
+pub fn list(conn: &Connection, tenant_id: &str, f: &OrderFilter) -> Result<(Vec<Order>, Option<String>), StoreError> {
+    let (filter, mut args) = filter_sql(tenant_id, f);
+    let mut sql = format!("SELECT o.doc FROM orders o{filter}");
     if let Some(c) = &f.cursor {
         sql.push_str(" AND o.id < ?");
         args.push(c.clone());
@@ -189,6 +209,15 @@ pub fn list(conn: &Connection, tenant_id: &str, f: &OrderFilter) -> Result<(Vec<
         None
     };
     Ok((orders, next))
+}
+
+/// How many orders match a filter, counting no further than `at_most` (the request view shows
+/// "more than" beyond it rather than reading every index entry of a large tenant).
+pub fn count(conn: &Connection, tenant_id: &str, f: &OrderFilter, at_most: u64) -> Result<u64, StoreError> {
+    let (filter, args) = filter_sql(tenant_id, f);
+    let sql = format!("SELECT count(*) FROM (SELECT 1 FROM orders o{filter} LIMIT {})", at_most.saturating_add(1));
+    let n: i64 = conn.prepare_cached(&sql)?.query_row(params_from_iter(args.iter()), |r| r.get(0))?;
+    Ok(n as u64)
 }
 
 /// Pending orders with an open stage for one of these roles or this user (before the

@@ -1,0 +1,223 @@
+//! The administrator's pages — extensions (enable, order, configuration with its errors shown
+//! inline, compliance marking), users with their roles and passwords — and every user's own
+//! password.
+
+use super::WebState;
+use super::error::PageError;
+use super::session::Viewer;
+use super::view::Nav;
+use crate::approvals::{ApprovalError, ExtensionUpdate, NewUser};
+use crate::domain::actor::Role;
+use crate::domain::directory::User;
+use crate::store::extensions::ExtensionSetting;
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+struct ExtensionRow {
+    setting: ExtensionSetting,
+    config: String,
+    error: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_extensions.html")]
+struct ExtensionsPage {
+    nav: Nav,
+    rows: Vec<ExtensionRow>,
+}
+
+async fn extensions_page(
+    s: &WebState,
+    v: &Viewer,
+    failed: Option<(&str, String, String)>,
+) -> Result<ExtensionsPage, PageError> {
+    let rows = s
+        .approvals
+        .extensions(&v.principal)
+        .await?
+        .into_iter()
+        .map(|setting| {
+            let mine = failed.as_ref().filter(|(name, _, _)| *name == setting.name);
+            ExtensionRow {
+                config: mine
+                    .map(|(_, typed, _)| typed.clone())
+                    .unwrap_or_else(|| serde_json::to_string_pretty(&setting.config).unwrap_or_default()),
+                error: mine.map(|(_, _, e)| e.clone()).unwrap_or_default(),
+                setting,
+            }
+        })
+        .collect();
+    Ok(ExtensionsPage { nav: v.nav("extensions"), rows })
+}
+
+/// `GET /admin/extensions`.
+pub async fn extensions(State(s): State<WebState>, v: Viewer) -> Result<Html<String>, PageError> {
+    Ok(Html(extensions_page(&s, &v, None).await?.render()?))
+}
+
+/// One extension's settings form.
+#[derive(Debug, Deserialize)]
+pub struct ExtensionForm {
+    csrf: String,
+    #[serde(default)]
+    enabled: Option<String>,
+    #[serde(default)]
+    compliance: Option<String>,
+    position: String,
+    config: String,
+}
+
+/// `POST /admin/extensions/{name}`: saves the settings; a configuration that is not a JSON
+/// object, or that the extension refuses, is shown again with the error beside it.
+pub async fn update_extension(
+    State(s): State<WebState>,
+    v: Viewer,
+    Path(name): Path<String>,
+    Form(f): Form<ExtensionForm>,
+) -> Result<Response, PageError> {
+    v.check(&f.csrf)?;
+    let refused = |message: String| async {
+        let page = extensions_page(&s, &v, Some((name.as_str(), f.config.clone(), message))).await?;
+        Ok::<_, PageError>((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response())
+    };
+    let config = match serde_json::from_str::<serde_json::Value>(&f.config) {
+        Ok(c) if c.is_object() => c,
+        Ok(_) => return refused("the configuration must be a JSON object, e.g. {}".into()).await,
+        Err(e) => return refused(format!("the configuration is not valid JSON: {e}")).await,
+    };
+    let Ok(position) = f.position.trim().parse::<i64>() else {
+        return refused("the position must be a whole number".into()).await;
+    };
+    let update = ExtensionUpdate {
+        enabled: f.enabled.is_some(),
+        position: Some(position),
+        config: Some(config),
+        grants: None,
+        compliance: Some(f.compliance.is_some()),
+    };
+    match s.approvals.update_extension(&v.principal, &name, update).await {
+        Ok(_) => Ok(Redirect::to(&format!("/admin/extensions#ext-{name}")).into_response()),
+        Err(ApprovalError::Invalid { message, .. }) => refused(message).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin_users.html")]
+struct UsersPage {
+    nav: Nav,
+    users: Vec<(User, bool)>,
+    roles: Vec<&'static str>,
+    error: String,
+    done: String,
+}
+
+async fn users_page(s: &WebState, v: &Viewer, error: String, done: String) -> Result<UsersPage, PageError> {
+    let users = s.approvals.users(&v.principal, "", 500).await?;
+    Ok(UsersPage { nav: v.nav("users"), users, roles: crate::domain::actor::roles::ALL.to_vec(), error, done })
+}
+
+/// `GET /admin/users`.
+pub async fn users(State(s): State<WebState>, v: Viewer) -> Result<Html<String>, PageError> {
+    Ok(Html(users_page(&s, &v, String::new(), String::new()).await?.render()?))
+}
+
+/// `POST /admin/users`: a new user with roles and an initial password.
+pub async fn create_user(
+    State(s): State<WebState>,
+    v: Viewer,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    let get = |k: &str| fields.iter().find(|(f, _)| f == k).map(|(_, v)| v.trim().to_string()).unwrap_or_default();
+    v.check(&get("csrf"))?;
+    let refused = |message: String| async {
+        let page = users_page(&s, &v, message, String::new()).await?;
+        Ok::<_, PageError>((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response())
+    };
+    let mut roles = Vec::new();
+    for (_, r) in fields.iter().filter(|(f, _)| f == "role") {
+        match r.parse::<Role>() {
+            Ok(role) => roles.push(role),
+            Err(e) => return refused(e.to_string()).await,
+        }
+    }
+    let name = get("name");
+    let password = get("password");
+    if let Err(m) = crate::domain::session::check_password(&password) {
+        return refused(format!("password: {m}")).await;
+    }
+    let mut user = NewUser::with_roles(&name, roles);
+    user.email = Some(get("email")).filter(|e| !e.is_empty());
+    match s.approvals.create_user(&v.principal, user).await {
+        Ok(_) => {}
+        Err(ApprovalError::Invalid { field, message }) => return refused(format!("{field}: {message}")).await,
+        Err(ApprovalError::Conflict(m)) => return refused(m).await,
+        Err(e) => return Err(e.into()),
+    }
+    s.approvals.set_password(&v.principal, &name, &password).await?;
+    let page = users_page(&s, &v, String::new(), format!("{name} can now sign in")).await?;
+    Ok((StatusCode::CREATED, Html(page.render()?)).into_response())
+}
+
+/// A new password.
+#[derive(Debug, Deserialize)]
+pub struct PasswordForm {
+    csrf: String,
+    password: String,
+}
+
+/// `POST /admin/users/{name}/password`: an admin sets a user's password (ending their sessions).
+pub async fn set_password(
+    State(s): State<WebState>,
+    v: Viewer,
+    Path(name): Path<String>,
+    Form(f): Form<PasswordForm>,
+) -> Result<Response, PageError> {
+    v.check(&f.csrf)?;
+    match s.approvals.set_password(&v.principal, &name, &f.password).await {
+        Ok(()) => {
+            let page = users_page(&s, &v, String::new(), format!("the password of {name} was set")).await?;
+            Ok(Html(page.render()?).into_response())
+        }
+        Err(ApprovalError::Invalid { message, .. }) => {
+            let page = users_page(&s, &v, format!("{name}: {message}"), String::new()).await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "password.html")]
+struct OwnPasswordPage {
+    nav: Nav,
+    error: String,
+}
+
+/// `GET /password`: change one's own password.
+pub async fn password_page(v: Viewer) -> Result<Html<String>, PageError> {
+    Ok(Html(OwnPasswordPage { nav: v.nav("password"), error: String::new() }.render()?))
+}
+
+/// `POST /password`.
+pub async fn change_password(
+    State(s): State<WebState>,
+    v: Viewer,
+    Form(f): Form<PasswordForm>,
+) -> Result<Response, PageError> {
+    v.check(&f.csrf)?;
+    let name = v.principal.user.name.clone();
+    match s.approvals.set_password(&v.principal, &name, &f.password).await {
+        // Setting a password ends every session of the user, this one too.
+        Ok(()) => Ok(Redirect::to("/sign-in").into_response()),
+        Err(ApprovalError::Invalid { message, .. }) => {
+            let page = OwnPasswordPage { nav: v.nav("password"), error: message };
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
