@@ -103,3 +103,6 @@ pub fn app(state: WebState) -> Router {
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
 }
+
+#[cfg(test)]
+mod tests;
