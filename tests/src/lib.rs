@@ -2,6 +2,8 @@
 //! temporary database, and talks to it over HTTP. No mocks: real process, real SQLite file,
 //! real sockets.
 
+pub mod browser;
+
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};

@@ -113,6 +113,29 @@ pub async fn create_user(
     Ok((StatusCode::CREATED, Json(UserCreated { user, token })))
 }
 
+/// The body of `PUT /v1/admin/users/{name}/password`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = PasswordUpdate)]
+pub struct PasswordBody {
+    /// The new password for the dashboard: at least 10 characters.
+    pub password: String,
+}
+
+/// Sets a user's dashboard password (admin: an initial password or a reset); every session of
+/// the user ends. API tokens are not affected.
+#[utoipa::path(put, path = "/v1/admin/users/{name}/password", tag = "admin", request_body = PasswordBody,
+    params(("name" = String, Path, description = "user name")), responses((status = 204, description = "set")))]
+pub async fn set_password(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(name): Path<String>,
+    Body(b): Body<PasswordBody>,
+) -> Result<StatusCode, AppError> {
+    s.approvals.set_password(&p, &name, &b.password).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Creates a cost center.
 #[utoipa::path(post, path = "/v1/admin/cost-centers", tag = "admin", request_body = NewCostCenterBody, responses((status = 201, body = CostCenter)))]
 pub async fn create_cost_center(

@@ -51,7 +51,7 @@ pub struct AppState {
         orders::revoke, orders::release, orders::deactivate, orders::reactivate, orders::audit,
         orders::list, orders::inbox, attachments::upload, attachments::list, attachments::download,
         delegations::create, delegations::list, delegations::end, authorizations::list,
-        admin::create_user, admin::create_cost_center, admin::extensions, admin::update_extension,
+        admin::create_user, admin::set_password, admin::create_cost_center, admin::extensions, admin::update_extension,
         admin::add_script, admin::settings, deliveries::list, deliveries::retry,
         audit::export, audit::verify, reports::summary,
     ),
@@ -157,6 +157,7 @@ pub fn app(approvals: Approvals) -> Router {
         .route("/v1/delegations", post(delegations::create).get(delegations::list))
         .route("/v1/delegations/{id}", axum::routing::delete(delegations::end))
         .route("/v1/admin/users", post(admin::create_user))
+        .route("/v1/admin/users/{name}/password", axum::routing::put(admin::set_password))
         .route("/v1/admin/cost-centers", post(admin::create_cost_center))
         .route("/v1/admin/extensions", get(admin::extensions))
         .route("/v1/admin/extensions/{name}", axum::routing::put(admin::update_extension))

@@ -183,6 +183,15 @@ enum TenantCommand {
         /// Tenant name.
         name: String,
     },
+    /// Set a user's dashboard password, read from the first line of stdin (so it never shows
+    /// in the process list or the shell history); the first admin's, typically.
+    SetPassword {
+        /// Tenant name.
+        #[arg(long)]
+        tenant: String,
+        /// User name.
+        user: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -302,6 +311,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let approvals = Approvals::new(store, cli.runtime.runtimes()?);
             let (_, token) = runtime()?.block_on(approvals.create_tenant(&name)).map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{token}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tenant { command: TenantCommand::SetPassword { tenant, user } } => {
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password).context("reading the password from stdin")?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            let approvals = Approvals::new(open(&cli.db, 1)?, cli.runtime.runtimes()?);
+            runtime()?
+                .block_on(approvals.set_password_as_operator(&tenant, &user, password))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!("{user} of {tenant} can sign in to the dashboard");
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve { listen, max_batch, escalation_interval, max_attachment_mib, secure_cookies, delivery } => {
