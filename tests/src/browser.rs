@@ -169,6 +169,23 @@ impl Browser {
         }
     }
 
+    /// Waits up to 10 s until an element matching `css` shows text containing `wanted` (a part
+    /// of the page swapped in by a script), and returns that text.
+    pub fn wait_for_text(&self, css: &str, wanted: &str) -> Result<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(t) = self.text(css)
+                && t.contains(wanted)
+            {
+                return Ok(t);
+            }
+            if Instant::now() > deadline {
+                bail!("no {css} showed {wanted:?} within 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The visible text of the element matching `css`.
     pub fn text(&self, css: &str) -> Result<String> {
         let e = self.find(css)?;

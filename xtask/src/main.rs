@@ -180,6 +180,65 @@ fn test_python() -> Result<PathBuf> {
     Ok(python)
 }
 
+/// The axe-core release the accessibility checks run (from the npm registry).
+const AXE_CORE: &str = "axe-core@4.10.3";
+/// Its script's SHA-256, so a changed package is refused rather than trusted.
+const AXE_CORE_SHA256: &str = "880970c081707360e64f34cea25ff91892f5bc95675b0776925b9709dd8a68bb";
+
+/// The browser tests' tools: Debian's Chromium and ChromeDriver (installed with apt-get when
+/// missing; Debian's security channel moves their version, so the package, not a version, is
+/// named) and axe-core, pinned and checked, unpacked under `target/test-tools`. Returns the
+/// path of `axe.min.js`.
+fn browser_tools() -> Result<PathBuf> {
+    let (chromium, driver) = (Path::new("/usr/bin/chromium"), Path::new("/usr/bin/chromedriver"));
+    if !chromium.exists() || !driver.exists() {
+        let sudo = if is_root() { None } else { Some("sudo") };
+        let apt = |args: &[&str]| {
+            let mut cmd = Command::new(sudo.unwrap_or("apt-get"));
+            if sudo.is_some() {
+                cmd.arg("apt-get");
+            }
+            cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+            cmd
+        };
+        run("apt-get update (for chromium)", &mut apt(&["update", "-qq"]))?;
+        run(
+            "install chromium and chromium-driver (the browser tests)",
+            &mut apt(&["install", "-y", "-qq", "--no-install-recommends", "chromium", "chromium-driver"]),
+        )?;
+    }
+    let dir = target_dir().join("test-tools").join("axe-core-4.10.3");
+    let script = dir.join("package").join("axe.min.js");
+    if !script.exists() {
+        std::fs::create_dir_all(&dir)?;
+        run(
+            &format!("fetch {AXE_CORE} (the accessibility checks)"),
+            Command::new("npm").args(["pack", AXE_CORE, "--silent"]).current_dir(&dir),
+        )?;
+        run("unpack axe-core", Command::new("tar").args(["xzf", "axe-core-4.10.3.tgz"]).current_dir(&dir))?;
+    }
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(std::fs::read(&script)?))
+    };
+    if sha != AXE_CORE_SHA256 {
+        bail!(
+            "{} has SHA-256 {sha}, not the pinned {AXE_CORE_SHA256}: remove {} and run again",
+            script.display(),
+            dir.display()
+        );
+    }
+    Ok(script)
+}
+
+/// Whether this process runs as root (uid 0), read from /proc so no libc call is needed.
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
+}
+
 fn test() -> Result<()> {
     run("cargo fmt --check", cargo().args(["fmt", "--all", "--check"]))?;
     run("cargo clippy -D warnings", cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
@@ -189,13 +248,15 @@ fn test() -> Result<()> {
     run("build the tests and the greenlight binary", cargo().args(["test", "--workspace", "--no-run"]))?;
     let plugin_dir = plugins()?;
     let python = test_python()?;
+    let axe = browser_tools()?;
     let bin = target_dir().join("debug").join("greenlight");
     let (mut passed, mut failed) = run_counting_tests(
         cargo()
             .args(["test", "--workspace"])
             .env("GREENLIGHT_BIN", bin)
             .env("GREENLIGHT_PLUGINS", &plugin_dir)
-            .env("GREENLIGHT_TEST_PYTHON", &python),
+            .env("GREENLIGHT_TEST_PYTHON", &python)
+            .env("GREENLIGHT_AXE", &axe),
     )?;
     // The shipped plugins' own unit tests run natively, as a plugin author's would: one cargo
     // invocation per world, since the SDK takes exactly one world feature and cargo unifies

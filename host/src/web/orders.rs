@@ -391,12 +391,26 @@ pub struct DecideForm {
     back: String,
 }
 
+#[derive(Template)]
+#[template(
+    source = r#"<tr class="decided"><td colspan="6" role="status">{{ verdict }} stage {{ stage }} of <a href="/orders/{{ id }}">order {{ id }}</a>; it is now {{ status }}.</td></tr>"#,
+    ext = "html"
+)]
+struct DecidedRow<'a> {
+    verdict: &'a str,
+    stage: &'a str,
+    id: &'a str,
+    status: &'a str,
+}
+
 /// `POST /orders/{id}/decide`: approve (one click) or reject (a reason required: without one,
-/// the order page again with the message at the field).
+/// the order page again with the message at the field). From the inbox through htmx
+/// (`HX-Request`), the answer is the inbox row saying what happened, swapped in place.
 pub async fn decide(
     State(s): State<WebState>,
     v: Viewer,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
     Form(f): Form<DecideForm>,
 ) -> Result<Response, PageError> {
     v.check(&f.csrf)?;
@@ -415,7 +429,13 @@ pub async fn decide(
     if verdict == Verdict::Reject && comment.is_none() {
         return refused("give a reason for the rejection: the requester reads it".into()).await;
     }
+    let partial = headers.get("hx-request").is_some_and(|h| h == "true");
     match s.approvals.decide(&v.principal, &id, f.stage.clone(), verdict, comment).await {
+        Ok(order) if f.back == "inbox" && partial => {
+            let verdict = if verdict == Verdict::Approve { "Approved" } else { "Rejected" };
+            let row = DecidedRow { verdict, stage: &f.stage, id: &id, status: view::status(order.status) };
+            Ok(Html(row.render()?).into_response())
+        }
         Ok(_) if f.back == "inbox" => Ok(Redirect::to(&format!("/inbox?done={}", urlencode(&id))).into_response()),
         Ok(_) => Ok(Redirect::to(&format!("/orders/{id}")).into_response()),
         Err(ApprovalError::Invalid { message, .. }) => refused(message).await,
