@@ -58,6 +58,7 @@ fn enable(fx: &Fixture, name: &str, config: serde_json::Value, grants: Option<Gr
                 config: Some(config),
                 grants,
                 compliance: None,
+                upgrade: false,
             };
             extensions::update_setting(c, &t, &n, &u)
         })

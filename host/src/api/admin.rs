@@ -81,6 +81,10 @@ pub struct ExtensionUpdateBody {
     /// Whether reports count its rejections as compliance rejections; unchanged when left out.
     #[serde(default)]
     pub compliance: Option<bool>,
+    /// For a script adopted from the host's catalog: take up the catalog's newer version
+    /// (`upgrade` in the listing).
+    #[serde(default)]
+    pub upgrade: bool,
 }
 
 /// The body of `PUT /v1/admin/settings`.
@@ -174,6 +178,7 @@ pub async fn update_extension(
         config: b.config,
         grants: b.grants,
         compliance: b.compliance,
+        upgrade: b.upgrade,
     };
     Ok(Json(s.approvals.update_extension(&p, &name, b).await?))
 }

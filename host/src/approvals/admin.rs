@@ -10,9 +10,9 @@ use crate::domain::directory::{BudgetPeriod, CostCenter, Principal, Tenant, User
 use crate::domain::money::{MAX_AMOUNT_MINOR, Minor};
 use crate::domain::order::{check_json_depth, has_float};
 use crate::engine::Step;
-use crate::store::audit;
 use crate::store::directory;
 use crate::store::extensions::{self, ExtensionSetting};
+use crate::store::{StoreError, audit};
 use chrono::Utc;
 use serde::Serialize;
 
@@ -405,9 +405,67 @@ impl Approvals {
         }
         let (tenant_id, actor, name) = (tenant_id.to_string(), actor.to_string(), name.to_string());
         let is_plugin = plugin.is_some();
+        if is_plugin && body.upgrade {
+            return Err(ApprovalError::InvalidState(format!(
+                "plugin versions are host-wide: the operator takes up the version on offer with `greenlight plugin upgrade {name}`"
+            )));
+        }
+        // A script of the catalog the tenant enables for the first time, or asks to upgrade, is
+        // copied into the tenant's scripts, compiled first like any script.
+        let mut body = body;
+        let copy = if is_plugin {
+            None
+        } else {
+            let (t, n) = (tenant_id.clone(), name.clone());
+            let (current, offered) = self
+                .store
+                .read(move |c| -> Result<_, StoreError> {
+                    let current = extensions::settings(c, &t)?.into_iter().find(|s| s.name == n);
+                    Ok((current, crate::store::catalog::script(c, &n)?))
+                })
+                .await?;
+            match (current, offered) {
+                (Some(s), Some(cat)) if s.offered => {
+                    if body.config.is_none() {
+                        body.config = Some(cat.config.clone());
+                    }
+                    Some(cat)
+                }
+                (Some(s), Some(cat)) if body.upgrade => {
+                    if s.upgrade.is_none() {
+                        return Err(ApprovalError::InvalidState(format!(
+                            "'{name}' is the catalog's version already; there is nothing to upgrade"
+                        )));
+                    }
+                    Some(cat)
+                }
+                (_, _) if body.upgrade => {
+                    return Err(ApprovalError::InvalidState(format!(
+                        "'{name}' did not come from the host's catalog; replace it with POST /v1/admin/scripts"
+                    )));
+                }
+                _ => None,
+            }
+        };
+        if let Some(cat) = &copy {
+            self.runtimes.rhai.step(&tenant_id, &cat.name, &cat.source)?;
+        }
         self.store
             .write(move |c| -> Result<ExtensionSetting, ApprovalError> {
-                if !is_plugin && !extensions::script_exists(c, &tenant_id, &name)? {
+                if let Some(cat) = &copy {
+                    let now = Utc::now();
+                    let replaced = extensions::upsert_script(c, &tenant_id, &cat.name, &cat.source, &cat.hash, &timestamp(now))?;
+                    crate::store::catalog::adopted(c, &tenant_id, &cat.name, &cat.hash)?;
+                    audit::append(
+                        c,
+                        &tenant_id,
+                        now,
+                        &actor,
+                        "script_installed",
+                        None,
+                        serde_json::json!({"name": cat.name, "code_hash": cat.hash, "replaced": replaced, "from_catalog": true}),
+                    )?;
+                } else if !is_plugin && !extensions::script_exists(c, &tenant_id, &name)? {
                     return Err(ApprovalError::NotFound(format!(
                         "no extension '{name}' is installed; see GET /v1/admin/extensions"
                     )));

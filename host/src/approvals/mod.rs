@@ -13,6 +13,7 @@
 //! - `commit`: writing a transition with its audit entries, outbox rows and evaluation record.
 //! - `orders`: an order's life, the request view and the inbox.
 //! - `admin`: tenants, users, cost centers, settings, scripts, extensions.
+//! - `catalog`: the shipped extensions installed from a folder at start, upgrades on offer.
 //! - `audit`: authorization certificates, audit trails, export and verification.
 //! - `attachments`: documents attached to orders (R9).
 //! - `deliveries`: the admin's view of deliveries (list, re-drive).
@@ -27,6 +28,7 @@ mod access;
 mod admin;
 mod attachments;
 mod audit;
+mod catalog;
 mod commit;
 mod context;
 pub mod delegation;
@@ -46,6 +48,7 @@ pub use crate::store::orders::OrderFilter;
 pub use crate::store::report_panic;
 pub use admin::{ExtensionUpdate, NewCostCenter, NewUser, ScriptInstalled, SettingsUpdate};
 pub use attachments::DEFAULT_ATTACHMENT_LIMIT;
+pub use catalog::CatalogReport;
 pub use context::{ContextError, TenantDirectory, build_context, period_start};
 
 use crate::domain::directory::Principal;

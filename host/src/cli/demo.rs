@@ -124,6 +124,7 @@ pub fn setup(
                         grants: None,
                         // Vendor eligibility is the demo's compliance rule in reports (R10).
                         compliance: Some(name == "vendor-eligibility"),
+                        upgrade: false,
                     },
                 )
                 .await
@@ -139,6 +140,7 @@ pub fn setup(
                 config: Some(config),
                 grants: None,
                 compliance: None,
+                upgrade: false,
             };
             approvals.update_extension(&admin, "large-order", body).await.map_err(|e| anyhow!("{e}"))?;
             eprintln!("enabled plugin large-order (orders from 50000.00 need finance)");
@@ -147,7 +149,7 @@ pub fn setup(
             for (name, position) in [("compliance", 5), ("subscription", 35)] {
                 let compliance = Some(name == "compliance");
                 let body =
-                    ExtensionUpdate { enabled: true, position: Some(position), config: None, grants: None, compliance };
+                    ExtensionUpdate { enabled: true, position: Some(position), config: None, grants: None, compliance, upgrade: false };
                 approvals.update_extension(&admin, name, body).await.map_err(|e| anyhow!("{e}"))?;
                 eprintln!("enabled plugin {name}");
             }

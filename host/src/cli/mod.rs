@@ -133,6 +133,10 @@ enum Command {
         /// over HTTPS (directly or through a proxy that terminates TLS).
         #[arg(long)]
         secure_cookies: bool,
+        /// The shipped extensions to offer every tenant, installed at start (idempotent); by
+        /// default the `catalog` folder next to the binary, when there is one.
+        #[arg(long, env = "GREENLIGHT_CATALOG")]
+        catalog: Option<PathBuf>,
         #[command(flatten)]
         delivery: DeliveryArgs,
     },
@@ -225,6 +229,12 @@ enum PluginCommand {
     },
     /// List installed plugins.
     List,
+    /// Take up the newer version of a plugin that the catalog offers: every tenant runs it from
+    /// now on (audited in every tenant's chain).
+    Upgrade {
+        /// Plugin name.
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -324,13 +334,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
             eprintln!("{user} of {tenant} can sign in to the dashboard");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { listen, max_batch, escalation_interval, max_attachment_mib, secure_cookies, delivery } => {
+        Command::Serve {
+            listen,
+            max_batch,
+            escalation_interval,
+            max_attachment_mib,
+            secure_cookies,
+            catalog,
+            delivery,
+        } => {
             let store = open(&cli.db, max_batch)?;
             let workers = Workers {
                 escalation_interval: Duration::from_secs(escalation_interval),
                 delivery,
                 attachment_limit: usize::try_from(max_attachment_mib << 20).unwrap_or(usize::MAX),
                 secure_cookies,
+                catalog: catalog.or_else(default_catalog),
             };
             serve(store, &listen, cli.runtime.runtimes()?, workers)?;
             Ok(ExitCode::SUCCESS)
@@ -405,6 +424,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}", serde_json::to_string(&installed)?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Plugin { command: PluginCommand::Upgrade { name } } => {
+            let approvals = Approvals::new(open(&cli.db, 1)?, cli.runtime.runtimes()?);
+            let version = runtime()?.block_on(approvals.upgrade_plugin(&name)).map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", serde_json::json!({"name": name, "version": version}));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Plugin { command: PluginCommand::List } => {
             let approvals = Approvals::new(open(&cli.db, 1)?, cli.runtime.runtimes()?);
             let plugins = runtime()?.block_on(approvals.installed_plugins()).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -432,7 +457,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let grants = (!grant_http.is_empty() || grant_mail)
                 .then_some(greenlight_host::approvals::Grants { http: grant_http, mail: grant_mail });
             let approvals = Approvals::new(open(&cli.db, 1)?, cli.runtime.runtimes()?);
-            let body = greenlight_host::approvals::ExtensionUpdate { enabled, position, config, grants, compliance };
+            let body = greenlight_host::approvals::ExtensionUpdate {
+                enabled,
+                position,
+                config,
+                grants,
+                compliance,
+                upgrade: false,
+            };
             let setting = runtime()?
                 .block_on(approvals.configure_extension_as_operator(&tenant, &name, body))
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -449,6 +481,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     delivery: DeliveryArgs::default(),
                     attachment_limit: greenlight_host::approvals::DEFAULT_ATTACHMENT_LIMIT,
                     secure_cookies: false,
+                    catalog: None,
                 };
                 serve(store, &listen, runtimes, workers)?;
             }
@@ -503,17 +536,42 @@ struct Workers {
     attachment_limit: usize,
     /// Whether the dashboard's cookies are `Secure`.
     secure_cookies: bool,
+    /// The catalog folder to install at start.
+    catalog: Option<PathBuf>,
+}
+
+/// The `catalog` folder beside the running binary (`cargo xtask dist` lays one out), if any.
+fn default_catalog() -> Option<PathBuf> {
+    let dir = std::env::current_exe().ok()?.parent()?.join("catalog");
+    dir.is_dir().then_some(dir)
 }
 
 fn serve(store: Store, listen: &str, runtimes: Runtimes, workers: Workers) -> Result<()> {
     let rt = runtime()?;
     rt.block_on(async move {
+        // The catalog is in place before the first request can arrive.
+        let approvals = Approvals::new(store.clone(), runtimes).with_attachment_limit(workers.attachment_limit);
+        if let Some(dir) = &workers.catalog {
+            let report = approvals
+                .install_catalog(dir)
+                .await
+                .map_err(|e| anyhow::anyhow!("the catalog {}: {e}", dir.display()))?;
+            eprintln!(
+                "catalog {}: {} installed, {} newer versions offered, {} unchanged",
+                dir.display(),
+                report.installed.len(),
+                report.offered.len(),
+                report.unchanged
+            );
+            for s in &report.skipped {
+                eprintln!("catalog: skipped {s}");
+            }
+        }
         let listener =
             tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
         println!("listening on http://{addr}");
         std::io::stdout().flush()?;
-        let approvals = Approvals::new(store.clone(), runtimes).with_attachment_limit(workers.attachment_limit);
         let escalator = tokio::spawn(approvals.clone().run_escalator(workers.escalation_interval));
         let every = Duration::from_millis(workers.delivery.dispatch_interval_ms);
         let dispatcher = tokio::spawn(approvals.clone().run_dispatcher(workers.delivery.policy(), every));

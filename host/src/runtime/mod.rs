@@ -168,6 +168,16 @@ impl Runtimes {
 
     /// Validates, precompiles and stores a plugin; makes it the current version of its name.
     pub fn install(&self, store: &Store, manifest_path: &Path) -> Result<Installed, RuntimeError> {
+        self.store_version(store, manifest_path, true)
+    }
+
+    /// Validates, precompiles and stores a plugin version without making it current: the
+    /// catalog's offer of a newer version, which the operator takes up with `plugin upgrade`.
+    pub fn offer(&self, store: &Store, manifest_path: &Path) -> Result<Installed, RuntimeError> {
+        self.store_version(store, manifest_path, false)
+    }
+
+    fn store_version(&self, store: &Store, manifest_path: &Path, current: bool) -> Result<Installed, RuntimeError> {
         let manifest = Manifest::load(manifest_path)?;
         let n = manifest.name.clone();
         if store.read_blocking(move |c| extensions::script_name_in_use(c, &n))? {
@@ -223,18 +233,21 @@ impl Runtimes {
         let previous = store.write_blocking(move |c| -> Result<Option<String>, StoreError> {
             let prev = plugins::get(c, &name)?.map(|p| p.code_hash);
             let at = now();
-            plugins::install(
-                c,
-                &plugins::NewVersion {
-                    name: &name,
-                    version: &version,
-                    world,
-                    kind,
-                    code_hash: &h2,
-                    manifest: &json,
-                    at: &at,
-                },
-            )?;
+            let v = plugins::NewVersion {
+                name: &name,
+                version: &version,
+                world,
+                kind,
+                code_hash: &h2,
+                manifest: &json,
+                at: &at,
+            };
+            if current {
+                plugins::install(c, &v)?;
+            } else {
+                plugins::record_version(c, &v)?;
+                crate::store::catalog::offer_plugin(c, &name, &h2, &version, &at)?;
+            }
             Ok(prev)
         })?;
         Ok(Installed {

@@ -54,6 +54,12 @@ pub struct ExtensionSetting {
     pub grants: Grants,
     /// Whether the tenant counts it as a compliance rule in reports (R10).
     pub compliance: bool,
+    /// A script of the host's catalog the tenant has not adopted yet: enabling it adopts a copy.
+    pub offered: bool,
+    /// A newer version in the catalog, taken up with `"upgrade": true` (scripts) or by the
+    /// operator's `greenlight plugin upgrade` (plugins, which are host-wide).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<Upgrade>,
 }
 
 /// The code behind an enabled extension.
@@ -104,66 +110,74 @@ pub fn upsert_script(
     Ok(existed)
 }
 
-type Row = (
-    String,
-    String,
-    Option<String>,
-    String,
-    Option<bool>,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-    String,
-    Option<bool>,
-);
+/// A newer version of an extension the tenant uses, waiting to be taken up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Upgrade {
+    /// The plugin version on offer (scripts have none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Content hash of the newer code.
+    pub code_hash: String,
+}
 
-fn decode(r: Row) -> Result<ExtensionSetting, StoreError> {
-    let (name, kind, version, code_hash, enabled, position, config, grants, world, compliance) = r;
+fn decode(r: &rusqlite::Row<'_>) -> Result<ExtensionSetting, StoreError> {
+    let name: String = r.get(0)?;
+    let kind: String = r.get(1)?;
+    let world: String = r.get(8)?;
     let kind = ExtensionKind::parse(&kind).ok_or_else(|| {
         StoreError::Corrupt(format!("plugin_versions.kind: '{kind}' of '{name}' is no extension kind"))
     })?;
     let world = World::parse(&world)
         .ok_or_else(|| StoreError::Corrupt(format!("plugin_versions.world: '{world}' of '{name}' is no world")))?;
+    let config: Option<String> = r.get(6)?;
+    let grants: Option<String> = r.get(7)?;
+    let upgrade =
+        r.get::<_, Option<String>>(11)?.map(|code_hash| Upgrade { version: r.get(12).ok().flatten(), code_hash });
     Ok(ExtensionSetting {
-        name,
         kind,
         world,
-        version,
-        code_hash,
-        enabled: enabled.unwrap_or(false),
-        position: position.unwrap_or(100),
+        version: r.get(2)?,
+        code_hash: r.get(3)?,
+        enabled: r.get::<_, Option<bool>>(4)?.unwrap_or(false),
+        position: r.get::<_, Option<i64>>(5)?.unwrap_or(100),
         config: from_json("tenant_extensions.config", config.as_deref().unwrap_or("{}"))?,
         grants: from_json("tenant_extensions.grants", grants.as_deref().unwrap_or("{}"))?,
-        compliance: compliance.unwrap_or(false),
+        compliance: r.get::<_, Option<bool>>(9)?.unwrap_or(false),
+        offered: r.get(10)?,
+        upgrade,
+        name,
     })
 }
 
-/// Every extension this tenant can use (its scripts and every installed plugin), in run order.
+/// Every extension this tenant can use, in run order: its scripts, every installed plugin, and
+/// the catalog's scripts it has not adopted yet (offered, disabled, with the catalog's
+/// configuration). A newer version waiting in the catalog is named as an upgrade.
 pub fn settings(conn: &Connection, tenant_id: &str) -> Result<Vec<ExtensionSetting>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT s.name, 'script', NULL, s.hash, e.enabled, e.position, e.config, e.grants, 'approval-step', e.compliance FROM scripts s
+        "SELECT s.name, 'script', NULL, s.hash, e.enabled, e.position, e.config, e.grants, 'approval-step', e.compliance,
+                0, CASE WHEN s.catalog_hash IS NOT NULL AND c.hash <> s.catalog_hash THEN c.hash END, NULL
+           FROM scripts s
            LEFT JOIN tenant_extensions e ON e.tenant_id = s.tenant_id AND e.name = s.name
+           LEFT JOIN catalog_scripts c ON c.name = s.name
            WHERE s.tenant_id = ?1
          UNION ALL
-         SELECT p.name, v.kind, v.version, p.code_hash, e.enabled, e.position, e.config, e.grants, v.world, e.compliance FROM plugins p
+         SELECT p.name, v.kind, v.version, p.code_hash, e.enabled, e.position, e.config, e.grants, v.world, e.compliance,
+                0, o.code_hash, o.version
+           FROM plugins p
            JOIN plugin_versions v ON v.name = p.name AND v.code_hash = p.code_hash
-           LEFT JOIN tenant_extensions e ON e.tenant_id = ?1 AND e.name = p.name",
+           LEFT JOIN tenant_extensions e ON e.tenant_id = ?1 AND e.name = p.name
+           LEFT JOIN plugin_offers o ON o.name = p.name
+         UNION ALL
+         SELECT c.name, 'script', NULL, c.hash, 0, NULL, c.config, NULL, 'approval-step', 0, 1, NULL, NULL
+           FROM catalog_scripts c
+           WHERE NOT EXISTS (SELECT 1 FROM scripts s WHERE s.tenant_id = ?1 AND s.name = c.name)
+             AND NOT EXISTS (SELECT 1 FROM plugins p WHERE p.name = c.name)",
     )?;
-    let rows = stmt.query_map([tenant_id], |r| {
-        Ok((
-            r.get(0)?,
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get(4)?,
-            r.get(5)?,
-            r.get(6)?,
-            r.get(7)?,
-            r.get(8)?,
-            r.get(9)?,
-        ))
-    })?;
-    let mut out: Vec<ExtensionSetting> = rows.map(|r| decode(r?)).collect::<Result<_, _>>()?;
+    let mut rows = stmt.query([tenant_id])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(decode(r)?);
+    }
     out.sort_by(|a, b| (a.position, &a.name).cmp(&(b.position, &b.name)));
     Ok(out)
 }
@@ -264,6 +278,8 @@ pub struct ExtensionUpdate {
     pub grants: Option<Grants>,
     /// Whether the tenant counts it as a compliance rule in reports (R10).
     pub compliance: Option<bool>,
+    /// For a script adopted from the catalog: replace it with the catalog's newer version.
+    pub upgrade: bool,
 }
 
 /// Updates (or creates) a tenant's settings for an extension known to exist.

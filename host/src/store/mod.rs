@@ -21,12 +21,14 @@
 //! - [`authorizations`]: customer authorization certificates (R4).
 //! - [`delegations`]: who lends their authority to whom, when (R6).
 //! - [`plugins`]: the plugin catalog, installed versions and precompiled artifacts.
+//! - [`catalog`]: the shipped catalog: scripts offered to every tenant, plugin versions on offer.
 //! - [`reports`]: the summary report, computed in SQL over indexed columns (R10).
 //! - [`sessions`]: passwords (argon2id hashes) and browser sessions (stored hashed).
 
 pub mod attachments;
 pub mod audit;
 pub mod authorizations;
+pub mod catalog;
 pub mod delegations;
 pub mod deliveries;
 pub mod directory;

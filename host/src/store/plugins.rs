@@ -37,13 +37,22 @@ pub struct NewVersion<'a> {
     pub at: &'a str,
 }
 
-/// Records a version and makes it the current one for its name.
-pub fn install(conn: &Connection, v: &NewVersion<'_>) -> Result<(), StoreError> {
+/// Records a version without making it current (a catalog's offer).
+pub fn record_version(conn: &Connection, v: &NewVersion<'_>) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO plugin_versions (code_hash, name, version, world, kind, manifest, installed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (name, code_hash) DO UPDATE SET manifest = excluded.manifest, version = excluded.version",
     )?
     .execute(params![v.code_hash, v.name, v.version, v.world, v.kind, to_json(v.manifest)?, v.at])?;
+    Ok(())
+}
+
+/// Records a version and makes it the current one for its name; an offer of that version is
+/// taken up.
+pub fn install(conn: &Connection, v: &NewVersion<'_>) -> Result<(), StoreError> {
+    record_version(conn, v)?;
+    conn.prepare_cached("DELETE FROM plugin_offers WHERE name = ?1 AND code_hash = ?2")?
+        .execute(params![v.name, v.code_hash])?;
     conn.prepare_cached(
         "INSERT INTO plugins (name, code_hash, installed_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (name) DO UPDATE SET code_hash = excluded.code_hash, installed_at = excluded.installed_at",
@@ -79,6 +88,29 @@ pub fn get(conn: &Connection, name: &str) -> Result<Option<PluginRecord>, StoreE
         .optional()?
         .map(decode)
         .transpose()
+}
+
+/// A stored version of a plugin, current or not.
+#[derive(Debug, Clone)]
+pub struct StoredVersion {
+    /// Its world, as stored.
+    pub world: String,
+    /// `wasm` or `native`.
+    pub kind: String,
+    /// Its manifest as JSON.
+    pub manifest: serde_json::Value,
+}
+
+/// One stored version of a plugin by its code hash.
+pub fn version(conn: &Connection, name: &str, code_hash: &str) -> Result<Option<StoredVersion>, StoreError> {
+    let row: Option<(String, String, String)> = conn
+        .prepare_cached("SELECT world, kind, manifest FROM plugin_versions WHERE name = ?1 AND code_hash = ?2")?
+        .query_row(params![name, code_hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    row.map(|(world, kind, manifest)| {
+        Ok(StoredVersion { world, kind, manifest: from_json("plugin_versions.manifest", &manifest)? })
+    })
+    .transpose()
 }
 
 /// The SHA-256 of the artifact the host produced for this code and engine, if any.

@@ -337,6 +337,25 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX sessions_by_user ON sessions (tenant_id, user_name);
     "#,
+    // 13: the shipped catalog. The scripts a host offers every tenant (a tenant adopts a copy,
+    // remembering which catalog version it copied), and plugin versions the catalog brought
+    // while another version of the name is current: offered, never swapped in silently.
+    r#"
+    CREATE TABLE catalog_scripts (
+        name TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        config TEXT NOT NULL DEFAULT '{}',
+        updated_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    ALTER TABLE scripts ADD COLUMN catalog_hash TEXT;
+    CREATE TABLE plugin_offers (
+        name TEXT PRIMARY KEY,
+        code_hash TEXT NOT NULL,
+        version TEXT NOT NULL,
+        offered_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this host writes.

@@ -67,6 +67,8 @@ pub struct ExtensionForm {
     enabled: Option<String>,
     #[serde(default)]
     compliance: Option<String>,
+    #[serde(default)]
+    upgrade: Option<String>,
     position: String,
     config: String,
 }
@@ -98,6 +100,7 @@ pub async fn update_extension(
         config: Some(config),
         grants: None,
         compliance: Some(f.compliance.is_some()),
+        upgrade: f.upgrade.is_some(),
     };
     match s.approvals.update_extension(&v.principal, &name, update).await {
         Ok(_) => Ok(Redirect::to(&format!("/admin/extensions#ext-{name}")).into_response()),

@@ -83,8 +83,14 @@ mod tests {
         let source = include_str!("../../../../scripts/executive-threshold.rhai");
         approvals.add_script(&admin, "executive-threshold", source).await.expect("script");
         let config = serde_json::json!({"threshold_minor": 1000, "due_in_hours": 48});
-        let update =
-            ExtensionUpdate { enabled: true, position: Some(1), config: Some(config), grants: None, compliance: None };
+        let update = ExtensionUpdate {
+            enabled: true,
+            position: Some(1),
+            config: Some(config),
+            grants: None,
+            compliance: None,
+            upgrade: false,
+        };
         approvals.update_extension(&admin, "executive-threshold", update).await.expect("enable");
         let (_, t) = approvals.create_user(&admin, user("alice", "requester")).await.expect("alice");
         let alice = approvals.authenticate(&t).await.expect("auth").expect("alice");
