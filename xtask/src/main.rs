@@ -433,6 +433,76 @@ fn bench(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// `cargo xtask dist`: a self-contained folder a user can copy to a server —
+/// `target/dist/greenlight/` with the release binary, the shipped plugins and scripts as its
+/// catalog (`greenlight serve` installs the `catalog` folder beside it at start), and a README.
+/// Test fixtures and the native sample are left out.
+fn dist() -> Result<()> {
+    let built = plugins()?;
+    run(
+        "build the release binary",
+        cargo().args(["build", "--release", "-p", "greenlight-host", "--bin", "greenlight"]),
+    )?;
+    let out = target_dir().join("dist").join("greenlight");
+    if out.exists() {
+        std::fs::remove_dir_all(&out).with_context(|| format!("removing the old {}", out.display()))?;
+    }
+    let catalog = out.join("catalog");
+    std::fs::create_dir_all(catalog.join("plugins"))?;
+    std::fs::create_dir_all(catalog.join("scripts"))?;
+    std::fs::copy(target_dir().join("release").join("greenlight"), out.join("greenlight"))?;
+    // The shipped plugins are the crates directly under plugins/; their built folder is named
+    // after the manifest's `name`.
+    let mut shipped = Vec::new();
+    for entry in std::fs::read_dir(root().join("plugins"))? {
+        let manifest = entry?.path().join("manifest.toml");
+        if let Some(name) = manifest.exists().then(|| toml_str(&manifest, &["name"])).transpose()?.flatten() {
+            shipped.push(name);
+        }
+    }
+    shipped.sort();
+    for name in &shipped {
+        let (from, to) = (built.join(name), catalog.join("plugins").join(name));
+        std::fs::create_dir_all(&to)?;
+        for file in std::fs::read_dir(&from).with_context(|| format!("reading {}", from.display()))? {
+            let file = file?;
+            std::fs::copy(file.path(), to.join(file.file_name()))?;
+        }
+    }
+    let mut scripts = 0;
+    for entry in std::fs::read_dir(root().join("scripts"))? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        if name.ends_with(".rhai") || name.ends_with(".config.json") {
+            std::fs::copy(&path, catalog.join("scripts").join(&name))?;
+            scripts += usize::from(name.ends_with(".rhai"));
+        }
+    }
+    std::fs::write(out.join("README.md"), DIST_README)?;
+    eprintln!(
+        "xtask: {} holds greenlight, {} plugins and {scripts} scripts in catalog/, and README.md",
+        out.display(),
+        shipped.len()
+    );
+    Ok(())
+}
+
+/// The README of a `cargo xtask dist` folder.
+const DIST_README: &str = "# Greenlight
+
+This folder is self-contained: copy it to a server.
+
+    ./greenlight --db greenlight.db tenant create acme          # prints the admin's API token
+    ./greenlight --db greenlight.db tenant set-password --tenant acme admin   # reads it from stdin
+    ./greenlight --db greenlight.db serve --listen 0.0.0.0:8080
+
+`serve` installs `catalog/` (the shipped plugins and scripts) at start, so every tenant's admin
+can enable them on the dashboard's Extensions page or with `PUT /v1/admin/extensions/{name}`.
+Installing is idempotent; a newer version in a later catalog is offered, never swapped in:
+admins take up a script's upgrade themselves, the operator a plugin's with
+`greenlight plugin upgrade NAME`. Behind a proxy that terminates TLS, add `--secure-cookies`.
+";
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
@@ -440,9 +510,10 @@ fn main() -> Result<()> {
         Some("test") => test(),
         Some("bench") => bench(&args[1..]),
         Some("plugins") => plugins().map(|_| ()),
+        Some("dist") => dist(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo|test|bench|plugins>\n  demo   build and serve a demo tenant on 127.0.0.1:8080\n  test   everything the project tests\n  bench  release-mode measurements against same-run baselines\n  plugins  build every plugin into target/plugins/<name>/"
+                "usage: cargo xtask <demo|test|bench|plugins|dist>\n  demo   build and serve a demo tenant on 127.0.0.1:8080\n  test   everything the project tests\n  bench  release-mode measurements against same-run baselines\n  plugins  build every plugin into target/plugins/<name>/\n  dist   a self-contained folder (binary, shipped plugins and scripts, README) in target/dist/greenlight/"
             );
             std::process::exit(2);
         }
