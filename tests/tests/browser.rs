@@ -110,6 +110,9 @@ fn the_people_of_the_seeds_work_in_the_browser() -> Result<()> {
     w.b.type_into("#file", &pdf.path().display().to_string())?;
     w.b.submit("form[enctype='multipart/form-data'] button")?;
     ensure!(w.source()?.contains(".pdf</a>"), "the PDF is listed: {}", w.source()?);
+    w.b.open(&format!("{}/orders/{id}/edit", s.url))?;
+    w.accessible("edit order")?;
+    w.b.open(&page)?;
     w.b.submit(&format!("form[action='/orders/{id}/submit'] button"))?;
     ensure!(w.b.text("main p .badge")? == "Pending approval", "{}", w.source()?);
     w.accessible("order (pending)")?;
@@ -177,8 +180,10 @@ fn the_people_of_the_seeds_work_in_the_browser() -> Result<()> {
     alice.submit(&next)?;
     w.b.open(&format!("{}/orders/{next}", s.url))?;
     ensure!(w.source()?.contains("Executive approval"), "the new rule added its stage: {}", w.source()?);
-    w.b.open(&format!("{}/admin/users", s.url))?;
-    w.accessible("users")?;
+    for page in ["admin/users", "admin/cost-centers", "admin/settings", "admin/deliveries", "delegations"] {
+        w.b.open(&format!("{}/{page}", s.url))?;
+        w.accessible(page)?;
+    }
     w.sign_out()?;
 
     // Someone of another tenant gets a 404 page for acme's order.

@@ -238,6 +238,12 @@ impl Approvals {
         Ok(cc)
     }
 
+    /// The tenant's settings (admin).
+    pub fn settings(&self, p: &Principal) -> Result<Policy, ApprovalError> {
+        require_role(p, &[roles::ADMIN], "reading settings")?;
+        Ok(p.tenant.policy)
+    }
+
     /// Changes tenant settings.
     pub async fn update_settings(&self, p: &Principal, body: SettingsUpdate) -> Result<Policy, ApprovalError> {
         require_role(p, &[roles::ADMIN], "changing settings")?;
@@ -323,6 +329,13 @@ impl Approvals {
         require_role(p, &[roles::ADMIN], "listing users")?;
         let (tenant_id, after) = (p.tenant.id.clone(), after.to_string());
         Ok(self.store.read(move |c| directory::users(c, &tenant_id, &after, limit.clamp(1, 500))).await?)
+    }
+
+    /// The tenant's cost centers by code (admin), at most 1000.
+    pub async fn cost_centers(&self, p: &Principal) -> Result<Vec<CostCenter>, ApprovalError> {
+        require_role(p, &[roles::ADMIN], "listing cost centers")?;
+        let tenant_id = p.tenant.id.clone();
+        Ok(self.store.read(move |c| directory::cost_centers(c, &tenant_id, 1000)).await?)
     }
 
     /// Enables, disables, moves or configures an extension for the tenant.
@@ -425,6 +438,11 @@ impl Approvals {
                 })
                 .await?;
             match (current, offered) {
+                (Some(s), Some(_)) if s.offered && !body.enabled => {
+                    return Err(ApprovalError::InvalidState(format!(
+                        "'{name}' is offered by the host's catalog: enable it to add it to this organization"
+                    )));
+                }
                 (Some(s), Some(cat)) if s.offered => {
                     if body.config.is_none() {
                         body.config = Some(cat.config.clone());

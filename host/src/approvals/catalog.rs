@@ -42,6 +42,15 @@ fn entries(dir: &Path, pick: impl Fn(&Path) -> bool) -> Vec<PathBuf> {
     found
 }
 
+/// Whether version `a` comes after `b`, both `MAJOR.MINOR.PATCH` (anything else is never newer).
+fn is_newer(a: &str, b: &str) -> bool {
+    let parse = |v: &str| -> Option<Vec<u64>> { v.split('.').map(|p| p.parse().ok()).collect() };
+    match (parse(a), parse(b)) {
+        (Some(a), Some(b)) => a > b,
+        _ => false,
+    }
+}
+
 impl Approvals {
     /// Installs the catalog of a folder (see the module documentation).
     pub async fn install_catalog(&self, dir: &Path) -> Result<CatalogReport, ApprovalError> {
@@ -77,8 +86,20 @@ impl Approvals {
             let label = format!("{} {}", manifest.name, manifest.version);
             let (runtimes, store, path) = (self.runtimes.clone(), self.store.clone(), manifest_path.clone());
             let result = match (&current, &offer) {
-                (Some(p), _) if p.code_hash == code => {
+                (Some(p), offer) if p.code_hash == code => {
+                    // The catalog is back at the version in use: an offer of another one lapses.
+                    if offer.is_some() {
+                        let n = manifest.name.clone();
+                        self.store.write(move |c| catalog::withdraw_offer(c, &n)).await?;
+                    }
                     report.unchanged += 1;
+                    continue;
+                }
+                (Some(p), _) if !is_newer(&manifest.version, p.manifest["version"].as_str().unwrap_or_default()) => {
+                    report.skipped.push(format!(
+                        "{label}: not newer than the installed {}; install it by hand to go back",
+                        p.manifest["version"].as_str().unwrap_or("version")
+                    ));
                     continue;
                 }
                 (Some(_), Some((hash, _))) if *hash == code => {
@@ -192,5 +213,17 @@ impl Approvals {
                 Ok(version)
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_a_later_version_is_newer() {
+        assert!(super::is_newer("1.1.0", "1.0.9"));
+        assert!(super::is_newer("1.10.0", "1.9.0"));
+        assert!(!super::is_newer("1.0.0", "1.0.0"));
+        assert!(!super::is_newer("0.9.0", "1.0.0"));
+        assert!(!super::is_newer("1.1.0-beta", "1.0.0"));
     }
 }

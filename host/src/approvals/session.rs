@@ -6,7 +6,7 @@ use super::access::require_role;
 use super::{ApprovalError, Approvals, invalid};
 use crate::domain::actor::roles;
 use crate::domain::directory::Principal;
-use crate::domain::session::{backoff, check_password, is_live};
+use crate::domain::session::{ADDRESS_FREE_FAILURES, USER_FREE_FAILURES, backoff, check_password, is_live};
 use crate::store::directory::{self, new_token};
 use crate::store::sessions::{self, SessionRecord};
 use crate::store::{StoreError, audit};
@@ -36,29 +36,62 @@ pub struct Session {
 }
 
 /// Failed sign-ins in a row, per user and per address, and when the last one was.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Throttle {
-    failures: Mutex<HashMap<String, (u32, DateTime<Utc>)>>,
+    failures: Mutex<HashMap<Key, (u32, DateTime<Utc>)>>,
+    /// Password checks running now: each costs argon2's memory, so their number is bounded.
+    checks: tokio::sync::Semaphore,
 }
 
-/// The most keys the throttle remembers; beyond it the oldest half is forgotten, so a flood of
-/// made-up names cannot grow it without bound.
-const THROTTLE_KEYS: usize = 100_000;
+impl Default for Throttle {
+    fn default() -> Self {
+        Throttle { failures: Mutex::default(), checks: tokio::sync::Semaphore::new(MAX_CONCURRENT_CHECKS) }
+    }
+}
 
-impl Throttle {
-    /// Seconds to wait before `keys` may try again, if any must wait.
-    fn wait(&self, keys: &[String], now: DateTime<Utc>) -> Option<i64> {
-        let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        keys.iter()
-            .filter_map(|k| map.get(k))
-            .map(|(n, last)| *last + backoff(*n) - now)
-            .filter(|left| *left > chrono::TimeDelta::zero())
-            .max()
-            .map(|left| left.num_seconds() + 1)
+/// Whom a count of failures is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    /// A user of a tenant, by the SHA-256 of `tenant/name` (a fixed size whatever was typed).
+    User([u8; 32]),
+    /// An address.
+    Address(IpAddr),
+}
+
+impl Key {
+    fn user(tenant: &str, name: &str) -> Key {
+        use sha2::Digest;
+        Key::User(sha2::Sha256::digest(format!("{tenant}/{name}").as_bytes()).into())
     }
 
-    fn failed(&self, keys: &[String], now: DateTime<Utc>) {
+    fn free(&self) -> u32 {
+        match self {
+            Key::User(_) => USER_FREE_FAILURES,
+            Key::Address(_) => ADDRESS_FREE_FAILURES,
+        }
+    }
+}
+
+/// The most keys the throttle remembers; beyond it the oldest half is forgotten.
+const THROTTLE_KEYS: usize = 100_000;
+
+/// Password checks at once; a sign-in beyond them is asked to try again in a second.
+const MAX_CONCURRENT_CHECKS: usize = 4;
+
+impl Throttle {
+    /// Either the seconds `keys` must still wait, or the attempt counted as a failure up front
+    /// (in the same lock, so parallel attempts cannot all pass one check); a success takes it
+    /// back with [`Throttle::succeeded`].
+    fn begin(&self, keys: &[Key], now: DateTime<Utc>) -> Result<(), i64> {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let wait = keys
+            .iter()
+            .filter_map(|k| map.get(k).map(|(n, last)| *last + backoff(*n, k.free()) - now))
+            .filter(|left| *left > chrono::TimeDelta::zero())
+            .max();
+        if let Some(left) = wait {
+            return Err(left.num_seconds() + 1);
+        }
         if map.len() >= THROTTLE_KEYS {
             let mut times: Vec<DateTime<Utc>> = map.values().map(|(_, t)| *t).collect();
             times.sort_unstable();
@@ -69,10 +102,17 @@ impl Throttle {
             let e = map.entry(k.clone()).or_insert((0, now));
             *e = (e.0.saturating_add(1), now);
         }
+        Ok(())
     }
 
-    fn succeeded(&self, user_key: &str) {
-        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(user_key);
+    /// A sign-in succeeded: the user's failures are forgotten and the attempt is taken back
+    /// from the address's count.
+    fn succeeded(&self, user: &Key, address: &Key) {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(user);
+        if let Some(e) = map.get_mut(address) {
+            e.0 = e.0.saturating_sub(1);
+        }
     }
 }
 
@@ -114,13 +154,16 @@ impl Approvals {
         from: IpAddr,
     ) -> Result<SignedIn, ApprovalError> {
         let now = Utc::now();
-        let user_key = format!("user:{tenant}/{user}");
-        let keys = [user_key.clone(), format!("addr:{from}")];
-        if let Some(secs) = self.sign_ins.wait(&keys, now) {
-            return Err(ApprovalError::TooManyAttempts(secs));
-        }
-        if password.len() > crate::domain::session::MAX_PASSWORD_BYTES {
+        // Names are at most 64 bytes; anything longer cannot sign in and is not remembered.
+        if tenant.len() > 64 || user.len() > 64 || password.len() > crate::domain::session::MAX_PASSWORD_BYTES {
             return Err(ApprovalError::SignInFailed);
+        }
+        let (user_key, address_key) = (Key::user(tenant, user), Key::Address(from));
+        let Ok(_check) = self.sign_ins.checks.try_acquire() else {
+            return Err(ApprovalError::TooManyAttempts(1));
+        };
+        if let Err(secs) = self.sign_ins.begin(&[user_key.clone(), address_key.clone()], now) {
+            return Err(ApprovalError::TooManyAttempts(secs));
         }
         let (t, u) = (tenant.to_string(), user.to_string());
         let found = self.store.read(move |c| sessions::password_hash(c, &t, &u)).await?;
@@ -131,10 +174,9 @@ impl Approvals {
         let pw = password.to_string();
         let ok = blocking(move || verify(&pw, &phc)).await? && tenant_id.is_some();
         let Some(tenant_id) = tenant_id.filter(|_| ok) else {
-            self.sign_ins.failed(&keys, now);
             return Err(ApprovalError::SignInFailed);
         };
-        self.sign_ins.succeeded(&user_key);
+        self.sign_ins.succeeded(&user_key, &address_key);
         let signed = SignedIn { cookie: new_token()?, csrf: new_token()? };
         let record = SessionRecord {
             tenant_id: tenant_id.clone(),
@@ -146,6 +188,7 @@ impl Approvals {
         let (cookie, name) = (signed.cookie.clone(), user.to_string());
         self.store
             .write(move |c| -> Result<(), StoreError> {
+                sessions::purge_expired(c, now)?;
                 sessions::create(c, &cookie, &record)?;
                 audit::append(
                     c,
@@ -223,6 +266,19 @@ impl Approvals {
         self.store_password(&p.tenant.id, &p.user.name, user, password).await
     }
 
+    /// Changes one's own password, proving the current one first (a borrowed session alone
+    /// cannot take the account over).
+    pub async fn change_own_password(&self, p: &Principal, current: &str, new: &str) -> Result<(), ApprovalError> {
+        let (t, u) = (p.tenant.name.clone(), p.user.name.clone());
+        let found = self.store.read(move |c| sessions::password_hash(c, &t, &u)).await?;
+        let phc = found.and_then(|(_, h)| h).unwrap_or_else(|| decoy_hash().to_string());
+        let cur = current.to_string();
+        if current.len() > crate::domain::session::MAX_PASSWORD_BYTES || !blocking(move || verify(&cur, &phc)).await? {
+            return Err(invalid("current", "the current password is wrong"));
+        }
+        self.store_password(&p.tenant.id, &p.user.name, &p.user.name, new).await
+    }
+
     /// Sets a user's password from the command line (the operator, for the first admin).
     pub async fn set_password_as_operator(
         &self,
@@ -274,15 +330,27 @@ mod tests {
     fn failures_slow_down_the_key_and_success_clears_the_user() {
         let t = Throttle::default();
         let now = Utc::now();
-        let keys = ["user:a/b".to_string(), "addr:127.0.0.1".to_string()];
-        for _ in 0..3 {
-            assert_eq!(t.wait(&keys, now), None);
-            t.failed(&keys, now);
+        let (user, addr) = (Key::user("a", "b"), Key::Address(IpAddr::from([127, 0, 0, 1])));
+        let keys = [user.clone(), addr.clone()];
+        for _ in 0..USER_FREE_FAILURES {
+            assert_eq!(t.begin(&keys, now), Ok(()));
         }
-        assert!(t.wait(&keys, now).is_some_and(|s| s >= 1));
-        assert_eq!(t.wait(&keys, now + chrono::TimeDelta::seconds(2)), None);
-        t.succeeded("user:a/b");
-        assert!(t.wait(&keys, now).is_some(), "the address still waits");
-        assert_eq!(t.wait(&["user:a/b".to_string()], now), None);
+        assert!(t.begin(&keys, now).is_err_and(|s| s >= 1), "the fourth attempt at once waits");
+        assert_eq!(t.begin(&keys, now + chrono::TimeDelta::seconds(2)), Ok(()));
+        t.succeeded(&user, &addr);
+        assert_eq!(t.begin(&[user], now + chrono::TimeDelta::seconds(2)), Ok(()), "the user starts over");
+        // Another user from the same address is not held up by a few failures of the first.
+        assert_eq!(t.begin(&[Key::user("a", "c"), addr], now + chrono::TimeDelta::seconds(2)), Ok(()));
+    }
+
+    #[test]
+    fn an_address_waits_only_after_many_failures() {
+        let t = Throttle::default();
+        let now = Utc::now();
+        let addr = Key::Address(IpAddr::from([10, 0, 0, 1]));
+        for i in 0..ADDRESS_FREE_FAILURES {
+            assert_eq!(t.begin(&[Key::user("a", &format!("u{i}")), addr.clone()], now), Ok(()));
+        }
+        assert!(t.begin(&[Key::user("a", "other"), addr], now).is_err());
     }
 }

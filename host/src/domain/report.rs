@@ -92,12 +92,14 @@ impl SummaryQuery {
     }
 }
 
-/// Parses a period bound: an RFC 3339 time, or a date meaning its midnight in UTC.
+/// Parses a period bound: an RFC 3339 time, or a date meaning its midnight in UTC, in the years
+/// 1970 to 9999 (so a day or a year can always be added or taken away).
 pub fn parse_bound(s: &str) -> Option<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.with_timezone(&Utc));
-    }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
+    let t = match DateTime::parse_from_rfc3339(s) {
+        Ok(t) => t.with_timezone(&Utc),
+        Err(_) => NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?.and_time(chrono::NaiveTime::MIN).and_utc(),
+    };
+    (1970..=9999).contains(&chrono::Datelike::year(&t)).then_some(t)
 }
 
 /// The figures of one group, or of the whole period.
@@ -240,6 +242,9 @@ mod tests {
         assert!(SummaryQuery::new(parse_bound("2000-01-01"), a, None, false, now).is_err());
         assert!(SummaryQuery::new(a, b, Some(GroupBy::Month), true, now).is_ok());
         assert_eq!(parse_bound("2026-13-01"), None);
+        assert_eq!(parse_bound("+262142-12-31"), None);
+        assert_eq!(parse_bound("-262143-01-01"), None);
+        assert!(parse_bound("9999-12-31T23:59:59Z").is_some_and(|t| t + TimeDelta::days(1) > t));
         assert_eq!("week".parse::<GroupBy>().map_err(|e| e.contains("month")), Err(true));
     }
 }

@@ -36,14 +36,21 @@ pub fn check_password(password: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Failed sign-ins for one user in a row before each further attempt must wait.
+pub const USER_FREE_FAILURES: u32 = 3;
+
+/// Failed sign-ins from one address in a row before each further attempt must wait: more than
+/// for a user, since many people may share an address (an office, a proxy).
+pub const ADDRESS_FREE_FAILURES: u32 = 20;
+
 /// How long someone must wait before the next sign-in attempt after `failures` failed ones in
-/// a row: none for the first three, then doubling from one second, at most fifteen minutes.
-pub fn backoff(failures: u32) -> TimeDelta {
-    if failures < 3 {
+/// a row when the first `free` cost nothing: then doubling from one second, at most fifteen
+/// minutes.
+pub fn backoff(failures: u32, free: u32) -> TimeDelta {
+    if failures < free {
         return TimeDelta::zero();
     }
-    let secs = 1i64.checked_shl(failures - 3).unwrap_or(i64::MAX).min(900);
-    TimeDelta::seconds(secs)
+    TimeDelta::seconds((1i64 << (failures - free).min(10)).min(900))
 }
 
 #[cfg(test)]
@@ -66,10 +73,14 @@ mod tests {
         assert!(check_password(" padded password ").is_err());
         assert!(check_password(&"x".repeat(300)).is_err());
         assert!(check_password("correct horse").is_ok());
-        assert_eq!(backoff(2), TimeDelta::zero());
-        assert_eq!(backoff(3), TimeDelta::seconds(1));
-        assert_eq!(backoff(6), TimeDelta::seconds(8));
-        assert_eq!(backoff(40), TimeDelta::seconds(900));
-        assert_eq!(backoff(u32::MAX), TimeDelta::seconds(900));
+        assert_eq!(backoff(2, 3), TimeDelta::zero());
+        assert_eq!(backoff(3, 3), TimeDelta::seconds(1));
+        assert_eq!(backoff(6, 3), TimeDelta::seconds(8));
+        assert_eq!(backoff(40, 3), TimeDelta::seconds(900));
+        for n in 60..70 {
+            assert_eq!(backoff(n, 3), TimeDelta::seconds(900), "{n} failures");
+        }
+        assert_eq!(backoff(u32::MAX, 3), TimeDelta::seconds(900));
+        assert_eq!(backoff(19, ADDRESS_FREE_FAILURES), TimeDelta::zero());
     }
 }

@@ -93,6 +93,12 @@ pub fn plugin_offer(conn: &Connection, name: &str) -> Result<Option<(String, Str
         .optional()?)
 }
 
+/// Withdraws the offer of another version of a plugin.
+pub fn withdraw_offer(conn: &Connection, name: &str) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM plugin_offers WHERE name = ?1")?.execute([name])?;
+    Ok(())
+}
+
 /// Marks a tenant's script as a copy of this catalog version.
 pub fn adopted(conn: &Connection, tenant_id: &str, name: &str, catalog_hash: &str) -> Result<(), StoreError> {
     conn.prepare_cached("UPDATE scripts SET catalog_hash = ?3 WHERE tenant_id = ?1 AND name = ?2")?

@@ -199,6 +199,17 @@ pub fn cost_center(conn: &Connection, tenant_id: &str, code: &str) -> Result<Opt
         .optional()?)
 }
 
+/// The tenant's cost centers by code, at most `limit`.
+pub fn cost_centers(conn: &Connection, tenant_id: &str, limit: usize) -> Result<Vec<CostCenter>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT code, manager, budget_minor FROM cost_centers WHERE tenant_id = ?1 ORDER BY code LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![tenant_id, limit as i64], |r| {
+        Ok(CostCenter { code: r.get(0)?, manager: r.get(1)?, budget_minor: r.get(2)? })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// Cost center codes the user manages (for the inbox).
 pub fn managed_cost_centers(conn: &Connection, tenant_id: &str, manager: &str) -> Result<Vec<String>, StoreError> {
     let mut stmt = conn.prepare_cached("SELECT code FROM cost_centers WHERE tenant_id = ?1 AND manager = ?2")?;

@@ -86,7 +86,8 @@ pub struct Enabled {
     pub code: Code,
 }
 
-/// Creates or replaces a script; its settings row is created disabled if missing.
+/// Creates or replaces a script; its settings row is created disabled if missing. A replaced
+/// script is the tenant's own from then on, no longer a copy of the catalog's.
 pub fn upsert_script(
     conn: &Connection,
     tenant_id: &str,
@@ -102,7 +103,8 @@ pub fn upsert_script(
         .unwrap_or(false);
     conn.prepare_cached(
         "INSERT INTO scripts (tenant_id, name, source, hash, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (tenant_id, name) DO UPDATE SET source = excluded.source, hash = excluded.hash, updated_at = excluded.updated_at",
+         ON CONFLICT (tenant_id, name) DO UPDATE SET source = excluded.source, hash = excluded.hash, updated_at = excluded.updated_at,
+             catalog_hash = NULL",
     )?
     .execute(params![tenant_id, name, source, hash, at])?;
     conn.prepare_cached("INSERT INTO tenant_extensions (tenant_id, name) VALUES (?1, ?2) ON CONFLICT DO NOTHING")?

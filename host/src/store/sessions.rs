@@ -85,6 +85,14 @@ pub fn find(conn: &Connection, cookie: &str) -> Result<Option<SessionRecord>, St
     }))
 }
 
+/// Removes the sessions no longer live at `now` (idle or old).
+pub fn purge_expired(conn: &Connection, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let idle = timestamp(now - crate::domain::session::IDLE);
+    let old = timestamp(now - crate::domain::session::ABSOLUTE);
+    conn.prepare_cached("DELETE FROM sessions WHERE seen_at <= ?1 OR created_at <= ?2")?.execute(params![idle, old])?;
+    Ok(())
+}
+
 /// Records a use of the session.
 pub fn touch(conn: &Connection, cookie: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
     conn.prepare_cached("UPDATE sessions SET seen_at = ?2 WHERE hash = ?1")?

@@ -206,15 +206,22 @@ pub async fn password_page(v: Viewer) -> Result<Html<String>, PageError> {
     Ok(Html(OwnPasswordPage { nav: v.nav("password"), error: String::new() }.render()?))
 }
 
+/// One's own new password, with the current one.
+#[derive(Debug, Deserialize)]
+pub struct OwnPasswordForm {
+    csrf: String,
+    current: String,
+    password: String,
+}
+
 /// `POST /password`.
 pub async fn change_password(
     State(s): State<WebState>,
     v: Viewer,
-    Form(f): Form<PasswordForm>,
+    Form(f): Form<OwnPasswordForm>,
 ) -> Result<Response, PageError> {
     v.check(&f.csrf)?;
-    let name = v.principal.user.name.clone();
-    match s.approvals.set_password(&v.principal, &name, &f.password).await {
+    match s.approvals.change_own_password(&v.principal, &f.current, &f.password).await {
         // Setting a password ends every session of the user, this one too.
         Ok(()) => Ok(Redirect::to("/sign-in").into_response()),
         Err(ApprovalError::Invalid { message, .. }) => {
@@ -223,4 +230,143 @@ pub async fn change_password(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+struct CostCenterRow {
+    code: String,
+    manager: String,
+    budget: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_cost_centers.html")]
+struct CostCentersPage {
+    nav: Nav,
+    rows: Vec<CostCenterRow>,
+    error: String,
+}
+
+async fn cost_centers_page(s: &WebState, v: &Viewer, error: String) -> Result<CostCentersPage, PageError> {
+    let rows = s
+        .approvals
+        .cost_centers(&v.principal)
+        .await?
+        .into_iter()
+        .map(|c| CostCenterRow {
+            budget: c.budget_minor.map(|b| b.to_string()).unwrap_or_default(),
+            code: c.code,
+            manager: c.manager,
+        })
+        .collect();
+    Ok(CostCentersPage { nav: v.nav("cost-centers"), rows, error })
+}
+
+/// `GET /admin/cost-centers`.
+pub async fn cost_centers(State(s): State<WebState>, v: Viewer) -> Result<Html<String>, PageError> {
+    Ok(Html(cost_centers_page(&s, &v, String::new()).await?.render()?))
+}
+
+/// A new cost center.
+#[derive(Debug, Deserialize)]
+pub struct CostCenterForm {
+    csrf: String,
+    code: String,
+    manager: String,
+    #[serde(default)]
+    budget_minor: String,
+}
+
+/// `POST /admin/cost-centers`.
+pub async fn create_cost_center(
+    State(s): State<WebState>,
+    v: Viewer,
+    Form(f): Form<CostCenterForm>,
+) -> Result<Response, PageError> {
+    v.check(&f.csrf)?;
+    let refuse = |message: String| async {
+        let page = cost_centers_page(&s, &v, message).await?;
+        Ok::<_, PageError>((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response())
+    };
+    let budget_minor = match f.budget_minor.trim() {
+        "" => None,
+        b => match b.parse::<i64>() {
+            Ok(n) => Some(n),
+            Err(_) => return refuse("budget_minor: a whole number of minor units, e.g. 1000000".into()).await,
+        },
+    };
+    let body = crate::approvals::NewCostCenter {
+        code: f.code.trim().to_string(),
+        manager: f.manager.trim().to_string(),
+        budget_minor,
+    };
+    match s.approvals.create_cost_center(&v.principal, body).await {
+        Ok(_) => Ok(Redirect::to("/admin/cost-centers").into_response()),
+        Err(ApprovalError::Invalid { field, message }) => refuse(format!("{field}: {message}")).await,
+        Err(ApprovalError::Conflict(m)) => refuse(m).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin_settings.html")]
+struct SettingsPage {
+    nav: Nav,
+    one_stage_per_person: bool,
+    saved: bool,
+}
+
+/// `GET /admin/settings`.
+pub async fn settings(State(s): State<WebState>, v: Viewer) -> Result<Html<String>, PageError> {
+    let policy = s.approvals.settings(&v.principal)?;
+    let page = SettingsPage { nav: v.nav("settings"), one_stage_per_person: policy.one_stage_per_person, saved: false };
+    Ok(Html(page.render()?))
+}
+
+/// The tenant's settings form.
+#[derive(Debug, Deserialize)]
+pub struct SettingsForm {
+    csrf: String,
+    #[serde(default)]
+    one_stage_per_person: Option<String>,
+}
+
+/// `POST /admin/settings`.
+pub async fn save_settings(
+    State(s): State<WebState>,
+    v: Viewer,
+    Form(f): Form<SettingsForm>,
+) -> Result<Html<String>, PageError> {
+    v.check(&f.csrf)?;
+    let update = crate::approvals::SettingsUpdate { one_stage_per_person: Some(f.one_stage_per_person.is_some()) };
+    let policy = s.approvals.update_settings(&v.principal, update).await?;
+    let page = SettingsPage { nav: v.nav("settings"), one_stage_per_person: policy.one_stage_per_person, saved: true };
+    Ok(Html(page.render()?))
+}
+
+#[derive(Template)]
+#[template(path = "admin_deliveries.html")]
+struct DeliveriesPage {
+    nav: Nav,
+    rows: Vec<crate::approvals::Delivery>,
+    done: String,
+}
+
+/// `GET /admin/deliveries`: notifications and ERP exports that failed or are dead.
+pub async fn deliveries(State(s): State<WebState>, v: Viewer) -> Result<Html<String>, PageError> {
+    let rows = s.approvals.deliveries(&v.principal, crate::approvals::Listing::Troubled, 200, None).await?;
+    Ok(Html(DeliveriesPage { nav: v.nav("deliveries"), rows, done: String::new() }.render()?))
+}
+
+/// `POST /admin/deliveries/{id}/retry`: re-drives a delivery now, with fresh attempts.
+pub async fn redrive(
+    State(s): State<WebState>,
+    v: Viewer,
+    Path(id): Path<String>,
+    Form(f): Form<super::session::TokenForm>,
+) -> Result<Html<String>, PageError> {
+    v.check(&f.csrf)?;
+    let d = s.approvals.redrive(&v.principal, &id).await?;
+    let rows = s.approvals.deliveries(&v.principal, crate::approvals::Listing::Troubled, 200, None).await?;
+    let done = format!("delivery {} to {} will be tried again now", d.id, d.channel);
+    Ok(Html(DeliveriesPage { nav: v.nav("deliveries"), rows, done }.render()?))
 }

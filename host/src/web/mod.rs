@@ -5,9 +5,11 @@
 //!
 //! - [`session`]: sign-in and sign-out, the session cookie, the viewer of a page and the form
 //!   token (CSRF) every state-changing form carries.
-//! - `orders`: the inbox, the request view, the order page, new orders, decisions, attachments.
+//! - `orders`: the inbox, the request view, the order page, new and edited orders, decisions,
+//!   attachments.
 //! - `oversight`: the auditor's chain verification and the reports page with its charts.
-//! - `admin`: extensions, users and passwords.
+//! - `admin`: extensions, users and passwords, cost centers, settings, failing deliveries.
+//! - `delegations`: lending one's authority for a period, ending it early.
 //! - `view`: what the pages show of the domain (amounts, statuses, charts), and `error`: the one
 //!   page error type.
 //!
@@ -15,6 +17,7 @@
 //! are embedded in the binary and served from `/assets/`, with nothing from a CDN.
 
 mod admin;
+mod delegations;
 mod error;
 mod orders;
 mod oversight;
@@ -85,6 +88,7 @@ pub fn app(state: WebState) -> Router {
         .route("/orders", get(orders::list).post(orders::create))
         .route("/orders/new", get(orders::new_order))
         .route("/orders/{id}", get(orders::show))
+        .route("/orders/{id}/edit", get(orders::edit_page).post(orders::edit))
         .route("/orders/{id}/decide", post(orders::decide))
         .route("/orders/{id}/submit", post(orders::submit))
         .route("/orders/{id}/withdraw", post(orders::withdraw))
@@ -96,6 +100,13 @@ pub fn app(state: WebState) -> Router {
         .route("/admin/extensions/{name}", post(admin::update_extension))
         .route("/admin/users", get(admin::users).post(admin::create_user))
         .route("/admin/users/{name}/password", post(admin::set_password))
+        .route("/admin/cost-centers", get(admin::cost_centers).post(admin::create_cost_center))
+        .route("/admin/settings", get(admin::settings).post(admin::save_settings))
+        .route("/admin/deliveries", get(admin::deliveries))
+        .route("/admin/deliveries/{id}/retry", post(admin::redrive))
+        .route("/delegations", get(delegations::delegations).post(delegations::delegate))
+        .route("/delegations/{id}/end", post(delegations::end))
+        .route("/audit/export", get(oversight::export))
         .route("/assets/htmx-2.0.4.min.js", get(|| async { asset(HTMX, "text/javascript; charset=utf-8") }))
         .route("/assets/greenlight.css", get(|| async { asset(CSS, "text/css; charset=utf-8") }))
         .layer(DefaultBodyLimit::max(FORM_LIMIT))

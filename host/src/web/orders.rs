@@ -249,6 +249,7 @@ struct OrderPage {
     status: &'static str,
     mine: bool,
     draft: bool,
+    editable: bool,
     withdrawable: bool,
     cost_center: String,
     department: String,
@@ -318,6 +319,7 @@ fn order_page(v: &Viewer, o: &Order, attachments: Vec<Attachment>, audit: Vec<Au
         status: view::status(o.status),
         mine: o.requester == me.name,
         draft: o.status == OrderStatus::Draft,
+        editable: o.requester == me.name && matches!(o.status, OrderStatus::Draft | OrderStatus::PendingApproval),
         withdrawable: o.requester == me.name
             && matches!(o.status, OrderStatus::Draft | OrderStatus::PendingApproval | OrderStatus::OnHold),
         cost_center: o.input.cost_center.clone().unwrap_or_default(),
@@ -393,7 +395,7 @@ pub struct DecideForm {
 
 #[derive(Template)]
 #[template(
-    source = r#"<tr class="decided"><td colspan="6" role="status">{{ verdict }} stage {{ stage }} of <a href="/orders/{{ id }}">order {{ id }}</a>; it is now {{ status }}.</td></tr>"#,
+    source = r#"<tr class="decided"><td colspan="6" role="status">{{ verdict }} stage {{ stage }} of <a href="/orders/{{ id }}">order {{ id }}</a>: {{ status }}.</td></tr>"#,
     ext = "html"
 )]
 struct DecidedRow<'a> {
@@ -429,11 +431,17 @@ pub async fn decide(
     if verdict == Verdict::Reject && comment.is_none() {
         return refused("give a reason for the rejection: the requester reads it".into()).await;
     }
-    let partial = headers.get("hx-request").is_some_and(|h| h == "true");
+    let partial = headers.get("hx-request").is_some_and(|h| h == "true") && f.back == "inbox";
     match s.approvals.decide(&v.principal, &id, f.stage.clone(), verdict, comment).await {
-        Ok(order) if f.back == "inbox" && partial => {
+        // htmx swaps only successful answers: a refusal is a row saying why.
+        Err(e) if partial => {
+            let row = DecidedRow { verdict: "Could not decide", stage: &f.stage, id: &id, status: &e.to_string() };
+            Ok(Html(row.render()?).into_response())
+        }
+        Ok(order) if partial => {
             let verdict = if verdict == Verdict::Approve { "Approved" } else { "Rejected" };
-            let row = DecidedRow { verdict, stage: &f.stage, id: &id, status: view::status(order.status) };
+            let now = format!("it is now {}", view::status(order.status));
+            let row = DecidedRow { verdict, stage: &f.stage, id: &id, status: &now };
             Ok(Html(row.render()?).into_response())
         }
         Ok(_) if f.back == "inbox" => Ok(Redirect::to(&format!("/inbox?done={}", urlencode(&id))).into_response()),
@@ -482,6 +490,9 @@ struct LineInput {
 #[template(path = "order_form.html")]
 struct NewOrderPage {
     nav: Nav,
+    title: String,
+    action: String,
+    editing: bool,
     currency: String,
     cost_center: String,
     department: String,
@@ -507,6 +518,9 @@ const MAX_FORM_LINES: usize = 100;
 pub async fn new_order(v: Viewer) -> Result<Html<String>, PageError> {
     let page = NewOrderPage {
         nav: v.nav("new"),
+        title: "New order".into(),
+        action: "/orders".into(),
+        editing: false,
         currency: "EUR".into(),
         cost_center: String::new(),
         department: String::new(),
@@ -536,16 +550,12 @@ fn parse_amount(s: &str, exponent: u32) -> Option<i64> {
     whole.checked_mul(scale)?.checked_add(frac_scaled)
 }
 
-/// `POST /orders`: creates a draft from the form (`submit=1` also submits it). Lines come as
-/// `sku`, `description`, `quantity`, `unit_price` (major units), `budget_category`, one value of
-/// each per row; empty rows are skipped; `add_line` shows the form again with one more row.
-pub async fn create(
-    State(s): State<WebState>,
-    v: Viewer,
-    Form(fields): Form<Vec<(String, String)>>,
-) -> Result<Response, PageError> {
+/// Reads the order form: lines come as `sku`, `description`, `quantity`, `unit_price` (major
+/// units), `budget_category`, one value of each per row; empty rows are skipped. Returns the
+/// page to show again (with the errors at their fields) and, when everything is valid, the
+/// order input. `add_line` asks for the form again with one more row.
+fn read_form(page: &mut NewOrderPage, fields: &[(String, String)]) -> Option<OrderInput> {
     let get = |k: &str| fields.iter().find(|(f, _)| f == k).map(|(_, v)| v.trim().to_string()).unwrap_or_default();
-    v.check(&get("csrf"))?;
     let all = |k: &str| fields.iter().filter(|(f, _)| f == k).map(|(_, v)| v.trim().to_string()).collect::<Vec<_>>();
     let (skus, descs, qtys, prices, cats) =
         (all("sku"), all("description"), all("quantity"), all("unit_price"), all("budget_category"));
@@ -562,20 +572,15 @@ pub async fn create(
         })
         .filter(|l| !(l.sku.is_empty() && l.description.is_empty() && l.quantity.is_empty() && l.unit_price.is_empty()))
         .collect();
-    let mut page = NewOrderPage {
-        nav: v.nav("new"),
-        currency: get("currency").to_uppercase(),
-        cost_center: get("cost_center"),
-        department: get("department"),
-        vendor: get("vendor_id"),
-        recurrence: get("recurrence"),
-        lines: Vec::new(),
-        errors: Vec::new(),
-    };
+    page.currency = get("currency").to_uppercase();
+    page.cost_center = get("cost_center");
+    page.department = get("department");
+    page.vendor = get("vendor_id");
+    page.recurrence = get("recurrence");
     if !get("add_line").is_empty() {
         lines.push(LineInput::default());
         page.lines = lines;
-        return Ok(Html(page.render()?).into_response());
+        return None;
     }
     let currency = match page.currency.parse::<crate::domain::money::Currency>() {
         Ok(c) => Some(c),
@@ -613,9 +618,9 @@ pub async fn create(
     let has_line_errors = lines.iter().any(|l| !l.error.is_empty());
     page.lines = if lines.is_empty() { vec![LineInput::default(); BLANK_LINES] } else { lines };
     let (Some(currency), false, true) = (currency, has_line_errors, page.errors.is_empty()) else {
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response());
+        return None;
     };
-    let input = OrderInput {
+    Some(OrderInput {
         cost_center: some(&page.cost_center),
         department: some(&page.department),
         customer_id: None,
@@ -624,20 +629,147 @@ pub async fn create(
         lines: parsed,
         recurrence: some(&page.recurrence).map(|interval| Recurrence { interval }),
         attributes: Default::default(),
+    })
+}
+
+/// The form's page shown again with what the use case refused, at its field.
+fn refused(mut page: NewOrderPage, field: String, message: String) -> Result<Response, PageError> {
+    let key = if field.starts_with("lines") { "lines".to_string() } else { field };
+    page.errors.push((key, message));
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response())
+}
+
+fn form_value(fields: &[(String, String)], key: &str) -> String {
+    fields.iter().find(|(f, _)| f == key).map(|(_, v)| v.clone()).unwrap_or_default()
+}
+
+/// `POST /orders`: creates a draft from the form ([`read_form`]); `submit` also submits it.
+pub async fn create(
+    State(s): State<WebState>,
+    v: Viewer,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    v.check(&form_value(&fields, "csrf"))?;
+    let mut page = NewOrderPage {
+        nav: v.nav("new"),
+        title: "New order".into(),
+        action: "/orders".into(),
+        editing: false,
+        currency: String::new(),
+        cost_center: String::new(),
+        department: String::new(),
+        vendor: String::new(),
+        recurrence: String::new(),
+        lines: Vec::new(),
+        errors: Vec::new(),
+    };
+    let adding = !form_value(&fields, "add_line").is_empty();
+    let Some(input) = read_form(&mut page, &fields) else {
+        let status = if adding { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+        return Ok((status, Html(page.render()?)).into_response());
     };
     let order = match s.approvals.create_order(&v.principal, input).await {
         Ok(o) => o,
-        Err(ApprovalError::Invalid { field, message }) => {
-            let key = if field.starts_with("lines") { "lines".to_string() } else { field };
-            page.errors.push((key, message));
-            return Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response());
-        }
+        Err(ApprovalError::Invalid { field, message }) => return refused(page, field, message),
         Err(e) => return Err(e.into()),
     };
-    if !get("submit").is_empty() {
-        s.approvals.submit(&v.principal, &order.id).await?;
+    // The draft exists whatever the submission says: its page shows where it stands (posting
+    // the form again would make a second order).
+    if !form_value(&fields, "submit").is_empty()
+        && let Err(e) = s.approvals.submit(&v.principal, &order.id).await
+    {
+        tracing::info!(order = %order.id, error = %e, "a new order was saved but not submitted");
     }
     Ok(Redirect::to(&format!("/orders/{}", order.id)).into_response())
+}
+
+/// `GET /orders/{id}/edit`: the order's form, filled in; for its requester while it is a draft
+/// or pending (a pending order is evaluated again and its decisions reset).
+pub async fn edit_page(
+    State(s): State<WebState>,
+    v: Viewer,
+    Path(id): Path<String>,
+) -> Result<Html<String>, PageError> {
+    let o = s.approvals.order(&v.principal, &id).await?;
+    let exp = o.input.currency.exponent();
+    let major = |minor: i64| {
+        let unit = 10i64.pow(exp);
+        if exp == 0 { minor.to_string() } else { format!("{}.{:0w$}", minor / unit, minor % unit, w = exp as usize) }
+    };
+    let mut lines: Vec<LineInput> = o
+        .input
+        .lines
+        .iter()
+        .map(|l| LineInput {
+            sku: l.sku.clone(),
+            description: l.description.clone().unwrap_or_default(),
+            quantity: l.quantity.to_string(),
+            unit_price: major(l.unit_price_minor),
+            budget_category: l.budget_category.clone().unwrap_or_default(),
+            error: String::new(),
+        })
+        .collect();
+    lines.push(LineInput::default());
+    let page = NewOrderPage {
+        nav: v.nav("orders"),
+        title: format!("Edit order {id}"),
+        action: format!("/orders/{id}/edit"),
+        editing: true,
+        currency: o.input.currency.as_str().to_string(),
+        cost_center: o.input.cost_center.clone().unwrap_or_default(),
+        department: o.input.department.clone().unwrap_or_default(),
+        vendor: o.input.vendor_id.clone().unwrap_or_default(),
+        recurrence: o.input.recurrence.as_ref().map(|r| r.interval.clone()).unwrap_or_default(),
+        lines,
+        errors: Vec::new(),
+    };
+    Ok(Html(page.render()?))
+}
+
+/// `POST /orders/{id}/edit`: replaces the order's fields and lines with the form's.
+pub async fn edit(
+    State(s): State<WebState>,
+    v: Viewer,
+    Path(id): Path<String>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    v.check(&form_value(&fields, "csrf"))?;
+    let mut page = NewOrderPage {
+        nav: v.nav("orders"),
+        title: format!("Edit order {id}"),
+        action: format!("/orders/{id}/edit"),
+        editing: true,
+        currency: String::new(),
+        cost_center: String::new(),
+        department: String::new(),
+        vendor: String::new(),
+        recurrence: String::new(),
+        lines: Vec::new(),
+        errors: Vec::new(),
+    };
+    let adding = !form_value(&fields, "add_line").is_empty();
+    let Some(input) = read_form(&mut page, &fields) else {
+        let status = if adding { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+        return Ok((status, Html(page.render()?)).into_response());
+    };
+    let patch = crate::domain::order::OrderPatch {
+        cost_center: Some(input.cost_center),
+        department: Some(input.department),
+        vendor_id: Some(input.vendor_id),
+        currency: Some(input.currency),
+        lines: Some(input.lines),
+        recurrence: Some(input.recurrence),
+        ..Default::default()
+    };
+    match s.approvals.edit(&v.principal, &id, patch).await {
+        Ok(_) => {}
+        Err(ApprovalError::Invalid { field, message }) => return refused(page, field, message),
+        Err(e) => return Err(e.into()),
+    }
+    if !form_value(&fields, "submit").is_empty() {
+        s.approvals.submit(&v.principal, &id).await?;
+    }
+    Ok(Redirect::to(&format!("/orders/{id}")).into_response())
 }
 
 /// `POST /orders/{id}/attachments`: a document from a file field `file` (multipart), with the

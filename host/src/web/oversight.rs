@@ -166,3 +166,48 @@ pub async fn reports(
     };
     Ok(Html(page.render()?))
 }
+
+/// Entries per page of the export.
+const EXPORT_PAGE: usize = 2_000;
+
+/// `GET /audit/export`: the whole chain as JSON lines, a download streamed page by page (the
+/// same lines as `GET /v1/audit/export`). A page that cannot be read ends the stream with an
+/// error, so the browser shows a failed download, never a complete-looking partial one.
+pub async fn export(State(s): State<WebState>, v: Viewer) -> Result<axum::response::Response, PageError> {
+    use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+    use axum::response::IntoResponse;
+    // The first page is read before answering, so a caller without the role gets its page.
+    let first = s.approvals.audit_page(&v.principal, 0, EXPORT_PAGE).await?;
+    let (approvals, p) = (s.approvals.clone(), v.principal.clone());
+    let stream = futures_util::stream::unfold(Some(first), move |page| {
+        let (approvals, p) = (approvals.clone(), p.clone());
+        async move {
+            let page = page?;
+            let last = page.last()?.seq;
+            let mut buf = Vec::with_capacity(page.len() * 300);
+            for e in &page {
+                if let Err(err) = serde_json::to_writer(&mut buf, e) {
+                    return Some((Err(std::io::Error::other(err.to_string())), None));
+                }
+                buf.push(b'\n');
+            }
+            let next = if page.len() < EXPORT_PAGE {
+                None
+            } else {
+                match approvals.audit_page(&p, last, EXPORT_PAGE).await {
+                    Ok(more) => Some(more),
+                    Err(err) => return Some((Err(std::io::Error::other(err.to_string())), None)),
+                }
+            };
+            Some((Ok::<_, std::io::Error>(buf), next.filter(|n| !n.is_empty())))
+        }
+    });
+    Ok((
+        [
+            (CONTENT_TYPE, "application/x-ndjson"),
+            (CONTENT_DISPOSITION, "attachment; filename=\"greenlight-audit.jsonl\""),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
+}

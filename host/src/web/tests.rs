@@ -232,3 +232,49 @@ async fn pages_carry_a_strict_content_security_policy() {
     assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
     assert_eq!(resp.headers().get("x-frame-options").and_then(|v| v.to_str().ok()), Some("DENY"));
 }
+
+#[tokio::test]
+async fn changing_ones_password_needs_the_current_one_and_ends_the_session() {
+    let f = fixture().await;
+    let (cookie, csrf) = sign_in(&f.app, "acme", "carol").await;
+    let wrong = format!("csrf={csrf}&current=not+my+password&password=a+brand+new+secret");
+    let r = send(&f.app, "POST", "/password", Some(&cookie), Some(wrong)).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text.contains("the current password is wrong"), "{}", r.text);
+    let right = format!("csrf={csrf}&current=correct+horse+battery&password=a+brand+new+secret");
+    let r = send(&f.app, "POST", "/password", Some(&cookie), Some(right)).await;
+    assert_eq!((r.status, r.location.as_str()), (StatusCode::SEE_OTHER, "/sign-in"));
+    assert_eq!(send(&f.app, "GET", "/inbox", Some(&cookie), None).await.location, "/sign-in", "the session ended");
+    let again =
+        send(&f.app, "POST", "/sign-in", None, Some("tenant=acme&name=carol&password=a+brand+new+secret".into())).await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn a_requester_edits_a_draft_and_an_admin_adds_a_cost_center() {
+    let f = fixture().await;
+    let order = f.approvals.create_order(&f.alice, order_input()).await.expect("order");
+    let (cookie, csrf) = sign_in(&f.app, "acme", "alice").await;
+    let page = send(&f.app, "GET", &format!("/orders/{}/edit", order.id), Some(&cookie), None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text.contains("value=\"1200.00\""), "the unit price in major units: {}", page.text);
+    let form = format!(
+        "csrf={csrf}&currency=EUR&cost_center=&department=Ops&vendor_id=&recurrence=P1M&sku=A&description=Laptop&quantity=3&unit_price=1200.00&budget_category="
+    );
+    let r = send(&f.app, "POST", &format!("/orders/{}/edit", order.id), Some(&cookie), Some(form)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    let edited = f.approvals.order(&f.alice, &order.id).await.expect("order");
+    assert_eq!((edited.input.lines[0].quantity, edited.input.department.as_deref()), (3, Some("Ops")));
+    assert_eq!(edited.input.recurrence.map(|r| r.interval).as_deref(), Some("P1M"));
+
+    let (admin, admin_csrf) = sign_in(&f.app, "acme", "admin").await;
+    let form = format!("csrf={admin_csrf}&code=CC-7&manager=nobody&budget_minor=");
+    let r = send(&f.app, "POST", "/admin/cost-centers", Some(&admin), Some(form)).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "the manager must exist");
+    let form = format!("csrf={admin_csrf}&code=CC-7&manager=carol&budget_minor=1000000");
+    let r = send(&f.app, "POST", "/admin/cost-centers", Some(&admin), Some(form)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    assert!(send(&f.app, "GET", "/admin/cost-centers", Some(&admin), None).await.text.contains("CC-7"));
+    let r = send(&f.app, "POST", "/admin/settings", Some(&admin), Some(format!("csrf={admin_csrf}"))).await;
+    assert!(r.text.contains("Saved.") && !r.text.contains(" checked>"), "segregation of duties off: {}", r.text);
+}
