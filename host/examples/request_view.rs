@@ -18,6 +18,9 @@
 //! minute to three days later), so the second row is the summary report by month over the last
 //! year of them (its default period): a third of the orders, every one read.
 //!
+//! Then the dashboard's inbox and request view pages, signed in as an approver, each beside the
+//! same data from the API.
+//!
 //! `cargo xtask bench` runs it.
 
 #![allow(clippy::float_arithmetic, missing_docs, clippy::unwrap_used)]
@@ -33,6 +36,9 @@ use serde_json::json;
 use std::time::Instant;
 
 const COST_CENTERS: usize = 50;
+
+/// carol's dashboard password.
+const PAGE_PASSWORD: &str = "bench password";
 
 /// The years the orders span; the summary report covers the last one (its default period).
 const YEARS: i64 = 3;
@@ -288,6 +294,28 @@ fn main() {
         assert!(summary["approved"].as_u64().unwrap() > n as u64 / 10, "{summary}");
         assert!(summary["rejected_compliance"].as_u64().unwrap() > 0, "{summary}");
     }
+    // The dashboard's inbox and request view, as carol (approver: she sees every order and has
+    // the pending ones in her inbox), each beside the same data from the API in the same run.
+    h.put("/v1/admin/users/carol/password", &admin, &json!({"password": PAGE_PASSWORD})).expect(204, "password");
+    let cookie = h.sign_in("bench", "carol", PAGE_PASSWORD);
+    let pages = if quick { 200 } else { 500 };
+    let mut time = |path: &dyn Fn(usize) -> String, page: bool| -> Samples {
+        let mut out = Vec::with_capacity(pages);
+        for i in 0..pages + 10 {
+            let p = path(i);
+            let t = Instant::now();
+            let reply = if page { h.page(&p, &cookie) } else { h.get(&p, Some(&carol)) };
+            if i >= 10 {
+                out.push(t.elapsed());
+            }
+            assert_eq!(reply.status, 200, "{p}: {}", String::from_utf8_lossy(&reply.body));
+        }
+        Samples::new(out)
+    };
+    let inbox_page = time(&|_| "/inbox".to_string(), true);
+    let inbox_api = time(&|_| "/v1/inbox?limit=50".to_string(), false);
+    let list_page = time(&|i| format!("/orders?status=pending_approval&cost_center={}", cycle(i)), true);
+    let list_api = time(&|i| path(i), false);
     drop(host);
     let api = Samples::new(samples);
     let report = Samples::new(report_samples);
@@ -331,6 +359,31 @@ fn main() {
         "goal": "p99 < 10 ms", "met": api.p99_ms() < 10.0,
     });
     println!("BENCH {row}");
+    for (name, what, page, api_samples) in [
+        ("Dashboard inbox", "GET /inbox (50 orders awaiting carol)", &inbox_page, &inbox_api),
+        (
+            "Dashboard request view",
+            "GET /orders?status=pending_approval&cost_center=CC-nnn (first page of 50, with the count)",
+            &list_page,
+            &list_api,
+        ),
+    ] {
+        println!(
+            "{name} over {n} orders: median {:.2} ms, p99 {:.2} ms; the same from the API: median {:.2} ms",
+            page.median_ms(),
+            page.p99_ms(),
+            api_samples.median_ms()
+        );
+        let row = json!({
+            "row": name,
+            "what": format!("{what} over {n} orders, {pages} sequential requests with a session cookie"),
+            "figure": common::round(page.median_ms(), 2), "p99": common::round(page.p99_ms(), 2), "unit": "ms",
+            "baseline": "the same data as JSON from the API, same run", "baseline_value": common::round(api_samples.median_ms(), 2),
+            "ratio": common::round(page.median_ms() / api_samples.median_ms().max(0.001), 2),
+            "goal": "p99 < 50 ms", "met": page.p99_ms() < 50.0,
+        });
+        println!("BENCH {row}");
+    }
     println!(
         "reports summary over {n} orders: median {:.1} ms, p99 {:.1} ms over HTTP; one index count: median {:.1} ms",
         report.median_ms(),

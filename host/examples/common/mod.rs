@@ -260,10 +260,12 @@ pub struct Http {
     buf: Vec<u8>,
 }
 
-/// A response: status and body.
+/// A response: status, head and body.
 pub struct Reply {
     /// HTTP status.
     pub status: u16,
+    /// The status line and headers, as sent.
+    pub head: String,
     /// Body bytes.
     pub body: Vec<u8>,
 }
@@ -304,6 +306,33 @@ impl Http {
     /// PUT a JSON body.
     pub fn put(&mut self, path: &str, token: &str, body: &serde_json::Value) -> Reply {
         self.request("PUT", path, Some(token), Some(&body.to_string()))
+    }
+
+    /// Signs in to the dashboard and returns the session cookie (`gl_session=...`).
+    pub fn sign_in(&mut self, tenant: &str, name: &str, password: &str) -> String {
+        let form = format!("tenant={tenant}&name={name}&password={}", password.replace(' ', "+"));
+        let req = format!(
+            "POST /sign-in HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+            self.addr,
+            form.len()
+        );
+        self.stream.write_all(req.as_bytes()).expect("sign-in");
+        let reply = self.read_reply().expect("sign-in reply");
+        assert_eq!(reply.status, 303, "sign-in: {}", String::from_utf8_lossy(&reply.body));
+        reply
+            .head
+            .lines()
+            .find_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
+            .and_then(|c| c.split(';').next())
+            .expect("a session cookie")
+            .to_string()
+    }
+
+    /// GET a dashboard page with a session cookie.
+    pub fn page(&mut self, path: &str, cookie: &str) -> Reply {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\n\r\n", self.addr);
+        self.stream.write_all(req.as_bytes()).unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        self.read_reply().unwrap_or_else(|e| panic!("GET {path}: {e}"))
     }
 
     /// One request and its whole response. Panics on I/O errors: a benchmark that loses its
@@ -353,12 +382,13 @@ impl Http {
                 let (name, value) = l.split_once(':')?;
                 name.trim().eq_ignore_ascii_case("content-length").then(|| value.trim().parse().ok())?
             })
+            .or((status == 204 || status == 304).then_some(0))
             .ok_or_else(|| bad("no content-length"))?;
         while self.buf.len() < head_end + length {
             self.fill()?;
         }
         let body = self.buf[head_end..head_end + length].to_vec();
         self.buf.drain(..head_end + length);
-        Ok(Reply { status, body })
+        Ok(Reply { status, head, body })
     }
 }
