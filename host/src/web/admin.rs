@@ -71,6 +71,12 @@ pub struct ExtensionForm {
     upgrade: Option<String>,
     position: String,
     config: String,
+    /// Plugins only: the origins it may call, one per line.
+    #[serde(default)]
+    http: Option<String>,
+    /// Plugins only: whether it may send e-mail.
+    #[serde(default)]
+    mail: Option<String>,
 }
 
 /// `POST /admin/extensions/{name}`: saves the settings; a configuration that is not a JSON
@@ -94,11 +100,16 @@ pub async fn update_extension(
     let Ok(position) = f.position.trim().parse::<i64>() else {
         return refused("the position must be a whole number".into()).await;
     };
+    // Plugin forms carry the grants (an `http` field, even empty); a script's has none.
+    let grants = f.http.as_ref().map(|origins| crate::approvals::Grants {
+        http: origins.lines().map(str::trim).filter(|o| !o.is_empty()).map(String::from).collect(),
+        mail: f.mail.is_some(),
+    });
     let update = ExtensionUpdate {
         enabled: f.enabled.is_some(),
         position: Some(position),
         config: Some(config),
-        grants: None,
+        grants,
         compliance: Some(f.compliance.is_some()),
         upgrade: f.upgrade.is_some(),
     };

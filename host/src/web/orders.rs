@@ -503,6 +503,23 @@ struct NewOrderPage {
 }
 
 impl NewOrderPage {
+    /// An empty form posting to `action`.
+    fn new(nav: Nav, title: String, action: String, editing: bool) -> NewOrderPage {
+        NewOrderPage {
+            nav,
+            title,
+            action,
+            editing,
+            currency: String::new(),
+            cost_center: String::new(),
+            department: String::new(),
+            vendor: String::new(),
+            recurrence: String::new(),
+            lines: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
     /// The message for a field, or empty.
     fn error(&self, field: &str) -> String {
         self.errors.iter().find(|(f, _)| f == field).map(|(_, m)| m.clone()).unwrap_or_default()
@@ -516,19 +533,9 @@ const MAX_FORM_LINES: usize = 100;
 
 /// `GET /orders/new`.
 pub async fn new_order(v: Viewer) -> Result<Html<String>, PageError> {
-    let page = NewOrderPage {
-        nav: v.nav("new"),
-        title: "New order".into(),
-        action: "/orders".into(),
-        editing: false,
-        currency: "EUR".into(),
-        cost_center: String::new(),
-        department: String::new(),
-        vendor: String::new(),
-        recurrence: String::new(),
-        lines: vec![LineInput::default(); BLANK_LINES],
-        errors: Vec::new(),
-    };
+    let mut page = NewOrderPage::new(v.nav("new"), "New order".into(), "/orders".into(), false);
+    page.currency = "EUR".into();
+    page.lines = vec![LineInput::default(); BLANK_LINES];
     Ok(Html(page.render()?))
 }
 
@@ -632,6 +639,24 @@ fn read_form(page: &mut NewOrderPage, fields: &[(String, String)]) -> Option<Ord
     })
 }
 
+/// What a posted order form gives: the order input, or the page to show again (one more line
+/// row asked for, or errors at their fields).
+enum FormRead {
+    Input(OrderInput),
+    Show(Response),
+}
+
+fn read_or_show(page: &mut NewOrderPage, fields: &[(String, String)]) -> Result<FormRead, PageError> {
+    let adding = !form_value(fields, "add_line").is_empty();
+    match read_form(page, fields) {
+        Some(input) => Ok(FormRead::Input(input)),
+        None => {
+            let status = if adding { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+            Ok(FormRead::Show((status, Html(page.render()?)).into_response()))
+        }
+    }
+}
+
 /// The form's page shown again with what the use case refused, at its field.
 fn refused(mut page: NewOrderPage, field: String, message: String) -> Result<Response, PageError> {
     let key = if field.starts_with("lines") { "lines".to_string() } else { field };
@@ -650,23 +675,10 @@ pub async fn create(
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     v.check(&form_value(&fields, "csrf"))?;
-    let mut page = NewOrderPage {
-        nav: v.nav("new"),
-        title: "New order".into(),
-        action: "/orders".into(),
-        editing: false,
-        currency: String::new(),
-        cost_center: String::new(),
-        department: String::new(),
-        vendor: String::new(),
-        recurrence: String::new(),
-        lines: Vec::new(),
-        errors: Vec::new(),
-    };
-    let adding = !form_value(&fields, "add_line").is_empty();
-    let Some(input) = read_form(&mut page, &fields) else {
-        let status = if adding { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
-        return Ok((status, Html(page.render()?)).into_response());
+    let mut page = NewOrderPage::new(v.nav("new"), "New order".into(), "/orders".into(), false);
+    let input = match read_or_show(&mut page, &fields)? {
+        FormRead::Input(input) => input,
+        FormRead::Show(again) => return Ok(again),
     };
     let order = match s.approvals.create_order(&v.principal, input).await {
         Ok(o) => o,
@@ -710,19 +722,13 @@ pub async fn edit_page(
         })
         .collect();
     lines.push(LineInput::default());
-    let page = NewOrderPage {
-        nav: v.nav("orders"),
-        title: format!("Edit order {id}"),
-        action: format!("/orders/{id}/edit"),
-        editing: true,
-        currency: o.input.currency.as_str().to_string(),
-        cost_center: o.input.cost_center.clone().unwrap_or_default(),
-        department: o.input.department.clone().unwrap_or_default(),
-        vendor: o.input.vendor_id.clone().unwrap_or_default(),
-        recurrence: o.input.recurrence.as_ref().map(|r| r.interval.clone()).unwrap_or_default(),
-        lines,
-        errors: Vec::new(),
-    };
+    let mut page = NewOrderPage::new(v.nav("orders"), format!("Edit order {id}"), format!("/orders/{id}/edit"), true);
+    page.currency = o.input.currency.as_str().to_string();
+    page.cost_center = o.input.cost_center.clone().unwrap_or_default();
+    page.department = o.input.department.clone().unwrap_or_default();
+    page.vendor = o.input.vendor_id.clone().unwrap_or_default();
+    page.recurrence = o.input.recurrence.as_ref().map(|r| r.interval.clone()).unwrap_or_default();
+    page.lines = lines;
     Ok(Html(page.render()?))
 }
 
@@ -734,23 +740,10 @@ pub async fn edit(
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     v.check(&form_value(&fields, "csrf"))?;
-    let mut page = NewOrderPage {
-        nav: v.nav("orders"),
-        title: format!("Edit order {id}"),
-        action: format!("/orders/{id}/edit"),
-        editing: true,
-        currency: String::new(),
-        cost_center: String::new(),
-        department: String::new(),
-        vendor: String::new(),
-        recurrence: String::new(),
-        lines: Vec::new(),
-        errors: Vec::new(),
-    };
-    let adding = !form_value(&fields, "add_line").is_empty();
-    let Some(input) = read_form(&mut page, &fields) else {
-        let status = if adding { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
-        return Ok((status, Html(page.render()?)).into_response());
+    let mut page = NewOrderPage::new(v.nav("orders"), format!("Edit order {id}"), format!("/orders/{id}/edit"), true);
+    let input = match read_or_show(&mut page, &fields)? {
+        FormRead::Input(input) => input,
+        FormRead::Show(again) => return Ok(again),
     };
     let patch = crate::domain::order::OrderPatch {
         cost_center: Some(input.cost_center),
