@@ -230,20 +230,27 @@ pub fn open_for(
     after: Option<&str>,
     limit: usize,
 ) -> Result<Vec<Order>, StoreError> {
-    // Numbered from ?4: the tenant, the user and the cursor come first.
-    let marks: Vec<String> = (0..roles.len()).map(|i| format!("?{}", i + 4)).collect();
-    let marks = marks.join(",");
+    // One index range per authority (the user, each role), each cut at `limit` after the cursor:
+    // the first `limit` orders of their union are among those, so a page reads at most
+    // `limit` entries per authority however many orders wait (an approver role of a large
+    // tenant may have a hundred thousand). Numbered from ?4: the tenant, the user and the
+    // cursor come first.
+    let limit = limit.clamp(1, 1000);
+    let range = |who: &str| {
+        format!(
+            "SELECT order_id FROM (SELECT DISTINCT order_id FROM open_stages
+               WHERE tenant_id = ?1 AND {who} AND order_id > ?3 ORDER BY order_id LIMIT {limit})"
+        )
+    };
+    let mut ranges = vec![range("approver_kind = 'user' AND approver = ?2")];
+    ranges.extend((0..roles.len()).map(|i| range(&format!("approver_kind = 'role' AND approver = ?{}", i + 4))));
     let sql = format!(
-        "SELECT doc FROM orders WHERE id IN (
-            SELECT order_id FROM open_stages WHERE tenant_id = ?1 AND approver_kind = 'user' AND approver = ?2
-            UNION SELECT order_id FROM open_stages WHERE tenant_id = ?1 AND approver_kind = 'role' AND approver IN ({marks}))
-         AND tenant_id = ?1 AND id > ?3 ORDER BY id LIMIT {}",
-        limit.clamp(1, 1000),
-        marks = if marks.is_empty() { "NULL".to_string() } else { marks }
+        "SELECT doc FROM orders WHERE tenant_id = ?1 AND id IN ({}) ORDER BY id LIMIT {limit}",
+        ranges.join(" UNION ")
     );
     let mut args = vec![tenant_id.to_string(), user.to_string(), after.unwrap_or("").to_string()];
     args.extend(roles.iter().cloned());
-    let mut stmt = conn.prepare(&sql)?;
+    let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params_from_iter(args.iter()), |r| r.get::<_, String>(0))?;
     rows.map(|d| from_json("orders.doc", &d?)).collect()
 }
