@@ -3,7 +3,7 @@
 //!
 //! - [`error`]: the one error type, `AppError: IntoResponse`.
 //! - [`extract`]: caller from the bearer token, JSON bodies, query strings.
-//! - [`orders`], [`attachments`], [`authorizations`], [`delegations`], [`admin`], [`deliveries`], [`audit`], [`reports`]: the handlers.
+//! - [`orders`], [`evaluations`], [`attachments`], [`authorizations`], [`delegations`], [`admin`], [`deliveries`], [`audit`], [`reports`]: the handlers.
 //! - [`metrics`]: Prometheus text at `/metrics`.
 
 pub mod admin;
@@ -13,6 +13,7 @@ pub mod authorizations;
 pub mod delegations;
 pub mod deliveries;
 pub mod error;
+pub mod evaluations;
 pub mod extract;
 pub mod metrics;
 pub mod orders;
@@ -53,7 +54,7 @@ pub struct AppState {
         delegations::create, delegations::list, delegations::end, authorizations::list,
         admin::create_user, admin::set_password, admin::create_cost_center, admin::extensions, admin::update_extension,
         admin::add_script, admin::settings, deliveries::list, deliveries::retry,
-        audit::export, audit::verify, reports::summary,
+        audit::export, audit::verify, reports::summary, evaluations::list, evaluations::replay,
     ),
     modifiers(&BearerAuth),
 )]
@@ -150,6 +151,8 @@ pub fn app(approvals: Approvals) -> Router {
         .route("/v1/orders/{id}/deactivate", post(orders::deactivate))
         .route("/v1/orders/{id}/reactivate", post(orders::reactivate))
         .route("/v1/orders/{id}/audit", get(orders::audit))
+        .route("/v1/orders/{id}/evaluations", get(evaluations::list))
+        .route("/v1/orders/{id}/evaluations/{n}/replay", post(evaluations::replay))
         .route("/v1/orders/{id}/attachments", post(attachments::upload).get(attachments::list))
         .route("/v1/orders/{id}/attachments/{sha256}", get(attachments::download))
         .route("/v1/inbox", get(orders::inbox))

@@ -17,6 +17,7 @@
 //! - `audit`: authorization certificates, audit trails, export and verification.
 //! - `attachments`: documents attached to orders (R9).
 //! - `deliveries`: the admin's view of deliveries (list, re-drive).
+//! - `replay`: an order's evaluations and their replay with the exact recorded code (R8, R12).
 //! - `reports`: the summary of a period (R10, R4).
 //! - [`session`]: signing in to the dashboard: passwords, sessions, slowed-down failures.
 //! - [`delegation`]: lending an approver's authority for a time window (R6).
@@ -35,6 +36,7 @@ pub mod delegation;
 mod deliveries;
 pub mod operator;
 mod orders;
+mod replay;
 mod reports;
 pub mod session;
 pub mod workers;
@@ -50,6 +52,7 @@ pub use admin::{ExtensionUpdate, NewCostCenter, NewUser, ScriptInstalled, Settin
 pub use attachments::DEFAULT_ATTACHMENT_LIMIT;
 pub use catalog::CatalogReport;
 pub use context::{ContextError, TenantDirectory, build_context, period_start};
+pub use replay::{EvaluationView, ReplayReport, StepReplay};
 
 use crate::domain::directory::Principal;
 use crate::domain::machine::TransitionError;

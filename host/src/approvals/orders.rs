@@ -92,6 +92,7 @@ impl Approvals {
                     name: "connector".into(),
                     kind: engine::StepKind::Connector,
                     code_hash: String::new(),
+                    config: serde_json::Value::Null,
                     output: None,
                     error: Some(reason.clone()),
                 };

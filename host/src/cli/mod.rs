@@ -145,6 +145,16 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Replay an order's evaluation with the exact code and configuration that made it; prints
+    /// the report as JSON and exits 1 when any step now answers differently.
+    Replay {
+        /// The order's id.
+        #[arg(long)]
+        order: String,
+        /// Which evaluation, from 1 (default: the latest).
+        #[arg(long)]
+        evaluation: Option<usize>,
+    },
     /// Run one approval step locally on an order file.
     Step {
         #[command(subcommand)]
@@ -353,6 +363,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             serve(store, &listen, cli.runtime.runtimes()?, workers)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Replay { order, evaluation } => {
+            let approvals = Approvals::new(open(&cli.db, 1)?, cli.runtime.runtimes()?);
+            let report = runtime()?
+                .block_on(approvals.replay_as_operator(&order, evaluation))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(if report.identical { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Audit { command: AuditCommand::Verify { tenant, deep } } => {
             let approvals = Approvals::new(open(&cli.db, 1)?, cli.runtime.runtimes()?);

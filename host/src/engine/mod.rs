@@ -51,7 +51,7 @@ pub enum StepError {
 }
 
 /// What kind of code a step is, or, in an evaluation record, what ran before the steps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StepKind {
     /// A Rhai script.
@@ -108,10 +108,13 @@ pub struct StepRun {
     /// Content hash of its code (empty for a connector failure).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub code_hash: String,
-    /// What it returned.
+    /// The tenant's configuration it ran with (`ctx.config`), so the run can be replayed.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub config: serde_json::Value,
+    /// What it returned (kept also when the host then refused it, with `error` saying why).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<StepOutput>,
-    /// How it failed, if it did.
+    /// How it failed, or why the host refused what it returned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -136,21 +139,20 @@ pub fn evaluate(ctx: &OrderContext, steps: &[ConfiguredStep], directory: &dyn Di
     for configured in steps {
         let step = &configured.step;
         ctx.config = configured.config.clone();
-        let result = step.evaluate(&ctx).and_then(|out| {
-            merged.check(step.name(), &out, &ctx.order.requester, directory).map(|stages| (out, stages))
-        });
+        let returned = step.evaluate(&ctx);
         let mut run = StepRun {
             name: step.name().to_string(),
             kind: step.kind(),
             code_hash: step.code_hash().to_string(),
-            output: None,
+            config: configured.config.clone(),
+            output: returned.as_ref().ok().cloned(),
             error: None,
         };
-        match result {
-            Ok((out, stages)) => {
-                merged.absorb(step.name(), &out, stages);
-                run.output = Some(out);
-            }
+        let checked = returned.and_then(|out| {
+            merged.check(step.name(), &out, &ctx.order.requester, directory).map(|stages| (out, stages))
+        });
+        match checked {
+            Ok((out, stages)) => merged.absorb(step.name(), &out, stages),
             Err(e) => {
                 failures += 1;
                 merged.holds.push(format!("step '{}' {e}", step.name()));

@@ -360,6 +360,48 @@ impl Runtimes {
         Ok(steps)
     }
 
+    /// One exact version of a step, by kind and content hash, as an evaluation recorded it: a
+    /// script version of the tenant, or a stored plugin version (current or not). Replay runs it
+    /// with the recorded configuration (a plugin's merged over its manifest's defaults, as when
+    /// it ran).
+    pub fn step_version(
+        &self,
+        store: &Store,
+        tenant_id: &str,
+        name: &str,
+        kind: StepKind,
+        code_hash: &str,
+    ) -> Result<Arc<dyn Step>, RuntimeError> {
+        let (t, n, h) = (tenant_id.to_string(), name.to_string(), code_hash.to_string());
+        match kind {
+            StepKind::Script => {
+                let (stored_name, source) = store
+                    .read_blocking(move |c| extensions::script_version(c, &t, &h))?
+                    .ok_or_else(|| RuntimeError::Io(format!("no version {code_hash} of script '{name}' is stored")))?;
+                let step =
+                    self.rhai.version(&stored_name, code_hash, &source).map_err(|e| RuntimeError::Io(e.to_string()))?;
+                Ok(Arc::new(step))
+            }
+            StepKind::Wasm | StepKind::Native => {
+                let version = store
+                    .read_blocking(move |c| plugins::version(c, &n, &h))?
+                    .ok_or_else(|| RuntimeError::Io(format!("no version {code_hash} of plugin '{name}' is stored")))?;
+                let record = PluginRecord {
+                    name: name.to_string(),
+                    code_hash: code_hash.to_string(),
+                    manifest: version.manifest,
+                    installed_at: String::new(),
+                };
+                if kind == StepKind::Native {
+                    return Ok(self.native_step(store, &record)?.0);
+                }
+                let plugin = self.wasm_plugin(store, &record)?;
+                Ok(Arc::new(wasm::WasmStep { runtime: self.wasm.clone(), plugin, tenant: tenant_id.to_string() }))
+            }
+            StepKind::Connector => Err(RuntimeError::Io("a connector failure is not a step to replay".into())),
+        }
+    }
+
     /// The per-call context of a connector or notifier for a tenant: its effective config and
     /// the capabilities both its manifest declares and the tenant grants.
     pub fn call_context(

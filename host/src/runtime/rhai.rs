@@ -304,6 +304,27 @@ impl RhaiRuntime {
         })
     }
 
+    /// A step of one version of a script, outside the cache (replaying an old version must not
+    /// push out the one the tenant runs now); the source must hash to `hash`.
+    pub fn version(&self, name: &str, hash: &str, source: &str) -> Result<RhaiStep, ScriptError> {
+        let (actual, ast) = self.compile(source)?;
+        if actual != hash {
+            return Err(ScriptError {
+                message: format!("the stored version does not match its hash {hash}"),
+                line: 0,
+                column: 0,
+            });
+        }
+        Ok(RhaiStep {
+            name: name.to_string(),
+            hash: actual,
+            ast,
+            engine: self.engine.clone(),
+            deadline: self.limits.deadline,
+            max_print_bytes: self.limits.max_print_bytes,
+        })
+    }
+
     /// The shared engine, so benchmarks can measure a raw `call_fn` against the host's path.
     pub fn engine(&self) -> &Engine {
         &self.engine

@@ -105,6 +105,14 @@ fn user_decode(row: UserRow) -> Result<User, StoreError> {
     })
 }
 
+/// The tenant an order belongs to (the operator names orders without their tenant).
+pub fn tenant_of_order(conn: &Connection, order_id: &str) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT tenant_id FROM orders WHERE id = ?1")?
+        .query_row([order_id], |r| r.get(0))
+        .optional()?)
+}
+
 /// Looks a user up.
 pub fn user(conn: &Connection, tenant_id: &str, name: &str) -> Result<Option<User>, StoreError> {
     conn.prepare_cached(

@@ -109,6 +109,10 @@ pub fn upsert_script(
     .execute(params![tenant_id, name, source, hash, at])?;
     conn.prepare_cached("INSERT INTO tenant_extensions (tenant_id, name) VALUES (?1, ?2) ON CONFLICT DO NOTHING")?
         .execute(params![tenant_id, name])?;
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO script_versions (tenant_id, hash, name, source, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![tenant_id, hash, name, source, at])?;
     Ok(existed)
 }
 
@@ -237,6 +241,14 @@ pub fn enabled(conn: &Connection, tenant_id: &str) -> Result<Vec<Enabled>, Store
         })
     })
     .collect()
+}
+
+/// A version of a tenant's script by its content hash: its name and source.
+pub fn script_version(conn: &Connection, tenant_id: &str, hash: &str) -> Result<Option<(String, String)>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT name, source FROM script_versions WHERE tenant_id = ?1 AND hash = ?2")?
+        .query_row(params![tenant_id, hash], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
 }
 
 /// Bytes of source in the tenant's scripts, the one named `except` not counted.

@@ -330,6 +330,46 @@ pub fn record_evaluation(
     Ok(())
 }
 
+/// One stored evaluation of an order.
+#[derive(Debug, Clone)]
+pub struct StoredEvaluation {
+    /// Its number among the order's evaluations, from 1, oldest first.
+    pub n: usize,
+    /// When it ran.
+    pub at: String,
+    /// What the steps saw (none when the evaluation stopped before the steps ran).
+    pub context: Option<OrderContext>,
+    /// The context as stored, for its hash.
+    pub context_json: String,
+    /// What each step did.
+    pub runs: Vec<StepRun>,
+    /// The outcome it led to.
+    pub outcome: String,
+}
+
+/// An order's evaluations, oldest first.
+pub fn evaluations(conn: &Connection, tenant_id: &str, order_id: &str) -> Result<Vec<StoredEvaluation>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT at, context, runs, outcome FROM evaluations WHERE tenant_id = ?1 AND order_id = ?2 ORDER BY id",
+    )?;
+    let rows = stmt.query_map(params![tenant_id, order_id], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+    })?;
+    let mut out = Vec::new();
+    for (i, row) in rows.enumerate() {
+        let (at, context_json, runs, outcome) = row?;
+        out.push(StoredEvaluation {
+            n: i + 1,
+            at,
+            context: from_json("evaluations.context", &context_json)?,
+            runs: from_json("evaluations.runs", &runs)?,
+            context_json,
+            outcome,
+        });
+    }
+    Ok(out)
+}
+
 /// The context of an order's latest evaluation: what the steps saw, connector data included.
 pub fn latest_context(
     conn: &Connection,

@@ -356,6 +356,24 @@ const MIGRATIONS: &[&str] = &[
         offered_at TEXT NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 14: every version of a tenant's scripts, by content hash, so an evaluation can be replayed
+    // with exactly the code that made it; never changed or removed.
+    r#"
+    CREATE TABLE script_versions (
+        tenant_id TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        name TEXT NOT NULL,
+        source TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, hash)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO script_versions (tenant_id, hash, name, source, created_at)
+        SELECT tenant_id, hash, name, source, updated_at FROM scripts;
+    CREATE TRIGGER script_versions_no_update BEFORE UPDATE ON script_versions
+        BEGIN SELECT RAISE(ABORT, 'script versions are kept as they were: they explain past decisions'); END;
+    CREATE TRIGGER script_versions_no_delete BEFORE DELETE ON script_versions
+        BEGIN SELECT RAISE(ABORT, 'script versions are never removed: they explain past decisions'); END;
+    "#,
 ];
 
 /// The schema version this host writes.

@@ -379,3 +379,24 @@ fn budget_sums_that_overflow_or_pass_the_largest_amount_are_none_not_errors() {
     db.execute("UPDATE orders SET total_minor = 5000000000000000000 WHERE id IN ('o1', 'o2')", []).expect("update");
     assert_eq!(spent(&s), None);
 }
+
+#[test]
+fn every_script_version_is_kept_and_cannot_be_removed() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = store(&dir, 8);
+    let t = tenant(&s);
+    let t2 = t.clone();
+    s.write_blocking(move |c| -> Result<(), StoreError> {
+        extensions::upsert_script(c, &t2, "rule", "fn evaluate(ctx) { #{} }", "h1", "now")?;
+        extensions::upsert_script(c, &t2, "rule", "fn evaluate(ctx) { #{ } }", "h2", "later")?;
+        extensions::upsert_script(c, &t2, "rule", "fn evaluate(ctx) { #{} }", "h1", "again")?;
+        Ok(())
+    })
+    .expect("written");
+    assert_eq!(count(&s, "SELECT count(*) FROM script_versions"), 2);
+    let t3 = t.clone();
+    let old = s.read_blocking(move |c| extensions::script_version(c, &t3, "h1")).expect("read");
+    assert_eq!(old.map(|(n, src)| (n, src.len())), Some(("rule".to_string(), 24)));
+    let removed = s.write_blocking(|c| c.execute("DELETE FROM script_versions", []).map_err(StoreError::from));
+    assert!(removed.is_err(), "the versions explain past decisions");
+}
