@@ -3,7 +3,7 @@
 //!
 //! - [`error`]: the one error type, `AppError: IntoResponse`.
 //! - [`extract`]: caller from the bearer token, JSON bodies, query strings.
-//! - [`orders`], [`evaluations`], [`attachments`], [`authorizations`], [`delegations`], [`admin`], [`deliveries`], [`audit`], [`reports`]: the handlers.
+//! - [`orders`], [`evaluations`], [`attachments`], [`authorizations`], [`delegations`], [`admin`], [`deliveries`], [`audit`], [`reports`], [`simulations`]: the handlers.
 //! - [`metrics`]: Prometheus text at `/metrics`.
 
 pub mod admin;
@@ -18,6 +18,7 @@ pub mod extract;
 pub mod metrics;
 pub mod orders;
 pub mod reports;
+pub mod simulations;
 
 use crate::approvals::Approvals;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -54,7 +55,7 @@ pub struct AppState {
         delegations::create, delegations::list, delegations::end, authorizations::list,
         admin::create_user, admin::set_password, admin::create_cost_center, admin::extensions, admin::update_extension,
         admin::add_script, admin::settings, deliveries::list, deliveries::retry,
-        audit::export, audit::verify, reports::summary, evaluations::list, evaluations::replay,
+        audit::export, audit::verify, reports::summary, evaluations::list, evaluations::replay, simulations::run,
     ),
     modifiers(&BearerAuth),
 )]
@@ -166,6 +167,7 @@ pub fn app(approvals: Approvals) -> Router {
         .route("/v1/admin/extensions/{name}", axum::routing::put(admin::update_extension))
         .route("/v1/admin/scripts", post(admin::add_script))
         .route("/v1/admin/settings", axum::routing::put(admin::settings))
+        .route("/v1/admin/simulations", post(simulations::run))
         .route("/v1/admin/deliveries", get(deliveries::list))
         .route("/v1/admin/deliveries/{id}/retry", post(deliveries::retry))
         .route("/v1/audit/export", get(audit::export))

@@ -19,6 +19,7 @@
 //! - `deliveries`: the admin's view of deliveries (list, re-drive).
 //! - `replay`: an order's evaluations and their replay with the exact recorded code (R8, R12).
 //! - `reports`: the summary of a period (R10, R4).
+//! - `simulation`: what-if: candidate rule changes tried on past orders' stored contexts (R12).
 //! - [`session`]: signing in to the dashboard: passwords, sessions, slowed-down failures.
 //! - [`delegation`]: lending an approver's authority for a time window (R6).
 //! - [`operator`]: what the operator does from the command line (audit of every tenant, the
@@ -39,6 +40,7 @@ mod orders;
 mod replay;
 mod reports;
 pub mod session;
+mod simulation;
 pub mod workers;
 
 pub use crate::store::attachments::BlobCheck;
@@ -53,6 +55,7 @@ pub use attachments::DEFAULT_ATTACHMENT_LIMIT;
 pub use catalog::CatalogReport;
 pub use context::{ContextError, TenantDirectory, build_context, period_start};
 pub use replay::{EvaluationView, ReplayReport, StepReplay};
+pub use simulation::{CandidateChange, OrderDifference, OrderSelection, SimulationReport};
 
 use crate::domain::directory::Principal;
 use crate::domain::machine::TransitionError;

@@ -120,6 +120,21 @@ impl Step for Unloadable {
     }
 }
 
+/// One exact version of a step with the configuration to run it with.
+#[derive(Debug, Clone, Copy)]
+pub struct StepVersion<'a> {
+    /// Extension name.
+    pub name: &'a str,
+    /// Script, WASM or native.
+    pub kind: StepKind,
+    /// Content hash of the stored version (ignored with `source`).
+    pub code_hash: &'a str,
+    /// A script's source that is not stored (a candidate).
+    pub source: Option<&'a str>,
+    /// The tenant's configuration.
+    pub config: &'a serde_json::Value,
+}
+
 /// What `plugin install` did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Installed {
@@ -400,6 +415,40 @@ impl Runtimes {
             }
             StepKind::Connector => Err(RuntimeError::Io("a connector failure is not a step to replay".into())),
         }
+    }
+
+    /// A step of one exact version with a tenant configuration, as a chain would run it: a
+    /// plugin's configuration merged over its manifest's defaults. `source` compiles a script
+    /// that is not stored (a candidate in a what-if simulation).
+    pub fn configured_version(
+        &self,
+        store: &Store,
+        tenant_id: &str,
+        v: &StepVersion<'_>,
+    ) -> Result<ConfiguredStep, RuntimeError> {
+        let StepVersion { name, kind, code_hash, source, config } = *v;
+        if let Some(source) = source {
+            let step = self
+                .rhai
+                .version(name, &rhai::source_hash(source), source)
+                .map_err(|e| RuntimeError::Io(e.to_string()))?;
+            return Ok(ConfiguredStep { step: Arc::new(step), config: config.clone() });
+        }
+        let step = self.step_version(store, tenant_id, name, kind, code_hash)?;
+        let config = if kind == StepKind::Script {
+            config.clone()
+        } else {
+            let (n, h) = (name.to_string(), code_hash.to_string());
+            let version = store
+                .read_blocking(move |c| plugins::version(c, &n, &h))?
+                .ok_or_else(|| RuntimeError::Io(format!("no version {code_hash} of plugin '{name}' is stored")))?;
+            let manifest: Manifest = serde_json::from_value(version.manifest).map_err(|e| ManifestError::Parse {
+                path: format!("stored manifest of {name}"),
+                reason: e.to_string(),
+            })?;
+            manifest.effective_config(config)?
+        };
+        Ok(ConfiguredStep { step, config })
     }
 
     /// The per-call context of a connector or notifier for a tenant: its effective config and

@@ -1,0 +1,352 @@
+//! What-if (R12): a policy owner tries changes to the tenant's rules — a script's new source,
+//! an extension's new configuration, enabling, disabling or moving one, another plugin version —
+//! on past orders before enabling them. Each order's stored context is evaluated by the current
+//! chain and by the candidate; the report says which plans and verdicts would change, and how.
+//! Nothing is written but the audit entry `simulation_run`; no connector is called (the stored
+//! contexts hold what the connector said then); the run is bounded in orders and time.
+
+use super::access::require_role;
+use super::context::TenantDirectory;
+use super::{ApprovalError, Approvals, invalid};
+use crate::domain::actor::roles;
+use crate::domain::directory::Principal;
+use crate::domain::extension::World;
+use crate::domain::machine::{Assessment, Outcome};
+use crate::domain::order::OrderStatus;
+use crate::domain::step::OrderContext;
+use crate::engine::{self, ConfiguredStep, StepKind};
+use crate::store::audit;
+use crate::store::extensions;
+use crate::store::orders::{self, OrderFilter};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::time::{Duration, Instant};
+
+/// The most orders one simulation evaluates.
+pub const MAX_SIMULATED_ORDERS: usize = 5_000;
+
+/// How long one simulation may run before it stops and reports what it did.
+pub const SIMULATION_BUDGET: Duration = Duration::from_secs(20);
+
+/// One change of the candidate policy; the fields left out stay as they are.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CandidateChange {
+    /// The extension changed (installed, or a script that is new with `source`).
+    pub extension: String,
+    /// Enable or disable it.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Move it.
+    #[serde(default)]
+    pub position: Option<i64>,
+    /// Its new configuration.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<serde_json::Value>,
+    /// A script's new source.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Another stored version of a plugin, by content hash.
+    #[serde(default)]
+    pub code_hash: Option<String>,
+}
+
+/// Which past orders to try the candidate on: created in a period, in a status, newest first.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderSelection {
+    /// Created at or after.
+    #[serde(default)]
+    pub from: Option<DateTime<Utc>>,
+    /// Created before.
+    #[serde(default)]
+    pub to: Option<DateTime<Utc>>,
+    /// Only this status.
+    #[serde(default)]
+    pub status: Option<OrderStatus>,
+    /// At most this many (default 500, at most 5,000).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// What would change for one order.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OrderDifference {
+    /// The order.
+    pub order_id: String,
+    /// Its verdict under the current policy: `approved` (nothing to approve),
+    /// `pending_approval`, `rejected` or `on_hold`.
+    pub before: OrderStatus,
+    /// Its verdict under the candidate.
+    pub after: OrderStatus,
+    /// Stages the candidate adds.
+    pub stages_added: Vec<String>,
+    /// Stages it no longer has.
+    pub stages_removed: Vec<String>,
+    /// Stages with other approvers, quorum or level.
+    pub stages_changed: Vec<String>,
+    /// Risk flags the candidate raises.
+    pub flags_added: Vec<String>,
+    /// Risk flags no longer raised.
+    pub flags_removed: Vec<String>,
+}
+
+/// The report of a what-if simulation.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SimulationReport {
+    /// SHA-256 of the candidate changes, as audited.
+    pub candidate_hash: String,
+    /// Orders evaluated under both policies.
+    pub orders_evaluated: usize,
+    /// Orders selected but never evaluated (drafts): nothing to compare.
+    pub orders_skipped: usize,
+    /// Orders whose plan (stages or flags) would differ.
+    pub plans_changed: usize,
+    /// Orders whose verdict would differ.
+    pub verdicts_changed: usize,
+    /// Whether the time budget stopped it before every selected order was evaluated.
+    pub truncated: bool,
+    /// Per order that would change.
+    pub differences: Vec<OrderDifference>,
+}
+
+/// One extension of a chain, before its code is loaded.
+#[derive(Debug, Clone)]
+struct Entry {
+    name: String,
+    kind: StepKind,
+    code_hash: String,
+    enabled: bool,
+    position: i64,
+    config: serde_json::Value,
+    source: Option<String>,
+}
+
+fn verdict(a: &Assessment) -> OrderStatus {
+    match &a.outcome {
+        Outcome::Reject { .. } => OrderStatus::Rejected,
+        Outcome::Hold { .. } => OrderStatus::OnHold,
+        Outcome::Proceed if a.stages.is_empty() => OrderStatus::Approved,
+        Outcome::Proceed => OrderStatus::PendingApproval,
+    }
+}
+
+/// How a candidate's assessment differs from the current one, if it does.
+fn difference(order_id: &str, now: &Assessment, then: &Assessment) -> Option<OrderDifference> {
+    let keys = |a: &Assessment| a.stages.iter().map(|s| s.key.clone()).collect::<Vec<_>>();
+    let (before_keys, after_keys) = (keys(now), keys(then));
+    let stages_added = after_keys.iter().filter(|k| !before_keys.contains(k)).cloned().collect::<Vec<_>>();
+    let stages_removed = before_keys.iter().filter(|k| !after_keys.contains(k)).cloned().collect::<Vec<_>>();
+    let stages_changed = now
+        .stages
+        .iter()
+        .filter_map(|b| {
+            let a = then.stages.iter().find(|a| a.key == b.key)?;
+            (a.approvers != b.approvers || a.quorum != b.quorum || a.level != b.level).then(|| b.key.clone())
+        })
+        .collect::<Vec<_>>();
+    let codes = |a: &Assessment| a.flags.iter().map(|f| f.code.clone()).collect::<Vec<_>>();
+    let (before_flags, after_flags) = (codes(now), codes(then));
+    let flags_added = after_flags.iter().filter(|f| !before_flags.contains(f)).cloned().collect::<Vec<_>>();
+    let flags_removed = before_flags.iter().filter(|f| !after_flags.contains(f)).cloned().collect::<Vec<_>>();
+    let d = OrderDifference {
+        order_id: order_id.to_string(),
+        before: verdict(now),
+        after: verdict(then),
+        stages_added,
+        stages_removed,
+        stages_changed,
+        flags_added,
+        flags_removed,
+    };
+    let same = d.before == d.after
+        && d.stages_added.is_empty()
+        && d.stages_removed.is_empty()
+        && d.stages_changed.is_empty()
+        && d.flags_added.is_empty()
+        && d.flags_removed.is_empty();
+    (!same).then_some(d)
+}
+
+impl Approvals {
+    /// Tries candidate changes on past orders (admin); see the module documentation.
+    pub async fn simulate(
+        &self,
+        p: &Principal,
+        changes: Vec<CandidateChange>,
+        selection: OrderSelection,
+    ) -> Result<SimulationReport, ApprovalError> {
+        require_role(p, &[roles::ADMIN], "running simulations")?;
+        if changes.is_empty() || changes.len() > 50 {
+            return Err(invalid("changes", "give 1 to 50 changes"));
+        }
+        let limit = selection.limit.unwrap_or(500);
+        if !(1..=MAX_SIMULATED_ORDERS).contains(&limit) {
+            return Err(invalid("orders.limit", format!("must be 1 to {MAX_SIMULATED_ORDERS}")));
+        }
+        for (i, c) in changes.iter().enumerate() {
+            if let Some(src) = &c.source {
+                self.runtimes.rhai.compile(src).map_err(|e| invalid(&format!("changes[{i}].source"), e.to_string()))?;
+            }
+            if let Some(cfg) = &c.config
+                && !cfg.is_object()
+            {
+                return Err(invalid(&format!("changes[{i}].config"), "must be a JSON object"));
+            }
+        }
+        let candidate_hash = hex::encode(Sha256::digest(serde_json::to_vec(&changes).unwrap_or_default()));
+        let tenant_id = p.tenant.id.clone();
+        let (store, runtimes, t) = (self.store.clone(), self.runtimes.clone(), tenant_id.clone());
+        let report = tokio::task::spawn_blocking(move || -> Result<SimulationReport, ApprovalError> {
+            let t2 = t.clone();
+            let settings = store.read_blocking(move |c| extensions::settings(c, &t2))?;
+            let current: Vec<Entry> = settings
+                .iter()
+                .filter(|s| s.world == World::ApprovalStep && !s.offered)
+                .map(|s| Entry {
+                    name: s.name.clone(),
+                    kind: match s.kind {
+                        crate::domain::extension::ExtensionKind::Script => StepKind::Script,
+                        crate::domain::extension::ExtensionKind::Wasm => StepKind::Wasm,
+                        crate::domain::extension::ExtensionKind::Native => StepKind::Native,
+                    },
+                    code_hash: s.code_hash.clone(),
+                    enabled: s.enabled,
+                    position: s.position,
+                    config: s.config.clone(),
+                    source: None,
+                })
+                .collect();
+            let mut candidate = current.clone();
+            for (i, c) in changes.iter().enumerate() {
+                let field = format!("changes[{i}].extension");
+                let entry = match candidate.iter_mut().find(|e| e.name == c.extension) {
+                    Some(e) => e,
+                    None if c.source.is_some() => {
+                        candidate.push(Entry {
+                            name: c.extension.clone(),
+                            kind: StepKind::Script,
+                            code_hash: String::new(),
+                            enabled: true,
+                            position: 100,
+                            config: serde_json::json!({}),
+                            source: None,
+                        });
+                        candidate.last_mut().ok_or_else(|| invalid(&field, "no such extension"))?
+                    }
+                    None => {
+                        return Err(invalid(&field, format!("no approval step '{}' is installed here", c.extension)));
+                    }
+                };
+                if let Some(v) = c.enabled {
+                    entry.enabled = v;
+                }
+                if let Some(v) = c.position {
+                    entry.position = v;
+                }
+                if let Some(v) = &c.config {
+                    entry.config = v.clone();
+                }
+                if let Some(src) = &c.source {
+                    if entry.kind != StepKind::Script {
+                        return Err(invalid(&format!("changes[{i}].source"), "only a script has a source"));
+                    }
+                    entry.source = Some(src.clone());
+                }
+                if let Some(h) = &c.code_hash {
+                    entry.code_hash = h.clone();
+                }
+            }
+            let chain = |entries: &[Entry]| -> Result<Vec<ConfiguredStep>, ApprovalError> {
+                let mut on: Vec<&Entry> = entries.iter().filter(|e| e.enabled).collect();
+                on.sort_by(|a, b| (a.position, &a.name).cmp(&(b.position, &b.name)));
+                on.into_iter()
+                    .map(|e| {
+                        let v = crate::runtime::StepVersion {
+                            name: &e.name,
+                            kind: e.kind,
+                            code_hash: &e.code_hash,
+                            source: e.source.as_deref(),
+                            config: &e.config,
+                        };
+                        runtimes
+                            .configured_version(&store, &t, &v)
+                            .map_err(|err| invalid("changes", format!("'{}' cannot be loaded: {err}", e.name)))
+                    })
+                    .collect()
+            };
+            let (now_chain, candidate_chain) = (chain(&current)?, chain(&candidate)?);
+            let started = Instant::now();
+            let directory = TenantDirectory::new(&store, &t);
+            let mut report = SimulationReport {
+                candidate_hash: String::new(),
+                orders_evaluated: 0,
+                orders_skipped: 0,
+                plans_changed: 0,
+                verdicts_changed: 0,
+                truncated: false,
+                differences: Vec::new(),
+            };
+            let mut cursor: Option<String> = None;
+            let mut seen = 0;
+            'pages: while seen < limit {
+                let filter = OrderFilter {
+                    status: selection.status,
+                    limit: (limit - seen).min(200),
+                    cursor: cursor.clone(),
+                    created_from: selection.from,
+                    created_before: selection.to,
+                    ..OrderFilter::default()
+                };
+                let t3 = t.clone();
+                let (page, next) = store.read_blocking(move |c| orders::list(c, &t3, &filter))?;
+                for order in page {
+                    seen += 1;
+                    if started.elapsed() > SIMULATION_BUDGET {
+                        report.truncated = true;
+                        break 'pages;
+                    }
+                    let (t4, id) = (t.clone(), order.id.clone());
+                    let stored = store.read_blocking(move |c| orders::latest_context(c, &t4, &id))?;
+                    let Some(ctx) = stored.and_then(|v| serde_json::from_value::<OrderContext>(v).ok()) else {
+                        report.orders_skipped += 1;
+                        continue;
+                    };
+                    let now = engine::evaluate(&ctx, &now_chain, &directory).assessment;
+                    let then = engine::evaluate(&ctx, &candidate_chain, &directory).assessment;
+                    report.orders_evaluated += 1;
+                    if let Some(d) = difference(&order.id, &now, &then) {
+                        report.verdicts_changed += usize::from(d.before != d.after);
+                        report.plans_changed += 1;
+                        if report.differences.len() < 1_000 {
+                            report.differences.push(d);
+                        }
+                    }
+                }
+                match next {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+            Ok(report)
+        })
+        .await
+        .map_err(|_| ApprovalError::Internal("a simulation panicked".into()))??;
+        let report = SimulationReport { candidate_hash: candidate_hash.clone(), ..report };
+        let (actor, data) = (
+            p.user.name.clone(),
+            serde_json::json!({
+                "candidate_hash": candidate_hash,
+                "orders_evaluated": report.orders_evaluated,
+                "plans_changed": report.plans_changed,
+                "verdicts_changed": report.verdicts_changed,
+            }),
+        );
+        self.store
+            .write(move |c| audit::append(c, &tenant_id, Utc::now(), &actor, "simulation_run", None, data).map(|_| ()))
+            .await?;
+        Ok(report)
+    }
+}
