@@ -2,7 +2,7 @@
 //! orders report exactly the plans and verdicts that would change, and change nothing.
 
 use anyhow::{Context, Result, ensure};
-use greenlight_tests::{Server, order_body};
+use greenlight_tests::{Server, cli, order_body};
 use serde_json::{Value, json};
 
 #[test]
@@ -61,12 +61,20 @@ fn candidate_changes_report_what_would_change_and_write_nothing() -> Result<()> 
         new["differences"].as_array().context("list")?.iter().filter_map(|d| d["after"].as_str()).collect();
     ensure!(new["verdicts_changed"] == 2 && after == ["rejected", "rejected"], "{new}");
 
+    // The command line gives the same answer as a table.
+    let file = tempfile::NamedTempFile::new()?;
+    std::fs::write(file.path(), r#"[{"extension": "executive-threshold", "config": {"threshold_minor": 1000, "level": 10}}]"#)?;
+    let (code, out, err) = cli(&s.db, &["simulate", "--tenant", "acme", "--changes", &file.path().to_string_lossy()])?;
+    ensure!(code == 0, "{err}");
+    ensure!(out.contains(&ids[1]) && out.contains("approved") && out.contains("+stage executive"), "{out}");
+    ensure!(out.contains("3 orders evaluated (1 skipped: never evaluated), 1 plans and 1 verdicts would change"), "{out}");
+
     // Nothing was written but the audit entries.
     ensure!(versions(&ids)? == before, "no order changed");
     ensure!(alice.get(&format!("/v1/orders/{draft}"))?.body["status"] == "draft");
     let db = rusqlite::Connection::open(&s.db)?;
     let runs: i64 = db.query_row("SELECT count(*) FROM audit_log WHERE action = 'simulation_run'", [], |r| r.get(0))?;
-    ensure!(runs == 3, "{runs}");
+    ensure!(runs == 4, "three over HTTP, one from the command line: {runs}");
 
     // Bad candidates are 422 naming the change; only admins simulate.
     let r = admin.post("/v1/admin/simulations", json!({"changes": [{"extension": "nope", "enabled": true}]}))?;

@@ -171,6 +171,17 @@ fn difference(order_id: &str, now: &Assessment, then: &Assessment) -> Option<Ord
 }
 
 impl Approvals {
+    /// [`Approvals::simulate`] from the command line, as the operator, for a tenant by name.
+    pub async fn simulate_as_operator(
+        &self,
+        tenant: &str,
+        changes: Vec<CandidateChange>,
+        selection: OrderSelection,
+    ) -> Result<SimulationReport, ApprovalError> {
+        let t = self.tenant_named(tenant).await?;
+        self.run_simulation(&t.id, "operator", changes, selection).await
+    }
+
     /// Tries candidate changes on past orders (admin); see the module documentation.
     pub async fn simulate(
         &self,
@@ -179,6 +190,16 @@ impl Approvals {
         selection: OrderSelection,
     ) -> Result<SimulationReport, ApprovalError> {
         require_role(p, &[roles::ADMIN], "running simulations")?;
+        self.run_simulation(&p.tenant.id, &p.user.name, changes, selection).await
+    }
+
+    async fn run_simulation(
+        &self,
+        tenant_id: &str,
+        actor: &str,
+        changes: Vec<CandidateChange>,
+        selection: OrderSelection,
+    ) -> Result<SimulationReport, ApprovalError> {
         if changes.is_empty() || changes.len() > 50 {
             return Err(invalid("changes", "give 1 to 50 changes"));
         }
@@ -197,7 +218,7 @@ impl Approvals {
             }
         }
         let candidate_hash = hex::encode(Sha256::digest(serde_json::to_vec(&changes).unwrap_or_default()));
-        let tenant_id = p.tenant.id.clone();
+        let tenant_id = tenant_id.to_string();
         let (store, runtimes, t) = (self.store.clone(), self.runtimes.clone(), tenant_id.clone());
         let report = tokio::task::spawn_blocking(move || -> Result<SimulationReport, ApprovalError> {
             let t2 = t.clone();
@@ -336,7 +357,7 @@ impl Approvals {
         .map_err(|_| ApprovalError::Internal("a simulation panicked".into()))??;
         let report = SimulationReport { candidate_hash: candidate_hash.clone(), ..report };
         let (actor, data) = (
-            p.user.name.clone(),
+            actor.to_string(),
             serde_json::json!({
                 "candidate_hash": candidate_hash,
                 "orders_evaluated": report.orders_evaluated,

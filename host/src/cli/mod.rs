@@ -145,6 +145,23 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Try candidate rule changes on a tenant's past orders (like POST /v1/admin/simulations):
+    /// prints one line per order that would change, then the totals.
+    Simulate {
+        /// Tenant name.
+        #[arg(long)]
+        tenant: String,
+        /// A JSON file with the list of changes, e.g.
+        /// `[{"extension": "executive-threshold", "config": {"threshold_minor": 100000}}]`.
+        #[arg(long)]
+        changes: PathBuf,
+        /// Only orders in this status.
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many orders, newest first.
+        #[arg(long, default_value_t = 500)]
+        limit: usize,
+    },
     /// Replay an order's evaluation with the exact code and configuration that made it; prints
     /// the report as JSON and exits 1 when any step now answers differently.
     Replay {
@@ -362,6 +379,51 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 catalog: catalog.or_else(default_catalog),
             };
             serve(store, &listen, cli.runtime.runtimes()?, workers)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Simulate { tenant, changes, status, limit } => {
+            let text = std::fs::read_to_string(&changes).with_context(|| format!("reading {}", changes.display()))?;
+            let changes: Vec<greenlight_host::approvals::CandidateChange> = serde_json::from_str(&text)
+                .with_context(|| format!("{} must be a JSON list of changes", changes.display()))?;
+            let status = status.map(|s| s.parse()).transpose().map_err(|e: String| anyhow::anyhow!("--status: {e}"))?;
+            let selection =
+                greenlight_host::approvals::OrderSelection { status, limit: Some(limit), ..Default::default() };
+            let approvals = Approvals::new(open(&cli.db, 1)?, cli.runtime.runtimes()?);
+            let report = runtime()?
+                .block_on(approvals.simulate_as_operator(&tenant, changes, selection))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{:<38} {:<17} {:<17} changes", "order", "now", "with the candidate")?;
+            for d in &report.differences {
+                let mut what = Vec::new();
+                for (label, list) in [
+                    ("+stage", &d.stages_added),
+                    ("-stage", &d.stages_removed),
+                    ("~stage", &d.stages_changed),
+                    ("+flag", &d.flags_added),
+                    ("-flag", &d.flags_removed),
+                ] {
+                    what.extend(list.iter().map(|x| format!("{label} {x}")));
+                }
+                writeln!(
+                    out,
+                    "{:<38} {:<17} {:<17} {}",
+                    d.order_id,
+                    d.before.as_str(),
+                    d.after.as_str(),
+                    what.join(", ")
+                )?;
+            }
+            writeln!(
+                out,
+                "{} orders evaluated ({} skipped: never evaluated), {} plans and {} verdicts would change{}; candidate {}",
+                report.orders_evaluated,
+                report.orders_skipped,
+                report.plans_changed,
+                report.verdicts_changed,
+                if report.truncated { " (stopped at the time limit)" } else { "" },
+                report.candidate_hash
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Replay { order, evaluation } => {
