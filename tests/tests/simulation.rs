@@ -63,11 +63,17 @@ fn candidate_changes_report_what_would_change_and_write_nothing() -> Result<()> 
 
     // The command line gives the same answer as a table.
     let file = tempfile::NamedTempFile::new()?;
-    std::fs::write(file.path(), r#"[{"extension": "executive-threshold", "config": {"threshold_minor": 1000, "level": 10}}]"#)?;
+    std::fs::write(
+        file.path(),
+        r#"[{"extension": "executive-threshold", "config": {"threshold_minor": 1000, "level": 10}}]"#,
+    )?;
     let (code, out, err) = cli(&s.db, &["simulate", "--tenant", "acme", "--changes", &file.path().to_string_lossy()])?;
     ensure!(code == 0, "{err}");
     ensure!(out.contains(&ids[1]) && out.contains("approved") && out.contains("+stage executive"), "{out}");
-    ensure!(out.contains("3 orders evaluated (1 skipped: never evaluated), 1 plans and 1 verdicts would change"), "{out}");
+    ensure!(
+        out.contains("3 orders evaluated (1 skipped: never evaluated), 1 plans and 1 verdicts would change"),
+        "{out}"
+    );
 
     // Nothing was written but the audit entries.
     ensure!(versions(&ids)? == before, "no order changed");

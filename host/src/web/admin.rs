@@ -79,6 +79,49 @@ pub struct ExtensionForm {
     mail: Option<String>,
 }
 
+#[derive(Template)]
+#[template(path = "admin_simulation.html")]
+struct SimulationPage {
+    nav: Nav,
+    name: String,
+    report: crate::approvals::SimulationReport,
+}
+
+/// `POST /admin/extensions/{name}/try`: the form's settings tried on the 500 newest orders
+/// before they are saved (nothing is saved); the page lists what would change.
+pub async fn try_extension(
+    State(s): State<WebState>,
+    v: Viewer,
+    Path(name): Path<String>,
+    Form(f): Form<ExtensionForm>,
+) -> Result<Response, PageError> {
+    v.check(&f.csrf)?;
+    let refused = |message: String| async {
+        let page = extensions_page(&s, &v, Some((name.as_str(), f.config.clone(), message))).await?;
+        Ok::<_, PageError>((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response())
+    };
+    let config = match serde_json::from_str::<serde_json::Value>(&f.config) {
+        Ok(c) if c.is_object() => c,
+        _ => return refused("the configuration must be a JSON object, e.g. {}".into()).await,
+    };
+    let Ok(position) = f.position.trim().parse::<i64>() else {
+        return refused("the position must be a whole number".into()).await;
+    };
+    let change = crate::approvals::CandidateChange {
+        extension: name.clone(),
+        enabled: Some(f.enabled.is_some()),
+        position: Some(position),
+        config: Some(config),
+        source: None,
+        code_hash: None,
+    };
+    match s.approvals.simulate(&v.principal, vec![change], crate::approvals::OrderSelection::default()).await {
+        Ok(report) => Ok(Html(SimulationPage { nav: v.nav("extensions"), name, report }.render()?).into_response()),
+        Err(ApprovalError::Invalid { message, .. }) => refused(message).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// `POST /admin/extensions/{name}`: saves the settings; a configuration that is not a JSON
 /// object, or that the extension refuses, is shown again with the error beside it.
 pub async fn update_extension(

@@ -98,6 +98,7 @@ pub fn app(state: WebState) -> Router {
         .route("/reports.csv", get(oversight::reports_csv))
         .route("/admin/extensions", get(admin::extensions))
         .route("/admin/extensions/{name}", post(admin::update_extension))
+        .route("/admin/extensions/{name}/try", post(admin::try_extension))
         .route("/admin/users", get(admin::users).post(admin::create_user))
         .route("/admin/users/{name}/password", post(admin::set_password))
         .route("/admin/cost-centers", get(admin::cost_centers).post(admin::create_cost_center))
