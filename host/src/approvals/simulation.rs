@@ -14,13 +14,15 @@ use crate::domain::extension::World;
 use crate::domain::machine::{Assessment, Outcome};
 use crate::domain::order::OrderStatus;
 use crate::domain::step::OrderContext;
-use crate::engine::{self, ConfiguredStep, StepKind};
+use crate::domain::step::StepOutput;
+use crate::engine::{self, ConfiguredStep, Step, StepError, StepKind};
 use crate::store::audit;
 use crate::store::extensions;
 use crate::store::orders::{self, OrderFilter};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The most orders one simulation evaluates.
@@ -122,6 +124,42 @@ struct Entry {
     position: i64,
     config: serde_json::Value,
     source: Option<String>,
+}
+
+/// A step both chains share (same code, same configuration): run once per order, its answer
+/// given to the second chain. Steps are deterministic, so the answer is the one a second run
+/// would give; this halves the work of a candidate that changes one step of many.
+struct Shared {
+    step: Arc<dyn Step>,
+    last: Mutex<Option<(String, Result<StepOutput, StepError>)>>,
+}
+
+impl Step for Shared {
+    fn name(&self) -> &str {
+        self.step.name()
+    }
+    fn kind(&self) -> StepKind {
+        self.step.kind()
+    }
+    fn code_hash(&self) -> &str {
+        self.step.code_hash()
+    }
+    fn evaluate(&self, ctx: &OrderContext) -> Result<StepOutput, StepError> {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((order, answer)) = last.as_ref()
+            && *order == ctx.order.id
+        {
+            return answer.clone();
+        }
+        let answer = self.step.evaluate(ctx);
+        *last = Some((ctx.order.id.clone(), answer.clone()));
+        answer
+    }
+}
+
+/// The identity of a configured step: the same in both chains means the same answer.
+fn identity(e: &Entry) -> (String, String, String, String) {
+    (e.name.clone(), e.code_hash.clone(), e.source.clone().unwrap_or_default(), e.config.to_string())
 }
 
 fn verdict(a: &Assessment) -> OrderStatus {
@@ -298,7 +336,21 @@ impl Approvals {
                     })
                     .collect()
             };
-            let (now_chain, candidate_chain) = (chain(&current)?, chain(&candidate)?);
+            let (mut now_chain, mut candidate_chain) = (chain(&current)?, chain(&candidate)?);
+            // Steps the candidate leaves as they are run once per order for both chains.
+            let enabled = |entries: &[Entry]| {
+                let mut on: Vec<Entry> = entries.iter().filter(|e| e.enabled).cloned().collect();
+                on.sort_by(|a, b| (a.position, &a.name).cmp(&(b.position, &b.name)));
+                on
+            };
+            let (now_entries, candidate_entries) = (enabled(&current), enabled(&candidate));
+            for (i, e) in now_entries.iter().enumerate() {
+                let Some(j) = candidate_entries.iter().position(|c| identity(c) == identity(e)) else { continue };
+                let shared: Arc<dyn Step> =
+                    Arc::new(Shared { step: now_chain[i].step.clone(), last: Mutex::new(None) });
+                now_chain[i] = ConfiguredStep { step: shared.clone(), config: now_chain[i].config.clone() };
+                candidate_chain[j] = ConfiguredStep { step: shared, config: candidate_chain[j].config.clone() };
+            }
             let started = Instant::now();
             let directory = TenantDirectory::new(&store, &t);
             let mut report = SimulationReport {
@@ -369,5 +421,43 @@ impl Approvals {
             .write(move |c| audit::append(c, &tenant_id, Utc::now(), &actor, "simulation_run", None, data).map(|_| ()))
             .await?;
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Counting(AtomicUsize);
+
+    impl Step for Counting {
+        fn name(&self) -> &str {
+            "counting"
+        }
+        fn kind(&self) -> StepKind {
+            StepKind::Script
+        }
+        fn code_hash(&self) -> &str {
+            "h"
+        }
+        fn evaluate(&self, _: &OrderContext) -> Result<StepOutput, StepError> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Ok(StepOutput::default())
+        }
+    }
+
+    #[test]
+    fn a_shared_step_runs_once_per_order_for_both_chains() {
+        let inner = Arc::new(Counting(AtomicUsize::new(0)));
+        let shared = Shared { step: inner.clone(), last: Mutex::new(None) };
+        let input = crate::domain::fixtures::input(vec![crate::domain::fixtures::line(1, 1)]);
+        let mut ctx = crate::domain::fixtures::context(&input);
+        assert!(shared.evaluate(&ctx).is_ok());
+        assert!(shared.evaluate(&ctx).is_ok());
+        assert_eq!(inner.0.load(Ordering::Relaxed), 1, "the second chain gets the first answer");
+        ctx.order.id = "another".into();
+        assert!(shared.evaluate(&ctx).is_ok());
+        assert_eq!(inner.0.load(Ordering::Relaxed), 2, "another order runs it again");
     }
 }
