@@ -1,14 +1,15 @@
 //! The command line: `greenlight --db PATH <command>`.
 
 mod demo;
+mod serve;
 mod step_test;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use greenlight_host::approvals::Approvals;
-use greenlight_host::domain::delivery::RetryPolicy;
 use greenlight_host::runtime::{RuntimeOptions, Runtimes};
 use greenlight_host::store::{Store, StoreOptions};
+use serve::{DeliveryArgs, Workers, default_catalog, serve};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -568,100 +569,4 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-/// How the notification dispatcher retries (`serve`).
-#[derive(Debug, Clone, clap::Args)]
-struct DeliveryArgs {
-    /// Delay before the second delivery attempt, in milliseconds; doubles with each further one.
-    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
-    delivery_backoff_ms: u64,
-    /// Longest delay between two delivery attempts, in seconds.
-    #[arg(long, default_value_t = 3_600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    delivery_max_delay_secs: u64,
-    /// Attempts per delivery before it is dead (an admin can re-drive it).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
-    delivery_max_attempts: u32,
-    /// Milliseconds between dispatcher rounds when there is nothing to send.
-    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=60_000))]
-    dispatch_interval_ms: u64,
-}
-
-impl Default for DeliveryArgs {
-    fn default() -> Self {
-        DeliveryArgs {
-            delivery_backoff_ms: 5_000,
-            delivery_max_delay_secs: 3_600,
-            delivery_max_attempts: 10,
-            dispatch_interval_ms: 500,
-        }
-    }
-}
-
-impl DeliveryArgs {
-    fn policy(&self) -> RetryPolicy {
-        RetryPolicy {
-            base: chrono::Duration::milliseconds(self.delivery_backoff_ms as i64),
-            max_delay: chrono::Duration::seconds(self.delivery_max_delay_secs as i64),
-            max_attempts: self.delivery_max_attempts,
-        }
-    }
-}
-
-/// The background work `serve` runs beside the API.
-struct Workers {
-    escalation_interval: Duration,
-    delivery: DeliveryArgs,
-    /// Largest attached document the API accepts, bytes.
-    attachment_limit: usize,
-    /// Whether the dashboard's cookies are `Secure`.
-    secure_cookies: bool,
-    /// The catalog folder to install at start.
-    catalog: Option<PathBuf>,
-}
-
-/// The `catalog` folder beside the running binary (`cargo xtask dist` lays one out), if any.
-fn default_catalog() -> Option<PathBuf> {
-    let dir = std::env::current_exe().ok()?.parent()?.join("catalog");
-    dir.is_dir().then_some(dir)
-}
-
-fn serve(store: Store, listen: &str, runtimes: Runtimes, workers: Workers) -> Result<()> {
-    let rt = runtime()?;
-    rt.block_on(async move {
-        // The catalog is in place before the first request can arrive.
-        let approvals = Approvals::new(store.clone(), runtimes).with_attachment_limit(workers.attachment_limit);
-        if let Some(dir) = &workers.catalog {
-            let report = approvals
-                .install_catalog(dir)
-                .await
-                .map_err(|e| anyhow::anyhow!("the catalog {}: {e}", dir.display()))?;
-            eprintln!(
-                "catalog {}: {} installed, {} newer versions offered, {} unchanged",
-                dir.display(),
-                report.installed.len(),
-                report.offered.len(),
-                report.unchanged
-            );
-            for s in &report.skipped {
-                eprintln!("catalog: skipped {s}");
-            }
-        }
-        let listener =
-            tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-        let addr = listener.local_addr()?;
-        println!("listening on http://{addr}");
-        std::io::stdout().flush()?;
-        let escalator = tokio::spawn(approvals.clone().run_escalator(workers.escalation_interval));
-        let every = Duration::from_millis(workers.delivery.dispatch_interval_ms);
-        let dispatcher = tokio::spawn(approvals.clone().run_dispatcher(workers.delivery.policy(), every));
-        let web =
-            greenlight_host::web::WebState { approvals: approvals.clone(), secure_cookies: workers.secure_cookies };
-        let app = greenlight_host::web::app(web).merge(greenlight_host::api::app(approvals));
-        greenlight_host::api::serve(listener, app).await?;
-        escalator.abort();
-        dispatcher.abort();
-        store.close();
-        Ok(())
-    })
 }

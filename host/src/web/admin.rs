@@ -79,6 +79,28 @@ pub struct ExtensionForm {
     mail: Option<String>,
 }
 
+impl ExtensionForm {
+    /// The configuration (a JSON object) and position typed, or what is wrong with them.
+    fn settings(&self) -> Result<(serde_json::Value, i64), String> {
+        let config = match serde_json::from_str::<serde_json::Value>(&self.config) {
+            Ok(c) if c.is_object() => c,
+            Ok(_) => return Err("the configuration must be a JSON object, e.g. {}".into()),
+            Err(e) => return Err(format!("the configuration is not valid JSON: {e}")),
+        };
+        let position =
+            self.position.trim().parse::<i64>().map_err(|_| "the position must be a whole number".to_string())?;
+        Ok((config, position))
+    }
+
+    /// A plugin's grants: its form carries an `http` field (even empty); a script's has none.
+    fn grants(&self) -> Option<crate::approvals::Grants> {
+        self.http.as_ref().map(|origins| crate::approvals::Grants {
+            http: origins.lines().map(str::trim).filter(|o| !o.is_empty()).map(String::from).collect(),
+            mail: self.mail.is_some(),
+        })
+    }
+}
+
 #[derive(Template)]
 #[template(path = "admin_simulation.html")]
 struct SimulationPage {
@@ -100,12 +122,9 @@ pub async fn try_extension(
         let page = extensions_page(&s, &v, Some((name.as_str(), f.config.clone(), message))).await?;
         Ok::<_, PageError>((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response())
     };
-    let config = match serde_json::from_str::<serde_json::Value>(&f.config) {
-        Ok(c) if c.is_object() => c,
-        _ => return refused("the configuration must be a JSON object, e.g. {}".into()).await,
-    };
-    let Ok(position) = f.position.trim().parse::<i64>() else {
-        return refused("the position must be a whole number".into()).await;
+    let (config, position) = match f.settings() {
+        Ok(v) => v,
+        Err(message) => return refused(message).await,
     };
     let change = crate::approvals::CandidateChange {
         extension: name.clone(),
@@ -135,19 +154,11 @@ pub async fn update_extension(
         let page = extensions_page(&s, &v, Some((name.as_str(), f.config.clone(), message))).await?;
         Ok::<_, PageError>((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response())
     };
-    let config = match serde_json::from_str::<serde_json::Value>(&f.config) {
-        Ok(c) if c.is_object() => c,
-        Ok(_) => return refused("the configuration must be a JSON object, e.g. {}".into()).await,
-        Err(e) => return refused(format!("the configuration is not valid JSON: {e}")).await,
+    let (config, position) = match f.settings() {
+        Ok(v) => v,
+        Err(message) => return refused(message).await,
     };
-    let Ok(position) = f.position.trim().parse::<i64>() else {
-        return refused("the position must be a whole number".into()).await;
-    };
-    // Plugin forms carry the grants (an `http` field, even empty); a script's has none.
-    let grants = f.http.as_ref().map(|origins| crate::approvals::Grants {
-        http: origins.lines().map(str::trim).filter(|o| !o.is_empty()).map(String::from).collect(),
-        mail: f.mail.is_some(),
-    });
+    let grants = f.grants();
     let update = ExtensionUpdate {
         enabled: f.enabled.is_some(),
         position: Some(position),

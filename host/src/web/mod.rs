@@ -5,8 +5,8 @@
 //!
 //! - [`session`]: sign-in and sign-out, the session cookie, the viewer of a page and the form
 //!   token (CSRF) every state-changing form carries.
-//! - `orders`: the inbox, the request view, the order page, new and edited orders, decisions,
-//!   attachments.
+//! - `orders`: the inbox, the request view, the order page, decisions, attachments;
+//!   `order_form`: new and edited orders.
 //! - `oversight`: the auditor's chain verification and the reports page with its charts.
 //! - `admin`: extensions, users and passwords, cost centers, settings, failing deliveries.
 //! - `delegations`: lending one's authority for a period, ending it early.
@@ -19,6 +19,7 @@
 mod admin;
 mod delegations;
 mod error;
+mod order_form;
 mod orders;
 mod oversight;
 pub mod session;
@@ -85,10 +86,10 @@ pub fn app(state: WebState) -> Router {
         .route("/sign-out", post(session::sign_out))
         .route("/password", get(admin::password_page).post(admin::change_password))
         .route("/inbox", get(orders::inbox))
-        .route("/orders", get(orders::list).post(orders::create))
-        .route("/orders/new", get(orders::new_order))
+        .route("/orders", get(orders::list).post(order_form::create))
+        .route("/orders/new", get(order_form::new_order))
         .route("/orders/{id}", get(orders::show))
-        .route("/orders/{id}/edit", get(orders::edit_page).post(orders::edit))
+        .route("/orders/{id}/edit", get(order_form::edit_page).post(order_form::edit))
         .route("/orders/{id}/decide", post(orders::decide))
         .route("/orders/{id}/submit", post(orders::submit))
         .route("/orders/{id}/withdraw", post(orders::withdraw))
