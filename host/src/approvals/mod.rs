@@ -55,7 +55,7 @@ pub use attachments::DEFAULT_ATTACHMENT_LIMIT;
 pub use catalog::CatalogReport;
 pub use context::{ContextError, TenantDirectory, build_context, period_start};
 pub use replay::{EvaluationView, ReplayReport, StepReplay};
-pub use simulation::{CandidateChange, OrderDifference, OrderSelection, SimulationReport};
+pub use simulation::{CandidateChange, OrderDifference, OrderSelection, Progress, SimulationReport};
 
 use crate::domain::directory::Principal;
 use crate::domain::machine::TransitionError;

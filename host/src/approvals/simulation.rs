@@ -31,6 +31,10 @@ pub const MAX_SIMULATED_ORDERS: usize = 5_000;
 /// How long one simulation may run before it stops and reports what it did.
 pub const SIMULATION_BUDGET: Duration = Duration::from_secs(20);
 
+/// Told after each selected order how many are done and how many there are: the command line
+/// draws its progress bar from it.
+pub type Progress = Box<dyn Fn(usize, usize) + Send>;
+
 /// One change of the candidate policy; the fields left out stay as they are.
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -208,6 +212,18 @@ fn difference(order_id: &str, now: &Assessment, then: &Assessment) -> Option<Ord
     (!same).then_some(d)
 }
 
+/// The orders filter of a selection, one page of it.
+fn selected(selection: &OrderSelection, limit: usize, cursor: Option<String>) -> OrderFilter {
+    OrderFilter {
+        status: selection.status,
+        limit,
+        cursor,
+        created_from: selection.from,
+        created_before: selection.to,
+        ..OrderFilter::default()
+    }
+}
+
 impl Approvals {
     /// [`Approvals::simulate`] from the command line, as the operator, for a tenant by name.
     pub async fn simulate_as_operator(
@@ -215,9 +231,10 @@ impl Approvals {
         tenant: &str,
         changes: Vec<CandidateChange>,
         selection: OrderSelection,
+        progress: Progress,
     ) -> Result<SimulationReport, ApprovalError> {
         let t = self.tenant_named(tenant).await?;
-        self.run_simulation(&t.id, "operator", changes, selection).await
+        self.run_simulation(&t.id, "operator", changes, selection, Some(progress)).await
     }
 
     /// Tries candidate changes on past orders (admin); see the module documentation.
@@ -228,7 +245,7 @@ impl Approvals {
         selection: OrderSelection,
     ) -> Result<SimulationReport, ApprovalError> {
         require_role(p, &[roles::ADMIN], "running simulations")?;
-        self.run_simulation(&p.tenant.id, &p.user.name, changes, selection).await
+        self.run_simulation(&p.tenant.id, &p.user.name, changes, selection, None).await
     }
 
     async fn run_simulation(
@@ -237,6 +254,7 @@ impl Approvals {
         actor: &str,
         changes: Vec<CandidateChange>,
         selection: OrderSelection,
+        progress: Option<Progress>,
     ) -> Result<SimulationReport, ApprovalError> {
         if changes.is_empty() || changes.len() > 50 {
             return Err(invalid("changes", "give 1 to 50 changes"));
@@ -362,21 +380,25 @@ impl Approvals {
                 truncated: false,
                 differences: Vec::new(),
             };
+            let total = match &progress {
+                Some(_) => {
+                    let (t3, filter) = (t.clone(), selected(&selection, 1, None));
+                    let n = store.read_blocking(move |c| orders::count(c, &t3, &filter, limit as u64))?;
+                    usize::try_from(n).unwrap_or(limit).min(limit)
+                }
+                None => limit,
+            };
             let mut cursor: Option<String> = None;
             let mut seen = 0;
             'pages: while seen < limit {
-                let filter = OrderFilter {
-                    status: selection.status,
-                    limit: (limit - seen).min(200),
-                    cursor: cursor.clone(),
-                    created_from: selection.from,
-                    created_before: selection.to,
-                    ..OrderFilter::default()
-                };
+                let filter = selected(&selection, (limit - seen).min(200), cursor.clone());
                 let t3 = t.clone();
                 let (page, next) = store.read_blocking(move |c| orders::list(c, &t3, &filter))?;
                 for order in page {
                     seen += 1;
+                    if let Some(tell) = &progress {
+                        tell(seen, total.max(seen));
+                    }
                     if started.elapsed() > SIMULATION_BUDGET {
                         report.truncated = true;
                         break 'pages;

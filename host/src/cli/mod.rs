@@ -390,9 +390,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let selection =
                 greenlight_host::approvals::OrderSelection { status, limit: Some(limit), ..Default::default() };
             let approvals = Approvals::new(open(&cli.db, 1)?, cli.runtime.runtimes()?);
-            let report = runtime()?
-                .block_on(approvals.simulate_as_operator(&tenant, changes, selection))
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            // Drawn on stderr only when it is a terminal, so piped output stays the table alone.
+            let bar = indicatif::ProgressBar::new(0).with_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} orders, {per_sec}, {eta} left")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let tick = bar.clone();
+            let progress: greenlight_host::approvals::Progress = Box::new(move |done, of| {
+                tick.set_length(of as u64);
+                tick.set_position(done as u64);
+            });
+            let report = runtime()?.block_on(approvals.simulate_as_operator(&tenant, changes, selection, progress));
+            bar.finish_and_clear();
+            let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
             let mut out = std::io::stdout().lock();
             writeln!(out, "{:<38} {:<17} {:<17} changes", "order", "now", "with the candidate")?;
             for d in &report.differences {
