@@ -207,7 +207,7 @@ impl Approvals {
                 .filter(|s| !s.admits(&by))
                 .and_then(|s| acting_for.iter().find(|d| s.admits(d)))
                 .cloned();
-            Command::Decide { by, on_behalf_of, stage, verdict, comment, at }
+            Command::Decide { by, on_behalf_of, stage, verdict, comment, via: None, at }
         })
         .await
     }
@@ -406,6 +406,7 @@ mod tests {
                     comment: None,
                     at: Utc::now(),
                     on_behalf_of: None,
+                    via: None,
                 })
                 .into_iter()
                 .collect(),

@@ -14,6 +14,7 @@
 //! - [`delivery`]: notification deliveries, retries with backoff, dead letters.
 //! - [`extension`]: extension kinds, plugin worlds and plugin-API versions.
 //! - [`delegation`]: lending an approver's authority for a time window (R6).
+//! - [`decision_link`]: signed, single-use approve and reject links for notification e-mails.
 //! - [`machine`]: `apply(order, command) -> (order', events)` and its transition table.
 //! - [`audit`]: the hash chain and its verifier.
 //! - [`report`]: what the summary report counts, over which period, grouped how (R10).
@@ -26,6 +27,7 @@ pub mod audit;
 pub mod authorization;
 pub mod contact;
 pub mod credit;
+pub mod decision_link;
 pub mod delegation;
 pub mod delivery;
 pub mod directory;

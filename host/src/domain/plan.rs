@@ -129,6 +129,15 @@ pub enum Verdict {
     Reject,
 }
 
+/// How a decision reached the host when not through a signed-in request: recorded on the
+/// decision and in its audit entry, so an auditor can tell a link in a mailbox from a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    /// A signed, single-use link from the notification e-mail.
+    EmailLink,
+}
+
 /// One person's decision on a stage.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Decision {
@@ -144,6 +153,9 @@ pub struct Decision {
     /// The absent approver this decision was made for, under a delegation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_behalf_of: Option<String>,
+    /// How the decision came in, when not through a signed-in request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<Via>,
 }
 
 /// One approval stage.

@@ -4,7 +4,7 @@ use super::Assessment;
 use crate::domain::actor::Actor;
 use crate::domain::money::Minor;
 use crate::domain::order::OrderInput;
-use crate::domain::plan::Verdict;
+use crate::domain::plan::{Verdict, Via};
 use chrono::{DateTime, Utc};
 
 /// Something a person (or the host on their behalf) asks of an order.
@@ -44,6 +44,8 @@ pub enum Command {
         verdict: Verdict,
         /// Required for a rejection.
         comment: Option<String>,
+        /// How it came in, when not through a signed-in request.
+        via: Option<Via>,
         /// Now, in UTC.
         at: DateTime<Utc>,
     },

@@ -1,7 +1,7 @@
 //! Events: what happened to an order, in order. Each becomes one audit entry.
 
 use crate::domain::money::Minor;
-use crate::domain::plan::{Approvers, Verdict};
+use crate::domain::plan::{Approvers, Verdict, Via};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +62,9 @@ pub enum Event {
         comment: Option<String>,
         /// The delegator, under a delegation.
         on_behalf_of: Option<String>,
+        /// How it came in, when not through a signed-in request.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        via: Option<Via>,
     },
     /// A stage reached its quorum.
     StageApproved {
@@ -156,7 +159,13 @@ mod tests {
             Event::OrderSubmitted { total_minor: 1, stages: vec![], flags: vec![] },
             Event::StageOpened { stage: text("s"), approvers: who.clone(), due_at: None },
             Event::StageEscalated { stage: text("s"), due_at: at, escalated_to: who },
-            Event::DecisionRecorded { stage: text("s"), decision: Verdict::Approve, comment: None, on_behalf_of: None },
+            Event::DecisionRecorded {
+                stage: text("s"),
+                decision: Verdict::Approve,
+                comment: None,
+                on_behalf_of: None,
+                via: None,
+            },
             Event::StageApproved { stage: text("s") },
             Event::StageRejected { stage: text("s"), reason: text("r") },
             Event::OrderApproved { total_minor: 1 },

@@ -49,7 +49,7 @@ use crate::domain::adjustment::{PriceAdjustment, PriceKind};
 use crate::domain::flag::RiskFlag;
 use crate::domain::money::{MAX_AMOUNT_MINOR, Minor, checked_sum, within_bounds};
 use crate::domain::order::{Order, OrderStatus, Rejection, SubscriptionState};
-use crate::domain::plan::{Decision, MAX_DUE_IN_HOURS, Stage, StageState, Verdict};
+use crate::domain::plan::{Decision, MAX_DUE_IN_HOURS, Stage, StageState, Verdict, Via};
 use chrono::{DateTime, Utc};
 
 mod command;
@@ -230,8 +230,8 @@ pub fn apply(order: &Order, command: Command, policy: &Policy) -> Result<Transit
                 next.flags.clear();
             }
         }
-        Command::Decide { by, on_behalf_of, stage, verdict, comment, at } => {
-            decide(&mut next, &by, on_behalf_of.as_ref(), &stage, verdict, comment, at, policy, &mut events)?;
+        Command::Decide { by, on_behalf_of, stage, verdict, comment, via, at } => {
+            decide(&mut next, &by, on_behalf_of.as_ref(), &stage, verdict, comment, via, at, policy, &mut events)?;
         }
         Command::Withdraw { .. } => {
             for s in next.plan.stages.iter_mut().filter(|s| s.state.is_decidable()) {
@@ -463,6 +463,7 @@ fn decide(
     key: &str,
     verdict: Verdict,
     comment: Option<String>,
+    via: Option<Via>,
     at: DateTime<Utc>,
     policy: &Policy,
     events: &mut Vec<Event>,
@@ -518,12 +519,14 @@ fn decide(
         comment: comment.clone(),
         at,
         on_behalf_of: on_behalf.clone(),
+        via,
     });
     events.push(Event::DecisionRecorded {
         stage: key.to_string(),
         decision: verdict,
         comment: comment.clone(),
         on_behalf_of: on_behalf,
+        via,
     });
     match verdict {
         Verdict::Reject => {

@@ -91,6 +91,7 @@ fn decide(
             stage: key.into(),
             verdict,
             comment: comment.map(Into::into),
+            via: None,
             at: at(),
         },
         policy,
@@ -177,6 +178,7 @@ fn command_of(kind: CommandKind, order: &Order) -> Command {
             stage: "s".into(),
             verdict: Verdict::Approve,
             comment: None,
+            via: None,
             at: at(),
         },
         CommandKind::Withdraw => Command::Withdraw { by: alice(), at: at() },
@@ -525,6 +527,7 @@ fn a_delegate_decides_with_the_delegators_authority() {
         stage: "cost-center".into(),
         verdict: Verdict::Approve,
         comment: None,
+        via: None,
         at: at(),
     };
     let t = apply(&t.order, cmd, &on()).expect("delegated");
@@ -842,6 +845,7 @@ fn command(op: Op, order: &Order) -> Command {
             stage: format!("s{s}"),
             verdict: if approve { Verdict::Approve } else { Verdict::Reject },
             comment: comment.then(|| "reason".to_string()),
+            via: None,
             at: at(),
         },
         Op::Withdraw(p) => Command::Withdraw { by: person(p, 0), at: at() },
