@@ -22,6 +22,7 @@
 //! - `simulation`: what-if: candidate rule changes tried on past orders' stored contexts (R12).
 //! - [`session`]: signing in to the dashboard: passwords, sessions, slowed-down failures.
 //! - [`delegation`]: lending an approver's authority for a time window (R6).
+//! - `decision_links`: approve and reject links in stage e-mails, confirmed on a page.
 //! - [`operator`]: what the operator does from the command line (audit of every tenant, the
 //!   plugin catalog, a tenant's extensions without signing in as one of its users).
 //! - [`workers`]: the background workers: the outbox dispatcher and the escalation sweep.
@@ -33,6 +34,7 @@ mod audit;
 mod catalog;
 mod commit;
 mod context;
+mod decision_links;
 pub mod delegation;
 mod deliveries;
 pub mod operator;
@@ -54,6 +56,7 @@ pub use admin::{ExtensionUpdate, NewCostCenter, NewUser, ScriptInstalled, Settin
 pub use attachments::DEFAULT_ATTACHMENT_LIMIT;
 pub use catalog::CatalogReport;
 pub use context::{ContextError, TenantDirectory, build_context, period_start};
+pub use decision_links::{DEFAULT_LINK_HOURS, LinkRefusal, LinkSettings, LinkedDecision};
 pub use replay::{EvaluationView, ReplayReport, StepReplay};
 pub use simulation::{CandidateChange, OrderDifference, OrderSelection, Progress, SimulationReport};
 
@@ -174,6 +177,7 @@ pub struct Approvals {
     counters: Arc<Counters>,
     attachment_limit: usize,
     sign_ins: Arc<session::Throttle>,
+    links: Option<Arc<LinkSettings>>,
 }
 
 impl Approvals {
@@ -185,6 +189,7 @@ impl Approvals {
             counters: Arc::new(Counters::default()),
             attachment_limit: DEFAULT_ATTACHMENT_LIMIT,
             sign_ins: Arc::default(),
+            links: None,
         }
     }
 

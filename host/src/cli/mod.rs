@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use greenlight_host::approvals::Approvals;
 use greenlight_host::runtime::{RuntimeOptions, Runtimes};
 use greenlight_host::store::{Store, StoreOptions};
-use serve::{DeliveryArgs, Workers, default_catalog, serve};
+use serve::{DeliveryArgs, LinkArgs, Workers, default_catalog, serve};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -140,6 +140,8 @@ enum Command {
         catalog: Option<PathBuf>,
         #[command(flatten)]
         delivery: DeliveryArgs,
+        #[command(flatten)]
+        links: LinkArgs,
     },
     /// Audit log: verify or export.
     Audit {
@@ -205,6 +207,8 @@ enum Command {
         /// Set up the demo data and exit without serving.
         #[arg(long)]
         no_serve: bool,
+        #[command(flatten)]
+        links: LinkArgs,
     },
 }
 
@@ -370,6 +374,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             secure_cookies,
             catalog,
             delivery,
+            links,
         } => {
             let store = open(&cli.db, max_batch)?;
             let workers = Workers {
@@ -378,6 +383,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 attachment_limit: usize::try_from(max_attachment_mib << 20).unwrap_or(usize::MAX),
                 secure_cookies,
                 catalog: catalog.or_else(default_catalog),
+                links,
             };
             serve(store, &listen, cli.runtime.runtimes()?, workers)?;
             Ok(ExitCode::SUCCESS)
@@ -562,7 +568,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}", serde_json::to_string(&setting)?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { listen, scripts, plugins, tokens_file, no_serve } => {
+        Command::Demo { listen, scripts, plugins, tokens_file, no_serve, links } => {
             let store = open(&cli.db, 512)?;
             let runtimes = cli.runtime.runtimes()?;
             demo::setup(&store, &runtimes, &scripts, plugins.as_deref(), tokens_file.as_deref(), &listen)?;
@@ -573,6 +579,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     attachment_limit: greenlight_host::approvals::DEFAULT_ATTACHMENT_LIMIT,
                     secure_cookies: false,
                     catalog: None,
+                    links,
                 };
                 serve(store, &listen, runtimes, workers)?;
             }

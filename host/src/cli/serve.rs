@@ -2,7 +2,8 @@
 //! before it opens, and the background workers beside it.
 
 use anyhow::{Context, Result};
-use greenlight_host::approvals::Approvals;
+use greenlight_host::approvals::{Approvals, LinkSettings};
+use greenlight_host::domain::decision_link::LinkKeys;
 use greenlight_host::domain::delivery::RetryPolicy;
 use greenlight_host::runtime::Runtimes;
 use greenlight_host::store::Store;
@@ -48,6 +49,38 @@ impl DeliveryArgs {
     }
 }
 
+/// Approve and reject links in stage e-mails (`serve`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(super) struct LinkArgs {
+    /// The operator's keys that sign the approve and reject links of stage e-mails (a TOML file
+    /// of `[[keys]]` with `id` and a hex `secret`; the first signs, all verify). No links without it.
+    #[arg(long, env = "GREENLIGHT_LINK_KEYS")]
+    link_keys: Option<PathBuf>,
+    /// The address people reach this host at, for the links, e.g. `https://approvals.example.com`
+    /// (default: `http://` and the listening address).
+    #[arg(long, env = "GREENLIGHT_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Hours an e-mail link stays good.
+    #[arg(long, default_value_t = 72, value_parser = clap::value_parser!(u16).range(1..=720))]
+    link_hours: u16,
+}
+
+impl LinkArgs {
+    /// The link settings, or none when no key file is given.
+    fn settings(&self, listening: std::net::SocketAddr) -> Result<Option<LinkSettings>> {
+        let Some(path) = &self.link_keys else { return Ok(None) };
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading the link keys {}", path.display()))?;
+        let keys = LinkKeys::parse(&text).with_context(|| format!("the link keys {}", path.display()))?;
+        let public_url = match &self.public_url {
+            Some(u) if u.starts_with("https://") || u.starts_with("http://") => u.trim_end_matches('/').to_string(),
+            Some(u) => anyhow::bail!("--public-url {u}: give the full address, starting with https:// (or http://)"),
+            None => format!("http://{listening}"),
+        };
+        Ok(Some(LinkSettings { keys, public_url, valid_for: chrono::TimeDelta::hours(i64::from(self.link_hours)) }))
+    }
+}
+
 /// The background work `serve` runs beside the API.
 pub(super) struct Workers {
     pub(super) escalation_interval: Duration,
@@ -58,6 +91,8 @@ pub(super) struct Workers {
     pub(super) secure_cookies: bool,
     /// The catalog folder to install at start.
     pub(super) catalog: Option<PathBuf>,
+    /// Decision links in e-mails.
+    pub(super) links: LinkArgs,
 }
 
 /// The `catalog` folder beside the running binary (`cargo xtask dist` lays one out), if any.
@@ -90,6 +125,17 @@ pub(super) fn serve(store: Store, listen: &str, runtimes: Runtimes, workers: Wor
         let listener =
             tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
+        let approvals = match workers.links.settings(addr)? {
+            Some(links) => {
+                eprintln!(
+                    "decision links on: signed with key '{}', pointing to {}",
+                    links.keys.signing_key_id(),
+                    links.public_url
+                );
+                approvals.with_decision_links(links)
+            }
+            None => approvals,
+        };
         println!("listening on http://{addr}");
         std::io::stdout().flush()?;
         let escalator = tokio::spawn(approvals.clone().run_escalator(workers.escalation_interval));

@@ -194,6 +194,15 @@ pub fn connector(conn: &Connection, tenant_id: &str) -> Result<Option<String>, S
     Ok(settings(conn, tenant_id)?.into_iter().find(|e| e.enabled && e.world == World::Connector).map(|e| e.name))
 }
 
+/// What a tenant granted one extension (none when it never set it up).
+pub fn grants(conn: &Connection, tenant_id: &str, name: &str) -> Result<Option<Grants>, StoreError> {
+    let text: Option<String> = conn
+        .prepare_cached("SELECT grants FROM tenant_extensions WHERE tenant_id = ?1 AND name = ?2")?
+        .query_row([tenant_id, name], |r| r.get(0))
+        .optional()?;
+    text.map(|t| from_json("tenant_extensions.grants", &t)).transpose()
+}
+
 /// The enabled extensions of a tenant with their code, in run order.
 pub fn enabled(conn: &Connection, tenant_id: &str) -> Result<Vec<Enabled>, StoreError> {
     // Scripts carry their source, plugins their manifest, in the same column.

@@ -20,6 +20,7 @@
 //! - [`deliveries`]: outbox events fanned out to channels, attempts, dead letters.
 //! - [`authorizations`]: customer authorization certificates (R4).
 //! - [`delegations`]: who lends their authority to whom, when (R6).
+//! - [`decision_links`]: which e-mail decision links were used (each works once).
 //! - [`plugins`]: the plugin catalog, installed versions and precompiled artifacts.
 //! - [`catalog`]: the shipped catalog: scripts offered to every tenant, plugin versions on offer.
 //! - [`reports`]: the summary report, computed in SQL over indexed columns (R10).
@@ -29,6 +30,7 @@ pub mod attachments;
 pub mod audit;
 pub mod authorizations;
 pub mod catalog;
+pub mod decision_links;
 pub mod delegations;
 pub mod deliveries;
 pub mod directory;

@@ -374,6 +374,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER script_versions_no_delete BEFORE DELETE ON script_versions
         BEGIN SELECT RAISE(ABORT, 'script versions are never removed: they explain past decisions'); END;
     "#,
+    // 15: decision links from notification e-mails are single-use: the nonce of each one used,
+    // written in the transaction of the decision it made.
+    r#"
+    CREATE TABLE used_links (
+        nonce TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        order_id TEXT NOT NULL,
+        used_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this host writes.

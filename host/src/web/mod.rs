@@ -9,6 +9,7 @@
 //!   `order_form`: new and edited orders.
 //! - `oversight`: the auditor's chain verification and the reports page with its charts.
 //! - `admin`: extensions, users and passwords, cost centers, settings, failing deliveries.
+//! - `decision_links`: the confirmation pages behind the approve and reject links of e-mails.
 //! - `delegations`: lending one's authority for a period, ending it early.
 //! - `view`: what the pages show of the domain (amounts, statuses, charts), and `error`: the one
 //!   page error type.
@@ -17,6 +18,7 @@
 //! are embedded in the binary and served from `/assets/`, with nothing from a CDN.
 
 mod admin;
+mod decision_links;
 mod delegations;
 mod error;
 mod order_form;
@@ -106,6 +108,7 @@ pub fn app(state: WebState) -> Router {
         .route("/admin/settings", get(admin::settings).post(admin::save_settings))
         .route("/admin/deliveries", get(admin::deliveries))
         .route("/admin/deliveries/{id}/retry", post(admin::redrive))
+        .route("/decide/{token}", get(decision_links::open).post(decision_links::confirm))
         .route("/delegations", get(delegations::delegations).post(delegations::delegate))
         .route("/delegations/{id}/end", post(delegations::end))
         .route("/audit/export", get(oversight::export))

@@ -4,7 +4,7 @@
 use super::WebState;
 use super::error::PageError;
 use super::session::{TokenForm, Viewer};
-use super::view::{self, Nav, OrderRow};
+use super::view::{self, LineView, Nav, OrderRow};
 use crate::approvals::ApprovalError;
 use crate::domain::attachment::Attachment;
 use crate::domain::audit::AuditEntry;
@@ -200,16 +200,6 @@ pub async fn list(State(s): State<WebState>, v: Viewer, Query(q): Query<ListQuer
     Ok((status_code, Html(page.render()?)).into_response())
 }
 
-/// A line as the order page shows it.
-struct LineView {
-    sku: String,
-    description: String,
-    quantity: i64,
-    unit_price: String,
-    amount: String,
-    budget_category: String,
-}
-
 /// A stage as the order page shows it.
 struct StageView {
     key: String,
@@ -330,19 +320,7 @@ fn order_page(v: &Viewer, o: &Order, attachments: Vec<Attachment>, audit: Vec<Au
         subscription: o.subscription.as_ref().map(|s| format!("{:?}", s.state).to_lowercase()).unwrap_or_default(),
         hold_reason: o.hold_reason.clone().unwrap_or_default(),
         rejection: o.rejection.as_ref().map(|r| format!("{}: {}", r.by, r.reason)).unwrap_or_default(),
-        lines: o
-            .input
-            .lines
-            .iter()
-            .map(|l| LineView {
-                sku: l.sku.clone(),
-                description: l.description.clone().unwrap_or_default(),
-                quantity: l.quantity,
-                unit_price: view::money(c, l.unit_price_minor),
-                amount: view::money(c, l.quantity.saturating_mul(l.unit_price_minor)),
-                budget_category: l.budget_category.clone().unwrap_or_default(),
-            })
-            .collect(),
+        lines: LineView::of(o),
         subtotal: view::money(c, o.subtotal_minor),
         tax: view::money(c, o.tax_minor()),
         total: view::money(c, o.total_minor()),

@@ -35,7 +35,7 @@ fn cookie(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Whether a request's `Origin`, when it sends one, is this host.
-fn same_origin(headers: &HeaderMap) -> bool {
+pub(super) fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(ORIGIN).and_then(|o| o.to_str().ok()) else { return true };
     let host = headers.get(HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
     let origin_host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or(origin);

@@ -182,6 +182,35 @@ pub fn bars(data: &[(String, i64)]) -> Vec<Bar> {
         .collect()
 }
 
+/// A line as the order pages show it.
+pub struct LineView {
+    pub sku: String,
+    pub description: String,
+    pub quantity: i64,
+    pub unit_price: String,
+    pub amount: String,
+    pub budget_category: String,
+}
+
+impl LineView {
+    /// The lines of an order, amounts in its currency.
+    pub fn of(o: &Order) -> Vec<LineView> {
+        let c = o.input.currency;
+        o.input
+            .lines
+            .iter()
+            .map(|l| LineView {
+                sku: l.sku.clone(),
+                description: l.description.clone().unwrap_or_default(),
+                quantity: l.quantity,
+                unit_price: money(c, l.unit_price_minor),
+                amount: money(c, l.quantity.saturating_mul(l.unit_price_minor)),
+                budget_category: l.budget_category.clone().unwrap_or_default(),
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -155,10 +155,22 @@ impl Approvals {
             DeliveryKind::Credit => return self.update_credit(d, policy).await,
             DeliveryKind::Notify => {}
         }
-        let (tenant_id, payload) = (d.tenant_id.clone(), d.payload.clone());
-        let recipients = self.store.read(move |c| recipients(c, &tenant_id, &payload)).await?;
+        let (tenant_id, payload, channel) = (d.tenant_id.clone(), d.payload.clone(), d.channel.clone());
+        let (recipients, grants) = self
+            .store
+            .read(move |c| -> Result<_, StoreError> {
+                Ok((recipients(c, &tenant_id, &payload)?, extensions::grants(c, &tenant_id, &channel)?))
+            })
+            .await?;
         let started = Utc::now();
-        let n = notification(&d, recipients, started);
+        let mut n = notification(&d, recipients, started);
+        // A decision link decides in its recipient's name: it goes only to channels that write
+        // to each person's own mailbox (granted `mail`), never to a shared chat or webhook.
+        if grants.is_some_and(|g| g.mail)
+            && let Some(links) = self.links_for(&d.tenant_id, &d.payload, &n.recipients, started)
+        {
+            n.data["links"] = links;
+        }
         let (store, runtimes) = (self.store.clone(), self.runtimes.clone());
         let (tenant_id, channel) = (d.tenant_id.clone(), d.channel.clone());
         let answer = tokio::task::spawn_blocking(move || runtimes.deliver(&store, &tenant_id, &channel, &n))
