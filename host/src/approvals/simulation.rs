@@ -10,8 +10,8 @@ use super::context::TenantDirectory;
 use super::{ApprovalError, Approvals, invalid};
 use crate::domain::actor::roles;
 use crate::domain::directory::Principal;
+use crate::domain::drift::{PlanDifference, PlanShape};
 use crate::domain::extension::World;
-use crate::domain::machine::{Assessment, Outcome};
 use crate::domain::order::OrderStatus;
 use crate::domain::step::OrderContext;
 use crate::domain::step::StepOutput;
@@ -166,50 +166,19 @@ fn identity(e: &Entry) -> (String, String, String, String) {
     (e.name.clone(), e.code_hash.clone(), e.source.clone().unwrap_or_default(), e.config.to_string())
 }
 
-fn verdict(a: &Assessment) -> OrderStatus {
-    match &a.outcome {
-        Outcome::Reject { .. } => OrderStatus::Rejected,
-        Outcome::Hold { .. } => OrderStatus::OnHold,
-        Outcome::Proceed if a.stages.is_empty() => OrderStatus::Approved,
-        Outcome::Proceed => OrderStatus::PendingApproval,
+impl OrderDifference {
+    fn new(order_id: &str, d: PlanDifference) -> OrderDifference {
+        OrderDifference {
+            order_id: order_id.to_string(),
+            before: d.before,
+            after: d.after,
+            stages_added: d.stages_added,
+            stages_removed: d.stages_removed,
+            stages_changed: d.stages_changed,
+            flags_added: d.flags_added,
+            flags_removed: d.flags_removed,
+        }
     }
-}
-
-/// How a candidate's assessment differs from the current one, if it does.
-fn difference(order_id: &str, now: &Assessment, then: &Assessment) -> Option<OrderDifference> {
-    let keys = |a: &Assessment| a.stages.iter().map(|s| s.key.clone()).collect::<Vec<_>>();
-    let (before_keys, after_keys) = (keys(now), keys(then));
-    let stages_added = after_keys.iter().filter(|k| !before_keys.contains(k)).cloned().collect::<Vec<_>>();
-    let stages_removed = before_keys.iter().filter(|k| !after_keys.contains(k)).cloned().collect::<Vec<_>>();
-    let stages_changed = now
-        .stages
-        .iter()
-        .filter_map(|b| {
-            let a = then.stages.iter().find(|a| a.key == b.key)?;
-            (a.approvers != b.approvers || a.quorum != b.quorum || a.level != b.level).then(|| b.key.clone())
-        })
-        .collect::<Vec<_>>();
-    let codes = |a: &Assessment| a.flags.iter().map(|f| f.code.clone()).collect::<Vec<_>>();
-    let (before_flags, after_flags) = (codes(now), codes(then));
-    let flags_added = after_flags.iter().filter(|f| !before_flags.contains(f)).cloned().collect::<Vec<_>>();
-    let flags_removed = before_flags.iter().filter(|f| !after_flags.contains(f)).cloned().collect::<Vec<_>>();
-    let d = OrderDifference {
-        order_id: order_id.to_string(),
-        before: verdict(now),
-        after: verdict(then),
-        stages_added,
-        stages_removed,
-        stages_changed,
-        flags_added,
-        flags_removed,
-    };
-    let same = d.before == d.after
-        && d.stages_added.is_empty()
-        && d.stages_removed.is_empty()
-        && d.stages_changed.is_empty()
-        && d.flags_added.is_empty()
-        && d.flags_removed.is_empty();
-    (!same).then_some(d)
 }
 
 /// The orders filter of a selection, one page of it.
@@ -412,7 +381,10 @@ impl Approvals {
                     let now = engine::evaluate(&ctx, &now_chain, &directory).assessment;
                     let then = engine::evaluate(&ctx, &candidate_chain, &directory).assessment;
                     report.orders_evaluated += 1;
-                    if let Some(d) = difference(&order.id, &now, &then) {
+                    let (before, after) = (PlanShape::of_assessment(&now), PlanShape::of_assessment(&then));
+                    if let Some(d) =
+                        PlanDifference::between(&before, &after).map(|d| OrderDifference::new(&order.id, d))
+                    {
                         report.verdicts_changed += usize::from(d.before != d.after);
                         report.plans_changed += 1;
                         if report.differences.len() < 1_000 {

@@ -137,6 +137,7 @@ impl OutboxEvent {
                 | Event::OrderReleased { .. }
                 | Event::SubscriptionDeactivated
                 | Event::SubscriptionReactivated
+                | Event::PolicyDrift { .. }
         )
     }
 
@@ -161,14 +162,15 @@ impl OutboxEvent {
         }
     }
 
-    /// The reason it carries, if any (a rejection's, a hold's, a revocation's).
-    pub fn reason(&self) -> Option<&str> {
+    /// The reason it carries, if any (a rejection's, a hold's, a revocation's, a drift's).
+    pub fn reason(&self) -> Option<String> {
         match &self.details {
             Event::OrderRejected { reason, .. }
             | Event::OrderHeld { reason }
             | Event::StageRejected { reason, .. }
             | Event::ApprovalRevoked { reason }
-            | Event::ApprovalReset { reason } => Some(reason),
+            | Event::ApprovalReset { reason } => Some(reason.clone()),
+            Event::PolicyDrift { difference } => Some(difference.summary()),
             _ => None,
         }
     }

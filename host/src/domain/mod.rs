@@ -15,6 +15,7 @@
 //! - [`extension`]: extension kinds, plugin worlds and plugin-API versions.
 //! - [`delegation`]: lending an approver's authority for a time window (R6).
 //! - [`decision_link`]: signed, single-use approve and reject links for notification e-mails.
+//! - [`drift`]: how a pending order's plan differs from what the current rules would make.
 //! - [`machine`]: `apply(order, command) -> (order', events)` and its transition table.
 //! - [`audit`]: the hash chain and its verifier.
 //! - [`report`]: what the summary report counts, over which period, grouped how (R10).
@@ -31,6 +32,7 @@ pub mod decision_link;
 pub mod delegation;
 pub mod delivery;
 pub mod directory;
+pub mod drift;
 pub mod extension;
 #[cfg(test)]
 pub(crate) mod fixtures;

@@ -33,9 +33,16 @@ const SEND_BATCH: usize = 64;
 const IN_FLIGHT: usize = 8;
 
 /// Who should hear of an event: the people who may decide a stage that opened or escalated,
-/// else the requester.
+/// the tenant's admins of a policy drift, else the requester.
 fn recipients(conn: &Connection, tenant_id: &str, event: &OutboxEvent) -> Result<Vec<Recipient>, StoreError> {
     let requester = event.requester.as_str();
+    if matches!(event.details, Event::PolicyDrift { .. }) {
+        let admins = directory::users_with_role(conn, tenant_id, crate::domain::actor::roles::ADMIN)?;
+        return Ok(admins
+            .into_iter()
+            .map(|u| Recipient { name: Some(u.name), email: u.email, phone: u.phone })
+            .collect());
+    }
     let deciders = event.deciders();
     let mut users: Vec<User> = match deciders {
         Some(Approvers::Role { role }) => directory::users_with_role(conn, tenant_id, role.as_str())?,
@@ -89,7 +96,7 @@ fn notification(d: &Delivery, recipients: Vec<Recipient>, attempt_at: chrono::Da
         },
         recipients,
         stage: p.stage().map(str::to_string),
-        reason: p.reason().map(str::to_string),
+        reason: p.reason(),
         data: serde_json::json!({
             "details": details,
             "actor": p.actor,

@@ -2,6 +2,7 @@
 
 use super::Assessment;
 use crate::domain::actor::Actor;
+use crate::domain::drift::{DRIFT_CHECKER, PlanDifference};
 use crate::domain::money::Minor;
 use crate::domain::order::OrderInput;
 use crate::domain::plan::{Verdict, Via};
@@ -100,6 +101,14 @@ pub enum Command {
         /// Now, in UTC; stages due at or before it escalate.
         at: DateTime<Utc>,
     },
+    /// The drift check found that the current rules would plan the order differently
+    /// (`Some`, flagged with the difference), or no longer do (`None`, the flag cleared) (R8).
+    MarkDrift {
+        /// The difference, if any.
+        drift: Option<PlanDifference>,
+        /// Now, in UTC.
+        at: DateTime<Utc>,
+    },
 }
 
 /// The name the audit trail shows for what the host's escalator does. Not a valid user name, so
@@ -123,6 +132,7 @@ impl Command {
             | Command::Reactivate { by, .. } => &by.name,
             Command::Escalate { .. } => ESCALATOR,
             Command::Exported { .. } => RELEASER,
+            Command::MarkDrift { .. } => DRIFT_CHECKER,
         }
     }
 }
@@ -150,11 +160,13 @@ pub enum CommandKind {
     Reactivate,
     /// [`Command::Escalate`].
     Escalate,
+    /// [`Command::MarkDrift`].
+    MarkDrift,
 }
 
 impl CommandKind {
     /// Every kind, for tests that walk the whole table.
-    pub const ALL: [CommandKind; 10] = [
+    pub const ALL: [CommandKind; 11] = [
         CommandKind::Submit,
         CommandKind::Edit,
         CommandKind::Decide,
@@ -165,6 +177,7 @@ impl CommandKind {
         CommandKind::Deactivate,
         CommandKind::Reactivate,
         CommandKind::Escalate,
+        CommandKind::MarkDrift,
     ];
 
     /// The name in the transition table.
@@ -180,6 +193,7 @@ impl CommandKind {
             CommandKind::Deactivate => "Deactivate",
             CommandKind::Reactivate => "Reactivate",
             CommandKind::Escalate => "Escalate",
+            CommandKind::MarkDrift => "MarkDrift",
         }
     }
 
@@ -196,6 +210,7 @@ impl CommandKind {
             CommandKind::Deactivate => "deactivate",
             CommandKind::Reactivate => "reactivate",
             CommandKind::Escalate => "escalate",
+            CommandKind::MarkDrift => "mark the policy drift of",
         }
     }
 }
@@ -214,6 +229,7 @@ impl Command {
             Command::Deactivate { .. } => CommandKind::Deactivate,
             Command::Reactivate { .. } => CommandKind::Reactivate,
             Command::Escalate { .. } => CommandKind::Escalate,
+            Command::MarkDrift { .. } => CommandKind::MarkDrift,
         }
     }
 
@@ -229,6 +245,7 @@ impl Command {
             | Command::Deactivate { at, .. }
             | Command::Reactivate { at, .. }
             | Command::Escalate { at }
+            | Command::MarkDrift { at, .. }
             | Command::Exported { at, .. } => *at,
         }
     }

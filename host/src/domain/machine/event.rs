@@ -1,5 +1,6 @@
 //! Events: what happened to an order, in order. Each becomes one audit entry.
 
+use crate::domain::drift::PlanDifference;
 use crate::domain::money::Minor;
 use crate::domain::plan::{Approvers, Verdict, Via};
 use chrono::{DateTime, Utc};
@@ -115,6 +116,13 @@ pub enum Event {
     SubscriptionDeactivated,
     /// A subscription was resumed without new approval.
     SubscriptionReactivated,
+    /// The current rules would plan this pending order differently (R8).
+    PolicyDrift {
+        /// How.
+        difference: PlanDifference,
+    },
+    /// The current rules plan it as it is again: the drift flag is gone.
+    PolicyDriftCleared,
 }
 
 impl Event {
@@ -139,6 +147,8 @@ impl Event {
             Event::OrderReleased { .. } => "order_released",
             Event::SubscriptionDeactivated => "subscription_deactivated",
             Event::SubscriptionReactivated => "subscription_reactivated",
+            Event::PolicyDrift { .. } => "policy_drift",
+            Event::PolicyDriftCleared => "policy_drift_cleared",
         }
     }
 }
@@ -176,6 +186,18 @@ mod tests {
             Event::OrderReleased { external_ref: None, connector: None },
             Event::SubscriptionDeactivated,
             Event::SubscriptionReactivated,
+            Event::PolicyDrift {
+                difference: PlanDifference {
+                    before: crate::domain::order::OrderStatus::PendingApproval,
+                    after: crate::domain::order::OrderStatus::Rejected,
+                    stages_added: vec![],
+                    stages_removed: vec![],
+                    stages_changed: vec![],
+                    flags_added: vec![],
+                    flags_removed: vec![],
+                },
+            },
+            Event::PolicyDriftCleared,
         ];
         for e in events {
             let tag = serde_json::to_value(&e).expect("serializes")["action"].as_str().map(str::to_string);

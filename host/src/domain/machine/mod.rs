@@ -30,6 +30,8 @@
 //!                                   status unchanged, active, never re-approved (R3): subscription_reactivated
 //! pending_approval                  Escalate    any            pending_approval
 //!                                   each overdue open stage: stage_escalated (R6)
+//! pending_approval                  MarkDrift   any            pending_approval
+//!                                   status unchanged, the policy_drift flag set: policy_drift | cleared: policy_drift_cleared (R8)
 //! ```
 //! A stage with `due_in_hours` gets a `due_at` when it opens. Once that time has passed, the
 //! host's escalator sends `Escalate`: each overdue open stage becomes `escalated` and is then
@@ -46,6 +48,7 @@
 
 use crate::domain::actor::{Actor, Policy, roles};
 use crate::domain::adjustment::{PriceAdjustment, PriceKind};
+use crate::domain::drift::DRIFT_CHECKER;
 use crate::domain::flag::RiskFlag;
 use crate::domain::money::{MAX_AMOUNT_MINOR, Minor, checked_sum, within_bounds};
 use crate::domain::order::{Order, OrderStatus, Rejection, SubscriptionState};
@@ -176,7 +179,8 @@ fn authorize(order: &Order, command: &Command) -> Result<(), TransitionError> {
         | Command::Release { .. }
         | Command::Decide { .. }
         | Command::Exported { .. }
-        | Command::Escalate { .. } => Ok(()),
+        | Command::Escalate { .. }
+        | Command::MarkDrift { .. } => Ok(()),
     }
 }
 
@@ -307,6 +311,28 @@ pub fn apply(order: &Order, command: Command, policy: &Policy) -> Result<Transit
             }
             if events.is_empty() {
                 return Err(TransitionError::InvalidState("no open stage of this order is overdue".into()));
+            }
+        }
+        Command::MarkDrift { drift, .. } => {
+            let flagged = next.flags.iter().position(|f| f.source == DRIFT_CHECKER);
+            if let Some(i) = flagged {
+                next.flags.remove(i);
+            }
+            match (drift, flagged) {
+                (Some(d), _) => {
+                    let flag = d.flag();
+                    if flagged.is_some_and(|i| order.flags[i] == flag) {
+                        return Err(TransitionError::InvalidState(
+                            "the order is already flagged with this drift".into(),
+                        ));
+                    }
+                    next.flags.push(flag);
+                    events.push(Event::PolicyDrift { difference: d });
+                }
+                (None, Some(_)) => events.push(Event::PolicyDriftCleared),
+                (None, None) => {
+                    return Err(TransitionError::InvalidState("the order carries no drift flag to clear".into()));
+                }
             }
         }
     }

@@ -116,6 +116,13 @@ pub const TABLE: &[Rule] = &[
         to: &[PendingApproval],
         effect: "each overdue open stage: stage_escalated (R6)",
     },
+    Rule {
+        command: CommandKind::MarkDrift,
+        from: &[PendingApproval],
+        scope: Scope::Any,
+        to: &[PendingApproval],
+        effect: "status unchanged, the policy_drift flag set: policy_drift | cleared: policy_drift_cleared (R8)",
+    },
 ];
 
 /// The rule that lets `command` apply to this order, if any.

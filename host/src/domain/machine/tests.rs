@@ -188,6 +188,18 @@ fn command_of(kind: CommandKind, order: &Order) -> Command {
         CommandKind::Deactivate => Command::Deactivate { by: alice(), at: at() },
         CommandKind::Reactivate => Command::Reactivate { by: alice(), at: at() },
         CommandKind::Escalate => Command::Escalate { at: at() },
+        CommandKind::MarkDrift => Command::MarkDrift {
+            drift: Some(crate::domain::drift::PlanDifference {
+                before: OrderStatus::PendingApproval,
+                after: OrderStatus::Rejected,
+                stages_added: vec![],
+                stages_removed: vec![],
+                stages_changed: vec![],
+                flags_added: vec![],
+                flags_removed: vec![],
+            }),
+            at: at(),
+        },
     }
 }
 
@@ -217,8 +229,8 @@ fn every_status_and_command_does_what_the_table_says() {
         }
     }
     // Every row of the table was exercised: 2 Submit × 2, Edit 1×2 + 2×2 + 1, Decide 2, Withdraw
-    // 3×2, Revoke 2, Release 2, Exported 2, Deactivate 2, Reactivate 2, Escalate 2.
-    assert_eq!(allowed, 4 + 7 + 2 + 6 + 2 + 2 + 2 + 2 + 2 + 2);
+    // 3×2, Revoke 2, Release 2, Exported 2, Deactivate 2, Reactivate 2, Escalate 2, MarkDrift 2.
+    assert_eq!(allowed, 4 + 7 + 2 + 6 + 2 + 2 + 2 + 2 + 2 + 2 + 2);
 }
 
 #[test]
@@ -1079,4 +1091,40 @@ proptest! {
         prop_assert_eq!(order.status, OrderStatus::Approved);
         prop_assert!(order.plan.all_approved());
     }
+}
+
+#[test]
+fn the_drift_check_flags_a_pending_order_replaces_and_clears_the_flag_and_nothing_else() {
+    use crate::domain::drift::{DRIFT_CHECKER, DRIFT_FLAG, PlanDifference};
+    let difference = |added: &str| PlanDifference {
+        before: OrderStatus::PendingApproval,
+        after: OrderStatus::PendingApproval,
+        stages_added: vec![added.to_string()],
+        stages_removed: vec![],
+        stages_changed: vec![],
+        flags_added: vec![],
+        flags_removed: vec![],
+    };
+    let mark =
+        |order: &Order, drift: Option<PlanDifference>| apply(order, Command::MarkDrift { drift, at: at() }, &on());
+    let order = in_status(OrderStatus::PendingApproval, false, true);
+    let flagged = mark(&order, Some(difference("executive"))).expect("flags");
+    let drift_flags = |o: &Order| o.flags.iter().filter(|f| f.code == DRIFT_FLAG && f.source == DRIFT_CHECKER).count();
+    assert_eq!(drift_flags(&flagged.order), 1);
+    assert!(matches!(&flagged.events[..], [Event::PolicyDrift { .. }]));
+    assert_eq!((flagged.order.status, &flagged.order.plan), (order.status, &order.plan), "only the flag changes");
+    assert!(flagged.order.flags[0].message.contains("stages added: executive"));
+    // The same drift again is no change; another one replaces it.
+    assert!(matches!(mark(&flagged.order, Some(difference("executive"))), Err(TransitionError::InvalidState(_))));
+    let other = mark(&flagged.order, Some(difference("legal"))).expect("replaces");
+    assert_eq!(drift_flags(&other.order), 1);
+    assert!(other.order.flags[0].message.contains("legal"));
+    // Cleared once the rules plan the order as it is again; nothing to clear is refused.
+    let cleared = mark(&other.order, None).expect("clears");
+    assert_eq!(drift_flags(&cleared.order), 0);
+    assert_eq!(cleared.events, vec![Event::PolicyDriftCleared]);
+    assert!(matches!(mark(&cleared.order, None), Err(TransitionError::InvalidState(_))));
+    // Only pending orders drift.
+    let approved = in_status(OrderStatus::Approved, false, true);
+    assert!(matches!(mark(&approved, Some(difference("x"))), Err(TransitionError::InvalidState(_))));
 }
