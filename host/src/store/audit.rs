@@ -82,6 +82,31 @@ pub fn page(conn: &Connection, tenant_id: &str, after_seq: u64, limit: usize) ->
     rows.map(|r| decode(r?)).collect()
 }
 
+/// The entries the drift report lists, in `[from, to)`, oldest first, at most `limit`: drift
+/// found and cleared, revoked approvals, releases by a person rather than the ERP, decisions by
+/// escalation targets. Read through their partial index (migration 16), whose condition this
+/// repeats.
+pub fn overrides(
+    conn: &Connection,
+    tenant_id: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    limit: usize,
+) -> Result<Vec<AuditEntry>, StoreError> {
+    // Compared as the writer formats times, so the bounds sort like the stored entries.
+    let (from, to) = (crate::domain::audit::timestamp(from), crate::domain::audit::timestamp(to));
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM audit_log INDEXED BY audit_overrides
+          WHERE tenant_id = ?1 AND at >= ?2 AND at < ?3
+            AND (action IN ('policy_drift', 'policy_drift_cleared', 'approval_revoked')
+             OR (action = 'order_released' AND actor <> 'greenlight:release')
+             OR (action = 'decision_recorded' AND json_extract(data, '$.escalation_target') = 1))
+          ORDER BY at, seq LIMIT ?4"
+    ))?;
+    let rows = stmt.query_map(params![tenant_id, from, to, i64::try_from(limit).unwrap_or(i64::MAX)], row)?;
+    rows.map(|r| decode(r?)).collect()
+}
+
 /// A text column of a row, borrowed; `None` when it is not text.
 fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> Option<&'r str> {
     r.get_ref(i).ok().and_then(|v| v.as_str().ok())

@@ -19,6 +19,7 @@
 //! - [`outbox`]: notifications written in the same transaction as their change.
 //! - [`deliveries`]: outbox events fanned out to channels, attempts, dead letters.
 //! - [`authorizations`]: customer authorization certificates (R4).
+//! - [`drift`]: when each tenant's pending orders were last checked for policy drift (R8).
 //! - [`delegations`]: who lends their authority to whom, when (R6).
 //! - [`decision_links`]: which e-mail decision links were used (each works once).
 //! - [`plugins`]: the plugin catalog, installed versions and precompiled artifacts.
@@ -34,6 +35,7 @@ pub mod decision_links;
 pub mod delegations;
 pub mod deliveries;
 pub mod directory;
+pub mod drift;
 pub mod extensions;
 pub mod orders;
 pub mod outbox;

@@ -384,6 +384,22 @@ const MIGRATIONS: &[&str] = &[
         used_at TEXT NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 16: policy drift (R8). When each tenant's pending orders were last checked against its
+    // rules, and under which rules (their hash), so a change of rules or the schedule triggers
+    // the next check, even after a restart; and the audit entries the drift report lists
+    // (drift found and cleared, revoked approvals, releases by hand, decisions by escalation
+    // targets) by a partial index, so the report reads only them.
+    r#"
+    CREATE TABLE drift_checks (
+        tenant_id TEXT PRIMARY KEY REFERENCES tenants(id),
+        policy_hash TEXT NOT NULL,
+        checked_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX audit_overrides ON audit_log (tenant_id, at)
+        WHERE action IN ('policy_drift', 'policy_drift_cleared', 'approval_revoked')
+           OR (action = 'order_released' AND actor <> 'greenlight:release')
+           OR (action = 'decision_recorded' AND json_extract(data, '$.escalation_target') = 1);
+    "#,
 ];
 
 /// The schema version this host writes.

@@ -400,3 +400,47 @@ fn every_script_version_is_kept_and_cannot_be_removed() {
     let removed = s.write_blocking(|c| c.execute("DELETE FROM script_versions", []).map_err(StoreError::from));
     assert!(removed.is_err(), "the versions explain past decisions");
 }
+
+#[test]
+fn the_drift_report_reads_only_overrides_in_its_period_through_their_index() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = store(&dir, 8);
+    let t = tenant(&s);
+    let at = |ts: &str| chrono::DateTime::parse_from_rfc3339(ts).expect("time").with_timezone(&Utc);
+    let t2 = t.clone();
+    s.write_blocking(move |c| -> Result<(), StoreError> {
+        let mut add = |when: &str, actor: &str, action: &str, data: serde_json::Value| {
+            audit::append(c, &t2, at(when), actor, action, Some("o1"), data).map(|_| ())
+        };
+        add("2026-03-01T00:00:00Z", "greenlight:drift-check", "policy_drift", serde_json::json!({"difference": {}}))?;
+        add("2026-03-02T00:00:00Z", "bob", "decision_recorded", serde_json::json!({"stage": "s"}))?;
+        add("2026-03-03T00:00:00Z", "dave", "decision_recorded", serde_json::json!({"escalation_target": true}))?;
+        add("2026-03-04T00:00:00Z", "ada", "approval_revoked", serde_json::json!({"reason": "r"}))?;
+        add("2026-03-05T00:00:00Z", "greenlight:release", "order_released", serde_json::json!({}))?;
+        add("2026-03-06T00:00:00Z", "fiona", "order_released", serde_json::json!({}))?;
+        add("2026-04-01T00:00:00Z", "ada", "approval_revoked", serde_json::json!({"reason": "later"}))?;
+        Ok(())
+    })
+    .expect("entries");
+    let t3 = t.clone();
+    let found = s
+        .read_blocking(move |c| audit::overrides(c, &t3, at("2026-03-01T00:00:00Z"), at("2026-04-01T00:00:00Z"), 100))
+        .expect("reads");
+    let seen: Vec<(&str, &str)> = found.iter().map(|e| (e.actor.as_str(), e.action.as_str())).collect();
+    assert_eq!(
+        seen,
+        [
+            ("greenlight:drift-check", "policy_drift"),
+            ("dave", "decision_recorded"),
+            ("ada", "approval_revoked"),
+            ("fiona", "order_released")
+        ],
+        "an approver's own decision and the ERP's release are no overrides; April is outside"
+    );
+    let found = s
+        .read_blocking(move |c| {
+            audit::overrides(c, "another", at("2026-01-01T00:00:00Z"), at("2027-01-01T00:00:00Z"), 100)
+        })
+        .expect("reads");
+    assert!(found.is_empty(), "another tenant's entries never show");
+}

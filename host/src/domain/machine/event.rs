@@ -66,6 +66,10 @@ pub enum Event {
         /// How it came in, when not through a signed-in request.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         via: Option<Via>,
+        /// Whether the decider holds the stage only as its escalation target (an override the
+        /// drift report lists).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        escalation_target: bool,
     },
     /// A stage reached its quorum.
     StageApproved {
@@ -175,6 +179,7 @@ mod tests {
                 comment: None,
                 on_behalf_of: None,
                 via: None,
+                escalation_target: false,
             },
             Event::StageApproved { stage: text("s") },
             Event::StageRejected { stage: text("s"), reason: text("r") },

@@ -538,6 +538,8 @@ fn decide(
         return Err(TransitionError::InvalidState(format!("you already decided stage '{key}'")));
     }
     let on_behalf = on_behalf_of.map(|a| a.name.clone());
+    // Admitted, but not as one of the stage's approvers: as the target it escalated to.
+    let escalation_target = !stage.approvers.admits(authority);
     let stage = &mut order.plan.stages[idx];
     stage.decisions.push(Decision {
         by: by.name.clone(),
@@ -553,6 +555,7 @@ fn decide(
         comment: comment.clone(),
         on_behalf_of: on_behalf,
         via,
+        escalation_target,
     });
     match verdict {
         Verdict::Reject => {

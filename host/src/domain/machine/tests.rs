@@ -607,7 +607,13 @@ fn an_overdue_stage_escalates_and_its_target_may_decide_it() {
     assert_eq!(decidable_stages(&t.order, &bob(), &on()), ["cost-center"]);
     // Escalating twice finds nothing new.
     assert!(matches!(escalate(&t.order, 10), Err(TransitionError::InvalidState(_))));
+    let by_bob = approve(&t.order, bob(), "cost-center").expect("the approver decides");
+    assert!(matches!(by_bob.events[0], Event::DecisionRecorded { escalation_target: false, .. }));
     let t = approve(&t.order, dave, "cost-center").expect("the target decides");
+    assert!(
+        matches!(t.events[0], Event::DecisionRecorded { escalation_target: true, .. }),
+        "a decision by the escalation target is marked as one (the drift report lists it)"
+    );
     assert_eq!(t.order.plan.stages[0].state, StageState::Approved);
     assert_eq!(t.order.plan.stages[1].state, StageState::Open);
 }
