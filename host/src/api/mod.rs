@@ -55,7 +55,7 @@ pub struct AppState {
         delegations::create, delegations::list, delegations::end, authorizations::list,
         admin::create_user, admin::set_password, admin::create_cost_center, admin::extensions, admin::update_extension,
         admin::add_script, admin::settings, deliveries::list, deliveries::retry,
-        audit::export, audit::verify, reports::summary, evaluations::list, evaluations::replay, simulations::run,
+        audit::export, audit::verify, reports::summary, reports::drift, evaluations::list, evaluations::replay, simulations::run,
     ),
     modifiers(&BearerAuth),
 )]
@@ -173,6 +173,7 @@ pub fn app(approvals: Approvals) -> Router {
         .route("/v1/audit/export", get(audit::export))
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/reports/summary", get(reports::summary))
+        .route("/v1/reports/drift", get(reports::drift))
         .route("/v1/openapi.json", get(openapi_json))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))

@@ -1,8 +1,10 @@
-//! `/v1/reports/summary`: the summary of a period as JSON, or as CSV for spreadsheets.
+//! `/v1/reports/summary`: the summary of a period as JSON, or as CSV for spreadsheets;
+//! `/v1/reports/drift`: policy drift and overrides in a period (R8).
 
 use super::AppState;
 use super::error::AppError;
 use super::extract::{Caller, Params};
+use crate::approvals::DriftReport;
 use crate::domain::report::{GroupBy, Summary, SummaryQuery, parse_bound};
 use axum::Json;
 use axum::extract::State;
@@ -74,4 +76,31 @@ pub async fn summary(
         return Ok((headers, report.to_csv()).into_response());
     }
     Ok(Json(report).into_response())
+}
+
+/// Drift report parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DriftParams {
+    /// Start of the period, included: RFC 3339, or a date meaning its midnight UTC. Default: a
+    /// year before `to`.
+    pub from: Option<String>,
+    /// End of the period, excluded; same forms. Default: now.
+    pub to: Option<String>,
+}
+
+/// Policy drift and overrides in a period (auditor, admin, R8): pending orders the drift check
+/// found planned differently from what the current rules would make (with the difference),
+/// flags it cleared, and decisions taken by override: approvals revoked, orders released by
+/// hand, stages decided by escalation targets.
+#[utoipa::path(get, path = "/v1/reports/drift", tag = "reports", params(DriftParams),
+    responses((status = 200, body = DriftReport)))]
+pub async fn drift(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Params(q): Params<DriftParams>,
+) -> Result<Json<DriftReport>, AppError> {
+    let (from, to) = (bound("from", q.from.as_deref())?, bound("to", q.to.as_deref())?);
+    let period = SummaryQuery::new(from, to, None, false, Utc::now()).map_err(|e| AppError::invalid("from", e))?;
+    Ok(Json(s.approvals.drift_report(&p, period).await?))
 }

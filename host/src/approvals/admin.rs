@@ -314,6 +314,7 @@ impl Approvals {
                 Ok(replaced)
             })
             .await?;
+        self.policy_changed();
         Ok(ScriptInstalled { name, code_hash: hash, replaced })
     }
 
@@ -505,5 +506,6 @@ impl Approvals {
                 Ok(setting)
             })
             .await
+            .inspect(|_| self.policy_changed())
     }
 }

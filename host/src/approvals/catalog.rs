@@ -213,6 +213,7 @@ impl Approvals {
                 Ok(version)
             })
             .await
+            .inspect(|_| self.policy_changed())
     }
 }
 

@@ -22,6 +22,7 @@
 //! - `simulation`: what-if: candidate rule changes tried on past orders' stored contexts (R12).
 //! - [`session`]: signing in to the dashboard: passwords, sessions, slowed-down failures.
 //! - [`delegation`]: lending an approver's authority for a time window (R6).
+//! - `drift`: drift checks of pending orders against the current rules, the drift report (R8).
 //! - `decision_links`: approve and reject links in stage e-mails, confirmed on a page.
 //! - [`operator`]: what the operator does from the command line (audit of every tenant, the
 //!   plugin catalog, a tenant's extensions without signing in as one of its users).
@@ -37,6 +38,7 @@ mod context;
 mod decision_links;
 pub mod delegation;
 mod deliveries;
+mod drift;
 pub mod operator;
 mod orders;
 mod replay;
@@ -57,6 +59,7 @@ pub use attachments::DEFAULT_ATTACHMENT_LIMIT;
 pub use catalog::CatalogReport;
 pub use context::{ContextError, TenantDirectory, build_context, period_start};
 pub use decision_links::{DEFAULT_LINK_HOURS, LinkRefusal, LinkSettings, LinkedDecision};
+pub use drift::{DriftCheck, DriftCleared, DriftFinding, DriftReport, DriftTrigger, OverrideFinding, OverrideKind};
 pub use replay::{EvaluationView, ReplayReport, StepReplay};
 pub use simulation::{CandidateChange, OrderDifference, OrderSelection, Progress, SimulationReport};
 
@@ -178,6 +181,7 @@ pub struct Approvals {
     attachment_limit: usize,
     sign_ins: Arc<session::Throttle>,
     links: Option<Arc<LinkSettings>>,
+    drift_wake: Arc<tokio::sync::Notify>,
 }
 
 impl Approvals {
@@ -190,6 +194,7 @@ impl Approvals {
             attachment_limit: DEFAULT_ATTACHMENT_LIMIT,
             sign_ins: Arc::default(),
             links: None,
+            drift_wake: Arc::default(),
         }
     }
 

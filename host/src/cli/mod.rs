@@ -126,6 +126,10 @@ enum Command {
         /// Seconds between sweeps that escalate overdue approval stages.
         #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
         escalation_interval: u64,
+        /// Seconds between checks of each tenant's pending orders for policy drift (default a
+        /// day); a change of a tenant's rules triggers one sooner.
+        #[arg(long, default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..=2_592_000))]
+        drift_interval: u64,
         /// Largest attached document, MiB (at most 512: documents are kept in SQLite, whose
         /// largest value is just under 1 GB).
         #[arg(long, env = "GREENLIGHT_MAX_ATTACHMENT_MIB", default_value_t = 25, value_parser = clap::value_parser!(u64).range(1..=512))]
@@ -164,6 +168,13 @@ enum Command {
         /// At most this many orders, newest first.
         #[arg(long, default_value_t = 500)]
         limit: usize,
+    },
+    /// Check a tenant's pending orders for policy drift now (as `serve` does daily and after
+    /// rule changes); prints what the check did as JSON.
+    DriftCheck {
+        /// Tenant name.
+        #[arg(long)]
+        tenant: String,
     },
     /// Replay an order's evaluation with the exact code and configuration that made it; prints
     /// the report as JSON and exits 1 when any step now answers differently.
@@ -370,6 +381,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             listen,
             max_batch,
             escalation_interval,
+            drift_interval,
             max_attachment_mib,
             secure_cookies,
             catalog,
@@ -384,6 +396,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 secure_cookies,
                 catalog: catalog.or_else(default_catalog),
                 links,
+                drift_interval: Duration::from_secs(drift_interval),
             };
             serve(store, &listen, cli.runtime.runtimes()?, workers)?;
             Ok(ExitCode::SUCCESS)
@@ -441,6 +454,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 if report.truncated { " (stopped at the time limit)" } else { "" },
                 report.candidate_hash
             )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::DriftCheck { tenant } => {
+            let approvals = Approvals::new(open(&cli.db, 1)?, cli.runtime.runtimes()?);
+            let check =
+                runtime()?.block_on(approvals.check_drift_as_operator(&tenant)).map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", serde_json::to_string(&check)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Replay { order, evaluation } => {
@@ -580,6 +600,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     secure_cookies: false,
                     catalog: None,
                     links,
+                    drift_interval: Duration::from_secs(86_400),
                 };
                 serve(store, &listen, runtimes, workers)?;
             }

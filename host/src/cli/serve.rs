@@ -93,6 +93,8 @@ pub(super) struct Workers {
     pub(super) catalog: Option<PathBuf>,
     /// Decision links in e-mails.
     pub(super) links: LinkArgs,
+    /// How often each tenant's pending orders are checked for policy drift.
+    pub(super) drift_interval: Duration,
 }
 
 /// The `catalog` folder beside the running binary (`cargo xtask dist` lays one out), if any.
@@ -139,6 +141,7 @@ pub(super) fn serve(store: Store, listen: &str, runtimes: Runtimes, workers: Wor
         println!("listening on http://{addr}");
         std::io::stdout().flush()?;
         let escalator = tokio::spawn(approvals.clone().run_escalator(workers.escalation_interval));
+        let drift = tokio::spawn(approvals.clone().run_drift_checks(workers.drift_interval));
         let every = Duration::from_millis(workers.delivery.dispatch_interval_ms);
         let dispatcher = tokio::spawn(approvals.clone().run_dispatcher(workers.delivery.policy(), every));
         let web =
@@ -146,6 +149,7 @@ pub(super) fn serve(store: Store, listen: &str, runtimes: Runtimes, workers: Wor
         let app = greenlight_host::web::app(web).merge(greenlight_host::api::app(approvals));
         greenlight_host::api::serve(listener, app).await?;
         escalator.abort();
+        drift.abort();
         dispatcher.abort();
         store.close();
         Ok(())
