@@ -409,7 +409,7 @@ fn the_drift_report_reads_only_overrides_in_its_period_through_their_index() {
     let at = |ts: &str| chrono::DateTime::parse_from_rfc3339(ts).expect("time").with_timezone(&Utc);
     let t2 = t.clone();
     s.write_blocking(move |c| -> Result<(), StoreError> {
-        let mut add = |when: &str, actor: &str, action: &str, data: serde_json::Value| {
+        let add = |when: &str, actor: &str, action: &str, data: serde_json::Value| {
             audit::append(c, &t2, at(when), actor, action, Some("o1"), data).map(|_| ())
         };
         add("2026-03-01T00:00:00Z", "greenlight:drift-check", "policy_drift", serde_json::json!({"difference": {}}))?;
