@@ -77,26 +77,15 @@ pub struct OrderSelection {
     pub limit: Option<usize>,
 }
 
-/// What would change for one order.
+/// What would change for one order: its plan under the current policy (`before`) against the
+/// candidate's (`after`).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OrderDifference {
     /// The order.
     pub order_id: String,
-    /// Its verdict under the current policy: `approved` (nothing to approve),
-    /// `pending_approval`, `rejected` or `on_hold`.
-    pub before: OrderStatus,
-    /// Its verdict under the candidate.
-    pub after: OrderStatus,
-    /// Stages the candidate adds.
-    pub stages_added: Vec<String>,
-    /// Stages it no longer has.
-    pub stages_removed: Vec<String>,
-    /// Stages with other approvers, quorum or level.
-    pub stages_changed: Vec<String>,
-    /// Risk flags the candidate raises.
-    pub flags_added: Vec<String>,
-    /// Risk flags no longer raised.
-    pub flags_removed: Vec<String>,
+    /// How the candidate's plan differs.
+    #[serde(flatten)]
+    pub difference: PlanDifference,
 }
 
 /// The report of a what-if simulation.
@@ -164,21 +153,6 @@ impl Step for Shared {
 /// The identity of a configured step: the same in both chains means the same answer.
 fn identity(e: &Entry) -> (String, String, String, String) {
     (e.name.clone(), e.code_hash.clone(), e.source.clone().unwrap_or_default(), e.config.to_string())
-}
-
-impl OrderDifference {
-    fn new(order_id: &str, d: PlanDifference) -> OrderDifference {
-        OrderDifference {
-            order_id: order_id.to_string(),
-            before: d.before,
-            after: d.after,
-            stages_added: d.stages_added,
-            stages_removed: d.stages_removed,
-            stages_changed: d.stages_changed,
-            flags_added: d.flags_added,
-            flags_removed: d.flags_removed,
-        }
-    }
 }
 
 /// The orders filter of a selection, one page of it.
@@ -382,10 +356,10 @@ impl Approvals {
                     let then = engine::evaluate(&ctx, &candidate_chain, &directory).assessment;
                     report.orders_evaluated += 1;
                     let (before, after) = (PlanShape::of_assessment(&now), PlanShape::of_assessment(&then));
-                    if let Some(d) =
-                        PlanDifference::between(&before, &after).map(|d| OrderDifference::new(&order.id, d))
+                    if let Some(d) = PlanDifference::between(&before, &after)
+                        .map(|difference| OrderDifference { order_id: order.id.clone(), difference })
                     {
-                        report.verdicts_changed += usize::from(d.before != d.after);
+                        report.verdicts_changed += usize::from(d.difference.before != d.difference.after);
                         report.plans_changed += 1;
                         if report.differences.len() < 1_000 {
                             report.differences.push(d);

@@ -3,7 +3,7 @@
 
 use super::runtime;
 use anyhow::{Context, Result};
-use greenlight_host::approvals::{Approvals, CandidateChange, OrderSelection, Progress};
+use greenlight_host::approvals::{Approvals, CandidateChange, OrderDifference, OrderSelection, Progress};
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -35,7 +35,7 @@ pub(super) fn run(
     let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{:<38} {:<17} {:<17} changes", "order", "now", "with the candidate")?;
-    for d in &report.differences {
+    for OrderDifference { order_id, difference: d } in &report.differences {
         let mut what = Vec::new();
         for (label, list) in [
             ("+stage", &d.stages_added),
@@ -46,7 +46,7 @@ pub(super) fn run(
         ] {
             what.extend(list.iter().map(|x| format!("{label} {x}")));
         }
-        writeln!(out, "{:<38} {:<17} {:<17} {}", d.order_id, d.before.as_str(), d.after.as_str(), what.join(", "))?;
+        writeln!(out, "{:<38} {:<17} {:<17} {}", order_id, d.before.as_str(), d.after.as_str(), what.join(", "))?;
     }
     writeln!(
         out,
