@@ -59,8 +59,11 @@ fn changed_rules_flag_pending_orders_the_schedule_finds_changes_made_behind_its_
     for id in [&small, &large] {
         ensure!(alice.submit(id)?.body["status"] == "pending_approval");
     }
-    std::thread::sleep(Duration::from_millis(500));
-    ensure!(drift_flag(&order(&admin, &small)?).is_none(), "nothing drifts while the rules stand");
+    let (code, out, err) = cli(&s.db, &["drift-check", "--tenant", "acme"])?;
+    ensure!(code == 0, "{err}");
+    let check: Value = serde_json::from_str(&out)?;
+    ensure!(check["orders_checked"] == 2 && check["flagged"] == 0, "nothing drifts while the rules stand: {check}");
+    ensure!(drift_flag(&order(&admin, &small)?).is_none());
 
     // The threshold goes up to 30,000.00: the 20,000.00 order would now be approved at once.
     ensure!(admin.put("/v1/admin/extensions/executive-threshold", threshold(3_000_000))?.status == 200);

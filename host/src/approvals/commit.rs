@@ -62,14 +62,14 @@ pub(super) fn persist(
     conn: &Connection,
     tenant_id: &str,
     actor: &str,
-    before_version: Option<u64>,
+    before: Option<&Order>,
     t: &Transition,
     at: DateTime<Utc>,
     evaluation: Option<&Evaluated>,
 ) -> Result<(), ApprovalError> {
-    match before_version {
-        Some(v) => {
-            if !orders::update(conn, tenant_id, &t.order, v)? {
+    match before {
+        Some(before) => {
+            if !orders::update(conn, tenant_id, before, &t.order)? {
                 return Err(ApprovalError::VersionConflict(
                     "the order was changed by someone else at the same time; reload it and retry".into(),
                 ));

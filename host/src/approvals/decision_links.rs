@@ -45,9 +45,10 @@ pub enum LinkRefusal {
     /// Already used.
     #[error("this link was already used (at {0}); each link decides once: see the order in the dashboard")]
     Used(String),
-    /// The order moved since the e-mail was sent.
+    /// The stage was reopened since the e-mail was sent (the order was edited or resubmitted,
+    /// or its approval revoked), or the order no longer has it.
     #[error(
-        "the order changed since this e-mail was sent (someone decided, edited or withdrew it): nothing was done; see it in the dashboard"
+        "the order changed since this e-mail was sent (it was edited, resubmitted or its approval revoked): nothing was done; see it in the dashboard"
     )]
     Changed,
     /// The order, the tenant or the approver no longer exists.
@@ -97,7 +98,10 @@ fn resolve(c: &Connection, claims: &LinkClaims) -> Result<(Tenant, User, Order),
     let tenant = directory::tenant(c, &claims.tenant_id)?.ok_or(LinkRefusal::Gone)?;
     let user = directory::user(c, &tenant.id, &claims.approver)?.ok_or(LinkRefusal::Gone)?;
     let order = orders::load(c, &tenant.id, &claims.order_id)?.ok_or(LinkRefusal::Gone)?;
-    if order.version != claims.version {
+    // Bound to the round of the stage it was sent for: other stages' decisions, the stage's
+    // escalation or a drift flag leave it usable; whether the stage is still open for this
+    // approver is the state machine's to say.
+    if order.plan.stage(&claims.stage).and_then(|s| s.opened_in) != Some(claims.version) {
         return Err(LinkRefusal::Changed);
     }
     Ok((tenant, user, order))
@@ -135,18 +139,25 @@ impl Approvals {
         self
     }
 
+    /// Whether decision links are on.
+    pub(super) fn makes_links(&self) -> bool {
+        self.links.is_some()
+    }
+
     /// The approve and reject links of each recipient who may decide the stage an event opened
-    /// or escalated, as `{"user name": {"approve": URL, "reject": URL}}`; `None` when links are
-    /// off or the event asks nobody to decide.
+    /// or escalated, as `{"user name": {"approve": URL, "reject": URL}}`, for the stage's
+    /// current round (`round`: the version it opened in; none when it is no longer open);
+    /// `None` when links are off or the event asks nobody to decide.
     pub(super) fn links_for(
         &self,
         tenant_id: &str,
         event: &OutboxEvent,
+        round: Option<u64>,
         recipients: &[Recipient],
         now: DateTime<Utc>,
     ) -> Option<serde_json::Value> {
         let settings = self.links.as_ref()?;
-        let (stage, version) = (event.stage()?, event.version?);
+        let (stage, version) = (event.stage()?, round?);
         event.deciders()?;
         let expires = (now + settings.valid_for).timestamp();
         let mut out = serde_json::Map::new();
@@ -208,7 +219,7 @@ impl Approvals {
                 let (tenant, user, order) = resolve(c, &claims)?;
                 let t = machine::apply(&order, decide(&user, &claims, reason, at), &tenant.policy)
                     .map_err(|e| LinkRefusal::Refused(e.into()))?;
-                persist(c, &tenant.id, &user.name, Some(order.version), &t, at, None)?;
+                persist(c, &tenant.id, &user.name, Some(&order), &t, at, None)?;
                 if !decision_links::mark_used(c, &claims.nonce, &tenant.id, &order.id, &timestamp(at))? {
                     return Err(LinkRefusal::Used(timestamp(at)));
                 }

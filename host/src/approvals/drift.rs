@@ -58,8 +58,8 @@ pub struct DriftCheck {
     pub policy_hash: String,
     /// Pending orders re-evaluated.
     pub orders_checked: usize,
-    /// Pending orders without a stored context, or changed while being checked: left for the
-    /// next check.
+    /// Pending orders left for the next check: without a stored context, changed while being
+    /// checked, or with a step that failed this time (a failure is no verdict on the rules).
     pub orders_skipped: usize,
     /// Orders newly flagged (or flagged with another difference).
     pub flagged: usize,
@@ -189,8 +189,13 @@ impl Approvals {
                         report.orders_skipped += 1;
                         continue;
                     };
+                    let evaluation = engine::evaluate(&ctx, &steps, &directory);
+                    if evaluation.failures > 0 {
+                        report.orders_skipped += 1;
+                        continue;
+                    }
                     report.orders_checked += 1;
-                    let now = engine::evaluate(&ctx, &steps, &directory).assessment;
+                    let now = evaluation.assessment;
                     let drift = PlanDifference::between(&PlanShape::of_order(&order), &PlanShape::of_assessment(&now));
                     let flagged = order.flags.iter().find(|f| f.source == DRIFT_CHECKER);
                     let unchanged = match (&drift, flagged) {
@@ -211,7 +216,7 @@ impl Approvals {
                         };
                         let policy = directory::tenant(c, &t4)?.map(|t| t.policy).unwrap_or_default();
                         let tr = machine::apply(&current, Command::MarkDrift { drift, at }, &policy)?;
-                        persist(c, &t4, DRIFT_CHECKER, Some(version), &tr, at, None)?;
+                        persist(c, &t4, DRIFT_CHECKER, Some(&current), &tr, at, None)?;
                         Ok(true)
                     })?;
                     match (committed, clearing) {
@@ -237,34 +242,48 @@ impl Approvals {
     }
 
     /// One round of the worker: checks each tenant never checked, whose rules changed since
-    /// its last check, or whose schedule came round.
+    /// its last check, or whose schedule came round. A tenant whose check fails (its rules
+    /// cannot be loaded, say) is logged and skipped; the others are checked all the same.
     pub async fn drift_round(&self, every: Duration) -> Result<Vec<(String, DriftCheck)>, ApprovalError> {
         let tenants = self.store.read(directory::tenant_ids).await?;
         let mut done = Vec::new();
         for (tenant_id, name) in tenants {
-            let (store, runtimes, t) = (self.store.clone(), self.runtimes.clone(), tenant_id.clone());
-            let hash = tokio::task::spawn_blocking(move || runtimes.steps_for(&store, &t).map(|s| policy_hash(&s)))
-                .await
-                .map_err(|_| ApprovalError::Internal("hashing a tenant's rules failed".into()))??;
-            let t = tenant_id.clone();
-            let last = self.store.read(move |c| drift::last_check(c, &t)).await?;
-            let due = |at: &str| {
-                DateTime::parse_from_rfc3339(at)
-                    .map_or(true, |at| Utc::now().signed_duration_since(at).to_std().is_ok_and(|since| since >= every))
-            };
-            let trigger = match last {
-                None => DriftTrigger::First,
-                Some((h, _)) if h != hash => DriftTrigger::PolicyChange,
-                Some((_, at)) if due(&at) => DriftTrigger::Schedule,
-                Some(_) => continue,
-            };
-            let check = self.check_drift(&tenant_id, trigger).await?;
-            if check.flagged + check.cleared > 0 {
-                tracing::info!(tenant = %name, trigger = ?check.trigger, flagged = check.flagged, cleared = check.cleared, "policy drift checked");
+            match self.drift_due(&tenant_id, every).await {
+                Ok(Some(check)) => {
+                    if check.flagged + check.cleared > 0 {
+                        tracing::info!(tenant = %name, trigger = ?check.trigger, flagged = check.flagged, cleared = check.cleared, "policy drift checked");
+                    }
+                    done.push((name, check));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(tenant = %name, error = %e, "the drift check of a tenant failed; it is retried at the next round")
+                }
             }
-            done.push((name, check));
         }
         Ok(done)
+    }
+
+    /// Checks one tenant if it is due.
+    async fn drift_due(&self, tenant_id: &str, every: Duration) -> Result<Option<DriftCheck>, ApprovalError> {
+        let (store, runtimes, t) = (self.store.clone(), self.runtimes.clone(), tenant_id.to_string());
+        let hash = tokio::task::spawn_blocking(move || runtimes.steps_for(&store, &t).map(|s| policy_hash(&s)))
+            .await
+            .map_err(|_| ApprovalError::Internal("hashing a tenant's rules failed".into()))??;
+        let t = tenant_id.to_string();
+        let last = self.store.read(move |c| drift::last_check(c, &t)).await?;
+        // A last check "in the future" (the clock was set back) counts as due.
+        let due = |at: &str| {
+            DateTime::parse_from_rfc3339(at)
+                .map_or(true, |at| Utc::now().signed_duration_since(at).to_std().map_or(true, |since| since >= every))
+        };
+        let trigger = match last {
+            None => DriftTrigger::First,
+            Some((h, _)) if h != hash => DriftTrigger::PolicyChange,
+            Some((_, at)) if due(&at) => DriftTrigger::Schedule,
+            Some(_) => return Ok(None),
+        };
+        self.check_drift(tenant_id, trigger).await.map(Some)
     }
 
     /// Runs drift checks for as long as the server runs: each tenant every `every`, and soon

@@ -136,7 +136,7 @@ impl Approvals {
                 }
                 let policy = directory::tenant(c, &tenant_id)?.map(|t| t.policy).unwrap_or_default();
                 let t = make(&current, &policy)?;
-                persist(c, &tenant_id, &actor, Some(current.version), &t, at, evaluation.as_ref())?;
+                persist(c, &tenant_id, &actor, Some(&current), &t, at, evaluation.as_ref())?;
                 Ok(t.order)
             })
             .await
@@ -246,7 +246,7 @@ impl Approvals {
                 let policy = directory::tenant(c, tenant_id)?.map(|t| t.policy).unwrap_or_default();
                 let command = make(&order, by, &acting_for, at);
                 let t = machine::apply(&order, command, &policy)?;
-                persist(c, tenant_id, &caller.user.name, Some(order.version), &t, at, None)?;
+                persist(c, tenant_id, &caller.user.name, Some(&order), &t, at, None)?;
                 Ok(t.order)
             })
             .await
@@ -410,6 +410,7 @@ mod tests {
                 })
                 .into_iter()
                 .collect(),
+            opened_in: None,
         }];
         o
     }

@@ -75,8 +75,17 @@ impl LinkArgs {
         let public_url = match &self.public_url {
             Some(u) if u.starts_with("https://") || u.starts_with("http://") => u.trim_end_matches('/').to_string(),
             Some(u) => anyhow::bail!("--public-url {u}: give the full address, starting with https:// (or http://)"),
+            None if listening.ip().is_unspecified() => anyhow::bail!(
+                "--link-keys: the host listens on every address ({listening}), so the e-mail links need the address people reach it at: give --public-url, e.g. https://approvals.example.com"
+            ),
             None => format!("http://{listening}"),
         };
+        let local = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
+        if public_url.starts_with("http://") && !local.iter().any(|l| public_url.starts_with(l)) {
+            eprintln!(
+                "warning: decision links point to {public_url}: a link decides for its recipient, so serve it over https (--public-url https://…, behind a proxy that terminates TLS)"
+            );
+        }
         Ok(Some(LinkSettings { keys, public_url, valid_for: chrono::TimeDelta::hours(i64::from(self.link_hours)) }))
     }
 }

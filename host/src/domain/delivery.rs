@@ -100,10 +100,6 @@ pub struct OutboxEvent {
     pub actor: String,
     /// What happened.
     pub details: Event,
-    /// The order's version after the change (absent in events written before it was kept):
-    /// a decision link binds to it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<u64>,
 }
 
 impl OutboxEvent {
@@ -120,7 +116,6 @@ impl OutboxEvent {
             customer_id: order.input.customer_id.clone(),
             actor: actor.to_string(),
             details,
-            version: Some(order.version),
         }
     }
 

@@ -154,6 +154,7 @@ mod tests {
             source: "step".into(),
             state: StageState::Waiting,
             decisions: vec![],
+            opened_in: None,
         }
     }
 

@@ -188,6 +188,11 @@ pub struct Stage {
     pub state: StageState,
     /// Decisions so far, oldest first.
     pub decisions: Vec<Decision>,
+    /// The order's version in which this round of the stage opened (a revocation, an edit or a
+    /// resubmission opens a new round): decision links bind to it, so they survive other
+    /// stages' decisions and the stage's escalation, but not a new round.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opened_in: Option<u64>,
 }
 
 impl Stage {

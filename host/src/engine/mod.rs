@@ -372,6 +372,7 @@ impl Merge {
                 source: step.to_string(),
                 state: StageState::Waiting,
                 decisions: Vec::new(),
+                opened_in: None,
             };
             let clash = self.stages.iter().chain(stages.iter()).find(|o: &&Stage| o.key == stage.key);
             if let Some(other) = clash {

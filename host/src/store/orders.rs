@@ -33,9 +33,8 @@ pub struct OrderFilter {
     pub created_before: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-fn index_rows(conn: &Connection, tenant_id: &str, order: &Order) -> Result<(), StoreError> {
+fn category_rows(conn: &Connection, tenant_id: &str, order: &Order) -> Result<(), StoreError> {
     conn.prepare_cached("DELETE FROM order_categories WHERE order_id = ?1")?.execute([&order.id])?;
-    conn.prepare_cached("DELETE FROM open_stages WHERE order_id = ?1")?.execute([&order.id])?;
     let mut cats: Vec<&str> = order.input.lines.iter().filter_map(|l| l.budget_category.as_deref()).collect();
     cats.sort_unstable();
     cats.dedup();
@@ -44,6 +43,11 @@ fn index_rows(conn: &Connection, tenant_id: &str, order: &Order) -> Result<(), S
     for c in cats {
         ins_cat.execute(params![tenant_id, c, order.id])?;
     }
+    Ok(())
+}
+
+fn open_stage_rows(conn: &Connection, tenant_id: &str, order: &Order) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM open_stages WHERE order_id = ?1")?.execute([&order.id])?;
     if order.status == OrderStatus::PendingApproval {
         let mut ins = conn.prepare_cached(
             "INSERT OR IGNORE INTO open_stages (tenant_id, order_id, stage, approver_kind, approver, due_at)
@@ -101,42 +105,67 @@ pub fn insert(conn: &Connection, tenant_id: &str, order: &Order) -> Result<(), S
             order.input.customer_id,
         ],
     )?;
-    index_rows(conn, tenant_id, order)
+    category_rows(conn, tenant_id, order)?;
+    open_stage_rows(conn, tenant_id, order)
 }
 
-/// Saves a changed order if its stored version is still `expected_version`. Returns false when
-/// someone else changed it first (the caller answers 409).
-pub fn update(conn: &Connection, tenant_id: &str, order: &Order, expected_version: u64) -> Result<bool, StoreError> {
-    let n = conn
-        .prepare_cached(
-            "UPDATE orders SET status = ?3, cost_center = ?4, department = ?5, currency = ?6, total_minor = ?7,
-                approved_at = ?8, version = ?9, doc = ?10, submitted_at = ?12, decided_at = ?13, approval_seconds = ?14,
-                rejected_by = ?15, due_at = ?16, customer_id = ?17
-         WHERE id = ?1 AND tenant_id = ?2 AND version = ?11",
-        )?
-        .execute(params![
-            order.id,
-            tenant_id,
-            order.status.as_str(),
-            order.input.cost_center,
-            order.input.department,
-            order.input.currency.as_str(),
-            order.total_minor(),
-            order.approved_at.map(timestamp),
-            order.version as i64,
-            to_json(order)?,
-            expected_version as i64,
-            order.submitted_at.map(timestamp),
-            order.decided_at().map(timestamp),
-            order.approval_seconds(),
-            order.rejecting_rule(),
-            order.next_due_at().map(timestamp),
-            order.input.customer_id,
-        ])?;
-    if n == 1 {
-        index_rows(conn, tenant_id, order)?;
+/// Saves a changed order if its stored version is still `before`'s. Returns false when someone
+/// else changed it first (the caller answers 409). Only the columns whose values changed are
+/// set, so SQLite rewrites only the indexes over them; the category and open-stage rows are
+/// rewritten only when the lines, or the status and plan, changed.
+pub fn update(conn: &Connection, tenant_id: &str, before: &Order, order: &Order) -> Result<bool, StoreError> {
+    use rusqlite::types::Value;
+    let text = |v: Option<String>| v.map_or(Value::Null, Value::Text);
+    let int = |v: Option<i64>| v.map_or(Value::Null, Value::Integer);
+    let columns: [(&str, Value, Value); 12] = [
+        ("status", Value::Text(before.status.as_str().into()), Value::Text(order.status.as_str().into())),
+        ("cost_center", text(before.input.cost_center.clone()), text(order.input.cost_center.clone())),
+        ("department", text(before.input.department.clone()), text(order.input.department.clone())),
+        (
+            "currency",
+            Value::Text(before.input.currency.as_str().into()),
+            Value::Text(order.input.currency.as_str().into()),
+        ),
+        ("total_minor", Value::Integer(before.total_minor()), Value::Integer(order.total_minor())),
+        ("approved_at", text(before.approved_at.map(timestamp)), text(order.approved_at.map(timestamp))),
+        ("submitted_at", text(before.submitted_at.map(timestamp)), text(order.submitted_at.map(timestamp))),
+        ("decided_at", text(before.decided_at().map(timestamp)), text(order.decided_at().map(timestamp))),
+        ("approval_seconds", int(before.approval_seconds()), int(order.approval_seconds())),
+        (
+            "rejected_by",
+            text(before.rejecting_rule().map(str::to_string)),
+            text(order.rejecting_rule().map(str::to_string)),
+        ),
+        ("due_at", text(before.next_due_at().map(timestamp)), text(order.next_due_at().map(timestamp))),
+        ("customer_id", text(before.input.customer_id.clone()), text(order.input.customer_id.clone())),
+    ];
+    let mut sql = String::from("UPDATE orders SET version = ?1, doc = ?2");
+    let mut values: Vec<Value> = vec![Value::Integer(order.version as i64), Value::Text(to_json(order)?)];
+    for (name, old, new) in columns {
+        if old != new {
+            values.push(new);
+            sql.push_str(&format!(", {name} = ?{}", values.len()));
+        }
     }
-    Ok(n == 1)
+    values.extend([
+        Value::Text(order.id.clone()),
+        Value::Text(tenant_id.into()),
+        Value::Integer(before.version as i64),
+    ]);
+    let n = values.len();
+    sql.push_str(&format!(" WHERE id = ?{} AND tenant_id = ?{} AND version = ?{n}", n - 2, n - 1));
+    // A handful of distinct statements in practice (which columns a transition changes), each
+    // kept prepared.
+    let changed = conn.prepare_cached(&sql)?.execute(params_from_iter(values.iter()))? == 1;
+    if changed {
+        if before.input.lines != order.input.lines {
+            category_rows(conn, tenant_id, order)?;
+        }
+        if before.status != order.status || before.plan != order.plan {
+            open_stage_rows(conn, tenant_id, order)?;
+        }
+    }
+    Ok(changed)
 }
 
 /// Loads an order of this tenant; another tenant's order is simply not found.

@@ -220,6 +220,7 @@ mod tests {
             source: source.into(),
             state,
             decisions: Vec::new(),
+            opened_in: None,
         }
     }
 

@@ -462,6 +462,7 @@ mod tests {
             source: format!("rule-{key}"),
             state,
             decisions: Vec::new(),
+            opened_in: None,
         };
         let mut rejected = base.clone();
         rejected.id = "r".into();

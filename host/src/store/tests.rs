@@ -167,9 +167,71 @@ fn stale_versions_do_not_overwrite() {
     let mut o = order("v1");
     o.version = 1;
     let (t3, o2) = (t.clone(), o.clone());
-    assert!(s.write_blocking(move |c| orders::update(c, &t3, &o2, 0)).expect("update"));
+    assert!(s.write_blocking(move |c| orders::update(c, &t3, &order("v1"), &o2)).expect("update"));
     let t4 = t.clone();
-    assert!(!s.write_blocking(move |c| orders::update(c, &t4, &o, 0)).expect("stale update refused"));
+    assert!(!s.write_blocking(move |c| orders::update(c, &t4, &order("v1"), &o)).expect("stale update refused"));
+}
+
+#[test]
+fn an_update_leaves_the_row_and_its_index_rows_as_an_insert_of_the_result_would() {
+    use crate::domain::plan::{Approvers, Quorum, Stage, StageState};
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = store(&dir, 8);
+    let t = tenant(&s);
+    let before = order("u1");
+    let mut after = before.clone();
+    after.version = 1;
+    after.status = crate::domain::order::OrderStatus::PendingApproval;
+    after.submitted_at = Some(Utc::now());
+    after.input.cost_center = Some("CC-9".into());
+    after.input.lines.push(Line { budget_category: Some("travel".into()), ..fixtures::line(2, 7) });
+    after.plan.stages.push(Stage {
+        key: "manager".into(),
+        title: "Manager".into(),
+        level: 1,
+        approvers: Approvers::Users { users: vec!["bob".into()] },
+        quorum: Quorum::Any,
+        due_in_hours: Some(4),
+        escalate_to: None,
+        due_at: Some(Utc::now()),
+        reason: "r".into(),
+        source: "s".into(),
+        state: StageState::Open,
+        decisions: vec![],
+        opened_in: None,
+    });
+    let mut twin = after.clone();
+    twin.id = "u2".into();
+    let (t2, b, a, tw) = (t.clone(), before.clone(), after.clone(), twin.clone());
+    s.write_blocking(move |c| -> Result<(), StoreError> {
+        orders::insert(c, &t2, &b)?;
+        assert!(orders::update(c, &t2, &b, &a)?);
+        orders::insert(c, &t2, &tw)
+    })
+    .expect("writes");
+    // Every column and index row of the updated order equals the twin's, inserted whole.
+    let rows = |id: &'static str| {
+        s.read_blocking(move |c| -> Result<Vec<String>, StoreError> {
+            let row: String = c.query_row(
+                "SELECT json_array(status, cost_center, department, currency, total_minor, approved_at, version,
+                        submitted_at, decided_at, approval_seconds, rejected_by, due_at, customer_id) FROM orders WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )?;
+            let mut out = vec![row];
+            for sql in [
+                "SELECT group_concat(category) FROM (SELECT category FROM order_categories WHERE order_id = ?1 ORDER BY 1)",
+                "SELECT group_concat(stage || approver || ifnull(due_at, '')) FROM open_stages WHERE order_id = ?1",
+            ] {
+                out.push(c.query_row(sql, [id], |r| r.get::<_, Option<String>>(0))?.unwrap_or_default());
+            }
+            Ok(out)
+        })
+        .expect("reads")
+    };
+    let (updated, inserted) = (rows("u1"), rows("u2"));
+    assert_eq!(updated, inserted);
+    assert!(updated[1].contains("travel") && updated[2].contains("manager"), "{updated:?}");
 }
 
 #[test]

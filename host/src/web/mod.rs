@@ -64,7 +64,8 @@ async fn security_headers(req: Request, next: Next) -> Response {
     h.entry(CONTENT_SECURITY_POLICY).or_insert(HeaderValue::from_static(CSP));
     h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    // A page that carries a secret in its address (a decision link) keeps its stricter policy.
+    h.entry(REFERRER_POLICY).or_insert(HeaderValue::from_static("same-origin"));
     h.entry(CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
     resp
 }

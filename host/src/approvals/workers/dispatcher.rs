@@ -163,19 +163,30 @@ impl Approvals {
             DeliveryKind::Notify => {}
         }
         let (tenant_id, payload, channel) = (d.tenant_id.clone(), d.payload.clone(), d.channel.clone());
-        let (recipients, grants) = self
+        let makes_links = self.makes_links();
+        let (recipients, mailbox_only, round) = self
             .store
             .read(move |c| -> Result<_, StoreError> {
-                Ok((recipients(c, &tenant_id, &payload)?, extensions::grants(c, &tenant_id, &channel)?))
+                // A decision link decides in its recipient's name: it goes only to channels
+                // that write to each person's own mailbox (granted `mail` and nothing else),
+                // never to a shared chat or a webhook.
+                let grants = extensions::grants(c, &tenant_id, &channel)?;
+                let mailbox_only = grants.is_some_and(|g| g.mail && g.http.is_empty());
+                // The round of the stage the event asks to decide, if it is still open.
+                let round = match (payload.stage(), payload.deciders()) {
+                    (Some(stage), Some(_)) if makes_links && mailbox_only => {
+                        orders::load(c, &tenant_id, &payload.order_id)?.and_then(|o| {
+                            o.plan.stage(stage).filter(|s| s.state.is_decidable()).and_then(|s| s.opened_in)
+                        })
+                    }
+                    _ => None,
+                };
+                Ok((recipients(c, &tenant_id, &payload)?, mailbox_only, round))
             })
             .await?;
         let started = Utc::now();
         let mut n = notification(&d, recipients, started);
-        // A decision link decides in its recipient's name: it goes only to channels that write
-        // to each person's own mailbox (granted `mail`), never to a shared chat or webhook.
-        if grants.is_some_and(|g| g.mail)
-            && let Some(links) = self.links_for(&d.tenant_id, &d.payload, &n.recipients, started)
-        {
+        if mailbox_only && let Some(links) = self.links_for(&d.tenant_id, &d.payload, round, &n.recipients, started) {
             n.data["links"] = links;
         }
         let (store, runtimes) = (self.store.clone(), self.runtimes.clone());
@@ -243,7 +254,7 @@ impl Approvals {
                             };
                             match machine::apply(&order, cmd, &policy) {
                                 Ok(t) => {
-                                    persist(c, &d.tenant_id, RELEASER, Some(order.version), &t, at, None)?;
+                                    persist(c, &d.tenant_id, RELEASER, Some(&order), &t, at, None)?;
                                     Ok(())
                                 }
                                 Err(e) => Err(e.to_string()),

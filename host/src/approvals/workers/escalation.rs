@@ -29,7 +29,7 @@ impl Approvals {
                     let policy = directory::tenant(c, &tenant_id)?.map(|t| t.policy).unwrap_or_default();
                     match machine::apply(&order, Command::Escalate { at: now }, &policy) {
                         Ok(t) => {
-                            persist(c, &tenant_id, ESCALATOR, Some(order.version), &t, now, None)?;
+                            persist(c, &tenant_id, ESCALATOR, Some(&order), &t, now, None)?;
                             Ok(true)
                         }
                         Err(TransitionError::InvalidState(_)) => Ok(false),

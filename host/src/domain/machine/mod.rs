@@ -223,6 +223,10 @@ pub fn apply(order: &Order, command: Command, policy: &Policy) -> Result<Transit
                     });
                 };
                 events.push(Event::ApprovalReset { reason: "the order was edited".into() });
+                // The re-evaluation replaces the flags: a drift flag goes, on the record.
+                if next.flags.iter().any(|f| f.source == DRIFT_CHECKER) {
+                    events.push(Event::PolicyDriftCleared);
+                }
                 if let Some(s) = next.subscription.as_mut() {
                     s.approved_once = false;
                 }
@@ -463,6 +467,8 @@ fn open_next_level(order: &mut Order, at: DateTime<Utc>, events: &mut Vec<Event>
             for s in order.plan.stages.iter_mut().filter(|s| s.level == level && s.state == StageState::Waiting) {
                 s.state = StageState::Open;
                 s.due_at = s.due_from(at);
+                // `order` is the next version being built: it gets this number when it is done.
+                s.opened_in = Some(order.version + 1);
                 events.push(Event::StageOpened {
                     stage: s.key.clone(),
                     approvers: s.approvers.clone(),

@@ -46,6 +46,7 @@ fn stage(key: &str, level: u32, approvers: Approvers, quorum: Quorum) -> Stage {
         source: "test".into(),
         state: StageState::Waiting,
         decisions: vec![],
+        opened_in: None,
     }
 }
 
@@ -1130,6 +1131,17 @@ fn the_drift_check_flags_a_pending_order_replaces_and_clears_the_flag_and_nothin
     assert_eq!(drift_flags(&cleared.order), 0);
     assert_eq!(cleared.events, vec![Event::PolicyDriftCleared]);
     assert!(matches!(mark(&cleared.order, None), Err(TransitionError::InvalidState(_))));
+    // An edit re-evaluates the order: the flag goes with the old plan, on the record.
+    let edit = Command::Edit {
+        by: alice(),
+        input: other.order.input.clone(),
+        subtotal_minor: other.order.subtotal_minor,
+        assessment: Some(assessment(r1_plan(), Outcome::Proceed)),
+        at: at(),
+    };
+    let edited = apply(&other.order, edit, &on()).expect("edits");
+    assert_eq!(drift_flags(&edited.order), 0);
+    assert!(edited.events.contains(&Event::PolicyDriftCleared), "{:?}", edited.events);
     // Only pending orders drift.
     let approved = in_status(OrderStatus::Approved, false, true);
     assert!(matches!(mark(&approved, Some(difference("x"))), Err(TransitionError::InvalidState(_))));
