@@ -144,3 +144,30 @@ fn each_failing_fixture_holds_the_order_with_a_reason_of_its_own() -> Result<()>
     assert_eq!(distinct.len(), reasons.len());
     Ok(())
 }
+
+#[test]
+fn no_state_survives_between_calls_orders_or_tenants() -> Result<()> {
+    // tp-counter counts its calls in a global: every call must see a fresh instance, also now
+    // that pooled memory slots are reset in place rather than unmapped.
+    let s = Server::start()?;
+    s.install_plugin("tp-counter")?;
+    let mut flags = Vec::new();
+    for tenant in ["acme", "globex"] {
+        let admin = s.tenant(tenant)?;
+        let r = admin.put("/v1/admin/extensions/tp-counter", json!({"enabled": true, "config": {"label": tenant}}))?;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let alice = admin.user("alice", &["requester"], json!({}))?;
+        for _ in 0..5 {
+            let id = alice.order(order_body(1, 100))?;
+            let r = alice.submit(&id)?;
+            let codes: Vec<String> = r.body["flags"]
+                .as_array()
+                .map(|f| f.iter().filter_map(|x| x["code"].as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
+            flags.push(codes);
+        }
+    }
+    assert_eq!(flags.len(), 10);
+    assert!(flags.iter().all(|f| f == &["calls-1"]), "a call saw an earlier call's state: {flags:?}");
+    Ok(())
+}

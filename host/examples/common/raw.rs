@@ -10,16 +10,17 @@ use wasmtime::Engine;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-/// The bare store state: WASI and the host interface, answering with the step's config.
+/// The bare store state: WASI (made at the first WASI call, as the host does) and the host
+/// interface, answering with the step's config.
 pub struct RawState {
-    wasi: WasiCtx,
+    wasi: Option<WasiCtx>,
     table: ResourceTable,
     config: String,
 }
 
 impl WasiView for RawState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView { ctx: self.wasi.get_or_insert_with(|| WasiCtx::builder().build()), table: &mut self.table }
     }
 }
 impl types::Host for RawState {}
@@ -75,7 +76,7 @@ impl RawWasm {
 
     /// One `evaluate` in a fresh instance; panics if the step fails.
     pub fn call(&self, ctx: &types::OrderContext, config: &str) {
-        let state = RawState { wasi: WasiCtx::builder().build(), table: ResourceTable::new(), config: config.into() };
+        let state = RawState { wasi: None, table: ResourceTable::new(), config: config.into() };
         let mut s = wasmtime::Store::new(&self.engine, state);
         s.set_fuel(u64::MAX / 2).expect("fuel");
         s.set_epoch_deadline(1_000_000);
@@ -88,6 +89,38 @@ impl RawWasm {
             }
         };
         let _ = std::hint::black_box(out.expect("call").expect("evaluate"));
+    }
+
+    /// Calls `evaluate` `times` times on one instance, timing each call: the floor of a call,
+    /// what is left when nothing is instantiated (the host never does this: no state may
+    /// survive between orders).
+    pub fn reused(&self, ctx: &types::OrderContext, config: &str, times: usize) -> Vec<std::time::Duration> {
+        let state = RawState { wasi: None, table: ResourceTable::new(), config: config.into() };
+        let mut s = wasmtime::Store::new(&self.engine, state);
+        s.set_fuel(u64::MAX / 2).expect("fuel");
+        s.set_epoch_deadline(u64::MAX / 2);
+        let mut took = Vec::with_capacity(times);
+        match &self.pre {
+            Pre::V1_1(pre) => {
+                let instance = pre.instantiate(&mut s).expect("instance");
+                for _ in 0..times {
+                    let t = std::time::Instant::now();
+                    let out = instance.greenlight_plugin1_1_0_step().call_evaluate(&mut s, ctx);
+                    let _ = std::hint::black_box(out.expect("call").expect("evaluate"));
+                    took.push(t.elapsed());
+                }
+            }
+            Pre::V1_0(pre) => {
+                let instance = pre.instantiate(&mut s).expect("instance");
+                for _ in 0..times {
+                    let t = std::time::Instant::now();
+                    let out = instance.greenlight_plugin_step().call_evaluate(&mut s, ctx);
+                    let _ = std::hint::black_box(out.expect("call").expect("evaluate"));
+                    took.push(t.elapsed());
+                }
+            }
+        }
+        took
     }
 }
 

@@ -1,6 +1,8 @@
 //! The sandbox of one call: a fresh store with its memory limiter, fuel and epoch deadline, an
 //! empty WASI context (frozen clocks, seeded randomness, no files, sockets or environment),
-//! bounded stdout and stderr, and the classification of how a call failed.
+//! bounded stdout and stderr, and the classification of how a call failed. The WASI context is
+//! made only when the guest first calls WASI: a component that imports nothing but the plugin
+//! API (the shipped approval steps) never pays for it.
 
 use super::{CallContext, CallStats, LoadedPlugin, WasmRuntime};
 use crate::engine::StepError;
@@ -50,9 +52,36 @@ impl wasmtime::ResourceLimiter for Limiter {
     }
 }
 
+/// The WASI context of a call and the pipes behind its stdout and stderr.
+struct Wasi {
+    ctx: WasiCtx,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+}
+
+impl Wasi {
+    fn new(stdio_bytes: usize) -> Wasi {
+        let stdout = MemoryOutputPipe::new(stdio_bytes);
+        let stderr = MemoryOutputPipe::new(stdio_bytes);
+        let ctx = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .wall_clock(FrozenClock)
+            .monotonic_clock(FrozenClock)
+            .insecure_random_seed(0)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        Wasi { ctx, stdout, stderr }
+    }
+}
+
 /// Everything a running instance may touch.
 pub struct PluginState {
-    wasi: WasiCtx,
+    /// Made at the guest's first WASI call.
+    wasi: Option<Wasi>,
+    stdio_bytes: usize,
     table: ResourceTable,
     limiter: Limiter,
     /// What this call may do and for whom.
@@ -67,7 +96,9 @@ pub struct PluginState {
 
 impl WasiView for PluginState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        let stdio_bytes = self.stdio_bytes;
+        let wasi = self.wasi.get_or_insert_with(|| Wasi::new(stdio_bytes));
+        WasiCtxView { ctx: &mut wasi.ctx, table: &mut self.table }
     }
 }
 
@@ -93,25 +124,10 @@ impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
 }
 
 impl WasmRuntime {
-    fn store(
-        &self,
-        call: CallContext,
-        world: World,
-    ) -> Result<(Store<PluginState>, MemoryOutputPipe, MemoryOutputPipe), wasmtime::Error> {
-        let stdout = MemoryOutputPipe::new(self.limits.stdio_bytes);
-        let stderr = MemoryOutputPipe::new(self.limits.stdio_bytes);
-        let wasi = WasiCtx::builder()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .wall_clock(FrozenClock)
-            .monotonic_clock(FrozenClock)
-            .insecure_random_seed(0)
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+    fn store(&self, call: CallContext, world: World) -> Result<Store<PluginState>, wasmtime::Error> {
         let state = PluginState {
-            wasi,
+            wasi: None,
+            stdio_bytes: self.limits.stdio_bytes,
             table: ResourceTable::new(),
             limiter: Limiter { max: self.limits.memory_bytes, peak: 0 },
             call,
@@ -125,21 +141,17 @@ impl WasmRuntime {
         let deadline = if world == World::ApprovalStep { self.limits.deadline } else { self.limits.io_deadline };
         let ticks = deadline.as_micros().div_ceil(self.limits.tick.as_micros().max(1)).max(1) as u64;
         store.set_epoch_deadline(ticks);
-        Ok((store, stdout, stderr))
+        Ok(store)
     }
 
-    fn finish(
-        &self,
-        store: &mut Store<PluginState>,
-        out: &MemoryOutputPipe,
-        err: &MemoryOutputPipe,
-        started: Instant,
-    ) -> CallStats {
+    fn finish(&self, store: &mut Store<PluginState>, started: Instant) -> CallStats {
         let plugin = store.data().call.plugin.clone();
-        for (name, pipe) in [("stdout", out), ("stderr", err)] {
-            let bytes = pipe.contents();
-            if !bytes.is_empty() {
-                tracing::info!(target: "greenlight::plugin", plugin, stream = name, "{}", String::from_utf8_lossy(&bytes));
+        if let Some(wasi) = &store.data().wasi {
+            for (name, pipe) in [("stdout", &wasi.stdout), ("stderr", &wasi.stderr)] {
+                let bytes = pipe.contents();
+                if !bytes.is_empty() {
+                    tracing::info!(target: "greenlight::plugin", plugin, stream = name, "{}", String::from_utf8_lossy(&bytes));
+                }
             }
         }
         CallStats {
@@ -159,12 +171,12 @@ impl WasmRuntime {
         body: impl FnOnce(&mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> (Result<R, StepError>, CallStats) {
         let started = Instant::now();
-        let (mut store, out, err) = match self.store(call, world) {
+        let mut store = match self.store(call, world) {
             Ok(s) => s,
             Err(e) => return (Err(StepError::Failed(format!("{e:#}"))), CallStats::default()),
         };
         let result = body(&mut store);
-        let stats = self.finish(&mut store, &out, &err, started);
+        let stats = self.finish(&mut store, started);
         if let Some(why) = store.data().denied.clone() {
             return (Err(StepError::Denied(why)), stats);
         }
