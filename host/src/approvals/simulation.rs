@@ -138,13 +138,16 @@ impl Step for Shared {
         self.step.code_hash()
     }
     fn evaluate(&self, ctx: &OrderContext) -> Result<StepOutput, StepError> {
+        self.evaluate_in(ctx, &crate::engine::Lowered::default())
+    }
+    fn evaluate_in(&self, ctx: &OrderContext, lowered: &crate::engine::Lowered) -> Result<StepOutput, StepError> {
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((order, answer)) = last.as_ref()
             && *order == ctx.order.id
         {
             return answer.clone();
         }
-        let answer = self.step.evaluate(ctx);
+        let answer = self.step.evaluate_in(ctx, lowered);
         *last = Some((ctx.order.id.clone(), answer.clone()));
         answer
     }

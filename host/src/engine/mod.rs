@@ -76,6 +76,37 @@ pub trait Step: Send + Sync {
     fn code_hash(&self) -> &str;
     /// Runs the step.
     fn evaluate(&self, ctx: &OrderContext) -> Result<StepOutput, StepError>;
+    /// Runs the step as one of an evaluation's chain, reusing the form of the order its runtime
+    /// needs when an earlier step of the same runtime made it ([`Lowered`]).
+    fn evaluate_in(&self, ctx: &OrderContext, _lowered: &Lowered) -> Result<StepOutput, StepError> {
+        self.evaluate(ctx)
+    }
+}
+
+/// The order in the forms the runtimes pass to steps (the WIT record, the script's map), made
+/// once per evaluation by the first step that needs each and shared by the rest: the steps of
+/// one evaluation see the same order, and only `config` differs between them, so a form holds
+/// everything but the configuration, which each step sets on its own copy or call.
+#[derive(Default)]
+pub struct Lowered(std::cell::RefCell<Vec<Box<dyn std::any::Any>>>);
+
+impl Lowered {
+    /// The form of type `T`, made by `make` the first time; `with` gets it (mutably, to set
+    /// the configuration of this call).
+    pub fn with<T: 'static, R>(&self, make: impl FnOnce() -> T, with: impl FnOnce(&mut T) -> R) -> R {
+        let mut forms = self.0.borrow_mut();
+        let i = match forms.iter().position(|f| f.is::<T>()) {
+            Some(i) => i,
+            None => {
+                forms.push(Box::new(make()));
+                forms.len() - 1
+            }
+        };
+        match forms[i].downcast_mut::<T>() {
+            Some(form) => with(form),
+            None => unreachable!("the form at {i} was found by its type"),
+        }
+    }
 }
 
 /// A step with this tenant's configuration for it.
@@ -136,10 +167,11 @@ pub fn evaluate(ctx: &OrderContext, steps: &[ConfiguredStep], directory: &dyn Di
     let mut merged = Merge::new(ctx.subtotal_minor);
     let mut runs = Vec::with_capacity(steps.len());
     let mut failures = 0;
+    let lowered = Lowered::default();
     for configured in steps {
         let step = &configured.step;
         ctx.config = configured.config.clone();
-        let returned = step.evaluate(&ctx);
+        let returned = step.evaluate_in(&ctx, &lowered);
         let mut run = StepRun {
             name: step.name().to_string(),
             kind: step.kind(),

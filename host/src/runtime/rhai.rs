@@ -368,6 +368,8 @@ impl Step for RhaiStep {
     }
 
     fn evaluate(&self, ctx: &OrderContext) -> Result<StepOutput, StepError> {
+        // Each call converts the order anew: a script may change its argument, and a copy of a
+        // converted map (measured) costs about as much as converting again.
         let arg = rhai::serde::to_dynamic(ctx)
             .map_err(|e| StepError::Failed(format!("cannot pass the order to the script: {e}")))?;
         let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);

@@ -192,3 +192,59 @@ fn a_source_that_does_not_match_its_stored_hash_is_not_run() {
     assert!(err.message.contains("does not match its hash"), "{err:?}");
     assert!(rt.step_hashed("t", "s", &source_hash(src), src).is_ok());
 }
+
+#[test]
+fn scripts_of_one_evaluation_share_the_order_but_never_each_others_changes_or_config() {
+    use crate::engine::{ConfiguredStep, Lowered};
+    let rt = rt();
+    // The first script vandalizes its copy of the order; the second must see the original,
+    // with its own configuration.
+    let vandal = rt
+        .step(
+            "t",
+            "vandal",
+            r#"fn evaluate(ctx) { ctx.order.lines = []; ctx.subtotal_minor = 0; ctx.config.mark = "v"; #{} }"#,
+        )
+        .expect("compiles");
+    let reader = rt
+        .step(
+            "t",
+            "reader",
+            r#"fn evaluate(ctx) { #{ flags: [#{ code: `lines-${ctx.order.lines.len()}`, message: `${ctx.subtotal_minor} ${ctx.config.mark}` }] } }"#,
+        )
+        .expect("compiles");
+    let c = ctx(serde_json::json!({}));
+    let steps = [
+        ConfiguredStep { step: std::sync::Arc::new(vandal), config: serde_json::json!({"mark": "first"}) },
+        ConfiguredStep { step: std::sync::Arc::new(reader), config: serde_json::json!({"mark": "second"}) },
+    ];
+    struct Nobody;
+    impl crate::engine::Directory for Nobody {
+        fn cost_center_manager(&self, _: &str) -> Option<String> {
+            None
+        }
+        fn user_exists(&self, _: &str) -> bool {
+            false
+        }
+        fn role_holders(&self, _: &str, _: &str) -> usize {
+            0
+        }
+    }
+    let eval = crate::engine::evaluate(&c, &steps, &Nobody);
+    let flag = &eval.assessment.flags[0];
+    assert_eq!(flag.code, "lines-1");
+    assert_eq!(flag.message, format!("{} second", c.subtotal_minor));
+    // And the shared form is made once per evaluation.
+    let lowered = Lowered::default();
+    let mut made = 0;
+    for _ in 0..3 {
+        lowered.with(
+            || {
+                made += 1;
+                1u8
+            },
+            |_| (),
+        );
+    }
+    assert_eq!(made, 1);
+}

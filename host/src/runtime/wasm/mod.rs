@@ -39,7 +39,7 @@ pub use sandbox::PluginState;
 
 use crate::domain::delivery::{Attempt, Notification};
 use crate::domain::step::{OrderContext, StepOutput};
-use crate::engine::{Step, StepError, StepKind};
+use crate::engine::{Lowered, Step, StepError, StepKind};
 use crate::runtime::manifest::{Manifest, World};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -376,13 +376,25 @@ impl WasmRuntime {
         call: CallContext,
     ) -> (Result<StepOutput, StepError>, CallStats) {
         let wit_ctx = convert::context(ctx);
+        self.evaluate_lowered(plugin, ctx, &wit_ctx, call)
+    }
+
+    /// [`WasmRuntime::evaluate`] with the order already in WIT form (its `config_json` this
+    /// call's configuration).
+    pub fn evaluate_lowered(
+        &self,
+        plugin: &LoadedPlugin,
+        ctx: &OrderContext,
+        wit_ctx: &bindings::types::OrderContext,
+        call: CallContext,
+    ) -> (Result<StepOutput, StepError>, CallStats) {
         let call = CallContext { records: records::Records::of(ctx), ..call };
         let (result, stats) = match &plugin.pre {
             Pre::Step(pre) => self.call(call, World::ApprovalStep, |store| {
-                pre.instantiate(&mut *store)?.greenlight_plugin1_1_0_step().call_evaluate(&mut *store, &wit_ctx)
+                pre.instantiate(&mut *store)?.greenlight_plugin1_1_0_step().call_evaluate(&mut *store, wit_ctx)
             }),
             Pre::StepV1_0(pre) => self.call(call, World::ApprovalStep, |store| {
-                pre.instantiate(&mut *store)?.greenlight_plugin_step().call_evaluate(&mut *store, &wit_ctx)
+                pre.instantiate(&mut *store)?.greenlight_plugin_step().call_evaluate(&mut *store, wit_ctx)
             }),
             _ => return Self::wrong_world(plugin, "an approval step"),
         };
@@ -513,15 +525,27 @@ impl Step for WasmStep {
     }
 
     fn evaluate(&self, ctx: &OrderContext) -> Result<StepOutput, StepError> {
+        self.evaluate_in(ctx, &Lowered::default())
+    }
+
+    fn evaluate_in(&self, ctx: &OrderContext, lowered: &Lowered) -> Result<StepOutput, StepError> {
+        // The configuration in JSON once per call, for the WIT record and the `config` import.
+        let config_json = serde_json::to_string(&ctx.config).unwrap_or_else(|_| "{}".into());
         let call = CallContext {
             tenant: self.tenant.clone(),
             order: Some(ctx.order.id.clone()),
             plugin: self.plugin.name.clone(),
-            config_json: serde_json::to_string(&ctx.config).unwrap_or_else(|_| "{}".into()),
+            config_json: config_json.clone(),
             http: None,
             mail: None,
             records: records::Records::default(),
         };
-        self.runtime.evaluate(&self.plugin, ctx, call).0
+        lowered.with(
+            || convert::context(ctx),
+            |wit_ctx: &mut bindings::types::OrderContext| {
+                wit_ctx.config_json = config_json;
+                self.runtime.evaluate_lowered(&self.plugin, ctx, wit_ctx, call).0
+            },
+        )
     }
 }
