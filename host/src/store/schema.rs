@@ -400,6 +400,11 @@ const MIGRATIONS: &[&str] = &[
            OR (action = 'order_released' AND actor <> 'greenlight:release')
            OR (action = 'decision_recorded' AND json_extract(data, '$.escalation_target') = 1);
     "#,
+    // 17: an index no query reads (the dispatcher finds new outbox events by `outbox_unfanned`),
+    // which every submit still wrote.
+    r#"
+    DROP INDEX outbox_pending;
+    "#,
 ];
 
 /// The schema version this host writes.
