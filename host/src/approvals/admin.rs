@@ -269,6 +269,7 @@ impl Approvals {
                 Ok(policy)
             })
             .await
+            .inspect(|_| self.principals.forget_tenant(&p.tenant.id))
     }
 
     /// Installs or replaces a tenant script after checking it compiles.

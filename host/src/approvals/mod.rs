@@ -20,6 +20,7 @@
 //! - `replay`: an order's evaluations and their replay with the exact recorded code (R8, R12).
 //! - `reports`: the summary of a period (R10, R4).
 //! - `simulation`: what-if: candidate rule changes tried on past orders' stored contexts (R12).
+//! - `principals`: bearer tokens resolved, remembered for two seconds.
 //! - [`session`]: signing in to the dashboard: passwords, sessions, slowed-down failures.
 //! - [`delegation`]: lending an approver's authority for a time window (R6).
 //! - `drift`: drift checks of pending orders against the current rules, the drift report (R8).
@@ -41,6 +42,7 @@ mod deliveries;
 mod drift;
 pub mod operator;
 mod orders;
+mod principals;
 mod replay;
 mod reports;
 pub mod session;
@@ -182,6 +184,7 @@ pub struct Approvals {
     sign_ins: Arc<session::Throttle>,
     links: Option<Arc<LinkSettings>>,
     drift_wake: Arc<tokio::sync::Notify>,
+    principals: Arc<principals::Principals>,
 }
 
 impl Approvals {
@@ -195,6 +198,7 @@ impl Approvals {
             sign_ins: Arc::default(),
             links: None,
             drift_wake: Arc::default(),
+            principals: Arc::default(),
         }
     }
 
@@ -230,7 +234,15 @@ impl Approvals {
 
     /// Resolves a bearer token.
     pub async fn authenticate(&self, token: &str) -> Result<Option<Principal>, ApprovalError> {
-        let token = token.to_string();
-        Ok(self.store.read(move |c| directory::principal(c, &token)).await?)
+        let hash = directory::token_hash(token);
+        if let Some(p) = self.principals.get(&hash) {
+            return Ok(Some(p));
+        }
+        let h = hash.clone();
+        let found = self.store.read(move |c| directory::principal_by_hash(c, &h)).await?;
+        if let Some(p) = &found {
+            self.principals.put(hash, p.clone());
+        }
+        Ok(found)
     }
 }

@@ -179,9 +179,14 @@ pub fn insert_token(conn: &Connection, tenant_id: &str, user: &str, token: &str)
 
 /// Resolves a bearer token to its tenant and user.
 pub fn principal(conn: &Connection, token: &str) -> Result<Option<Principal>, StoreError> {
+    principal_by_hash(conn, &token_hash(token))
+}
+
+/// Resolves a bearer token, known by its hash, to its tenant and user.
+pub fn principal_by_hash(conn: &Connection, hash: &str) -> Result<Option<Principal>, StoreError> {
     let found: Option<(String, String)> = conn
         .prepare_cached("SELECT tenant_id, user_name FROM tokens WHERE hash = ?1")?
-        .query_row([token_hash(token)], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let Some((tenant_id, user_name)) = found else { return Ok(None) };
     let (Some(tenant), Some(user)) = (tenant(conn, &tenant_id)?, user(conn, &tenant_id, &user_name)?) else {
