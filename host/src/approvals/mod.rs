@@ -238,10 +238,10 @@ impl Approvals {
         if let Some(p) = self.principals.get(&hash) {
             return Ok(Some(p));
         }
-        let h = hash.clone();
+        let (h, seen) = (hash.clone(), self.principals.generation());
         let found = self.store.read(move |c| directory::principal_by_hash(c, &h)).await?;
         if let Some(p) = &found {
-            self.principals.put(hash, p.clone());
+            self.principals.put(hash, p.clone(), seen);
         }
         Ok(found)
     }

@@ -6,6 +6,7 @@
 use crate::domain::directory::Principal;
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long a resolved token is trusted without asking the store again.
@@ -14,20 +15,33 @@ pub const PRINCIPAL_TTL: Duration = Duration::from_secs(2);
 /// Most tokens remembered; past it, the table starts afresh.
 const MAX_ENTRIES: usize = 10_000;
 
-/// Resolved tokens, by the SHA-256 of the token (the form the store keeps).
+/// Resolved tokens, by the SHA-256 of the token (the form the store keeps), and a generation
+/// that every forgetting moves on.
 #[derive(Default)]
-pub(super) struct Principals(Mutex<HashMap<String, (Principal, Instant)>>);
+pub(super) struct Principals {
+    entries: Mutex<HashMap<String, (Principal, Instant)>>,
+    generation: AtomicU64,
+}
 
 impl Principals {
     /// The principal of a token hash, if resolved within the TTL.
     pub(super) fn get(&self, hash: &str) -> Option<Principal> {
-        let map = self.0.lock().ok()?;
+        let map = self.entries.lock().ok()?;
         map.get(hash).filter(|(_, at)| at.elapsed() < PRINCIPAL_TTL).map(|(p, _)| p.clone())
     }
 
-    /// Remembers a resolved token.
-    pub(super) fn put(&self, hash: String, p: Principal) {
-        if let Ok(mut map) = self.0.lock() {
+    /// Where forgetting stands; read before looking a token up in the store.
+    pub(super) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Remembers a token resolved after [`Principals::generation`] gave `seen`, unless
+    /// something was forgotten since (the store may have answered with what was then changed).
+    pub(super) fn put(&self, hash: String, p: Principal, seen: u64) {
+        if let Ok(mut map) = self.entries.lock() {
+            if self.generation.load(Ordering::Acquire) != seen {
+                return;
+            }
             if map.len() >= MAX_ENTRIES {
                 map.clear();
             }
@@ -37,7 +51,8 @@ impl Principals {
 
     /// Forgets every token of a tenant (its settings changed).
     pub(super) fn forget_tenant(&self, tenant_id: &str) {
-        if let Ok(mut map) = self.0.lock() {
+        if let Ok(mut map) = self.entries.lock() {
+            self.generation.fetch_add(1, Ordering::AcqRel);
             map.retain(|_, (p, _)| p.tenant.id != tenant_id);
         }
     }

@@ -172,6 +172,8 @@ pub struct Store {
 struct Inner {
     path: PathBuf,
     writer: Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
+    /// The writer and checkpointer threads, joined by [`Store::close`].
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     readers: Mutex<ReadPool>,
     returned: Condvar,
     max_readers: usize,
@@ -210,11 +212,17 @@ const STATEMENT_CACHE: usize = 256;
 /// How often the checkpointer copies the WAL into the database while writes keep coming.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
+/// WAL pages after which the writer checkpoints itself: the safety net. The checkpointer has
+/// copied most frames by then, so the writer's own checkpoint is short, and only a checkpoint
+/// that finishes while no commit is under way lets the next transaction start the log over
+/// (a checkpoint racing a steady stream of commits never catches up, and the WAL would grow).
+const WRITER_CHECKPOINT_PAGES: i64 = 8_192;
+
 /// The checkpointer: WAL frames are copied into the database on this thread and its own
 /// connection (PASSIVE: it never waits for, nor blocks, the writer or readers), so the writer
-/// spends its time on changes and commits instead of a checkpoint (and its fsync) every
-/// thousand pages. It runs after commits, at most every [`CHECKPOINT_EVERY`], and stops with
-/// the writer.
+/// spends its time on changes and commits instead of copying a thousand pages (and an fsync)
+/// now and then. It runs after commits, at most every [`CHECKPOINT_EVERY`]; when the writer
+/// stops, it copies what is left and truncates the log, so a stopped host leaves one file.
 fn checkpointer(conn: Connection, commits: mpsc::Receiver<()>) {
     while commits.recv().is_ok() {
         while commits.try_recv().is_ok() {}
@@ -222,6 +230,9 @@ fn checkpointer(conn: Connection, commits: mpsc::Receiver<()>) {
             tracing::warn!(error = %e, "a WAL checkpoint failed; the next one retries");
         }
         std::thread::sleep(CHECKPOINT_EVERY);
+    }
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+        tracing::warn!(error = %e, "the last WAL checkpoint failed; the next start replays the log");
     }
 }
 
@@ -231,18 +242,19 @@ impl Store {
         let path = path.as_ref().to_path_buf();
         let mut conn = open_connection(&path, false, options.synchronous_full)?;
         schema::migrate(&mut conn)?;
-        // The WAL stays bounded on disk after a burst; checkpoints are the checkpointer's.
-        conn.execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;")?;
+        // Checkpoints are mostly the checkpointer's; the WAL stays bounded on disk after a burst.
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
+        conn.execute_batch("PRAGMA journal_size_limit = 67108864;")?;
         let checkpoints = open_connection(&path, false, options.synchronous_full)?;
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
         let (committed, commits) = mpsc::sync_channel::<()>(1);
         let max_batch = options.max_batch.max(1);
         let failed = |e: std::io::Error| StoreError::Open { path: path.display().to_string(), reason: e.to_string() };
-        std::thread::Builder::new()
+        let checkpoint_thread = std::thread::Builder::new()
             .name("greenlight-checkpoint".into())
             .spawn(move || checkpointer(checkpoints, commits))
             .map_err(failed)?;
-        std::thread::Builder::new()
+        let writer_thread = std::thread::Builder::new()
             .name("greenlight-writer".into())
             .spawn(move || writer_loop(conn, rx, max_batch, committed))
             .map_err(failed)?;
@@ -250,6 +262,7 @@ impl Store {
             inner: Arc::new(Inner {
                 path,
                 writer: Mutex::new(Some(tx)),
+                threads: Mutex::new(vec![writer_thread, checkpoint_thread]),
                 readers: Mutex::new(ReadPool { idle: Vec::new(), open: 0 }),
                 returned: Condvar::new(),
                 max_readers: options.readers.max(1),
@@ -355,10 +368,15 @@ impl Store {
         self.read_blocking(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(StoreError::from))
     }
 
-    /// Stops accepting writes; the writer finishes what it has and exits.
+    /// Stops accepting writes and waits until the writer has committed what it had and the
+    /// log is copied into the database and truncated.
     pub fn close(&self) {
         if let Ok(mut w) = self.inner.writer.lock() {
             w.take();
+        }
+        let threads = self.inner.threads.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default();
+        for t in threads {
+            let _ = t.join();
         }
     }
 }

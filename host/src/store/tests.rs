@@ -506,3 +506,25 @@ fn the_drift_report_reads_only_overrides_in_its_period_through_their_index() {
         .expect("reads");
     assert!(found.is_empty(), "another tenant's entries never show");
 }
+
+#[test]
+fn closing_commits_what_was_sent_and_leaves_no_log_behind() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = store(&dir, 64);
+    let t = tenant(&s);
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("rt");
+    let pending: Vec<_> = (0..100)
+        .map(|i| {
+            let t = t.clone();
+            s.submit(move |c| orders::insert(c, &t, &order(&format!("c{i}"))))
+        })
+        .collect();
+    s.close();
+    for p in pending {
+        assert!(rt.block_on(p).expect("answered").is_ok(), "a change sent before close was committed");
+    }
+    let wal = dir.path().join("t.db-wal");
+    assert_eq!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0), 0, "the log was copied and truncated");
+    let again = store(&dir, 8);
+    assert_eq!(count(&again, "SELECT count(*) FROM orders"), 100);
+}

@@ -455,9 +455,6 @@ impl WasmRuntime {
     }
 }
 
-/// Bytes of each pooled linear memory kept mapped between calls (reset, never reused as is).
-const KEEP_RESIDENT: usize = 2 << 20;
-
 /// The wasmtime configuration every plugin runs under (also used by the benchmark's raw baseline,
 /// so "same configuration" is true by construction).
 pub fn engine_config(limits: &WasmLimits) -> Config {
@@ -467,13 +464,12 @@ pub fn engine_config(limits: &WasmLimits) -> Config {
         .total_core_instances(n * 4)
         .total_memories(n * 2)
         .total_tables(n * 4)
-        .max_memory_size(limits.memory_bytes.max(4 << 20))
-        // A slot's pages a call dirtied are reset in place (found with PAGEMAP_SCAN where the
-        // kernel has it, Linux 6.7+) instead of being unmapped and faulted in again by the
-        // next call; a fresh instance still starts from the pristine image.
-        .pagemap_scan(wasmtime::Enabled::Auto)
-        .linear_memory_keep_resident(KEEP_RESIDENT)
-        .table_keep_resident(64 << 10);
+        .max_memory_size(limits.memory_bytes.max(4 << 20));
+    // Not `pagemap_scan` with memory kept resident, though it halves a call (measured: 35-40 µs
+    // to 15-20 µs): wasmtime 48's scan resets only the dirty pages that are present, so a page
+    // written and then swapped out or migrated would carry one call's data into the next
+    // instance of that slot, possibly another tenant's (bytecodealliance/wasmtime#14357, open).
+    // Every slot is unmapped and faulted in afresh until a release resets such pages too.
     let mut config = Config::new();
     config
         .wasm_component_model(true)
