@@ -41,23 +41,8 @@ fn main() {
     let quick = common::quick();
     let n = if quick { 2_000 } else { 20_000 };
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("demo.db");
-    let scripts = common::workspace().join("scripts");
-    let plugins = common::plugins();
     let started = std::time::Instant::now();
-    common::cli(
-        &db,
-        &[
-            "demo",
-            "--no-serve",
-            "--scripts",
-            &scripts.to_string_lossy(),
-            "--plugins",
-            &plugins.to_string_lossy(),
-            "--tokens-file",
-            &dir.path().join("tokens.env").to_string_lossy(),
-        ],
-    );
+    let (db, _) = common::demo(dir.path());
     eprintln!("greenlight demo --no-serve: {:.1} s", started.elapsed().as_secs_f64());
 
     let store = Store::open(&db, StoreOptions::default()).unwrap();

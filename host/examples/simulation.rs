@@ -27,22 +27,7 @@ fn main() {
     let quick = common::quick();
     let n = if quick { 300 } else { 2_000 };
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("demo.db");
-    let tokens = dir.path().join("tokens.env");
-    let (scripts, plugins) = (common::workspace().join("scripts"), common::plugins());
-    common::cli(
-        &db,
-        &[
-            "demo",
-            "--no-serve",
-            "--scripts",
-            &scripts.to_string_lossy(),
-            "--plugins",
-            &plugins.to_string_lossy(),
-            "--tokens-file",
-            &tokens.to_string_lossy(),
-        ],
-    );
+    let (db, tokens) = common::demo(dir.path());
     let env = std::fs::read_to_string(&tokens).unwrap();
     let token = |var: &str| env.lines().find_map(|l| l.strip_prefix(&format!("export {var}="))).unwrap().to_string();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();

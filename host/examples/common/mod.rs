@@ -155,6 +155,25 @@ pub fn cli(db: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The real `greenlight demo --no-serve` in `dir`: its plugins and scripts, positions and
+/// configuration. Returns the database and the file of the users' tokens (shell variables).
+pub fn demo(dir: &Path) -> (PathBuf, PathBuf) {
+    let (db, tokens) = (dir.join("demo.db"), dir.join("tokens.env"));
+    let (scripts, plugins) = (workspace().join("scripts"), plugins());
+    let args = [
+        "demo",
+        "--no-serve",
+        "--scripts",
+        &scripts.to_string_lossy(),
+        "--plugins",
+        &plugins.to_string_lossy(),
+        "--tokens-file",
+        &tokens.to_string_lossy(),
+    ];
+    cli(&db, &args);
+    (db, tokens)
+}
+
 /// A server process that printed `listening on http://ADDR` as its first line.
 pub struct Process {
     child: Option<Child>,
