@@ -101,6 +101,18 @@ impl ExtensionForm {
     }
 }
 
+/// The extensions page again, with the form as sent and what was wrong beside it (422).
+async fn refused(
+    s: &WebState,
+    v: &Viewer,
+    name: &str,
+    f: &ExtensionForm,
+    message: String,
+) -> Result<Response, PageError> {
+    let page = extensions_page(s, v, Some((name, f.config.clone(), message))).await?;
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response())
+}
+
 #[derive(Template)]
 #[template(path = "admin_simulation.html")]
 struct SimulationPage {
@@ -118,13 +130,9 @@ pub async fn try_extension(
     Form(f): Form<ExtensionForm>,
 ) -> Result<Response, PageError> {
     v.check(&f.csrf)?;
-    let refused = |message: String| async {
-        let page = extensions_page(&s, &v, Some((name.as_str(), f.config.clone(), message))).await?;
-        Ok::<_, PageError>((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response())
-    };
     let (config, position) = match f.settings() {
         Ok(v) => v,
-        Err(message) => return refused(message).await,
+        Err(message) => return refused(&s, &v, &name, &f, message).await,
     };
     let change = crate::approvals::CandidateChange {
         extension: name.clone(),
@@ -136,7 +144,7 @@ pub async fn try_extension(
     };
     match s.approvals.simulate(&v.principal, vec![change], crate::approvals::OrderSelection::default()).await {
         Ok(report) => Ok(Html(SimulationPage { nav: v.nav("extensions"), name, report }.render()?).into_response()),
-        Err(ApprovalError::Invalid { message, .. }) => refused(message).await,
+        Err(ApprovalError::Invalid { message, .. }) => refused(&s, &v, &name, &f, message).await,
         Err(e) => Err(e.into()),
     }
 }
@@ -150,13 +158,9 @@ pub async fn update_extension(
     Form(f): Form<ExtensionForm>,
 ) -> Result<Response, PageError> {
     v.check(&f.csrf)?;
-    let refused = |message: String| async {
-        let page = extensions_page(&s, &v, Some((name.as_str(), f.config.clone(), message))).await?;
-        Ok::<_, PageError>((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response())
-    };
     let (config, position) = match f.settings() {
         Ok(v) => v,
-        Err(message) => return refused(message).await,
+        Err(message) => return refused(&s, &v, &name, &f, message).await,
     };
     let grants = f.grants();
     let update = ExtensionUpdate {
@@ -169,7 +173,7 @@ pub async fn update_extension(
     };
     match s.approvals.update_extension(&v.principal, &name, update).await {
         Ok(_) => Ok(Redirect::to(&format!("/admin/extensions#ext-{name}")).into_response()),
-        Err(ApprovalError::Invalid { message, .. }) => refused(message).await,
+        Err(ApprovalError::Invalid { message, .. }) => refused(&s, &v, &name, &f, message).await,
         Err(e) => Err(e.into()),
     }
 }
