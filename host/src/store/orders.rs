@@ -8,6 +8,7 @@ use crate::domain::order::{Order, OrderStatus, id_floor};
 use crate::domain::plan::{Approvers, StageState};
 use crate::domain::step::OrderContext;
 use crate::engine::StepRun;
+use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 /// Filters of `GET /v1/orders`.
@@ -81,30 +82,46 @@ fn open_stage_rows(conn: &Connection, tenant_id: &str, order: &Order) -> Result<
     Ok(())
 }
 
+/// The columns the store derives from an order document, with their values: what filters,
+/// reports and indexes read. `insert` writes them all, `update` the ones that changed.
+fn derived_columns(order: &Order) -> [(&'static str, Value); 12] {
+    let text = |v: Option<String>| v.map_or(Value::Null, Value::Text);
+    let int = |v: Option<i64>| v.map_or(Value::Null, Value::Integer);
+    [
+        ("status", Value::Text(order.status.as_str().into())),
+        ("cost_center", text(order.input.cost_center.clone())),
+        ("department", text(order.input.department.clone())),
+        ("currency", Value::Text(order.input.currency.as_str().into())),
+        ("total_minor", Value::Integer(order.total_minor())),
+        ("approved_at", text(order.approved_at.map(timestamp))),
+        ("submitted_at", text(order.submitted_at.map(timestamp))),
+        ("decided_at", text(order.decided_at().map(timestamp))),
+        ("approval_seconds", int(order.approval_seconds())),
+        ("rejected_by", text(order.rejecting_rule().map(str::to_string))),
+        ("due_at", text(order.next_due_at().map(timestamp))),
+        ("customer_id", text(order.input.customer_id.clone())),
+    ]
+}
+
 /// Inserts a new order.
 pub fn insert(conn: &Connection, tenant_id: &str, order: &Order) -> Result<(), StoreError> {
-    conn.prepare_cached("INSERT INTO orders (id, tenant_id, requester, status, cost_center, department, currency, total_minor, approved_at, version, doc,
-            submitted_at, decided_at, approval_seconds, rejected_by, due_at, customer_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)")?.execute(params![
-            order.id,
-            tenant_id,
-            order.requester,
-            order.status.as_str(),
-            order.input.cost_center,
-            order.input.department,
-            order.input.currency.as_str(),
-            order.total_minor(),
-            order.approved_at.map(timestamp),
-            order.version as i64,
-            to_json(order)?,
-            order.submitted_at.map(timestamp),
-            order.decided_at().map(timestamp),
-            order.approval_seconds(),
-            order.rejecting_rule(),
-            order.next_due_at().map(timestamp),
-            order.input.customer_id,
-        ],
-    )?;
+    let columns = derived_columns(order);
+    let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
+    let places: Vec<String> = (6..6 + columns.len()).map(|i| format!("?{i}")).collect();
+    let sql = format!(
+        "INSERT INTO orders (id, tenant_id, requester, version, doc, {}) VALUES (?1, ?2, ?3, ?4, ?5, {})",
+        names.join(", "),
+        places.join(", ")
+    );
+    let mut values = vec![
+        Value::Text(order.id.clone()),
+        Value::Text(tenant_id.into()),
+        Value::Text(order.requester.clone()),
+        Value::Integer(order.version as i64),
+        Value::Text(to_json(order)?),
+    ];
+    values.extend(columns.into_iter().map(|(_, v)| v));
+    conn.prepare_cached(&sql)?.execute(params_from_iter(values.iter()))?;
     category_rows(conn, tenant_id, order)?;
     open_stage_rows(conn, tenant_id, order)
 }
@@ -114,34 +131,9 @@ pub fn insert(conn: &Connection, tenant_id: &str, order: &Order) -> Result<(), S
 /// set, so SQLite rewrites only the indexes over them; the category and open-stage rows are
 /// rewritten only when the lines, or the status and plan, changed.
 pub fn update(conn: &Connection, tenant_id: &str, before: &Order, order: &Order) -> Result<bool, StoreError> {
-    use rusqlite::types::Value;
-    let text = |v: Option<String>| v.map_or(Value::Null, Value::Text);
-    let int = |v: Option<i64>| v.map_or(Value::Null, Value::Integer);
-    let columns: [(&str, Value, Value); 12] = [
-        ("status", Value::Text(before.status.as_str().into()), Value::Text(order.status.as_str().into())),
-        ("cost_center", text(before.input.cost_center.clone()), text(order.input.cost_center.clone())),
-        ("department", text(before.input.department.clone()), text(order.input.department.clone())),
-        (
-            "currency",
-            Value::Text(before.input.currency.as_str().into()),
-            Value::Text(order.input.currency.as_str().into()),
-        ),
-        ("total_minor", Value::Integer(before.total_minor()), Value::Integer(order.total_minor())),
-        ("approved_at", text(before.approved_at.map(timestamp)), text(order.approved_at.map(timestamp))),
-        ("submitted_at", text(before.submitted_at.map(timestamp)), text(order.submitted_at.map(timestamp))),
-        ("decided_at", text(before.decided_at().map(timestamp)), text(order.decided_at().map(timestamp))),
-        ("approval_seconds", int(before.approval_seconds()), int(order.approval_seconds())),
-        (
-            "rejected_by",
-            text(before.rejecting_rule().map(str::to_string)),
-            text(order.rejecting_rule().map(str::to_string)),
-        ),
-        ("due_at", text(before.next_due_at().map(timestamp)), text(order.next_due_at().map(timestamp))),
-        ("customer_id", text(before.input.customer_id.clone()), text(order.input.customer_id.clone())),
-    ];
     let mut sql = String::from("UPDATE orders SET version = ?1, doc = ?2");
     let mut values: Vec<Value> = vec![Value::Integer(order.version as i64), Value::Text(to_json(order)?)];
-    for (name, old, new) in columns {
+    for ((name, old), (_, new)) in derived_columns(before).into_iter().zip(derived_columns(order)) {
         if old != new {
             values.push(new);
             sql.push_str(&format!(", {name} = ?{}", values.len()));
