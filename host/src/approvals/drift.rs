@@ -16,13 +16,14 @@ use crate::domain::actor::roles;
 use crate::domain::audit::timestamp;
 use crate::domain::directory::Principal;
 use crate::domain::drift::{DRIFT_CHECKER, PlanDifference, PlanShape};
+use crate::domain::extension::World;
 use crate::domain::machine::{self, Command};
 use crate::domain::order::OrderStatus;
 use crate::domain::report::SummaryQuery;
 use crate::domain::step::OrderContext;
-use crate::engine::{self, ConfiguredStep};
+use crate::engine;
 use crate::store::orders::{self, OrderFilter};
-use crate::store::{audit, directory, drift};
+use crate::store::{StoreError, audit, directory, drift, extensions};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -133,16 +134,19 @@ pub struct DriftReport {
     pub truncated: bool,
 }
 
-/// The hash of the rules a chain applies.
-fn policy_hash(steps: &[ConfiguredStep]) -> String {
+/// The hash of a tenant's rules: each enabled approval step's name, code hash and
+/// configuration, in run order. Read from the settings alone (one query), so telling whether
+/// the rules changed loads and compiles nothing.
+fn policy_hash(conn: &rusqlite::Connection, tenant_id: &str) -> Result<String, StoreError> {
     let mut h = Sha256::new();
-    for s in steps {
-        for part in [s.step.name(), s.step.code_hash(), &s.config.to_string()] {
+    let settings = extensions::settings(conn, tenant_id)?;
+    for s in settings.iter().filter(|s| s.enabled && s.world == World::ApprovalStep) {
+        for part in [s.name.as_str(), s.code_hash.as_str(), &s.config.to_string()] {
             h.update(part.len().to_le_bytes());
             h.update(part.as_bytes());
         }
     }
-    hex::encode(h.finalize())
+    Ok(hex::encode(h.finalize()))
 }
 
 impl Approvals {
@@ -162,15 +166,12 @@ impl Approvals {
     pub async fn check_drift(&self, tenant_id: &str, trigger: DriftTrigger) -> Result<DriftCheck, ApprovalError> {
         let (store, runtimes, t) = (self.store.clone(), self.runtimes.clone(), tenant_id.to_string());
         tokio::task::spawn_blocking(move || -> Result<DriftCheck, ApprovalError> {
+            // Hashed first: a change while the steps load shows as a new hash at the next round.
+            let t0 = t.clone();
+            let hash = store.read_blocking(move |c| policy_hash(c, &t0))?;
             let steps = runtimes.steps_for(&store, &t)?;
-            let mut report = DriftCheck {
-                trigger,
-                policy_hash: policy_hash(&steps),
-                orders_checked: 0,
-                orders_skipped: 0,
-                flagged: 0,
-                cleared: 0,
-            };
+            let mut report =
+                DriftCheck { trigger, policy_hash: hash, orders_checked: 0, orders_skipped: 0, flagged: 0, cleared: 0 };
             let directory = TenantDirectory::new(&store, &t);
             let mut cursor = None;
             loop {
@@ -266,12 +267,11 @@ impl Approvals {
 
     /// Checks one tenant if it is due.
     async fn drift_due(&self, tenant_id: &str, every: Duration) -> Result<Option<DriftCheck>, ApprovalError> {
-        let (store, runtimes, t) = (self.store.clone(), self.runtimes.clone(), tenant_id.to_string());
-        let hash = tokio::task::spawn_blocking(move || runtimes.steps_for(&store, &t).map(|s| policy_hash(&s)))
-            .await
-            .map_err(|_| ApprovalError::Internal("hashing a tenant's rules failed".into()))??;
         let t = tenant_id.to_string();
-        let last = self.store.read(move |c| drift::last_check(c, &t)).await?;
+        let (hash, last) = self
+            .store
+            .read(move |c| -> Result<_, StoreError> { Ok((policy_hash(c, &t)?, drift::last_check(c, &t)?)) })
+            .await?;
         // A last check "in the future" (the clock was set back) counts as due.
         let due = |at: &str| {
             DateTime::parse_from_rfc3339(at)
