@@ -230,11 +230,7 @@ impl Approvals {
                 .filter(|s| s.world == World::ApprovalStep && !s.offered)
                 .map(|s| Entry {
                     name: s.name.clone(),
-                    kind: match s.kind {
-                        crate::domain::extension::ExtensionKind::Script => StepKind::Script,
-                        crate::domain::extension::ExtensionKind::Wasm => StepKind::Wasm,
-                        crate::domain::extension::ExtensionKind::Native => StepKind::Native,
-                    },
+                    kind: s.kind.into(),
                     code_hash: s.code_hash.clone(),
                     enabled: s.enabled,
                     position: s.position,
@@ -282,38 +278,38 @@ impl Approvals {
                     entry.code_hash = h.clone();
                 }
             }
-            let chain = |entries: &[Entry]| -> Result<Vec<ConfiguredStep>, ApprovalError> {
-                let mut on: Vec<&Entry> = entries.iter().filter(|e| e.enabled).collect();
-                on.sort_by(|a, b| (a.position, &a.name).cmp(&(b.position, &b.name)));
-                on.into_iter()
-                    .map(|e| {
-                        let v = crate::runtime::StepVersion {
-                            name: &e.name,
-                            kind: e.kind,
-                            code_hash: &e.code_hash,
-                            source: e.source.as_deref(),
-                            config: &e.config,
-                        };
-                        runtimes
-                            .configured_version(&store, &t, &v)
-                            .map_err(|err| invalid("changes", format!("'{}' cannot be loaded: {err}", e.name)))
-                    })
-                    .collect()
-            };
-            let (mut now_chain, mut candidate_chain) = (chain(&current)?, chain(&candidate)?);
-            // Steps the candidate leaves as they are run once per order for both chains.
-            let enabled = |entries: &[Entry]| {
+            let in_run_order = |entries: &[Entry]| -> Vec<Entry> {
                 let mut on: Vec<Entry> = entries.iter().filter(|e| e.enabled).cloned().collect();
                 on.sort_by(|a, b| (a.position, &a.name).cmp(&(b.position, &b.name)));
                 on
             };
-            let (now_entries, candidate_entries) = (enabled(&current), enabled(&candidate));
-            for (i, e) in now_entries.iter().enumerate() {
-                let Some(j) = candidate_entries.iter().position(|c| identity(c) == identity(e)) else { continue };
-                let shared: Arc<dyn Step> =
-                    Arc::new(Shared { step: now_chain[i].step.clone(), last: Mutex::new(None) });
-                now_chain[i] = ConfiguredStep { step: shared.clone(), config: now_chain[i].config.clone() };
-                candidate_chain[j] = ConfiguredStep { step: shared, config: candidate_chain[j].config.clone() };
+            let load = |e: &Entry| -> Result<ConfiguredStep, ApprovalError> {
+                let v = crate::runtime::StepVersion {
+                    name: &e.name,
+                    kind: e.kind,
+                    code_hash: &e.code_hash,
+                    source: e.source.as_deref(),
+                    config: &e.config,
+                };
+                runtimes
+                    .configured_version(&store, &t, &v)
+                    .map_err(|err| invalid("changes", format!("'{}' cannot be loaded: {err}", e.name)))
+            };
+            let now_entries = in_run_order(&current);
+            let mut now_chain = now_entries.iter().map(load).collect::<Result<Vec<_>, _>>()?;
+            // A step the candidate leaves as it is is loaded once and run once per order for
+            // both chains; only the candidate's new or changed steps are loaded for it.
+            let mut candidate_chain = Vec::new();
+            for c in in_run_order(&candidate) {
+                match now_entries.iter().position(|e| identity(e) == identity(&c)) {
+                    Some(i) => {
+                        let shared: Arc<dyn Step> =
+                            Arc::new(Shared { step: now_chain[i].step.clone(), last: Mutex::new(None) });
+                        now_chain[i].step = shared.clone();
+                        candidate_chain.push(ConfiguredStep { step: shared, config: now_chain[i].config.clone() });
+                    }
+                    None => candidate_chain.push(load(&c)?),
+                }
             }
             let started = Instant::now();
             let directory = TenantDirectory::new(&store, &t);

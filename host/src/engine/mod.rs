@@ -65,6 +65,16 @@ pub enum StepKind {
     Connector,
 }
 
+impl From<crate::domain::extension::ExtensionKind> for StepKind {
+    fn from(k: crate::domain::extension::ExtensionKind) -> Self {
+        match k {
+            crate::domain::extension::ExtensionKind::Script => StepKind::Script,
+            crate::domain::extension::ExtensionKind::Wasm => StepKind::Wasm,
+            crate::domain::extension::ExtensionKind::Native => StepKind::Native,
+        }
+    }
+}
+
 /// One approval step. Implementations must be deterministic: same context, same output.
 pub trait Step: Send + Sync {
     /// The extension's name, as enabled per tenant.
