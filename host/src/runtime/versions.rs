@@ -37,6 +37,19 @@ impl Runtimes {
         kind: StepKind,
         code_hash: &str,
     ) -> Result<Arc<dyn Step>, RuntimeError> {
+        self.load_version(store, tenant_id, name, kind, code_hash).map(|(step, _)| step)
+    }
+
+    /// [`Runtimes::step_version`], with a plugin's stored manifest (read once, for the step and
+    /// for its configuration's defaults).
+    fn load_version(
+        &self,
+        store: &Store,
+        tenant_id: &str,
+        name: &str,
+        kind: StepKind,
+        code_hash: &str,
+    ) -> Result<(Arc<dyn Step>, Option<serde_json::Value>), RuntimeError> {
         let (t, n, h) = (tenant_id.to_string(), name.to_string(), code_hash.to_string());
         match kind {
             StepKind::Script => {
@@ -45,7 +58,7 @@ impl Runtimes {
                     .ok_or_else(|| RuntimeError::Io(format!("no version {code_hash} of script '{name}' is stored")))?;
                 let step =
                     self.rhai.version(&stored_name, code_hash, &source).map_err(|e| RuntimeError::Io(e.to_string()))?;
-                Ok(Arc::new(step))
+                Ok((Arc::new(step), None))
             }
             StepKind::Wasm | StepKind::Native => {
                 let version = store
@@ -57,11 +70,13 @@ impl Runtimes {
                     manifest: version.manifest,
                     installed_at: String::new(),
                 };
-                if kind == StepKind::Native {
-                    return Ok(self.native_step(store, &record)?.0);
-                }
-                let plugin = self.wasm_plugin(store, &record)?;
-                Ok(Arc::new(wasm::WasmStep { runtime: self.wasm.clone(), plugin, tenant: tenant_id.to_string() }))
+                let step: Arc<dyn Step> = if kind == StepKind::Native {
+                    self.native_step(store, &record)?.0
+                } else {
+                    let plugin = self.wasm_plugin(store, &record)?;
+                    Arc::new(wasm::WasmStep { runtime: self.wasm.clone(), plugin, tenant: tenant_id.to_string() })
+                };
+                Ok((step, Some(record.manifest)))
             }
             StepKind::Connector => Err(RuntimeError::Io("a connector failure is not a step to replay".into())),
         }
@@ -84,19 +99,16 @@ impl Runtimes {
                 .map_err(|e| RuntimeError::Io(e.to_string()))?;
             return Ok(ConfiguredStep { step: Arc::new(step), config: config.clone() });
         }
-        let step = self.step_version(store, tenant_id, name, kind, code_hash)?;
-        let config = if kind == StepKind::Script {
-            config.clone()
-        } else {
-            let (n, h) = (name.to_string(), code_hash.to_string());
-            let version = store
-                .read_blocking(move |c| plugins::version(c, &n, &h))?
-                .ok_or_else(|| RuntimeError::Io(format!("no version {code_hash} of plugin '{name}' is stored")))?;
-            let manifest: Manifest = serde_json::from_value(version.manifest).map_err(|e| ManifestError::Parse {
-                path: format!("stored manifest of {name}"),
-                reason: e.to_string(),
-            })?;
-            manifest.effective_config(config)?
+        let (step, manifest) = self.load_version(store, tenant_id, name, kind, code_hash)?;
+        let config = match manifest {
+            None => config.clone(),
+            Some(manifest) => {
+                let manifest: Manifest = serde_json::from_value(manifest).map_err(|e| ManifestError::Parse {
+                    path: format!("stored manifest of {name}"),
+                    reason: e.to_string(),
+                })?;
+                manifest.effective_config(config)?
+            }
         };
         Ok(ConfiguredStep { step, config })
     }
