@@ -94,7 +94,7 @@ impl Approvals {
     pub async fn replay(&self, p: &Principal, order_id: &str, n: usize) -> Result<ReplayReport, ApprovalError> {
         require_role(p, &[roles::AUDITOR, roles::ADMIN], "replaying evaluations")?;
         let order = self.load_visible(p, order_id).await?;
-        self.replay_in(&p.tenant.id, &order.id, n).await
+        self.replay_in(&p.tenant.id, &order.id, Some(n)).await
     }
 
     /// [`Approvals::replay`] for the operator, who names the order alone.
@@ -105,15 +105,20 @@ impl Approvals {
             .read(move |c| crate::store::directory::tenant_of_order(c, &id))
             .await?
             .ok_or_else(|| super::not_found_order(order_id))?;
-        let (t, o) = (tenant_id.clone(), order_id.to_string());
-        let last = self.store.read(move |c| orders::evaluations(c, &t, &o)).await?.len();
-        self.replay_in(&tenant_id, order_id, n.unwrap_or(last)).await
+        self.replay_in(&tenant_id, order_id, n).await
     }
 
-    async fn replay_in(&self, tenant_id: &str, order_id: &str, n: usize) -> Result<ReplayReport, ApprovalError> {
+    /// Replays evaluation `n` of an order, the latest when `n` is `None`.
+    async fn replay_in(
+        &self,
+        tenant_id: &str,
+        order_id: &str,
+        n: Option<usize>,
+    ) -> Result<ReplayReport, ApprovalError> {
         let (t, o) = (tenant_id.to_string(), order_id.to_string());
         let stored = self.store.read(move |c| orders::evaluations(c, &t, &o)).await?;
         let count = stored.len();
+        let n = n.unwrap_or(count);
         let e = stored.into_iter().find(|e| e.n == n).ok_or_else(|| {
             ApprovalError::NotFound(format!("order {order_id} has {count} evaluations; there is no evaluation {n}"))
         })?;
