@@ -20,7 +20,6 @@ use crate::domain::extension::World;
 use crate::domain::machine::{self, Command};
 use crate::domain::order::OrderStatus;
 use crate::domain::report::SummaryQuery;
-use crate::domain::step::OrderContext;
 use crate::engine;
 use crate::store::orders::{self, OrderFilter};
 use crate::store::{StoreError, audit, directory, drift, extensions};
@@ -182,11 +181,9 @@ impl Approvals {
                     ..OrderFilter::default()
                 };
                 let t2 = t.clone();
-                let (page, next) = store.read_blocking(move |c| orders::list(c, &t2, &filter))?;
-                for order in page {
-                    let (t3, id) = (t.clone(), order.id.clone());
-                    let stored = store.read_blocking(move |c| orders::latest_context(c, &t3, &id))?;
-                    let Some(ctx) = stored.and_then(|v| serde_json::from_value::<OrderContext>(v).ok()) else {
+                let (page, next) = store.read_blocking(move |c| orders::list_with_contexts(c, &t2, &filter))?;
+                for (order, ctx) in page {
+                    let Some(ctx) = ctx else {
                         report.orders_skipped += 1;
                         continue;
                     };

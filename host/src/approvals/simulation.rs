@@ -335,8 +335,8 @@ impl Approvals {
             'pages: while seen < limit {
                 let filter = selected(&selection, (limit - seen).min(200), cursor.clone());
                 let t3 = t.clone();
-                let (page, next) = store.read_blocking(move |c| orders::list(c, &t3, &filter))?;
-                for order in page {
+                let (page, next) = store.read_blocking(move |c| orders::list_with_contexts(c, &t3, &filter))?;
+                for (order, ctx) in page {
                     seen += 1;
                     if let Some(tell) = &progress {
                         tell(seen, total.max(seen));
@@ -345,9 +345,7 @@ impl Approvals {
                         report.truncated = true;
                         break 'pages;
                     }
-                    let (t4, id) = (t.clone(), order.id.clone());
-                    let stored = store.read_blocking(move |c| orders::latest_context(c, &t4, &id))?;
-                    let Some(ctx) = stored.and_then(|v| serde_json::from_value::<OrderContext>(v).ok()) else {
+                    let Some(ctx) = ctx else {
                         report.orders_skipped += 1;
                         continue;
                     };

@@ -391,6 +391,26 @@ pub fn evaluations(conn: &Connection, tenant_id: &str, order_id: &str) -> Result
     Ok(out)
 }
 
+/// An order with the context of its latest evaluation, if it has one that decodes.
+pub type WithContext = (Order, Option<OrderContext>);
+
+/// A page of orders (as [`list`]) with the context of each one's latest evaluation, in one
+/// read: what replaying rules over past orders (what-if, drift checks) starts from. A context
+/// that is missing or no longer decodes is `None`.
+pub fn list_with_contexts(
+    conn: &Connection,
+    tenant_id: &str,
+    f: &OrderFilter,
+) -> Result<(Vec<WithContext>, Option<String>), StoreError> {
+    let (page, next) = list(conn, tenant_id, f)?;
+    let mut out = Vec::with_capacity(page.len());
+    for order in page {
+        let ctx = latest_context(conn, tenant_id, &order.id)?.and_then(|v| serde_json::from_value(v).ok());
+        out.push((order, ctx));
+    }
+    Ok((out, next))
+}
+
 /// The context of an order's latest evaluation: what the steps saw, connector data included.
 pub fn latest_context(
     conn: &Connection,
