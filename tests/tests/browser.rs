@@ -149,6 +149,8 @@ fn the_people_of_the_seeds_work_in_the_browser() -> Result<()> {
     w.b.submit("button[value=reject]")?;
     ensure!(w.b.text("main p .badge")? == "Rejected", "{}", w.source()?);
     w.b.open(&format!("{}/orders?status=rejected", s.url))?;
+    // Waited for: the rejection's redirect may still be settling when the next page is asked for.
+    w.b.wait_for_text("main p[role=status]", "1 matching orders")?;
     ensure!(w.source()?.contains("<strong>1</strong> matching orders"), "{}", w.source()?);
     w.accessible("request view")?;
     w.sign_out()?;
