@@ -10,7 +10,7 @@
 use greenlight_host::approvals::{Approvals, NewUser};
 use greenlight_host::domain::order::{Line, OrderInput};
 use greenlight_host::runtime::Runtimes;
-use greenlight_host::store::{Store, StoreOptions};
+use greenlight_host::store::{Store, StoreOptions, WriterStats};
 use std::time::Instant;
 
 fn input(i: i64) -> OrderInput {
@@ -35,8 +35,8 @@ fn input(i: i64) -> OrderInput {
     }
 }
 
-/// Submits per second with `max_batch` changes per commit.
-async fn submits_per_second(max_batch: usize, orders: usize, clients: usize) -> f64 {
+/// Submits per second with `max_batch` changes per commit, and what the writer did meanwhile.
+async fn submits_per_second(max_batch: usize, orders: usize, clients: usize) -> (f64, WriterStats) {
     let dir = tempfile::tempdir().expect("tmp");
     let db = dir.path().join("b.db");
     // The set-up (tenant, user, drafts) always commits in groups, so that only the submits pay
@@ -59,8 +59,9 @@ async fn submits_per_second(max_batch: usize, orders: usize, clients: usize) -> 
     }
     setup.close();
     let store = Store::open(&db, StoreOptions { max_batch, ..StoreOptions::default() }).expect("store");
-    let approvals = Approvals::new(store, Runtimes::new().expect("runtimes"));
+    let approvals = Approvals::new(store.clone(), Runtimes::new().expect("runtimes"));
     let alice = approvals.authenticate(&token).await.expect("auth").expect("alice");
+    let before = store.writer_stats();
     let start = Instant::now();
     let chunks: Vec<Vec<String>> = ids.chunks(orders.div_ceil(clients)).map(|c| c.to_vec()).collect();
     let mut set = tokio::task::JoinSet::new();
@@ -74,7 +75,14 @@ async fn submits_per_second(max_batch: usize, orders: usize, clients: usize) -> 
         });
     }
     while set.join_next().await.is_some() {}
-    orders as f64 / start.elapsed().as_secs_f64()
+    let rate = orders as f64 / start.elapsed().as_secs_f64();
+    let after = store.writer_stats();
+    let writer = WriterStats {
+        changes: after.changes - before.changes,
+        commits: after.commits - before.commits,
+        busy: after.busy - before.busy,
+    };
+    (rate, writer)
 }
 
 /// Raw SQLite: the same number of rows as a submit writes, all in one transaction.
@@ -111,14 +119,22 @@ fn main() {
     let clients = arg("--clients", 64);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     // One fsync per submit is slow by design (and slower on a busy disk): fewer of them suffice.
-    let single = rt.block_on(submits_per_second(1, orders.min(if quick { 150 } else { 600 }), clients));
-    let group = rt.block_on(submits_per_second(512, orders, clients));
+    let (single, _) = rt.block_on(submits_per_second(1, orders.min(if quick { 150 } else { 600 }), clients));
+    let (group, writer) = rt.block_on(submits_per_second(512, orders, clients));
+    // The writer's share of a submit: if busy time per submit times the rate is near one, the
+    // writer is the bound; well below, the work before it (reads, evaluation) is.
+    let busy_us = writer.busy.as_secs_f64() * 1e6 / orders as f64;
+    let per_commit = writer.changes as f64 / writer.commits.max(1) as f64;
     let raw = raw_batched(orders);
     println!("| row | figure | baseline | ratio |");
     println!("|---|---|---|---|");
     println!(
         "| durable submits/s, group commit ({clients} clients) | {group:.0}/s | one fsync per change: {single:.0}/s | {:.1}x |",
         group / single
+    );
+    println!(
+        "writer: {busy_us:.1} µs busy per submit ({:.0}% of the time), {per_commit:.1} changes per commit",
+        busy_us * group / 1e4
     );
     println!(
         "| durable submits/s, group commit | {group:.0}/s | raw batched SQLite inserts (the ceiling): {raw:.0}/s | {:.2}x of ceiling |",
@@ -132,6 +148,9 @@ fn main() {
             "baseline": "one transaction and fsync per submit", "baseline_value": single.round(),
             "ratio": (group / single * 10.0).round() / 10.0,
             "goal": ">= 5,000/s and >= 20x one-fsync", "met": group >= 5_000.0 && group / single >= 20.0,
+            "writer_busy_us_per_submit": (busy_us * 10.0).round() / 10.0,
+            "writer_busy_share": (busy_us * group / 1e6 * 100.0).round() / 100.0,
+            "changes_per_commit": (per_commit * 10.0).round() / 10.0,
         }),
         serde_json::json!({
             "row": "Durable submits vs the limit", "what": "submits/s, group commit",

@@ -54,7 +54,7 @@ impl Metrics {
     }
 
     /// Renders everything, appending the gauges read at scrape time.
-    pub fn render(&self, evaluations: u64, step_failures: u64) -> String {
+    pub fn render(&self, evaluations: u64, step_failures: u64, writer: crate::store::WriterStats) -> String {
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
@@ -71,6 +71,22 @@ impl Metrics {
             "# HELP greenlight_step_failures Step calls that failed (trap, limit, bad output).\n# TYPE greenlight_step_failures counter"
         );
         let _ = writeln!(extra, "greenlight_step_failures_total {step_failures}");
+        // The writer's busy seconds against wall time tell whether it is the bound on writes.
+        let _ = writeln!(
+            extra,
+            "# HELP greenlight_writer_changes Changes the store's writer ran.\n# TYPE greenlight_writer_changes counter\ngreenlight_writer_changes_total {}",
+            writer.changes
+        );
+        let _ = writeln!(
+            extra,
+            "# HELP greenlight_writer_commits Group commits (one fsync each).\n# TYPE greenlight_writer_commits counter\ngreenlight_writer_commits_total {}",
+            writer.commits
+        );
+        let _ = writeln!(
+            extra,
+            "# HELP greenlight_writer_busy_seconds Time the writer spent writing and committing.\n# TYPE greenlight_writer_busy_seconds counter\ngreenlight_writer_busy_seconds_total {:.6}",
+            writer.busy.as_secs_f64()
+        );
         format!("{body}{extra}# EOF\n")
     }
 }

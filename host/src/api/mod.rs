@@ -99,6 +99,7 @@ async fn metrics_text(State(s): State<AppState>) -> Response {
     let text = s.metrics.render(
         counters.evaluations.load(std::sync::atomic::Ordering::Relaxed),
         counters.step_failures.load(std::sync::atomic::Ordering::Relaxed),
+        s.approvals.store().writer_stats(),
     );
     ([(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
 }

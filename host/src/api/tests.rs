@@ -137,6 +137,13 @@ async fn metrics_expose_requests_but_nothing_of_any_tenant() {
     );
     assert!(!text.contains("greenlight_orders") && !text.contains("acme"), "no business figures: {text}");
     assert!(text.contains("greenlight_step_failures_total 0"));
+    // The order's creation went through the writer: counted, with its busy time.
+    let counter = |name: &str| -> f64 {
+        text.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse().ok()).unwrap_or(-1.0)
+    };
+    assert!(counter("greenlight_writer_changes_total ") >= 1.0, "{text}");
+    assert!(counter("greenlight_writer_commits_total ") >= 1.0, "{text}");
+    assert!(counter("greenlight_writer_busy_seconds_total ") > 0.0, "{text}");
     assert!(text.ends_with("# EOF\n"));
 }
 

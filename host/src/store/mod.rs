@@ -47,8 +47,9 @@ pub mod sessions;
 use rusqlite::{Connection, OpenFlags};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +164,25 @@ struct ReadPool {
     open: usize,
 }
 
+/// What the writer has done since the store opened: how busy it is per change tells whether the
+/// writer or the work before it bounds throughput (a writer busy 100% of the time is the bound).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Changes run (committed or rolled back).
+    pub changes: u64,
+    /// Group commits (transactions), each with its fsync.
+    pub commits: u64,
+    /// Time the writer spent running changes and committing, excluding waits for work.
+    pub busy: Duration,
+}
+
+#[derive(Default)]
+struct WriterCounters {
+    changes: AtomicU64,
+    commits: AtomicU64,
+    busy_nanos: AtomicU64,
+}
+
 /// The handle everything else uses. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -177,6 +197,7 @@ struct Inner {
     readers: Mutex<ReadPool>,
     returned: Condvar,
     max_readers: usize,
+    counters: Arc<WriterCounters>,
 }
 
 fn open_connection(path: &Path, read_only: bool, synchronous_full: bool) -> Result<Connection, StoreError> {
@@ -249,6 +270,8 @@ impl Store {
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
         let (committed, commits) = mpsc::sync_channel::<()>(1);
         let max_batch = options.max_batch.max(1);
+        let counters = Arc::new(WriterCounters::default());
+        let writer_counters = counters.clone();
         let failed = |e: std::io::Error| StoreError::Open { path: path.display().to_string(), reason: e.to_string() };
         let checkpoint_thread = std::thread::Builder::new()
             .name("greenlight-checkpoint".into())
@@ -256,7 +279,7 @@ impl Store {
             .map_err(failed)?;
         let writer_thread = std::thread::Builder::new()
             .name("greenlight-writer".into())
-            .spawn(move || writer_loop(conn, rx, max_batch, committed))
+            .spawn(move || writer_loop(conn, rx, max_batch, committed, &writer_counters))
             .map_err(failed)?;
         Ok(Store {
             inner: Arc::new(Inner {
@@ -266,6 +289,7 @@ impl Store {
                 readers: Mutex::new(ReadPool { idle: Vec::new(), open: 0 }),
                 returned: Condvar::new(),
                 max_readers: options.readers.max(1),
+                counters,
             }),
         })
     }
@@ -273,6 +297,16 @@ impl Store {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// What the writer has done so far.
+    pub fn writer_stats(&self) -> WriterStats {
+        let c = &self.inner.counters;
+        WriterStats {
+            changes: c.changes.load(Ordering::Relaxed),
+            commits: c.commits.load(Ordering::Relaxed),
+            busy: Duration::from_nanos(c.busy_nanos.load(Ordering::Relaxed)),
+        }
     }
 
     fn submit<F, T, E>(&self, f: F) -> tokio::sync::oneshot::Receiver<Result<T, E>>
@@ -381,9 +415,16 @@ impl Store {
     }
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>, max_batch: usize, committed: mpsc::SyncSender<()>) {
+fn writer_loop(
+    conn: Connection,
+    rx: mpsc::Receiver<Box<dyn Job>>,
+    max_batch: usize,
+    committed: mpsc::SyncSender<()>,
+    counters: &WriterCounters,
+) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
     while let Ok(first) = rx.recv() {
+        let started = Instant::now();
         batch.push(first);
         while batch.len() < max_batch {
             match rx.try_recv() {
@@ -405,9 +446,13 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>, max_batch: us
             tracing::error!(error = ?commit, "group commit failed; {} changes refused", completions.len());
         }
         let err = commit.err();
+        counters.changes.fetch_add(completions.len() as u64, Ordering::Relaxed);
+        counters.commits.fetch_add(1, Ordering::Relaxed);
         for done in completions {
             done(err.as_deref());
         }
+        let busy = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        counters.busy_nanos.fetch_add(busy, Ordering::Relaxed);
         // The checkpointer has one signal waiting at most; more commits change nothing.
         let _ = committed.try_send(());
     }

@@ -105,6 +105,7 @@ fn concurrent_changes_share_commits() {
     let dir = tempfile::tempdir().expect("tmp");
     let s = store(&dir, 512);
     let t = tenant(&s);
+    let before = s.writer_stats();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
     rt.block_on(async {
         let handles: Vec<_> = (0..200)
@@ -118,6 +119,12 @@ fn concurrent_changes_share_commits() {
         }
     });
     assert_eq!(count(&s, "SELECT COUNT(*) FROM orders"), 200);
+    // Every change counted once; while one commit's fsync ran, the next changes queued up and
+    // went into one commit together.
+    let after = s.writer_stats();
+    assert_eq!(after.changes - before.changes, 200);
+    assert!(after.commits - before.commits < 200, "{before:?} -> {after:?}");
+    assert!(after.busy > before.busy);
 }
 
 #[test]
