@@ -275,12 +275,23 @@ pub struct Client {
 impl Client {
     /// A client for `base` with `token`.
     pub fn new(base: &str, token: &str) -> Client {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
+        Client::with_agent(base, token, Client::agent(None))
+    }
+
+    /// A client for `base` with `token` and an agent of the caller's (e.g. one that trusts a
+    /// test's own certificate).
+    pub fn with_agent(base: &str, token: &str, agent: ureq::Agent) -> Client {
         Client { agent, base: base.to_string(), token: token.to_string() }
+    }
+
+    /// The agent every client uses; with `tls`, it trusts those roots only.
+    pub fn agent(tls: Option<ureq::tls::TlsConfig>) -> ureq::Agent {
+        let mut config =
+            ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(30)));
+        if let Some(tls) = tls {
+            config = config.tls_config(tls);
+        }
+        config.build().into()
     }
 
     fn finish(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Reply> {

@@ -5,6 +5,7 @@
 //! - [`extract`]: caller from the bearer token, JSON bodies, query strings.
 //! - [`orders`], [`evaluations`], [`attachments`], [`authorizations`], [`delegations`], [`admin`], [`deliveries`], [`audit`], [`reports`], [`simulations`]: the handlers.
 //! - [`metrics`]: Prometheus text at `/metrics`.
+//! - [`tls`]: HTTPS with certificates reloaded when their files change.
 
 pub mod admin;
 pub mod attachments;
@@ -19,6 +20,7 @@ pub mod metrics;
 pub mod orders;
 pub mod reports;
 pub mod simulations;
+pub mod tls;
 
 use crate::approvals::Approvals;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -188,10 +190,35 @@ pub fn app(approvals: Approvals) -> Router {
 }
 
 /// Serves a router (the API, with the dashboard merged in by the binary) on a bound listener
-/// until Ctrl-C or SIGTERM. Handlers may read the client's address (`ConnectInfo`).
-pub async fn serve(listener: tokio::net::TcpListener, app: Router) -> std::io::Result<()> {
-    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await
+/// until Ctrl-C or SIGTERM, over TLS when given. Handlers may read the client's address
+/// (`ConnectInfo`).
+pub async fn serve(listener: tokio::net::TcpListener, app: Router, tls: Option<&tls::Tls>) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    use std::net::SocketAddr;
+    match tls {
+        None => {
+            let service = app.into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await
+        }
+        Some(tls) => {
+            let service = app
+                .layer(middleware::map_response(strict_transport))
+                .into_make_service_with_connect_info::<SocketAddr>();
+            // `tap_io` gives the TLS listener axum's `ConnectInfo<SocketAddr>`.
+            let listener = tls.listen(listener)?.tap_io(|_| ());
+            axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await
+        }
+    }
+}
+
+/// Over TLS, browsers are told to use nothing else for this host for a year (HSTS), so a
+/// signed-in session never travels in the clear after the first visit.
+async fn strict_transport(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        axum::http::header::STRICT_TRANSPORT_SECURITY,
+        axum::http::HeaderValue::from_static("max-age=31536000"),
+    );
+    response
 }
 
 async fn shutdown_signal() {

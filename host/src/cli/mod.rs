@@ -136,9 +136,16 @@ enum Command {
         #[arg(long, env = "GREENLIGHT_MAX_ATTACHMENT_MIB", default_value_t = 25, value_parser = clap::value_parser!(u64).range(1..=512))]
         max_attachment_mib: u64,
         /// Mark the dashboard's session cookie `Secure`: set it when browsers reach the host
-        /// over HTTPS (directly or through a proxy that terminates TLS).
+        /// over HTTPS through a proxy that terminates TLS (implied by `--tls-cert`).
         #[arg(long)]
         secure_cookies: bool,
+        /// Serve HTTPS with this PEM certificate chain (leaf first); needs `--tls-key`. Both
+        /// files are read again when they change, so a renewed certificate needs no restart.
+        #[arg(long, env = "GREENLIGHT_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of `--tls-cert` (PKCS#8, PKCS#1 or SEC1).
+        #[arg(long, env = "GREENLIGHT_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
         /// The shipped extensions to offer every tenant, installed at start (idempotent); by
         /// default the `catalog` folder next to the binary, when there is one.
         #[arg(long, env = "GREENLIGHT_CATALOG")]
@@ -385,16 +392,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
             drift_interval,
             max_attachment_mib,
             secure_cookies,
+            tls_cert,
+            tls_key,
             catalog,
             delivery,
             links,
         } => {
+            // A certificate that does not load stops the start, before the database is touched.
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => {
+                    Some(greenlight_host::api::tls::Tls::load(greenlight_host::api::tls::TlsFiles { cert, key })?)
+                }
+                _ => None,
+            };
             let store = open(&cli.db, max_batch)?;
             let workers = Workers {
                 escalation_interval: Duration::from_secs(escalation_interval),
                 delivery,
                 attachment_limit: usize::try_from(max_attachment_mib << 20).unwrap_or(usize::MAX),
-                secure_cookies,
+                secure_cookies: secure_cookies || tls.is_some(),
+                tls,
                 catalog: catalog.or_else(default_catalog),
                 links,
                 drift_interval: Duration::from_secs(drift_interval),
@@ -548,6 +565,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     delivery: DeliveryArgs::default(),
                     attachment_limit: greenlight_host::approvals::DEFAULT_ATTACHMENT_LIMIT,
                     secure_cookies: false,
+                    tls: None,
                     catalog: None,
                     links,
                     drift_interval: Duration::from_secs(86_400),

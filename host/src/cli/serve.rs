@@ -67,7 +67,7 @@ pub(super) struct LinkArgs {
 
 impl LinkArgs {
     /// The link settings, or none when no key file is given.
-    fn settings(&self, listening: std::net::SocketAddr) -> Result<Option<LinkSettings>> {
+    fn settings(&self, listening: std::net::SocketAddr, scheme: &str) -> Result<Option<LinkSettings>> {
         let Some(path) = &self.link_keys else { return Ok(None) };
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading the link keys {}", path.display()))?;
@@ -78,7 +78,7 @@ impl LinkArgs {
             None if listening.ip().is_unspecified() => anyhow::bail!(
                 "--link-keys: the host listens on every address ({listening}), so the e-mail links need the address people reach it at: give --public-url, e.g. https://approvals.example.com"
             ),
-            None => format!("http://{listening}"),
+            None => format!("{scheme}://{listening}"),
         };
         let local = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
         if public_url.starts_with("http://") && !local.iter().any(|l| public_url.starts_with(l)) {
@@ -90,6 +90,9 @@ impl LinkArgs {
     }
 }
 
+/// How often the certificate files are checked for a change.
+const TLS_CHECK_EVERY: Duration = Duration::from_secs(2);
+
 /// The background work `serve` runs beside the API.
 pub(super) struct Workers {
     pub(super) escalation_interval: Duration,
@@ -98,6 +101,8 @@ pub(super) struct Workers {
     pub(super) attachment_limit: usize,
     /// Whether the dashboard's cookies are `Secure`.
     pub(super) secure_cookies: bool,
+    /// HTTPS, when the operator gave a certificate.
+    pub(super) tls: Option<greenlight_host::api::tls::Tls>,
     /// The catalog folder to install at start.
     pub(super) catalog: Option<PathBuf>,
     /// Decision links in e-mails.
@@ -136,7 +141,8 @@ pub(super) fn serve(store: Store, listen: &str, runtimes: Runtimes, workers: Wor
         let listener =
             tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
-        let approvals = match workers.links.settings(addr)? {
+        let scheme = if workers.tls.is_some() { "https" } else { "http" };
+        let approvals = match workers.links.settings(addr, scheme)? {
             Some(links) => {
                 eprintln!(
                     "decision links on: signed with key '{}', pointing to {}",
@@ -147,7 +153,10 @@ pub(super) fn serve(store: Store, listen: &str, runtimes: Runtimes, workers: Wor
             }
             None => approvals,
         };
-        println!("listening on http://{addr}");
+        if let Some(tls) = &workers.tls {
+            tls.watch(TLS_CHECK_EVERY);
+        }
+        println!("listening on {scheme}://{addr}");
         std::io::stdout().flush()?;
         let escalator = tokio::spawn(approvals.clone().run_escalator(workers.escalation_interval));
         let drift = tokio::spawn(approvals.clone().run_drift_checks(workers.drift_interval));
@@ -156,7 +165,7 @@ pub(super) fn serve(store: Store, listen: &str, runtimes: Runtimes, workers: Wor
         let web =
             greenlight_host::web::WebState { approvals: approvals.clone(), secure_cookies: workers.secure_cookies };
         let app = greenlight_host::web::app(web).merge(greenlight_host::api::app(approvals));
-        greenlight_host::api::serve(listener, app).await?;
+        greenlight_host::api::serve(listener, app, workers.tls.as_ref()).await?;
         escalator.abort();
         drift.abort();
         dispatcher.abort();
