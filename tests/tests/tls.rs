@@ -1,7 +1,8 @@
-//! HTTPS end to end: `serve --tls-cert --tls-key` with certificates made by the test (rcgen),
-//! a client that trusts only them, HSTS and `Secure` cookies, a renewed certificate served
-//! without a restart, a broken renewal that keeps the old one, and a pair that does not match
-//! refused at start.
+//! HTTPS and reverse proxies end to end: `serve --tls-cert --tls-key` with certificates made by
+//! the test (rcgen), a client that trusts only them, HSTS and `Secure` cookies, a renewed
+//! certificate served without a restart, a broken renewal that keeps the old one, a pair that
+//! does not match refused at start; and `--trusted-proxy`, whose `X-Forwarded-For` tells the
+//! client's address to the sign-in throttle.
 
 use anyhow::{Context, Result, ensure};
 use greenlight_tests::{Client, Server, bin, cli};
@@ -127,5 +128,31 @@ fn a_key_that_does_not_match_its_certificate_stops_the_start() -> Result<()> {
     ensure!(!out.status.success(), "serve must refuse the pair");
     ensure!(err.contains("cannot serve the certificate"), "the reason names the pair: {err}");
     ensure!(!dir.path().join("g.db").exists(), "nothing was created before the refusal");
+    Ok(())
+}
+
+#[test]
+fn behind_a_trusted_proxy_sign_in_failures_count_against_the_forwarded_address() -> Result<()> {
+    let s = Server::start_with(&["--trusted-proxy", "127.0.0.1"])?;
+    let agent = Client::agent(None);
+    let attempt = |from: &str, name: &str| -> Result<u16> {
+        let r = agent.post(format!("{}/sign-in", s.url)).header("X-Forwarded-For", from).send_form([
+            ("tenant", "acme"),
+            ("name", name),
+            ("password", "wrong"),
+        ])?;
+        Ok(r.status().as_u16())
+    };
+    // Twenty failures from one client, each for another name (so no user is held up), then the
+    // address must wait.
+    for i in 0..20 {
+        let status = attempt("203.0.113.7", &format!("guess{i}"))?;
+        ensure!(status == 401, "failure {i}: {status}");
+    }
+    ensure!(attempt("203.0.113.7", "guess20")? == 429, "the forwarded address must wait now");
+    // Another client behind the same proxy is not held up by the first one's failures.
+    ensure!(attempt("203.0.113.8", "someone")? == 401, "another forwarded address is unaffected");
+    // What a client writes left of the address the proxy saw is not believed.
+    ensure!(attempt("203.0.113.7, 203.0.113.9", "someone")? == 401, "the proxy saw .9, not .7");
     Ok(())
 }

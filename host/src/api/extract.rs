@@ -1,15 +1,64 @@
 //! Request extractors that answer in the API's error format: the caller from the bearer token,
-//! JSON bodies with the path of the offending field, and query strings.
+//! JSON bodies with the path of the offending field, query strings, and the client's address.
 
 use super::AppState;
 use super::error::AppError;
 use crate::domain::directory::Principal;
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request};
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+/// The proxies (by address) whose `X-Forwarded-For` the host believes; none unless the operator
+/// names them (`serve --trusted-proxy`). Installed as a request extension by `serve`.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(pub Vec<IpAddr>);
+
+/// The address a request came from: the peer's, or behind a trusted proxy the last address in
+/// `X-Forwarded-For` that is not itself a trusted proxy (the one the nearest trusted proxy saw;
+/// anything left of it the client could have written). Unspecified when the server was not told
+/// the peer (tests without a socket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub IpAddr);
+
+impl ClientAddr {
+    /// The client's address from the peer's and the request's `X-Forwarded-For` headers.
+    pub fn resolve(peer: Option<IpAddr>, trusted: &TrustedProxies, headers: &axum::http::HeaderMap) -> ClientAddr {
+        let Some(peer) = peer else { return ClientAddr(IpAddr::V4(Ipv4Addr::UNSPECIFIED)) };
+        if !trusted.0.contains(&peer) {
+            return ClientAddr(peer);
+        }
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|a| a.trim().parse::<IpAddr>().ok())
+            .collect::<Vec<_>>();
+        for hop in forwarded.iter().rev() {
+            match hop {
+                Some(ip) if trusted.0.contains(ip) => continue,
+                Some(ip) => return ClientAddr(*ip),
+                // Garbage in the chain: nothing left of it can be believed.
+                None => break,
+            }
+        }
+        ClientAddr(peer)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        let trusted = parts.extensions.get::<TrustedProxies>().cloned().unwrap_or_default();
+        Ok(ClientAddr::resolve(peer, &trusted, &parts.headers))
+    }
+}
 
 /// The authenticated caller. The tenant comes from the token and nowhere else.
 pub struct Caller(pub Principal);
@@ -124,4 +173,44 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Params<
 pub fn page_limit(limit: Option<usize>) -> Result<usize, AppError> {
     let limit = limit.unwrap_or(50);
     if (1..=200).contains(&limit) { Ok(limit) } else { Err(AppError::invalid("limit", "limit: must be 1 to 200")) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ClientAddr, TrustedProxies};
+    use axum::http::HeaderMap;
+    use std::net::IpAddr;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("an address")
+    }
+
+    fn forwarded(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append("x-forwarded-for", v.parse().expect("a header value"));
+        }
+        h
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_a_trusted_proxy_and_only_up_to_the_first_untrusted_hop() {
+        let proxy = TrustedProxies(vec![ip("10.0.0.1"), ip("10.0.0.2")]);
+        let h = forwarded(&["6.6.6.6, 203.0.113.7, 10.0.0.2"]);
+        // From a stranger, the header is the client's own word: ignored.
+        assert_eq!(ClientAddr::resolve(Some(ip("198.51.100.9")), &proxy, &h).0, ip("198.51.100.9"));
+        // Through the two trusted proxies: the address the outer one saw, not what the client
+        // wrote left of it.
+        assert_eq!(ClientAddr::resolve(Some(ip("10.0.0.1")), &proxy, &h).0, ip("203.0.113.7"));
+        // Several header lines read as one list.
+        let split = forwarded(&["6.6.6.6", "203.0.113.8"]);
+        assert_eq!(ClientAddr::resolve(Some(ip("10.0.0.1")), &proxy, &split).0, ip("203.0.113.8"));
+        // Garbage stops the walk: the proxy's own address is used.
+        let garbage = forwarded(&["203.0.113.7, not-an-address"]);
+        assert_eq!(ClientAddr::resolve(Some(ip("10.0.0.1")), &proxy, &garbage).0, ip("10.0.0.1"));
+        // No header, or nobody trusted: the peer.
+        assert_eq!(ClientAddr::resolve(Some(ip("10.0.0.1")), &proxy, &HeaderMap::new()).0, ip("10.0.0.1"));
+        assert_eq!(ClientAddr::resolve(Some(ip("10.0.0.1")), &TrustedProxies::default(), &h).0, ip("10.0.0.1"));
+        assert!(ClientAddr::resolve(None, &proxy, &h).0.is_unspecified());
+    }
 }

@@ -146,6 +146,10 @@ enum Command {
         /// The PEM private key of `--tls-cert` (PKCS#8, PKCS#1 or SEC1).
         #[arg(long, env = "GREENLIGHT_TLS_KEY", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// The address of a reverse proxy whose `X-Forwarded-For` tells the client's address
+        /// (for sign-in throttling); repeat for several. Nobody's is believed by default.
+        #[arg(long = "trusted-proxy", value_name = "IP")]
+        trusted_proxies: Vec<std::net::IpAddr>,
         /// The shipped extensions to offer every tenant, installed at start (idempotent); by
         /// default the `catalog` folder next to the binary, when there is one.
         #[arg(long, env = "GREENLIGHT_CATALOG")]
@@ -394,6 +398,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             secure_cookies,
             tls_cert,
             tls_key,
+            trusted_proxies,
             catalog,
             delivery,
             links,
@@ -412,6 +417,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 attachment_limit: usize::try_from(max_attachment_mib << 20).unwrap_or(usize::MAX),
                 secure_cookies: secure_cookies || tls.is_some(),
                 tls,
+                trusted_proxies,
                 catalog: catalog.or_else(default_catalog),
                 links,
                 drift_interval: Duration::from_secs(drift_interval),
@@ -566,6 +572,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     attachment_limit: greenlight_host::approvals::DEFAULT_ATTACHMENT_LIMIT,
                     secure_cookies: false,
                     tls: None,
+                    trusted_proxies: Vec::new(),
                     catalog: None,
                     links,
                     drift_interval: Duration::from_secs(86_400),

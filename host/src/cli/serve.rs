@@ -103,6 +103,8 @@ pub(super) struct Workers {
     pub(super) secure_cookies: bool,
     /// HTTPS, when the operator gave a certificate.
     pub(super) tls: Option<greenlight_host::api::tls::Tls>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub(super) trusted_proxies: Vec<std::net::IpAddr>,
     /// The catalog folder to install at start.
     pub(super) catalog: Option<PathBuf>,
     /// Decision links in e-mails.
@@ -164,7 +166,9 @@ pub(super) fn serve(store: Store, listen: &str, runtimes: Runtimes, workers: Wor
         let dispatcher = tokio::spawn(approvals.clone().run_dispatcher(workers.delivery.policy(), every));
         let web =
             greenlight_host::web::WebState { approvals: approvals.clone(), secure_cookies: workers.secure_cookies };
-        let app = greenlight_host::web::app(web).merge(greenlight_host::api::app(approvals));
+        let trusted = greenlight_host::api::extract::TrustedProxies(workers.trusted_proxies.clone());
+        let app =
+            greenlight_host::web::app(web).merge(greenlight_host::api::app(approvals)).layer(axum::Extension(trusted));
         greenlight_host::api::serve(listener, app, workers.tls.as_ref()).await?;
         escalator.abort();
         drift.abort();

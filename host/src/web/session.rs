@@ -6,17 +6,17 @@
 use super::WebState;
 use super::error::PageError;
 use super::view::Nav;
+use crate::api::extract::ClientAddr;
 use crate::approvals::ApprovalError;
 use crate::domain::directory::Principal;
 use askama::Template;
 use axum::Form;
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::header::{COOKIE, HOST, ORIGIN, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// The session cookie's name.
 pub const COOKIE_NAME: &str = "gl_session";
@@ -78,18 +78,6 @@ impl FromRequestParts<WebState> for Viewer {
             cookie: value,
             same_origin: same_origin(&parts.headers),
         })
-    }
-}
-
-/// The address a request came from (unspecified when the server was not told).
-pub struct ClientAddr(pub IpAddr);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let addr = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        Ok(ClientAddr(addr.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))))
     }
 }
 
