@@ -95,6 +95,10 @@ pub struct SettingsUpdateBody {
     /// One person decides at most one stage of an order (R7).
     #[serde(default)]
     pub one_stage_per_person: Option<bool>,
+    /// Days without activity after which the access review flags a user dormant.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 3650)]
+    pub dormant_after_days: Option<u32>,
 }
 
 /// A new user and its token (shown once).
@@ -211,6 +215,6 @@ pub async fn settings(
     Caller(p): Caller,
     Body(b): Body<SettingsUpdateBody>,
 ) -> Result<Json<Policy>, AppError> {
-    let b = SettingsUpdate { one_stage_per_person: b.one_stage_per_person };
+    let b = SettingsUpdate { one_stage_per_person: b.one_stage_per_person, dormant_after_days: b.dormant_after_days };
     Ok(Json(s.approvals.update_settings(&p, b).await?))
 }

@@ -5,6 +5,7 @@
 //! - [`extract`]: caller from the bearer token, JSON bodies, query strings.
 //! - [`orders`], [`evaluations`], [`attachments`], [`authorizations`], [`delegations`], [`admin`], [`deliveries`], [`audit`], [`reports`], [`simulations`]: the handlers.
 //! - [`metrics`]: Prometheus text at `/metrics`.
+//! - [`users`]: the access review and the user lifecycle (disable, enable, tokens).
 //! - [`tls`]: HTTPS with certificates reloaded when their files change.
 
 pub mod admin;
@@ -21,6 +22,7 @@ pub mod orders;
 pub mod reports;
 pub mod simulations;
 pub mod tls;
+pub mod users;
 
 use crate::approvals::Approvals;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -56,7 +58,7 @@ pub struct AppState {
         orders::list, orders::inbox, attachments::upload, attachments::list, attachments::download,
         delegations::create, delegations::list, delegations::end, authorizations::list,
         admin::create_user, admin::set_password, admin::create_cost_center, admin::extensions, admin::update_extension,
-        admin::add_script, admin::settings, deliveries::list, deliveries::retry,
+        admin::add_script, admin::settings, users::review, users::disable, users::enable, users::issue_token, deliveries::list, deliveries::retry,
         audit::export, audit::verify, reports::summary, reports::drift, evaluations::list, evaluations::replay, simulations::run,
     ),
     modifiers(&BearerAuth),
@@ -165,6 +167,10 @@ pub fn app(approvals: Approvals) -> Router {
         .route("/v1/delegations/{id}", axum::routing::delete(delegations::end))
         .route("/v1/admin/users", post(admin::create_user))
         .route("/v1/admin/users/{name}/password", axum::routing::put(admin::set_password))
+        .route("/v1/admin/users/{name}/disable", post(users::disable))
+        .route("/v1/admin/users/{name}/enable", post(users::enable))
+        .route("/v1/admin/users/{name}/tokens", post(users::issue_token))
+        .route("/v1/admin/access-review", get(users::review))
         .route("/v1/admin/cost-centers", post(admin::create_cost_center))
         .route("/v1/admin/extensions", get(admin::extensions))
         .route("/v1/admin/extensions/{name}", axum::routing::put(admin::update_extension))

@@ -3,7 +3,7 @@
 
 use super::access::require_role;
 use super::{ApprovalError, Approvals, invalid};
-use crate::domain::actor::{Policy, roles};
+use crate::domain::actor::{MAX_DORMANT_AFTER_DAYS, Policy, roles};
 use crate::domain::audit::timestamp;
 use crate::domain::contact;
 use crate::domain::directory::{BudgetPeriod, CostCenter, Principal, Tenant, User};
@@ -72,6 +72,8 @@ pub use crate::store::extensions::ExtensionUpdate;
 pub struct SettingsUpdate {
     /// One person decides at most one stage of an order (R7).
     pub one_stage_per_person: Option<bool>,
+    /// Days without activity after which a user is dormant in the access review.
+    pub dormant_after_days: Option<u32>,
 }
 
 /// Result of installing a script.
@@ -181,9 +183,9 @@ impl Approvals {
         let (tenant_id, actor, u, t) = (p.tenant.id.clone(), p.user.name.clone(), user.clone(), token.clone());
         self.store
             .write(move |c| -> Result<(), ApprovalError> {
-                if directory::user(c, &tenant_id, &u.name)?.is_some() {
+                if directory::name_taken(c, &tenant_id, &u.name)? {
                     return Err(ApprovalError::Conflict(format!(
-                        "a user named '{}' already exists in this tenant",
+                        "a user named '{}' already exists in this tenant (a disabled user keeps the name)",
                         u.name
                     )));
                 }
@@ -247,6 +249,11 @@ impl Approvals {
     /// Changes tenant settings.
     pub async fn update_settings(&self, p: &Principal, body: SettingsUpdate) -> Result<Policy, ApprovalError> {
         require_role(p, &[roles::ADMIN], "changing settings")?;
+        if let Some(d) = body.dormant_after_days
+            && !(1..=MAX_DORMANT_AFTER_DAYS).contains(&d)
+        {
+            return Err(invalid("dormant_after_days", format!("give 1 to {MAX_DORMANT_AFTER_DAYS} days, not {d}")));
+        }
         let (tenant_id, actor) = (p.tenant.id.clone(), p.user.name.clone());
         self.store
             .write(move |c| -> Result<Policy, ApprovalError> {
@@ -255,6 +262,9 @@ impl Approvals {
                 let mut policy = tenant.policy;
                 if let Some(v) = body.one_stage_per_person {
                     policy.one_stage_per_person = v;
+                }
+                if let Some(d) = body.dormant_after_days {
+                    policy.dormant_after_days = d;
                 }
                 directory::save_policy(c, &tenant_id, &policy)?;
                 audit::append(

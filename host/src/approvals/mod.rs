@@ -28,6 +28,7 @@
 //! - [`operator`]: what the operator does from the command line (audit of every tenant, the
 //!   plugin catalog, a tenant's extensions without signing in as one of its users).
 //! - [`workers`]: the background workers: the outbox dispatcher and the escalation sweep.
+//! - `users`: the access review, disabling and enabling users, issuing tokens.
 
 mod access;
 mod admin;
@@ -47,6 +48,7 @@ mod replay;
 mod reports;
 pub mod session;
 mod simulation;
+mod users;
 pub mod workers;
 
 pub use crate::store::attachments::BlobCheck;

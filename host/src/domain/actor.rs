@@ -115,11 +115,22 @@ impl Actor {
 pub struct Policy {
     /// One person may decide at most one stage of an order (segregation of duties). On by default.
     pub one_stage_per_person: bool,
+    /// Days without activity after which the access review flags a user dormant (1 to 3650;
+    /// 90 by default).
+    #[serde(default = "default_dormant_after_days")]
+    pub dormant_after_days: u32,
+}
+
+/// Longest dormancy period a tenant may set: ten years.
+pub const MAX_DORMANT_AFTER_DAYS: u32 = 3_650;
+
+fn default_dormant_after_days() -> u32 {
+    90
 }
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy { one_stage_per_person: true }
+        Policy { one_stage_per_person: true, dormant_after_days: default_dormant_after_days() }
     }
 }
 

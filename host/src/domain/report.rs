@@ -204,7 +204,9 @@ fn row(out: &mut String, key: &str, f: &Figures) {
     out.push('\n');
 }
 
-fn cell(s: &str) -> String {
+/// A CSV cell: quoted when it holds a comma, a quote or a line break; a leading `=`, `+`, `-`
+/// or `@` (a spreadsheet formula) is prefixed with `'`.
+pub(crate) fn cell(s: &str) -> String {
     let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_string() };
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
 }

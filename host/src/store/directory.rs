@@ -113,18 +113,93 @@ pub fn tenant_of_order(conn: &Connection, order_id: &str) -> Result<Option<Strin
         .optional()?)
 }
 
-/// Looks a user up.
+/// Looks an enabled user up: a disabled user is nobody to sign in, decide, be notified or
+/// receive a delegation.
 pub fn user(conn: &Connection, tenant_id: &str, name: &str) -> Result<Option<User>, StoreError> {
     conn.prepare_cached(
-        "SELECT name, roles, email, phone, spend_limit_minor, budget_minor, budget_period FROM users WHERE tenant_id = ?1 AND name = ?2",
+        "SELECT name, roles, email, phone, spend_limit_minor, budget_minor, budget_period FROM users
+          WHERE tenant_id = ?1 AND name = ?2 AND disabled_at IS NULL",
     )?
-    .query_row(
-        params![tenant_id, name],
-        user_from_row,
-    )
+    .query_row(params![tenant_id, name], user_from_row)
     .optional()?
     .map(user_decode)
     .transpose()
+}
+
+/// Whether the tenant has a user of this name, enabled or not (names are never reused).
+pub fn name_taken(conn: &Connection, tenant_id: &str, name: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM users WHERE tenant_id = ?1 AND name = ?2")?
+        .query_row(params![tenant_id, name], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// What disabling a user ended at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Disabled {
+    /// Bearer tokens revoked.
+    pub tokens_revoked: usize,
+    /// Dashboard sessions ended.
+    pub sessions_ended: usize,
+    /// Delegations given or received that were running or planned, ended.
+    pub delegations_ended: usize,
+}
+
+/// Disables an enabled user at `at`: their tokens and sessions are deleted, the delegations they
+/// gave or received end, and they stop counting as holders of their roles (the roles stay on
+/// record). `None` when there is no enabled user of that name.
+pub fn disable_user(
+    conn: &Connection,
+    tenant_id: &str,
+    name: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<Disabled>, StoreError> {
+    let when = crate::domain::audit::timestamp(at);
+    let n = conn
+        .prepare_cached("UPDATE users SET disabled_at = ?3 WHERE tenant_id = ?1 AND name = ?2 AND disabled_at IS NULL")?
+        .execute(params![tenant_id, name, when])?;
+    if n == 0 {
+        return Ok(None);
+    }
+    let tokens_revoked = conn
+        .prepare_cached("DELETE FROM tokens WHERE tenant_id = ?1 AND user_name = ?2")?
+        .execute(params![tenant_id, name])?;
+    let sessions_ended = conn
+        .prepare_cached("DELETE FROM sessions WHERE tenant_id = ?1 AND user_name = ?2")?
+        .execute(params![tenant_id, name])?;
+    let delegations_ended = conn
+        .prepare_cached(
+            "UPDATE delegations SET until = MAX(?3, starts_at)
+              WHERE tenant_id = ?1 AND (delegator = ?2 OR delegate = ?2) AND until > ?3",
+        )?
+        .execute(params![tenant_id, name, when])?;
+    conn.prepare_cached("DELETE FROM user_roles WHERE tenant_id = ?1 AND name = ?2")?
+        .execute(params![tenant_id, name])?;
+    Ok(Some(Disabled { tokens_revoked, sessions_ended, delegations_ended }))
+}
+
+/// Enables a disabled user again, with the roles on record. They need a new token or a password
+/// change to get in: nothing of before comes back. False when no disabled user has that name.
+pub fn enable_user(conn: &Connection, tenant_id: &str, name: &str) -> Result<bool, StoreError> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE users SET disabled_at = NULL WHERE tenant_id = ?1 AND name = ?2 AND disabled_at IS NOT NULL",
+        )?
+        .execute(params![tenant_id, name])?;
+    if n == 0 {
+        return Ok(false);
+    }
+    let roles: String = conn
+        .prepare_cached("SELECT roles FROM users WHERE tenant_id = ?1 AND name = ?2")?
+        .query_row(params![tenant_id, name], |r| r.get(0))?;
+    let roles: Vec<crate::domain::actor::Role> = from_json("users.roles", &roles)?;
+    let mut insert =
+        conn.prepare_cached("INSERT OR IGNORE INTO user_roles (tenant_id, role, name) VALUES (?1, ?2, ?3)")?;
+    for r in &roles {
+        insert.execute(params![tenant_id, r.as_str(), name])?;
+    }
+    Ok(true)
 }
 
 /// A page of the tenant's users by name, after `after`, each with whether they have a password.

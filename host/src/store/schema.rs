@@ -405,6 +405,15 @@ const MIGRATIONS: &[&str] = &[
     r#"
     DROP INDEX outbox_pending;
     "#,
+    // 18: access review. A user can be disabled (kept for the record, never deleted); who did
+    // what last is read from the audit chain by actor: any entry, sign-ins and decisions.
+    r#"
+    ALTER TABLE users ADD COLUMN disabled_at TEXT;
+    CREATE INDEX tokens_by_user ON tokens (tenant_id, user_name, created_at);
+    CREATE INDEX audit_by_actor ON audit_log (tenant_id, actor, seq);
+    CREATE INDEX audit_sign_ins ON audit_log (tenant_id, actor, seq) WHERE action = 'signed_in';
+    CREATE INDEX audit_decisions ON audit_log (tenant_id, actor, seq) WHERE action = 'decision_recorded';
+    "#,
 ];
 
 /// The schema version this host writes.

@@ -31,7 +31,7 @@ pub fn password_hash(
     Ok(conn
         .prepare_cached(
             "SELECT t.id, u.password_hash FROM tenants t JOIN users u ON u.tenant_id = t.id
-              WHERE t.name = ?1 AND u.name = ?2",
+              WHERE t.name = ?1 AND u.name = ?2 AND u.disabled_at IS NULL",
         )?
         .query_row(params![tenant_name, user], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?)

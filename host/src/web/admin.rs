@@ -406,7 +406,10 @@ pub async fn save_settings(
     Form(f): Form<SettingsForm>,
 ) -> Result<Html<String>, PageError> {
     v.check(&f.csrf)?;
-    let update = crate::approvals::SettingsUpdate { one_stage_per_person: Some(f.one_stage_per_person.is_some()) };
+    let update = crate::approvals::SettingsUpdate {
+        one_stage_per_person: Some(f.one_stage_per_person.is_some()),
+        dormant_after_days: None,
+    };
     let policy = s.approvals.update_settings(&v.principal, update).await?;
     let page = SettingsPage { nav: v.nav("settings"), one_stage_per_person: policy.one_stage_per_person, saved: true };
     Ok(Html(page.render()?))

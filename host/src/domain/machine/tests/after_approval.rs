@@ -105,7 +105,10 @@ fn decidable_stages_is_the_inbox_rule() {
     let t = approve(&t.order, bob(), "cost-center").expect("cc");
     assert_eq!(decidable_stages(&t.order, &carol(), &on()), ["user-approval"]);
     assert!(decidable_stages(&t.order, &bob(), &on()).is_empty(), "already took a stage");
-    assert_eq!(decidable_stages(&t.order, &bob(), &Policy { one_stage_per_person: false }), ["user-approval"]);
+    assert_eq!(
+        decidable_stages(&t.order, &bob(), &Policy { one_stage_per_person: false, ..Policy::default() }),
+        ["user-approval"]
+    );
 }
 
 // ---- properties ------------------------------------------------------------------------------

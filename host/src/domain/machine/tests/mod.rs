@@ -71,7 +71,7 @@ fn assessment(stages: Vec<Stage>, outcome: Outcome) -> Assessment {
 }
 
 fn on() -> Policy {
-    Policy { one_stage_per_person: true }
+    Policy { one_stage_per_person: true, ..Policy::default() }
 }
 
 fn submit(order: &Order, stages: Vec<Stage>) -> Transition {
@@ -513,7 +513,7 @@ fn one_person_cannot_decide_two_stages_unless_the_setting_is_off() {
     let t = submit(&draft(false), r1_plan());
     let t = approve(&t.order, bob(), "cost-center").expect("cc");
     assert!(matches!(approve(&t.order, bob(), "user-approval"), Err(TransitionError::Forbidden(_))));
-    let off = Policy { one_stage_per_person: false };
+    let off = Policy { one_stage_per_person: false, ..Policy::default() };
     let t = decide(&t.order, bob(), "user-approval", Verdict::Approve, None, &off).expect("allowed when off");
     assert_eq!(t.order.status, OrderStatus::Approved);
 }

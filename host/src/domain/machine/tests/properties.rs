@@ -265,7 +265,7 @@ proptest! {
         sod in any::<bool>(),
         ops in proptest::collection::vec(arb_op(), 1..40),
     ) {
-        let policy = Policy { one_stage_per_person: sod };
+        let policy = Policy { one_stage_per_person: sod, ..Policy::default() };
         let mut order = draft(recurring);
         let mut chain: Vec<AuditEntry> = Vec::new();
         for op in ops {
@@ -324,7 +324,7 @@ proptest! {
 
     #[test]
     fn approval_of_every_stage_in_level_order_always_approves(plan in arb_plan()) {
-        let policy = Policy { one_stage_per_person: false };
+        let policy = Policy { one_stage_per_person: false, ..Policy::default() };
         let mut order = submit(&draft(false), plan).order;
         let deciders = [actor("bob", &["approver", "compliance"]), actor("carol", &["approver", "compliance"]), actor("dave", &["approver", "compliance"])];
         let mut guard = 0;

@@ -1,0 +1,94 @@
+//! `/v1/admin/access-review` and the user lifecycle: disable, enable, issue a token.
+
+use super::AppState;
+use super::error::AppError;
+use super::extract::{Caller, Params};
+use crate::domain::access_review::AccessReview;
+use crate::store::directory::Disabled;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::header::{ACCEPT, CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+/// Access review parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewParams {
+    /// `csv` for CSV whatever the Accept header says (for download links), or `json`.
+    pub format: Option<String>,
+}
+
+/// Every user of the tenant with their roles, tokens, last sign-in, last decision, last activity,
+/// the delegations they gave and received, and whether they are dormant (admin, auditor).
+/// `Accept: text/csv` (or `format=csv`) answers CSV. Each review is recorded in the audit chain
+/// (`access_reviewed`).
+#[utoipa::path(get, path = "/v1/admin/access-review", tag = "admin", params(ReviewParams),
+    responses((status = 200, body = AccessReview), (status = 200, content_type = "text/csv", description = "the same as CSV")))]
+pub async fn review(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Params(q): Params<ReviewParams>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let csv = match q.format.as_deref() {
+        Some("csv") => true,
+        Some("json") => false,
+        Some(other) => return Err(AppError::invalid("format", format!("format: '{other}' is neither csv nor json"))),
+        None => headers.get(ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/csv")),
+    };
+    let review = s.approvals.access_review(&p, if csv { "csv" } else { "json" }).await?;
+    if csv {
+        let headers = [
+            (CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (CONTENT_DISPOSITION, "attachment; filename=\"greenlight-access-review.csv\""),
+        ];
+        return Ok((headers, review.to_csv()).into_response());
+    }
+    Ok(Json(review).into_response())
+}
+
+/// Disables a user at once (admin): tokens and sessions stop working, delegations end, roles no
+/// longer count. Not oneself, not the last admin.
+#[utoipa::path(post, path = "/v1/admin/users/{name}/disable", tag = "admin",
+    params(("name" = String, Path, description = "User name")), responses((status = 200, body = Disabled)))]
+pub async fn disable(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Disabled>, AppError> {
+    Ok(Json(s.approvals.disable_user(&p, &name).await?))
+}
+
+/// Enables a disabled user with their roles on record (admin); they need a new token or
+/// password.
+#[utoipa::path(post, path = "/v1/admin/users/{name}/enable", tag = "admin",
+    params(("name" = String, Path, description = "User name")), responses((status = 204)))]
+pub async fn enable(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(name): Path<String>,
+) -> Result<StatusCode, AppError> {
+    s.approvals.enable_user(&p, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A token, shown once.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TokenIssued {
+    /// The bearer token; only its hash is kept.
+    pub token: String,
+}
+
+/// Issues a new bearer token to a user (admin).
+#[utoipa::path(post, path = "/v1/admin/users/{name}/tokens", tag = "admin",
+    params(("name" = String, Path, description = "User name")), responses((status = 201, body = TokenIssued)))]
+pub async fn issue_token(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(name): Path<String>,
+) -> Result<(StatusCode, Json<TokenIssued>), AppError> {
+    let token = s.approvals.issue_token(&p, &name).await?;
+    Ok((StatusCode::CREATED, Json(TokenIssued { token })))
+}

@@ -1,0 +1,100 @@
+//! People leaving and changing jobs: the access review (who holds which role, who lends
+//! authority to whom, who has gone dormant), disabling and enabling users, and issuing tokens.
+//! Every one of these is in the audit chain, the review included (who looked, when).
+
+use super::access::require_role;
+use super::{ApprovalError, Approvals};
+use crate::domain::access_review::AccessReview;
+use crate::domain::actor::roles;
+use crate::domain::directory::Principal;
+use crate::store::directory::{self, Disabled};
+use crate::store::{StoreError, access_review, audit};
+use chrono::Utc;
+
+fn no_user(name: &str) -> ApprovalError {
+    ApprovalError::NotFound(format!("no user '{name}' here; check the name (GET /v1/admin/access-review lists them)"))
+}
+
+impl Approvals {
+    /// The tenant's access review now; `format` is recorded with the `access_reviewed` audit
+    /// entry (`json` or `csv`), so the chain shows each periodic review.
+    pub async fn access_review(&self, p: &Principal, format: &'static str) -> Result<AccessReview, ApprovalError> {
+        require_role(p, &[roles::ADMIN, roles::AUDITOR], "the access review")?;
+        let now = Utc::now();
+        let (tenant_id, days) = (p.tenant.id.clone(), p.tenant.policy.dormant_after_days);
+        let users = self.store.read(move |c| access_review::users(c, &tenant_id, now, days)).await?;
+        let review = AccessReview::new(now, days, users);
+        let (tenant_id, actor) = (p.tenant.id.clone(), p.user.name.clone());
+        let data = serde_json::json!({
+            "users": review.users.len(), "dormant": review.dormant, "disabled": review.disabled, "format": format,
+        });
+        self.store
+            .write(move |c| audit::append(c, &tenant_id, now, &actor, "access_reviewed", None, data).map(|_| ()))
+            .await?;
+        Ok(review)
+    }
+
+    /// Disables a user at once: their tokens and sessions stop working (the next request is a
+    /// 401), the delegations they gave or received end, and they no longer count for their
+    /// roles. An admin cannot disable themselves (so an enabled admin always remains).
+    pub async fn disable_user(&self, p: &Principal, name: &str) -> Result<Disabled, ApprovalError> {
+        require_role(p, &[roles::ADMIN], "disabling users")?;
+        if name == p.user.name {
+            return Err(ApprovalError::Conflict("you cannot disable yourself; ask another admin".into()));
+        }
+        let (tenant_id, actor, name) = (p.tenant.id.clone(), p.user.name.clone(), name.to_string());
+        let now = Utc::now();
+        let done = self
+            .store
+            .write(move |c| -> Result<Disabled, ApprovalError> {
+                let done = directory::disable_user(c, &tenant_id, &name, now)?.ok_or_else(|| no_user(&name))?;
+                let mut data = serde_json::to_value(done).map_err(|e| StoreError::Internal(e.to_string()))?;
+                if let Some(o) = data.as_object_mut() {
+                    o.insert("user".into(), name.clone().into());
+                }
+                audit::append(c, &tenant_id, now, &actor, "user_disabled", None, data)?;
+                Ok(done)
+            })
+            .await?;
+        self.principals.forget_tenant(&p.tenant.id);
+        Ok(done)
+    }
+
+    /// Enables a disabled user with the roles on record. Nothing of before comes back: they need
+    /// a new token or a password change to get in.
+    pub async fn enable_user(&self, p: &Principal, name: &str) -> Result<(), ApprovalError> {
+        require_role(p, &[roles::ADMIN], "enabling users")?;
+        let (tenant_id, actor, name) = (p.tenant.id.clone(), p.user.name.clone(), name.to_string());
+        self.store
+            .write(move |c| -> Result<(), ApprovalError> {
+                if !directory::enable_user(c, &tenant_id, &name)? {
+                    return Err(ApprovalError::NotFound(format!(
+                        "no disabled user '{name}' here; check the name (GET /v1/admin/access-review lists them)"
+                    )));
+                }
+                let data = serde_json::json!({"user": name});
+                audit::append(c, &tenant_id, Utc::now(), &actor, "user_enabled", None, data)?;
+                Ok(())
+            })
+            .await?;
+        self.principals.forget_tenant(&p.tenant.id);
+        Ok(())
+    }
+
+    /// Issues a new bearer token to an enabled user (shown once; stored hashed).
+    pub async fn issue_token(&self, p: &Principal, name: &str) -> Result<String, ApprovalError> {
+        require_role(p, &[roles::ADMIN], "issuing tokens")?;
+        let token = directory::new_token()?;
+        let (tenant_id, actor, name, t) = (p.tenant.id.clone(), p.user.name.clone(), name.to_string(), token.clone());
+        self.store
+            .write(move |c| -> Result<(), ApprovalError> {
+                directory::user(c, &tenant_id, &name)?.ok_or_else(|| no_user(&name))?;
+                directory::insert_token(c, &tenant_id, &name, &t)?;
+                let data = serde_json::json!({"user": name});
+                audit::append(c, &tenant_id, Utc::now(), &actor, "token_issued", None, data)?;
+                Ok(())
+            })
+            .await?;
+        Ok(token)
+    }
+}
