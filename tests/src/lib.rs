@@ -107,6 +107,16 @@ impl Server {
         Ok(s)
     }
 
+    /// A fresh database and a server on it, started with extra `serve` arguments and logging by
+    /// `filter`.
+    pub fn start_logging_with(filter: &str, args: &[&str]) -> Result<Server> {
+        let dir = tempfile::tempdir()?;
+        let db = dir.path().join("greenlight.db");
+        let mut s = Server::spawn(&db, args, filter)?;
+        s.dir = Some(dir);
+        Ok(s)
+    }
+
     /// A server on an existing database (e.g. after a crash).
     pub fn on(db: &Path) -> Result<Server> {
         Server::on_with(db, &[])
