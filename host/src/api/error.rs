@@ -20,6 +20,10 @@ pub struct AppError {
     unsent: Option<String>,
 }
 
+/// Why a call was refused (401, 403), for the access log.
+#[derive(Debug, Clone)]
+pub struct Refused(pub String);
+
 /// What an error answer did not say: the cause, for the log only.
 #[derive(Debug, Clone)]
 pub struct Unsent(pub String);
@@ -125,7 +129,12 @@ impl IntoResponse for AppError {
         if let Some(extra) = self.extra {
             body.extend(extra);
         }
+        let refused =
+            matches!(self.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN).then(|| self.message.clone());
         let mut response = (self.status, Json(json!({ "error": body }))).into_response();
+        if let Some(why) = refused {
+            response.extensions_mut().insert(Refused(why));
+        }
         if let Some(cause) = self.unsent {
             response.extensions_mut().insert(Unsent(cause));
         }

@@ -60,6 +60,11 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     }
 }
 
+/// Where the caller extractor leaves who called (tenant id, user), so the access log can say
+/// who was refused a call for lack of a role. Installed by the API's tracking middleware.
+#[derive(Debug, Clone, Default)]
+pub struct CallerSlot(pub std::sync::Arc<std::sync::OnceLock<(String, String)>>);
+
 /// The authenticated caller. The tenant comes from the token and nowhere else.
 pub struct Caller(pub Principal);
 
@@ -79,7 +84,12 @@ impl FromRequestParts<AppState> for Caller {
             .filter(|t| !t.is_empty() && t.len() <= 256)
             .ok_or_else(|| AppError::unauthorized("the Authorization header must be `Bearer <token>`"))?;
         match state.approvals.authenticate(token).await? {
-            Some(p) => Ok(Caller(p)),
+            Some(p) => {
+                if let Some(slot) = parts.extensions.get::<CallerSlot>() {
+                    let _ = slot.0.set((p.tenant.id.clone(), p.user.name.clone()));
+                }
+                Ok(Caller(p))
+            }
             None => Err(AppError::unauthorized("the token is not valid; ask your admin for a new one")),
         }
     }

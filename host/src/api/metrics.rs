@@ -54,7 +54,13 @@ impl Metrics {
     }
 
     /// Renders everything, appending the gauges read at scrape time.
-    pub fn render(&self, evaluations: u64, step_failures: u64, writer: crate::store::WriterStats) -> String {
+    pub fn render(
+        &self,
+        evaluations: u64,
+        step_failures: u64,
+        writer: crate::store::WriterStats,
+        access: &crate::approvals::AccessLog,
+    ) -> String {
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
@@ -86,6 +92,24 @@ impl Metrics {
             extra,
             "# HELP greenlight_writer_busy_seconds Time the writer spent writing and committing.\n# TYPE greenlight_writer_busy_seconds counter\ngreenlight_writer_busy_seconds_total {:.6}",
             writer.busy.as_secs_f64()
+        );
+        // Counts only: who tried and from where is in the tenant's access attempts, not here.
+        let _ = writeln!(
+            extra,
+            "# HELP greenlight_access_attempts Sign-ins and refused API calls, by channel and outcome.\n# TYPE greenlight_access_attempts counter"
+        );
+        for (channel, outcome, n) in access.counts() {
+            let _ = writeln!(
+                extra,
+                "greenlight_access_attempts_total{{channel=\"{}\",outcome=\"{}\"}} {n}",
+                channel.as_str(),
+                outcome.as_str()
+            );
+        }
+        let _ = writeln!(
+            extra,
+            "# HELP greenlight_access_attempts_unrecorded Attempts counted but not stored (a flood filled the queue).\n# TYPE greenlight_access_attempts_unrecorded counter\ngreenlight_access_attempts_unrecorded_total {}",
+            access.dropped()
         );
         format!("{body}{extra}# EOF\n")
     }

@@ -58,7 +58,7 @@ pub struct AppState {
         orders::list, orders::inbox, attachments::upload, attachments::list, attachments::download,
         delegations::create, delegations::list, delegations::end, authorizations::list,
         admin::create_user, admin::set_password, admin::create_cost_center, admin::extensions, admin::update_extension,
-        admin::add_script, admin::settings, users::review, users::disable, users::enable, users::issue_token, deliveries::list, deliveries::retry,
+        admin::add_script, admin::settings, users::review, users::attempts, users::disable, users::enable, users::issue_token, deliveries::list, deliveries::retry,
         audit::export, audit::verify, reports::summary, reports::drift, evaluations::list, evaluations::replay, simulations::run,
     ),
     modifiers(&BearerAuth),
@@ -104,19 +104,34 @@ async fn metrics_text(State(s): State<AppState>) -> Response {
         counters.evaluations.load(std::sync::atomic::Ordering::Relaxed),
         counters.step_failures.load(std::sync::atomic::Ordering::Relaxed),
         s.approvals.store().writer_stats(),
+        s.approvals.access_log(),
     );
     ([(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
 }
 
-async fn track(State(s): State<AppState>, req: Request, next: Next) -> Response {
+async fn track(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
     let route =
         req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
     let method = req.method().to_string();
     let start = Instant::now();
+    let caller = extract::CallerSlot::default();
+    req.extensions_mut().insert(caller.clone());
+    let peer = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let trusted = req.extensions().get::<extract::TrustedProxies>().cloned().unwrap_or_default();
+    let address = extract::ClientAddr::resolve(peer, &trusted, req.headers()).0;
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
     if let Some(error::Unsent(cause)) = resp.extensions().get::<error::Unsent>() {
         tracing::error!(%method, %route, status, %cause, "request failed");
+    }
+    if let Some(error::Refused(why)) = resp.extensions().get::<error::Refused>() {
+        use crate::domain::access_attempt::{AccessAttempt, AttemptOutcome, Channel};
+        let outcome = if status == 401 { AttemptOutcome::Unauthorized } else { AttemptOutcome::Forbidden };
+        let (tenant, user) = caller.0.get().cloned().unzip();
+        let reason = format!("{method} {route}: {why}");
+        let attempt =
+            AccessAttempt::new(chrono::Utc::now(), tenant, Channel::Api, user.as_deref(), address, outcome, &reason);
+        s.approvals.access_log().record(attempt);
     }
     s.metrics
         .requests
@@ -171,6 +186,7 @@ pub fn app(approvals: Approvals) -> Router {
         .route("/v1/admin/users/{name}/enable", post(users::enable))
         .route("/v1/admin/users/{name}/tokens", post(users::issue_token))
         .route("/v1/admin/access-review", get(users::review))
+        .route("/v1/admin/access-attempts", get(users::attempts))
         .route("/v1/admin/cost-centers", post(admin::create_cost_center))
         .route("/v1/admin/extensions", get(admin::extensions))
         .route("/v1/admin/extensions/{name}", axum::routing::put(admin::update_extension))

@@ -1,9 +1,12 @@
-//! `/v1/admin/access-review` and the user lifecycle: disable, enable, issue a token.
+//! `/v1/admin/access-review`, `/v1/admin/access-attempts` and the user lifecycle: disable,
+//! enable, issue a token.
 
 use super::AppState;
 use super::error::AppError;
 use super::extract::{Caller, Params};
+use crate::domain::access_attempt::{AccessAttempt, AttemptOutcome};
 use crate::domain::access_review::AccessReview;
+use crate::domain::report::parse_bound;
 use crate::store::directory::Disabled;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -91,4 +94,62 @@ pub async fn issue_token(
 ) -> Result<(StatusCode, Json<TokenIssued>), AppError> {
     let token = s.approvals.issue_token(&p, &name).await?;
     Ok((StatusCode::CREATED, Json(TokenIssued { token })))
+}
+
+/// Access attempt parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AttemptParams {
+    /// Start of the period, included: RFC 3339, or a date meaning its midnight UTC. Default: a
+    /// day before `to`.
+    pub from: Option<String>,
+    /// End of the period, excluded; same forms. Default: now.
+    pub to: Option<String>,
+    /// Only this outcome: `signed_in`, `failed`, `throttled`, `locked`, `unauthorized`, `forbidden`.
+    pub outcome: Option<String>,
+    /// At most this many, newest first (1 to 1000; default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<usize>,
+}
+
+/// The tenant's access attempts in a period, newest first (admin, auditor): sign-ins that
+/// worked, failed, were throttled or locked the account, and API calls refused with 403. Calls
+/// with an unknown token cannot be told to belong to a tenant; they are counted in `/metrics`.
+#[utoipa::path(get, path = "/v1/admin/access-attempts", tag = "admin", params(AttemptParams),
+    responses((status = 200, body = Vec<AccessAttempt>)))]
+pub async fn attempts(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Params(q): Params<AttemptParams>,
+) -> Result<Json<Vec<AccessAttempt>>, AppError> {
+    let time = |field: &str, v: Option<&str>| {
+        v.map(|v| {
+            parse_bound(v).ok_or_else(|| {
+                AppError::invalid(field, format!("{field}: '{v}' is neither an RFC 3339 time nor a date YYYY-MM-DD"))
+            })
+        })
+        .transpose()
+    };
+    let to = time("to", q.to.as_deref())?.unwrap_or_else(chrono::Utc::now);
+    let from = time("from", q.from.as_deref())?.unwrap_or(to - chrono::TimeDelta::days(1));
+    if from >= to {
+        return Err(AppError::invalid("from", "from must be before to"));
+    }
+    let outcome = q
+        .outcome
+        .as_deref()
+        .map(|o| {
+            AttemptOutcome::parse(o).ok_or_else(|| {
+                AppError::invalid(
+                    "outcome",
+                    format!("outcome: '{o}' is none of signed_in, failed, throttled, locked, unauthorized, forbidden"),
+                )
+            })
+        })
+        .transpose()?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=crate::approvals::MAX_ACCESS_ATTEMPTS_LISTED).contains(&limit) {
+        return Err(AppError::invalid("limit", "limit must be 1 to 1000"));
+    }
+    Ok(Json(s.approvals.access_attempts(&p, from, to, outcome, limit).await?))
 }

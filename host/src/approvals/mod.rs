@@ -8,6 +8,7 @@
 //!
 //! The use cases, one file per job:
 //!
+//! - `access_log`: sign-ins and refused API calls on record, counted for `/metrics`.
 //! - `access`: who may see and do what (overseeing roles, the people a plan names, delegations).
 //! - `context`: what the steps of an order see (budgets used, cost center, the directory).
 //! - `commit`: writing a transition with its audit entries, outbox rows and evaluation record.
@@ -31,6 +32,7 @@
 //! - `users`: the access review, disabling and enabling users, issuing tokens.
 
 mod access;
+mod access_log;
 mod admin;
 mod attachments;
 mod audit;
@@ -58,6 +60,7 @@ pub use crate::store::deliveries::{Delivery, Listing};
 pub use crate::store::extensions::{ExtensionSetting, Grants};
 pub use crate::store::orders::OrderFilter;
 pub use crate::store::report_panic;
+pub use access_log::{AccessLog, MAX_LISTED as MAX_ACCESS_ATTEMPTS_LISTED};
 pub use admin::{ExtensionUpdate, NewCostCenter, NewUser, ScriptInstalled, SettingsUpdate};
 pub use attachments::DEFAULT_ATTACHMENT_LIMIT;
 pub use catalog::CatalogReport;
@@ -187,6 +190,7 @@ pub struct Approvals {
     links: Option<Arc<LinkSettings>>,
     drift_wake: Arc<tokio::sync::Notify>,
     principals: Arc<principals::Principals>,
+    access_log: Arc<access_log::AccessLog>,
 }
 
 impl Approvals {
@@ -201,6 +205,7 @@ impl Approvals {
             links: None,
             drift_wake: Arc::default(),
             principals: Arc::default(),
+            access_log: Arc::default(),
         }
     }
 

@@ -4,6 +4,7 @@
 
 use super::access::require_role;
 use super::{ApprovalError, Approvals, invalid};
+use crate::domain::access_attempt::{AccessAttempt, AttemptOutcome, Channel, LOCK_AFTER_FAILURES, LOCK_FOR};
 use crate::domain::actor::roles;
 use crate::domain::directory::Principal;
 use crate::domain::session::{ADDRESS_FREE_FAILURES, USER_FREE_FAILURES, backoff, check_password, is_live};
@@ -49,6 +50,14 @@ impl Default for Throttle {
     }
 }
 
+/// A sign-in refused before the password was checked: how long to wait, and the user's failures
+/// in a row with this attempt counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Refusal {
+    wait_secs: i64,
+    failures: u32,
+}
+
 /// Whom a count of failures is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Key {
@@ -70,6 +79,16 @@ impl Key {
             Key::Address(_) => ADDRESS_FREE_FAILURES,
         }
     }
+
+    /// How long after `failures` failures in a row the next attempt must wait: the backoff, and
+    /// for a user past the lock threshold the lock.
+    fn wait(&self, failures: u32) -> chrono::TimeDelta {
+        let wait = backoff(failures, self.free());
+        match self {
+            Key::User(_) if failures >= LOCK_AFTER_FAILURES => wait.max(LOCK_FOR),
+            _ => wait,
+        }
+    }
 }
 
 /// The most keys the throttle remembers; beyond it the oldest half is forgotten.
@@ -81,16 +100,26 @@ const MAX_CONCURRENT_CHECKS: usize = 4;
 impl Throttle {
     /// Either the seconds `keys` must still wait, or the attempt counted as a failure up front
     /// (in the same lock, so parallel attempts cannot all pass one check); a success takes it
-    /// back with [`Throttle::succeeded`].
-    fn begin(&self, keys: &[Key], now: DateTime<Utc>) -> Result<(), i64> {
+    /// back with [`Throttle::succeeded`]. Returns the failures in a row now counted for the
+    /// first key (the user). An attempt refused for waiting counts against the user too (not
+    /// moving the time of their last failure), so hammering a throttled account locks it.
+    fn begin(&self, keys: &[Key], now: DateTime<Utc>) -> Result<u32, Refusal> {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let wait = keys
             .iter()
-            .filter_map(|k| map.get(k).map(|(n, last)| *last + backoff(*n, k.free()) - now))
+            .filter_map(|k| map.get(k).map(|(n, last)| *last + k.wait(*n) - now))
             .filter(|left| *left > chrono::TimeDelta::zero())
             .max();
         if let Some(left) = wait {
-            return Err(left.num_seconds() + 1);
+            let (failures, left) = match keys.first().and_then(|k| map.get_mut(k).map(|e| (k, e))) {
+                Some((k, e)) => {
+                    e.0 = e.0.saturating_add(1);
+                    // This attempt may have locked the account: the wait is the lock's now.
+                    (e.0, left.max(e.1 + k.wait(e.0) - now))
+                }
+                None => (0, left),
+            };
+            return Err(Refusal { wait_secs: left.num_seconds() + 1, failures });
         }
         if map.len() >= THROTTLE_KEYS {
             let mut times: Vec<DateTime<Utc>> = map.values().map(|(_, t)| *t).collect();
@@ -98,11 +127,15 @@ impl Throttle {
             let cut = times[times.len() / 2];
             map.retain(|_, (_, t)| *t > cut);
         }
-        for k in keys {
+        let mut first = 0;
+        for (i, k) in keys.iter().enumerate() {
             let e = map.entry(k.clone()).or_insert((0, now));
             *e = (e.0.saturating_add(1), now);
+            if i == 0 {
+                first = e.0;
+            }
         }
-        Ok(())
+        Ok(first)
     }
 
     /// A sign-in succeeded: the user's failures are forgotten and the attempt is taken back
@@ -138,6 +171,10 @@ fn verify(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
 }
 
+fn locked(failures: u32) -> String {
+    format!("{failures} failed or refused sign-ins in a row: locked for {} minutes", LOCK_FOR.num_minutes())
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApprovalError> {
     tokio::task::spawn_blocking(f).await.map_err(|_| ApprovalError::Internal("a password check failed".into()))
 }
@@ -154,29 +191,57 @@ impl Approvals {
         from: IpAddr,
     ) -> Result<SignedIn, ApprovalError> {
         let now = Utc::now();
+        let log = |tenant_id: Option<String>, outcome: AttemptOutcome, reason: &str| {
+            let attempt = AccessAttempt::new(now, tenant_id, Channel::SignIn, Some(user), from, outcome, reason);
+            self.access_log.record(attempt);
+        };
         // Names are at most 64 bytes; anything longer cannot sign in and is not remembered.
         if tenant.len() > 64 || user.len() > 64 || password.len() > crate::domain::session::MAX_PASSWORD_BYTES {
+            log(None, AttemptOutcome::Failed, "a name or the password is longer than any that can sign in");
             return Err(ApprovalError::SignInFailed);
         }
         let (user_key, address_key) = (Key::user(tenant, user), Key::Address(from));
+        let t = tenant.to_string();
+        let tenant_id = self.store.read(move |c| directory::tenant_by_name(c, &t)).await?.map(|t| t.id);
         let Ok(_check) = self.sign_ins.checks.try_acquire() else {
+            log(tenant_id, AttemptOutcome::Throttled, "too many sign-ins at once");
             return Err(ApprovalError::TooManyAttempts(1));
         };
-        if let Err(secs) = self.sign_ins.begin(&[user_key.clone(), address_key.clone()], now) {
-            return Err(ApprovalError::TooManyAttempts(secs));
-        }
+        let failures = match self.sign_ins.begin(&[user_key.clone(), address_key.clone()], now) {
+            Ok(n) => n,
+            Err(Refusal { wait_secs, failures }) => {
+                if failures == LOCK_AFTER_FAILURES {
+                    log(tenant_id, AttemptOutcome::Locked, &locked(failures));
+                } else {
+                    log(
+                        tenant_id,
+                        AttemptOutcome::Throttled,
+                        &format!("too many failures just before; {wait_secs} s to wait"),
+                    );
+                }
+                return Err(ApprovalError::TooManyAttempts(wait_secs));
+            }
+        };
         let (t, u) = (tenant.to_string(), user.to_string());
         let found = self.store.read(move |c| sessions::password_hash(c, &t, &u)).await?;
-        let (tenant_id, phc) = match found {
-            Some((id, Some(phc))) => (Some(id), phc),
-            _ => (None, decoy_hash().to_string()),
+        let phc = match found {
+            Some((_, Some(phc))) => Some(phc),
+            _ => None,
         };
+        let known = phc.is_some();
+        let phc = phc.unwrap_or_else(|| decoy_hash().to_string());
         let pw = password.to_string();
-        let ok = blocking(move || verify(&pw, &phc)).await? && tenant_id.is_some();
-        let Some(tenant_id) = tenant_id.filter(|_| ok) else {
+        let ok = blocking(move || verify(&pw, &phc)).await? && known;
+        let Some(tenant_id) = tenant_id.clone().filter(|_| ok) else {
+            if failures == LOCK_AFTER_FAILURES {
+                log(tenant_id, AttemptOutcome::Locked, &locked(failures));
+            } else {
+                log(tenant_id, AttemptOutcome::Failed, "wrong tenant, name or password");
+            }
             return Err(ApprovalError::SignInFailed);
         };
         self.sign_ins.succeeded(&user_key, &address_key);
+        log(Some(tenant_id.clone()), AttemptOutcome::SignedIn, "password");
         let signed = SignedIn { cookie: new_token()?, csrf: new_token()? };
         let record = SessionRecord {
             tenant_id: tenant_id.clone(),
@@ -332,15 +397,35 @@ mod tests {
         let now = Utc::now();
         let (user, addr) = (Key::user("a", "b"), Key::Address(IpAddr::from([127, 0, 0, 1])));
         let keys = [user.clone(), addr.clone()];
-        for _ in 0..USER_FREE_FAILURES {
-            assert_eq!(t.begin(&keys, now), Ok(()));
+        for i in 0..USER_FREE_FAILURES {
+            assert_eq!(t.begin(&keys, now), Ok(i + 1));
         }
-        assert!(t.begin(&keys, now).is_err_and(|s| s >= 1), "the fourth attempt at once waits");
-        assert_eq!(t.begin(&keys, now + chrono::TimeDelta::seconds(2)), Ok(()));
+        assert!(t.begin(&keys, now).is_err_and(|r| r.wait_secs >= 1), "the fourth attempt at once waits");
+        // The refused attempt counted: two seconds of waiting now, not one.
+        assert_eq!(t.begin(&keys, now + chrono::TimeDelta::seconds(2)), Ok(5));
         t.succeeded(&user, &addr);
-        assert_eq!(t.begin(&[user], now + chrono::TimeDelta::seconds(2)), Ok(()), "the user starts over");
+        assert_eq!(t.begin(&[user], now + chrono::TimeDelta::seconds(2)), Ok(1), "the user starts over");
         // Another user from the same address is not held up by a few failures of the first.
-        assert_eq!(t.begin(&[Key::user("a", "c"), addr], now + chrono::TimeDelta::seconds(2)), Ok(()));
+        assert_eq!(t.begin(&[Key::user("a", "c"), addr], now + chrono::TimeDelta::seconds(2)), Ok(1));
+    }
+
+    #[test]
+    fn hammering_a_throttled_account_locks_it() {
+        let t = Throttle::default();
+        let now = Utc::now();
+        let keys = [Key::user("a", "b"), Key::Address(IpAddr::from([127, 0, 0, 2]))];
+        for _ in 0..USER_FREE_FAILURES {
+            assert!(t.begin(&keys, now).is_ok());
+        }
+        for n in USER_FREE_FAILURES + 1..LOCK_AFTER_FAILURES {
+            assert!(t.begin(&keys, now).is_err_and(|r| r.failures == n && r.wait_secs < 900));
+        }
+        let locked = t.begin(&keys, now).expect_err("the tenth attempt locks");
+        assert_eq!(locked.failures, LOCK_AFTER_FAILURES);
+        assert!(locked.wait_secs >= LOCK_FOR.num_seconds(), "{locked:?}");
+        // Still locked long after the backoff alone would have ended.
+        assert!(t.begin(&keys, now + chrono::TimeDelta::minutes(5)).is_err());
+        assert!(t.begin(&keys, now + LOCK_FOR + chrono::TimeDelta::seconds(1)).is_ok(), "and open again after");
     }
 
     #[test]
@@ -349,7 +434,7 @@ mod tests {
         let now = Utc::now();
         let addr = Key::Address(IpAddr::from([10, 0, 0, 1]));
         for i in 0..ADDRESS_FREE_FAILURES {
-            assert_eq!(t.begin(&[Key::user("a", &format!("u{i}")), addr.clone()], now), Ok(()));
+            assert_eq!(t.begin(&[Key::user("a", &format!("u{i}")), addr.clone()], now), Ok(1));
         }
         assert!(t.begin(&[Key::user("a", "other"), addr], now).is_err());
     }

@@ -162,6 +162,7 @@ pub(super) fn serve(store: Store, listen: &str, runtimes: Runtimes, workers: Wor
         std::io::stdout().flush()?;
         let escalator = tokio::spawn(approvals.clone().run_escalator(workers.escalation_interval));
         let drift = tokio::spawn(approvals.clone().run_drift_checks(workers.drift_interval));
+        let access_log = tokio::spawn(approvals.clone().run_access_log());
         let every = Duration::from_millis(workers.delivery.dispatch_interval_ms);
         let dispatcher = tokio::spawn(approvals.clone().run_dispatcher(workers.delivery.policy(), every));
         let web =
@@ -172,6 +173,7 @@ pub(super) fn serve(store: Store, listen: &str, runtimes: Runtimes, workers: Wor
         greenlight_host::api::serve(listener, app, workers.tls.as_ref()).await?;
         escalator.abort();
         drift.abort();
+        access_log.abort();
         dispatcher.abort();
         store.close();
         Ok(())

@@ -20,8 +20,10 @@
 //! - [`audit`]: the hash chain and its verifier.
 //! - [`report`]: what the summary report counts, over which period, grouped how (R10).
 //! - [`session`]: browser sessions' lifetimes, password rules, sign-in backoff.
+//! - [`access_attempt`]: sign-ins and refused API calls on record; when an account locks.
 //! - [`access_review`]: who holds which role and lends authority to whom; who is dormant.
 
+pub mod access_attempt;
 pub mod access_review;
 pub mod actor;
 pub mod adjustment;

@@ -11,6 +11,7 @@
 //! Reads use a small pool of read-only connections (WAL lets them run beside the writer).
 //!
 //! - [`schema`]: versioned migrations.
+//! - [`access_attempts`]: sign-ins and refused API calls, for anomaly detection.
 //! - [`access_review`]: the facts of an access review: roles, tokens, last activity, delegations.
 //! - [`directory`]: tenants, users, tokens, cost centers, settings.
 //! - [`orders`]: orders, their open-stage index, budgets used, evaluations.
@@ -28,6 +29,7 @@
 //! - [`reports`]: the summary report, computed in SQL over indexed columns (R10).
 //! - [`sessions`]: passwords (argon2id hashes) and browser sessions (stored hashed).
 
+pub mod access_attempts;
 pub mod access_review;
 pub mod attachments;
 pub mod audit;

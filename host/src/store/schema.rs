@@ -414,6 +414,21 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_sign_ins ON audit_log (tenant_id, actor, seq) WHERE action = 'signed_in';
     CREATE INDEX audit_decisions ON audit_log (tenant_id, actor, seq) WHERE action = 'decision_recorded';
     "#,
+    // 19: access attempts (sign-ins, refused API calls) for anomaly detection; those of an
+    // unknown tenant or token have no tenant.
+    r#"
+    CREATE TABLE access_attempts (
+        id INTEGER PRIMARY KEY,
+        tenant_id TEXT,
+        at TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        user_name TEXT,
+        address TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        reason TEXT NOT NULL
+    );
+    CREATE INDEX access_attempts_by_tenant ON access_attempts (tenant_id, at);
+    "#,
 ];
 
 /// The schema version this host writes.
