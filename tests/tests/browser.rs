@@ -194,7 +194,7 @@ fn the_people_of_the_seeds_work_in_the_browser() -> Result<()> {
     alice.submit(&next)?;
     w.b.open(&format!("{}/orders/{next}", s.url))?;
     ensure!(w.source()?.contains("Executive approval"), "the new rule added its stage: {}", w.source()?);
-    for page in ["admin/users", "admin/cost-centers", "admin/settings", "admin/deliveries", "delegations"] {
+    for page in ["admin/users", "admin/cost-centers", "admin/settings", "admin/deliveries", "delegations", "access"] {
         w.b.open(&format!("{}/{page}", s.url))?;
         w.accessible(page)?;
     }

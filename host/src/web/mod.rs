@@ -8,6 +8,8 @@
 //! - `orders`: the inbox, the request view, the order page, decisions, attachments;
 //!   `order_form`: new and edited orders.
 //! - `oversight`: the auditor's chain verification and the reports page with its charts.
+//! - `access`: the access review (roles, activity, delegations, dormant users), recent access
+//!   attempts, disabling and enabling users.
 //! - `admin`: extensions, users and passwords, cost centers, settings, failing deliveries.
 //! - `decision_links`: the confirmation pages behind the approve and reject links of e-mails.
 //! - `delegations`: lending one's authority for a period, ending it early.
@@ -17,6 +19,7 @@
 //! Templates live in `host/templates/` (askama: checked at compile time, HTML-escaped); assets
 //! are embedded in the binary and served from `/assets/`, with nothing from a CDN.
 
+mod access;
 mod admin;
 mod decision_links;
 mod delegations;
@@ -100,6 +103,10 @@ pub fn app(state: WebState) -> Router {
         .route("/audit", get(oversight::audit).post(oversight::verify))
         .route("/reports", get(oversight::reports))
         .route("/reports.csv", get(oversight::reports_csv))
+        .route("/access", get(access::access))
+        .route("/access.csv", get(access::access_csv))
+        .route("/access/{name}/disable", post(access::disable))
+        .route("/access/{name}/enable", post(access::enable))
         .route("/admin/extensions", get(admin::extensions))
         .route("/admin/extensions/{name}", post(admin::update_extension))
         .route("/admin/extensions/{name}/try", post(admin::try_extension))

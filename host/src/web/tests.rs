@@ -278,3 +278,38 @@ async fn a_requester_edits_a_draft_and_an_admin_adds_a_cost_center() {
     let r = send(&f.app, "POST", "/admin/settings", Some(&admin), Some(format!("csrf={admin_csrf}"))).await;
     assert!(r.text.contains("Saved.") && !r.text.contains(" checked>"), "segregation of duties off: {}", r.text);
 }
+
+#[tokio::test]
+async fn the_access_page_reviews_users_and_an_admin_disables_one_at_once() {
+    let f = fixture().await;
+    let (carol, _) = sign_in(&f.app, "acme", "carol").await;
+    let (grace, _) = sign_in(&f.app, "acme", "grace").await;
+    let r = send(&f.app, "GET", "/access", Some(&grace), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.contains("<td>carol</td>") && !r.text.contains("Disable carol"), "auditors only read: {}", r.text);
+    let (alice, _) = sign_in(&f.app, "acme", "alice").await;
+    assert_eq!(send(&f.app, "GET", "/access", Some(&alice), None).await.status, StatusCode::FORBIDDEN);
+
+    let (admin, csrf) = sign_in(&f.app, "acme", "admin").await;
+    let r = send(&f.app, "GET", "/access", Some(&admin), None).await;
+    assert!(r.text.contains("Disable carol") && !r.text.contains("Disable admin"), "{}", r.text);
+    let r = send(&f.app, "POST", "/access/carol/disable", Some(&admin), Some("csrf=stale".into())).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "the form token is checked");
+    let r = send(&f.app, "POST", "/access/carol/disable", Some(&admin), Some(format!("csrf={csrf}"))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(
+        r.text.contains("carol is disabled: 1 token(s) revoked, 1 session(s) and 0 delegation(s) ended"),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("Enable carol") && r.text.contains("Disabled"), "{}", r.text);
+    // Her session ended with it.
+    let r = send(&f.app, "GET", "/inbox", Some(&carol), None).await;
+    assert_eq!((r.status, r.location.as_str()), (StatusCode::SEE_OTHER, "/sign-in"));
+    let r = send(&f.app, "POST", "/access/admin/disable", Some(&admin), Some(format!("csrf={csrf}"))).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "not oneself");
+    assert!(r.text.contains("you cannot disable yourself"), "{}", r.text);
+    let csv = send(&f.app, "GET", "/access.csv", Some(&admin), None).await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(csv.text.lines().any(|l| l.starts_with("carol,approver,")), "{}", csv.text);
+}

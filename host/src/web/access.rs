@@ -1,0 +1,123 @@
+//! The access review in the browser (admins and auditors): every user with roles, activity,
+//! tokens and delegations, the dormant and disabled marked; the last day's failed, throttled,
+//! locked and refused attempts; the review as CSV; and, for admins, disabling and enabling.
+//! Opening the page is a review and is audited like the API's.
+
+use super::WebState;
+use super::error::PageError;
+use super::session::{TokenForm, Viewer};
+use super::view::Nav;
+use crate::approvals::ApprovalError;
+use crate::domain::access_attempt::{AccessAttempt, AttemptOutcome};
+use crate::domain::access_review::AccessReview;
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::response::{Html, IntoResponse, Response};
+use chrono::{DateTime, TimeDelta, Utc};
+
+#[derive(Template)]
+#[template(path = "access.html")]
+struct AccessPage {
+    nav: Nav,
+    review: AccessReview,
+    attempts: Vec<AccessAttempt>,
+    done: String,
+    error: String,
+}
+
+/// A time for people: minutes, UTC.
+fn at(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// A time that may never have happened.
+fn when(t: &Option<DateTime<Utc>>) -> String {
+    t.as_ref().map(at).unwrap_or_else(|| "never".into())
+}
+
+fn outcome(o: &AttemptOutcome) -> &'static str {
+    match o {
+        AttemptOutcome::SignedIn => "signed in",
+        AttemptOutcome::Failed => "failed",
+        AttemptOutcome::Throttled => "throttled",
+        AttemptOutcome::Locked => "locked the account",
+        AttemptOutcome::Unauthorized => "refused: no valid token",
+        AttemptOutcome::Forbidden => "refused: role missing",
+    }
+}
+
+async fn page(s: &WebState, v: &Viewer, done: String, error: String) -> Result<AccessPage, PageError> {
+    let review = s.approvals.access_review(&v.principal, "page").await?;
+    let now = Utc::now();
+    let attempts = s
+        .approvals
+        .access_attempts(&v.principal, now - TimeDelta::days(1), now, None, 200)
+        .await?
+        .into_iter()
+        .filter(|a| a.outcome != AttemptOutcome::SignedIn)
+        .collect();
+    Ok(AccessPage { nav: v.nav("access"), review, attempts, done, error })
+}
+
+/// `GET /access`.
+pub async fn access(State(s): State<WebState>, v: Viewer) -> Result<Html<String>, PageError> {
+    Ok(Html(page(&s, &v, String::new(), String::new()).await?.render()?))
+}
+
+/// `GET /access.csv`: the review as a spreadsheet.
+pub async fn access_csv(State(s): State<WebState>, v: Viewer) -> Result<Response, PageError> {
+    let review = s.approvals.access_review(&v.principal, "csv").await?;
+    let headers = [
+        (CONTENT_TYPE, "text/csv; charset=utf-8"),
+        (CONTENT_DISPOSITION, "attachment; filename=\"greenlight-access-review.csv\""),
+    ];
+    Ok((headers, review.to_csv()).into_response())
+}
+
+/// `POST /access/{name}/disable` and `/enable`: the page again with what happened.
+async fn change(s: &WebState, v: &Viewer, name: &str, disable: bool) -> Result<Response, PageError> {
+    let result = if disable {
+        s.approvals.disable_user(&v.principal, name).await.map(|d| {
+            format!(
+                "{name} is disabled: {} token(s) revoked, {} session(s) and {} delegation(s) ended",
+                d.tokens_revoked, d.sessions_ended, d.delegations_ended
+            )
+        })
+    } else {
+        s.approvals
+            .enable_user(&v.principal, name)
+            .await
+            .map(|()| format!("{name} is enabled; set a password or issue a token to let them in"))
+    };
+    let (status, done, error) = match result {
+        Ok(done) => (StatusCode::OK, done, String::new()),
+        Err(ApprovalError::Conflict(m) | ApprovalError::NotFound(m)) => (StatusCode::CONFLICT, String::new(), m),
+        Err(e) => return Err(e.into()),
+    };
+    Ok((status, Html(page(s, v, done, error).await?.render()?)).into_response())
+}
+
+/// `POST /access/{name}/disable`.
+pub async fn disable(
+    State(s): State<WebState>,
+    v: Viewer,
+    Path(name): Path<String>,
+    Form(f): Form<TokenForm>,
+) -> Result<Response, PageError> {
+    v.check(&f.csrf)?;
+    change(&s, &v, &name, true).await
+}
+
+/// `POST /access/{name}/enable`.
+pub async fn enable(
+    State(s): State<WebState>,
+    v: Viewer,
+    Path(name): Path<String>,
+    Form(f): Form<TokenForm>,
+) -> Result<Response, PageError> {
+    v.check(&f.csrf)?;
+    change(&s, &v, &name, false).await
+}
