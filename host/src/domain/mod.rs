@@ -20,6 +20,7 @@
 //! - [`audit`]: the hash chain and its verifier.
 //! - [`report`]: what the summary report counts, over which period, grouped how (R10).
 //! - [`session`]: browser sessions' lifetimes, password rules, sign-in backoff.
+//! - [`second_factor`]: one-time passwords (RFC 6238), their QR address, recovery codes.
 //! - [`access_attempt`]: sign-ins and refused API calls on record; when an account locks.
 //! - [`access_review`]: who holds which role and lends authority to whom; who is dormant.
 
@@ -46,5 +47,6 @@ pub mod money;
 pub mod order;
 pub mod plan;
 pub mod report;
+pub mod second_factor;
 pub mod session;
 pub mod step;
