@@ -153,3 +153,15 @@ pub async fn attempts(
     }
     Ok(Json(s.approvals.access_attempts(&p, from, to, outcome, limit).await?))
 }
+
+/// Removes a user's second factor (admin), e.g. after a lost phone; they set up a new one.
+#[utoipa::path(post, path = "/v1/admin/users/{name}/second-factor/reset", tag = "admin",
+    params(("name" = String, Path, description = "User name")), responses((status = 204)))]
+pub async fn reset_second_factor(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(name): Path<String>,
+) -> Result<StatusCode, AppError> {
+    s.approvals.reset_second_factor(&p, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

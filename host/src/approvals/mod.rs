@@ -22,6 +22,7 @@
 //! - `reports`: the summary of a period (R10, R4).
 //! - `simulation`: what-if: candidate rule changes tried on past orders' stored contexts (R12).
 //! - `principals`: bearer tokens resolved, remembered for two seconds.
+//! - `second_factor`: TOTP enrollment, step-up for critical actions, resets by an admin.
 //! - [`session`]: signing in to the dashboard: passwords, sessions, slowed-down failures.
 //! - [`delegation`]: lending an approver's authority for a time window (R6).
 //! - `drift`: drift checks of pending orders against the current rules, the drift report (R8).
@@ -48,6 +49,7 @@ mod orders;
 mod principals;
 mod replay;
 mod reports;
+pub mod second_factor;
 pub mod session;
 mod simulation;
 mod users;

@@ -53,14 +53,14 @@ impl Default for Throttle {
 /// A sign-in refused before the password was checked: how long to wait, and the user's failures
 /// in a row with this attempt counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Refusal {
-    wait_secs: i64,
-    failures: u32,
+pub(super) struct Refusal {
+    pub(super) wait_secs: i64,
+    pub(super) failures: u32,
 }
 
 /// Whom a count of failures is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Key {
+pub(super) enum Key {
     /// A user of a tenant, by the SHA-256 of `tenant/name` (a fixed size whatever was typed).
     User([u8; 32]),
     /// An address.
@@ -68,7 +68,7 @@ enum Key {
 }
 
 impl Key {
-    fn user(tenant: &str, name: &str) -> Key {
+    pub(super) fn user(tenant: &str, name: &str) -> Key {
         use sha2::Digest;
         Key::User(sha2::Sha256::digest(format!("{tenant}/{name}").as_bytes()).into())
     }
@@ -103,7 +103,7 @@ impl Throttle {
     /// back with [`Throttle::succeeded`]. Returns the failures in a row now counted for the
     /// first key (the user). An attempt refused for waiting counts against the user too (not
     /// moving the time of their last failure), so hammering a throttled account locks it.
-    fn begin(&self, keys: &[Key], now: DateTime<Utc>) -> Result<u32, Refusal> {
+    pub(super) fn begin(&self, keys: &[Key], now: DateTime<Utc>) -> Result<u32, Refusal> {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let wait = keys
             .iter()
@@ -136,6 +136,11 @@ impl Throttle {
             }
         }
         Ok(first)
+    }
+
+    /// A key's failures are forgotten (a second factor passed).
+    pub(super) fn forget(&self, key: &Key) {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
     }
 
     /// A sign-in succeeded: the user's failures are forgotten and the attempt is taken back

@@ -35,6 +35,8 @@ pub struct ReviewedUser {
     pub disabled_at: Option<DateTime<Utc>>,
     /// Whether they can sign in to the dashboard.
     pub has_password: bool,
+    /// Whether they have a second factor.
+    pub second_factor: bool,
     /// Bearer tokens that work.
     pub tokens: u32,
     /// Age in days of their oldest working token.
@@ -91,7 +93,7 @@ impl AccessReview {
     /// One line per user; roles separated by spaces, delegations as `name until TIME`.
     pub fn to_csv(&self) -> String {
         let mut out = String::from(
-            "name,roles,created_at,disabled_at,has_password,tokens,oldest_token_days,last_sign_in_at,last_decision_at,last_activity_at,delegations_given,delegations_received,dormant\n",
+            "name,roles,created_at,disabled_at,has_password,second_factor,tokens,oldest_token_days,last_sign_in_at,last_decision_at,last_activity_at,delegations_given,delegations_received,dormant\n",
         );
         let time = |t: Option<DateTime<Utc>>| t.map(super::audit::timestamp).unwrap_or_default();
         let lines = |ds: &[DelegationLine]| {
@@ -108,6 +110,7 @@ impl AccessReview {
                 super::audit::timestamp(u.created_at),
                 time(u.disabled_at),
                 u.has_password.to_string(),
+                u.second_factor.to_string(),
                 u.tokens.to_string(),
                 u.oldest_token_days.map(|d| d.to_string()).unwrap_or_default(),
                 time(u.last_sign_in_at),
@@ -158,6 +161,7 @@ mod tests {
             created_at: t("2026-01-01T00:00:00Z"),
             disabled_at: None,
             has_password: true,
+            second_factor: false,
             tokens: 2,
             oldest_token_days: Some(334),
             last_sign_in_at: None,

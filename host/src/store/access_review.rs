@@ -26,6 +26,7 @@ type Row = (
     String,
     Option<String>,
     bool,
+    bool,
     i64,
     Option<String>,
     Option<String>,
@@ -42,7 +43,7 @@ pub fn users(
     dormant_after_days: u32,
 ) -> Result<Vec<ReviewedUser>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT u.name, u.roles, u.created_at, u.disabled_at, u.password_hash IS NOT NULL,
+        "SELECT u.name, u.roles, u.created_at, u.disabled_at, u.password_hash IS NOT NULL, u.totp_secret IS NOT NULL,
                 (SELECT count(*) FROM tokens t WHERE t.tenant_id = u.tenant_id AND t.user_name = u.name),
                 (SELECT min(created_at) FROM tokens t WHERE t.tenant_id = u.tenant_id AND t.user_name = u.name),
                 (SELECT max(created_at) FROM tokens t WHERE t.tenant_id = u.tenant_id AND t.user_name = u.name),
@@ -68,11 +69,26 @@ pub fn users(
                 r.get(8)?,
                 r.get(9)?,
                 r.get(10)?,
+                r.get(11)?,
             ))
         })?
         .collect::<Result<_, _>>()?;
     let mut users = Vec::with_capacity(rows.len());
-    for (name, roles, created, disabled, has_password, tokens, oldest, newest, last_entry, sign_in, decision) in rows {
+    for (
+        name,
+        roles,
+        created,
+        disabled,
+        has_password,
+        second_factor,
+        tokens,
+        oldest,
+        newest,
+        last_entry,
+        sign_in,
+        decision,
+    ) in rows
+    {
         let roles: Vec<Role> = from_json("users.roles", &roles)?;
         let created_at = time("users.created_at", Some(created))?.unwrap_or(now);
         let disabled_at = time("users.disabled_at", disabled)?;
@@ -93,6 +109,7 @@ pub fn users(
             created_at,
             disabled_at,
             has_password,
+            second_factor,
             tokens: u32::try_from(tokens).unwrap_or(u32::MAX),
             oldest_token_days: oldest.map(|t| (now - t).num_days()),
             last_sign_in_at: time("audit_log.at", sign_in)?,

@@ -27,6 +27,7 @@
 //! - [`plugins`]: the plugin catalog, installed versions and precompiled artifacts.
 //! - [`catalog`]: the shipped catalog: scripts offered to every tenant, plugin versions on offer.
 //! - [`reports`]: the summary report, computed in SQL over indexed columns (R10).
+//! - [`second_factor`]: TOTP secrets, the last step used, recovery codes, session step-ups.
 //! - [`sessions`]: passwords (argon2id hashes) and browser sessions (stored hashed).
 
 pub mod access_attempts;
@@ -46,6 +47,7 @@ pub mod outbox;
 pub mod plugins;
 pub mod reports;
 pub mod schema;
+pub mod second_factor;
 pub mod sessions;
 
 use rusqlite::{Connection, OpenFlags};

@@ -429,6 +429,23 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX access_attempts_by_tenant ON access_attempts (tenant_id, at);
     "#,
+    // 20: the second factor. A user's TOTP secret (base32) once enrolled, the one being set up,
+    // the last step used (a code works once), recovery codes as hashes, and when a dashboard
+    // session last passed the second factor (critical actions want it fresh).
+    r#"
+    ALTER TABLE users ADD COLUMN totp_secret TEXT;
+    ALTER TABLE users ADD COLUMN totp_pending TEXT;
+    ALTER TABLE users ADD COLUMN totp_last_step INTEGER;
+    ALTER TABLE users ADD COLUMN totp_enabled_at TEXT;
+    CREATE TABLE recovery_codes (
+        tenant_id TEXT NOT NULL,
+        user_name TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        used_at TEXT,
+        PRIMARY KEY (tenant_id, user_name, hash)
+    ) WITHOUT ROWID;
+    ALTER TABLE sessions ADD COLUMN second_factor_at TEXT;
+    "#,
 ];
 
 /// The schema version this host writes.

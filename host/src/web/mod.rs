@@ -11,6 +11,7 @@
 //! - `access`: the access review (roles, activity, delegations, dormant users), recent access
 //!   attempts, disabling and enabling users.
 //! - `admin`: extensions, users and passwords, cost centers, settings, failing deliveries.
+//! - `security`: the user's second factor: setting it up, recovery codes, confirming it is them.
 //! - `decision_links`: the confirmation pages behind the approve and reject links of e-mails.
 //! - `delegations`: lending one's authority for a period, ending it early.
 //! - `view`: what the pages show of the domain (amounts, statuses, charts), and `error`: the one
@@ -27,6 +28,7 @@ mod error;
 mod order_form;
 mod orders;
 mod oversight;
+mod security;
 pub mod session;
 mod view;
 
@@ -91,6 +93,10 @@ pub fn app(state: WebState) -> Router {
         .route("/sign-in", get(session::sign_in_page).post(session::sign_in))
         .route("/sign-out", post(session::sign_out))
         .route("/password", get(admin::password_page).post(admin::change_password))
+        .route("/security", get(security::security))
+        .route("/security/setup", post(security::setup))
+        .route("/security/confirm", post(security::confirm))
+        .route("/security/step-up", post(security::step_up))
         .route("/inbox", get(orders::inbox))
         .route("/orders", get(orders::list).post(order_form::create))
         .route("/orders/new", get(order_form::new_order))

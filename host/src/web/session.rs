@@ -58,6 +58,11 @@ impl Viewer {
         Nav::of(&self.principal, &self.csrf, current)
     }
 
+    /// The session's cookie value (to mark the session stepped up).
+    pub fn cookie(&self) -> &str {
+        &self.cookie
+    }
+
     /// Checks the form token a form sent back and that the form came from this site.
     pub fn check(&self, sent: &str) -> Result<(), PageError> {
         let (a, b) = (sent.as_bytes(), self.csrf.as_bytes());

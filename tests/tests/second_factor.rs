@@ -1,0 +1,169 @@
+//! The second factor end to end, in the dashboard over HTTP: set up with the secret the page
+//! shows (codes computed here, independently of the host, per RFC 6238), recovery codes shown
+//! once and each usable once, a code never accepted twice, failures and uses audited, the
+//! review showing it, and an admin's reset.
+
+use anyhow::{Context, Result, ensure};
+use greenlight_tests::{Client, Server};
+use hmac::{Hmac, Mac};
+use serde_json::json;
+use sha1::Sha1;
+
+const PASSWORD: &str = "correct horse battery";
+
+fn base32_decode(text: &str) -> Result<Vec<u8>> {
+    const ALPHABET: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut out, mut buffer, mut bits) = (Vec::new(), 0u32, 0u32);
+    for c in text.chars() {
+        let v = ALPHABET.find(c).with_context(|| format!("{c} is not base32"))? as u32;
+        buffer = (buffer << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(((buffer >> bits) & 0xff) as u8);
+        }
+    }
+    Ok(out)
+}
+
+/// The six-digit TOTP code of a secret for a 30-second step.
+fn totp(secret: &[u8], step: u64) -> Result<String> {
+    let mut mac = <Hmac<Sha1> as Mac>::new_from_slice(secret)?;
+    mac.update(&step.to_be_bytes());
+    let d = mac.finalize().into_bytes();
+    let o = usize::from(d[19] & 0x0f);
+    let n = u32::from_be_bytes([d[o] & 0x7f, d[o + 1], d[o + 2], d[o + 3]]) % 1_000_000;
+    Ok(format!("{n:06}"))
+}
+
+fn now_step() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() / 30).unwrap_or(0)
+}
+
+/// A signed-in browser without redirects: its cookie and the form token of its pages.
+struct Browser {
+    agent: ureq::Agent,
+    url: String,
+    cookie: String,
+    csrf: String,
+}
+
+impl Browser {
+    fn sign_in(s: &Server, name: &str) -> Result<Browser> {
+        let agent = Client::agent(None);
+        let r = agent.post(format!("{}/sign-in", s.url)).config().max_redirects(0).build().send_form([
+            ("tenant", "acme"),
+            ("name", name),
+            ("password", PASSWORD),
+        ])?;
+        ensure!(r.status() == 303, "{name} signs in: {}", r.status());
+        let cookie = r
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|c| c.split(';').next())
+            .context("a session cookie")?
+            .to_string();
+        let mut b = Browser { agent, url: s.url.clone(), cookie, csrf: String::new() };
+        let (_, page) = b.get("/security")?;
+        b.csrf = between(&page, "name=\"csrf\" value=\"", "\"").context("a form token")?;
+        Ok(b)
+    }
+
+    fn get(&self, path: &str) -> Result<(u16, String)> {
+        let mut r = self.agent.get(format!("{}{path}", self.url)).header("Cookie", &self.cookie).call()?;
+        Ok((r.status().as_u16(), r.body_mut().read_to_string()?))
+    }
+
+    fn post(&self, path: &str, fields: &[(&str, &str)]) -> Result<(u16, String)> {
+        let mut form: Vec<(&str, &str)> = vec![("csrf", self.csrf.as_str())];
+        form.extend_from_slice(fields);
+        let mut r = self
+            .agent
+            .post(format!("{}{path}", self.url))
+            .header("Cookie", &self.cookie)
+            .config()
+            .max_redirects(0)
+            .build()
+            .send_form(form)?;
+        Ok((r.status().as_u16(), r.body_mut().read_to_string()?))
+    }
+}
+
+fn between(text: &str, start: &str, end: &str) -> Option<String> {
+    let from = text.find(start)? + start.len();
+    let to = text[from..].find(end)? + from;
+    Some(text[from..to].to_string())
+}
+
+#[test]
+fn set_up_with_the_qr_secret_recovery_codes_once_codes_never_twice_and_an_admin_reset() -> Result<()> {
+    let s = Server::start()?;
+    let admin = s.tenant("acme")?;
+    admin.user("bob", &["approver"], json!({}))?;
+    let r = admin.put("/v1/admin/users/bob/password", json!({"password": PASSWORD}))?;
+    ensure!(r.status == 204, "{}", r.text);
+    let bob = Browser::sign_in(&s, "bob")?;
+    let (_, page) = bob.get("/security")?;
+    ensure!(page.contains("Two-step verification is off"), "{page}");
+
+    // Set up: a QR code and the secret to type in.
+    let (status, page) = bob.post("/security/setup", &[])?;
+    ensure!(status == 200 && page.contains("<svg role=\"img\" aria-label=\"QR code"), "{status}: {page}");
+    let secret = between(&page, "<code id=\"totp-secret\">", "</code>").context("the secret")?;
+    let key = base32_decode(&secret)?;
+    ensure!(key.len() == 20, "160 bits: {secret}");
+    let (status, page) = bob.post("/security/confirm", &[("code", "000000")])?;
+    ensure!(status == 422 && page.contains("does not match"), "a wrong first code: {status} {page}");
+    let step = now_step();
+    let code = totp(&key, step)?;
+    let (status, page) = bob.post("/security/confirm", &[("code", &code)])?;
+    ensure!(status == 200 && page.contains("Two-step verification is on"), "{status}: {page}");
+    let list = between(&page, "<ul class=\"codes\" id=\"recovery-codes\">", "</ul>").context("recovery codes")?;
+    let codes: Vec<String> =
+        list.split("<code>").skip(1).filter_map(|c| c.split("</code>").next()).map(str::to_string).collect();
+    ensure!(codes.len() == 10, "ten recovery codes: {codes:?}");
+    let (_, page) = bob.get("/security")?;
+    ensure!(page.contains("10 recovery codes left") && !page.contains(&codes[0]), "shown once: {page}");
+    ensure!(page.contains("critical actions are open for"), "enrolling confirmed it was him: {page}");
+    ensure!(bob.post("/security/setup", &[])?.0 == 409, "a second set-up needs a reset first");
+
+    // The code just used is not accepted again; a recovery code is, once.
+    let (status, page) = bob.post("/security/step-up", &[("code", &code)])?;
+    ensure!(status == 422, "a replayed code: {status} {page}");
+    let (status, page) = bob.post("/security/step-up", &[("code", &codes[0].to_uppercase())])?;
+    ensure!(status == 200 && page.contains("Confirmed with a recovery code; 9 left"), "{status}: {page}");
+    ensure!(bob.post("/security/step-up", &[("code", &codes[0])])?.0 == 422, "each recovery code once");
+    // The next step's code works (the host accepts one step of drift), and takes you back.
+    let next = totp(&key, step + 1)?;
+    let (status, _) = bob.post("/security/step-up", &[("code", &next), ("next", "/inbox")])?;
+    ensure!(status == 303, "back to where the critical action was: {status}");
+    ensure!(bob.post("/security/step-up", &[("code", "123456"), ("next", "https://evil.test/")])?.0 == 422);
+
+    // The review shows it; an admin resets it; then it is off.
+    let review = admin.get("/v1/admin/access-review")?.body;
+    let b = review["users"].as_array().and_then(|u| u.iter().find(|u| u["name"] == "bob")).cloned().unwrap_or_default();
+    ensure!(b["second_factor"] == true, "{b}");
+    let bob_api = Client::new(
+        &s.url,
+        admin.post_empty("/v1/admin/users/bob/tokens")?.body["token"].as_str().unwrap_or_default(),
+    );
+    ensure!(bob_api.post_empty("/v1/admin/users/bob/second-factor/reset")?.status == 403, "admins only");
+    ensure!(admin.post_empty("/v1/admin/users/bob/second-factor/reset")?.status == 204);
+    ensure!(admin.post_empty("/v1/admin/users/bob/second-factor/reset")?.status == 404, "nothing left to reset");
+    let (_, page) = bob.get("/security")?;
+    ensure!(page.contains("Two-step verification is off"), "{page}");
+
+    let db = rusqlite::Connection::open(&s.db)?;
+    let count = |action: &str| -> Result<i64> {
+        Ok(db.query_row("SELECT count(*) FROM audit_log WHERE action = ?1", [action], |r| r.get(0))?)
+    };
+    ensure!(count("second_factor_enrolled")? == 1 && count("second_factor_reset")? == 1);
+    ensure!(count("second_factor_used")? == 2, "the recovery code and the next step's code");
+    ensure!(count("second_factor_failed")? == 4, "a wrong first code, a replay, a used recovery code, a wrong code");
+    let stored: String = db.query_row("SELECT group_concat(hash) FROM recovery_codes", [], |r| {
+        r.get::<_, Option<String>>(0).map(Option::unwrap_or_default)
+    })?;
+    ensure!(codes.iter().all(|c| !stored.contains(c.as_str())), "recovery codes are stored hashed");
+    Ok(())
+}
