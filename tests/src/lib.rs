@@ -4,6 +4,7 @@
 
 pub mod browser;
 mod sinks;
+pub mod totp;
 
 pub use sinks::{Mail, Received, Receiver, SmtpSink};
 

@@ -7,6 +7,7 @@
 
 use anyhow::{Context, Result, ensure};
 use greenlight_tests::browser::{Browser, axe_script};
+use greenlight_tests::totp::{base32_decode, code as totp, now_step};
 use greenlight_tests::{Client, Server, order_body, workspace};
 use serde_json::json;
 
@@ -166,8 +167,33 @@ fn the_people_of_the_seeds_work_in_the_browser() -> Result<()> {
     w.accessible("reports")?;
     w.sign_out()?;
 
-    // The admin enables the executive threshold; the next order needs an executive.
+    // The admin turns on two-step verification with the secret the page shows (the code is
+    // computed here), gets the recovery codes once, and later confirms it is them (step-up)
+    // before changing the rules, a critical action.
     w.sign_in("acme", "admin")?;
+    w.b.open(&format!("{}/security", s.url))?;
+    w.accessible("two-step verification (off)")?;
+    w.b.submit("form[action='/security/setup'] button")?;
+    let key = base32_decode(&w.b.text("#totp-secret")?)?;
+    w.accessible("two-step set-up (QR code)")?;
+    let step = now_step();
+    w.b.type_into("#enroll-code", &totp(&key, step)?)?;
+    w.b.submit("form[action='/security/confirm'] button")?;
+    ensure!(w.b.text("#recovery-codes")?.split_whitespace().count() == 10, "{}", w.source()?);
+    w.accessible("recovery codes")?;
+    w.sign_out()?;
+    w.sign_in("acme", "admin")?;
+    w.b.open(&format!("{}/admin/settings", s.url))?;
+    w.b.submit("form[action='/admin/settings'] button")?;
+    ensure!(w.b.text("h1")? == "Confirm it is you first", "a new session steps up first: {}", w.source()?);
+    w.accessible("step-up needed")?;
+    w.b.open(&format!("{}/security", s.url))?;
+    w.b.type_into("#step-up-code", &totp(&key, step + 1)?)?;
+    w.b.submit("form[action='/security/step-up'] button")?;
+    ensure!(w.b.text("main p[role=status]")? == "Confirmed.", "{}", w.source()?);
+    w.accessible("two-step verification (on)")?;
+
+    // The admin enables the executive threshold; the next order needs an executive.
     w.b.open(&format!("{}/admin/extensions", s.url))?;
     w.accessible("extensions")?;
     let form = "#ext-executive-threshold form";

@@ -4,41 +4,11 @@
 //! review showing it, and an admin's reset.
 
 use anyhow::{Context, Result, ensure};
+use greenlight_tests::totp::{base32_decode, code as totp, now_step};
 use greenlight_tests::{Client, Server};
-use hmac::{Hmac, Mac};
 use serde_json::json;
-use sha1::Sha1;
 
 const PASSWORD: &str = "correct horse battery";
-
-fn base32_decode(text: &str) -> Result<Vec<u8>> {
-    const ALPHABET: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let (mut out, mut buffer, mut bits) = (Vec::new(), 0u32, 0u32);
-    for c in text.chars() {
-        let v = ALPHABET.find(c).with_context(|| format!("{c} is not base32"))? as u32;
-        buffer = (buffer << 5) | v;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(((buffer >> bits) & 0xff) as u8);
-        }
-    }
-    Ok(out)
-}
-
-/// The six-digit TOTP code of a secret for a 30-second step.
-fn totp(secret: &[u8], step: u64) -> Result<String> {
-    let mut mac = <Hmac<Sha1> as Mac>::new_from_slice(secret)?;
-    mac.update(&step.to_be_bytes());
-    let d = mac.finalize().into_bytes();
-    let o = usize::from(d[19] & 0x0f);
-    let n = u32::from_be_bytes([d[o] & 0x7f, d[o + 1], d[o + 2], d[o + 3]]) % 1_000_000;
-    Ok(format!("{n:06}"))
-}
-
-fn now_step() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() / 30).unwrap_or(0)
-}
 
 /// A signed-in browser without redirects: its cookie and the form token of its pages.
 struct Browser {
@@ -144,10 +114,8 @@ fn set_up_with_the_qr_secret_recovery_codes_once_codes_never_twice_and_an_admin_
     let review = admin.get("/v1/admin/access-review")?.body;
     let b = review["users"].as_array().and_then(|u| u.iter().find(|u| u["name"] == "bob")).cloned().unwrap_or_default();
     ensure!(b["second_factor"] == true, "{b}");
-    let bob_api = Client::new(
-        &s.url,
-        admin.post_empty("/v1/admin/users/bob/tokens")?.body["token"].as_str().unwrap_or_default(),
-    );
+    let bob_api =
+        Client::new(&s.url, admin.post_empty("/v1/admin/users/bob/tokens")?.body["token"].as_str().unwrap_or_default());
     ensure!(bob_api.post_empty("/v1/admin/users/bob/second-factor/reset")?.status == 403, "admins only");
     ensure!(admin.post_empty("/v1/admin/users/bob/second-factor/reset")?.status == 204);
     ensure!(admin.post_empty("/v1/admin/users/bob/second-factor/reset")?.status == 404, "nothing left to reset");
@@ -165,5 +133,51 @@ fn set_up_with_the_qr_secret_recovery_codes_once_codes_never_twice_and_an_admin_
         r.get::<_, Option<String>>(0).map(Option::unwrap_or_default)
     })?;
     ensure!(codes.iter().all(|c| !stored.contains(c.as_str())), "recovery codes are stored hashed");
+    Ok(())
+}
+
+#[test]
+fn over_the_api_critical_actions_need_a_token_marked_for_them() -> Result<()> {
+    let s = Server::start()?;
+    // The operator's token (from `tenant create`) is marked; a second admin's token is not.
+    let operator = s.tenant("acme")?;
+    let second = operator.user("second-admin", &["admin"], json!({}))?;
+    let r = second.put("/v1/admin/settings", json!({"one_stage_per_person": false}))?;
+    ensure!(r.status == 403 && r.code() == "second_factor_required", "{} {}", r.status, r.text);
+    let message = r.body["error"]["message"].as_str().unwrap_or_default();
+    ensure!(
+        message.starts_with("changing settings is a critical action") && message.contains("token an admin marked"),
+        "{message}"
+    );
+    // Nor may it mark one for itself, or do the other critical actions.
+    ensure!(
+        second.post("/v1/admin/users/second-admin/tokens", json!({"critical": true}))?.code()
+            == "second_factor_required"
+    );
+    ensure!(
+        second.post("/v1/admin/users", json!({"name": "eve", "roles": ["admin"]}))?.code() == "second_factor_required"
+    );
+    let r = second.put("/v1/admin/extensions/anything", json!({"enabled": false}))?;
+    ensure!(r.code() == "second_factor_required", "{}", r.text);
+    // Reading stays open.
+    ensure!(second.get("/v1/admin/access-review")?.status == 200);
+    // A token the operator's admin marks works; an unmarked one issued the same way does not.
+    let r = operator.post("/v1/admin/users/second-admin/tokens", json!({"critical": true}))?;
+    ensure!(r.status == 201, "{}", r.text);
+    let marked = Client::new(&s.url, r.body["token"].as_str().unwrap_or_default());
+    let r = marked.put("/v1/admin/settings", json!({"one_stage_per_person": false}))?;
+    ensure!(r.status == 200 && r.body["one_stage_per_person"] == false, "{}", r.text);
+    let r = operator.post_empty("/v1/admin/users/second-admin/tokens")?;
+    let unmarked = Client::new(&s.url, r.body["token"].as_str().unwrap_or_default());
+    ensure!(unmarked.put("/v1/admin/settings", json!({}))?.code() == "second_factor_required");
+    let db = rusqlite::Connection::open(&s.db)?;
+    let marked: Vec<String> = db
+        .prepare("SELECT data FROM audit_log WHERE action = 'token_issued' ORDER BY seq")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    ensure!(
+        marked.len() == 2 && marked[0].contains("\"critical\":true") && marked[1].contains("\"critical\":false"),
+        "{marked:?}"
+    );
     Ok(())
 }

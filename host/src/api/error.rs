@@ -82,6 +82,9 @@ impl From<ApprovalError> for AppError {
         match e {
             ApprovalError::NotFound(m) => AppError::not_found(m),
             ApprovalError::Forbidden(m) => AppError::new(StatusCode::FORBIDDEN, "forbidden", m),
+            e @ ApprovalError::StepUpRequired(_) => {
+                AppError::new(StatusCode::FORBIDDEN, "second_factor_required", e.to_string())
+            }
             ApprovalError::Invalid { field, message } => {
                 let msg = format!("{field}: {message}");
                 AppError::invalid(&field, msg)

@@ -84,15 +84,28 @@ pub struct TokenIssued {
     pub token: String,
 }
 
-/// Issues a new bearer token to a user (admin).
-#[utoipa::path(post, path = "/v1/admin/users/{name}/tokens", tag = "admin",
+/// What kind of token to issue.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    /// Marked for critical actions (revoking approvals, changing rules, settings or people);
+    /// only a caller who may do them marks one.
+    #[serde(default)]
+    pub critical: bool,
+}
+
+/// Issues a new bearer token to a user (admin, a critical action); the body may ask for one
+/// marked for critical actions.
+#[utoipa::path(post, path = "/v1/admin/users/{name}/tokens", tag = "admin", request_body(content = NewToken, description = "optional"),
     params(("name" = String, Path, description = "User name")), responses((status = 201, body = TokenIssued)))]
 pub async fn issue_token(
     State(s): State<AppState>,
     Caller(p): Caller,
     Path(name): Path<String>,
+    body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<TokenIssued>), AppError> {
-    let token = s.approvals.issue_token(&p, &name).await?;
+    let kind: NewToken = if body.is_empty() { NewToken::default() } else { super::extract::parse_json(&body)? };
+    let token = s.approvals.issue_token(&p, &name, kind.critical).await?;
     Ok((StatusCode::CREATED, Json(TokenIssued { token })))
 }
 

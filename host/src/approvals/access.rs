@@ -18,6 +18,12 @@ pub(super) fn require_role(p: &Principal, allowed: &[&str], what: &str) -> Resul
     }
 }
 
+/// Critical actions need a credential marked for them: a dashboard session that passed the
+/// second factor in the last few minutes, or a token an admin marked (or the operator's).
+pub(super) fn require_step_up(p: &Principal, what: &str) -> Result<(), ApprovalError> {
+    if p.critical { Ok(()) } else { Err(ApprovalError::StepUpRequired(what.to_string())) }
+}
+
 /// Roles that may see every order of the tenant (the request view, R10).
 pub(super) const OVERSEERS: [&str; 7] = [
     roles::ADMIN,

@@ -1,7 +1,7 @@
 //! The tenant's administration: tenants, users, cost centers, settings, scripts and the
 //! extensions the tenant enables.
 
-use super::access::require_role;
+use super::access::{require_role, require_step_up};
 use super::{ApprovalError, Approvals, invalid};
 use crate::domain::actor::{MAX_DORMANT_AFTER_DAYS, Policy, roles};
 use crate::domain::audit::timestamp;
@@ -127,7 +127,8 @@ impl Approvals {
                     budget_period: None,
                 };
                 directory::insert_user(c, &tenant.id, &admin)?;
-                directory::insert_token(c, &tenant.id, "admin", &t2)?;
+                // The operator's token: marked for critical actions.
+                directory::insert_token(c, &tenant.id, "admin", &t2, true)?;
                 audit::append(
                     c,
                     &tenant.id,
@@ -155,6 +156,7 @@ impl Approvals {
     /// Creates a user and returns it with its bearer token (shown once; only its hash is kept).
     pub async fn create_user(&self, p: &Principal, body: NewUser) -> Result<(User, String), ApprovalError> {
         require_role(p, &[roles::ADMIN], "creating users")?;
+        require_step_up(p, "creating a user")?;
         check_name("name", &body.name, &['-', '_', '.', '@'])?;
         if body.roles.is_empty() {
             return Err(invalid("roles", "give the user at least one role, e.g. [\"requester\"]"));
@@ -190,7 +192,7 @@ impl Approvals {
                     )));
                 }
                 directory::insert_user(c, &tenant_id, &u)?;
-                directory::insert_token(c, &tenant_id, &u.name, &t)?;
+                directory::insert_token(c, &tenant_id, &u.name, &t, false)?;
                 audit::append(
                     c,
                     &tenant_id,
@@ -249,6 +251,7 @@ impl Approvals {
     /// Changes tenant settings.
     pub async fn update_settings(&self, p: &Principal, body: SettingsUpdate) -> Result<Policy, ApprovalError> {
         require_role(p, &[roles::ADMIN], "changing settings")?;
+        require_step_up(p, "changing settings")?;
         if let Some(d) = body.dormant_after_days
             && !(1..=MAX_DORMANT_AFTER_DAYS).contains(&d)
         {
@@ -285,6 +288,7 @@ impl Approvals {
     /// Installs or replaces a tenant script after checking it compiles.
     pub async fn add_script(&self, p: &Principal, name: &str, source: &str) -> Result<ScriptInstalled, ApprovalError> {
         require_role(p, &[roles::ADMIN], "installing scripts")?;
+        require_step_up(p, "installing a script")?;
         check_name("name", name, &['-', '_'])?;
         let n = name.to_string();
         if self.store.read(move |c| crate::store::plugins::get(c, &n)).await?.is_some() {
@@ -358,6 +362,7 @@ impl Approvals {
         body: ExtensionUpdate,
     ) -> Result<ExtensionSetting, ApprovalError> {
         require_role(p, &[roles::ADMIN], "configuring extensions")?;
+        require_step_up(p, "changing an extension, its configuration or its grants")?;
         self.configure_extension(&p.tenant.id, &p.user.name, name, body).await
     }
 

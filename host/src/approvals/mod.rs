@@ -126,6 +126,11 @@ pub enum ApprovalError {
     /// is the seconds to wait.
     #[error("too many failed sign-ins: wait {0} seconds and try again")]
     TooManyAttempts(i64),
+    /// A critical action with a credential not marked for it (403).
+    #[error(
+        "{0} is a critical action and needs a fresh second factor: in the dashboard, confirm it is you under Two-step verification (valid five minutes); over the API, use a token an admin marked for critical actions"
+    )]
+    StepUpRequired(String),
     /// Storage failed (503).
     #[error(transparent)]
     Store(StoreError),

@@ -259,6 +259,9 @@ impl Approvals {
 
     /// An admin revokes an approval (R8); the order goes back to pending.
     pub async fn revoke(&self, p: &Principal, id: &str, reason: String) -> Result<Order, ApprovalError> {
+        if p.user.roles.iter().any(|r| r.as_str() == crate::domain::actor::roles::ADMIN) {
+            super::access::require_step_up(p, "revoking an approval")?;
+        }
         self.simple(p, id, move |by, at| Command::Revoke { by, reason, at }).await
     }
 

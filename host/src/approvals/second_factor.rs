@@ -196,6 +196,7 @@ impl Approvals {
     /// Removes a user's second factor (admin), e.g. after a lost phone: they set up a new one.
     pub async fn reset_second_factor(&self, p: &Principal, name: &str) -> Result<(), ApprovalError> {
         require_role(p, &[roles::ADMIN], "resetting a second factor")?;
+        super::access::require_step_up(p, "resetting a second factor")?;
         let (t, actor, name) = (p.tenant.id.clone(), p.user.name.clone(), name.to_string());
         self.store
             .write(move |c| -> Result<(), ApprovalError> {

@@ -289,7 +289,10 @@ impl Approvals {
                 else {
                     return Ok(None);
                 };
-                Ok(Some((s, Principal { tenant, user })))
+                // Critical actions are open for a while after the session passed the second factor.
+                let stepped_up = crate::store::second_factor::session_step_up(c, &c0)?;
+                let critical = stepped_up.is_some_and(|at| now - at < super::second_factor::STEP_UP_VALID);
+                Ok(Some((s, Principal { tenant, user, critical })))
             })
             .await?;
         let Some((s, principal)) = found else { return Ok(None) };
@@ -332,6 +335,7 @@ impl Approvals {
     pub async fn set_password(&self, p: &Principal, user: &str, password: &str) -> Result<(), ApprovalError> {
         if user != p.user.name {
             require_role(p, &[roles::ADMIN], "setting another user's password")?;
+            super::access::require_step_up(p, "setting another user's password")?;
         }
         self.store_password(&p.tenant.id, &p.user.name, user, password).await
     }

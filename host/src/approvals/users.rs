@@ -2,7 +2,7 @@
 //! authority to whom, who has gone dormant), disabling and enabling users, and issuing tokens.
 //! Every one of these is in the audit chain, the review included (who looked, when).
 
-use super::access::require_role;
+use super::access::{require_role, require_step_up};
 use super::{ApprovalError, Approvals};
 use crate::domain::access_review::AccessReview;
 use crate::domain::actor::roles;
@@ -39,6 +39,7 @@ impl Approvals {
     /// roles. An admin cannot disable themselves (so an enabled admin always remains).
     pub async fn disable_user(&self, p: &Principal, name: &str) -> Result<Disabled, ApprovalError> {
         require_role(p, &[roles::ADMIN], "disabling users")?;
+        require_step_up(p, "disabling a user")?;
         if name == p.user.name {
             return Err(ApprovalError::Conflict("you cannot disable yourself; ask another admin".into()));
         }
@@ -64,6 +65,7 @@ impl Approvals {
     /// a new token or a password change to get in.
     pub async fn enable_user(&self, p: &Principal, name: &str) -> Result<(), ApprovalError> {
         require_role(p, &[roles::ADMIN], "enabling users")?;
+        require_step_up(p, "enabling a user")?;
         let (tenant_id, actor, name) = (p.tenant.id.clone(), p.user.name.clone(), name.to_string());
         self.store
             .write(move |c| -> Result<(), ApprovalError> {
@@ -81,16 +83,18 @@ impl Approvals {
         Ok(())
     }
 
-    /// Issues a new bearer token to an enabled user (shown once; stored hashed).
-    pub async fn issue_token(&self, p: &Principal, name: &str) -> Result<String, ApprovalError> {
+    /// Issues a new bearer token to an enabled user (shown once; stored hashed); a `critical`
+    /// one may do critical actions over the API.
+    pub async fn issue_token(&self, p: &Principal, name: &str, critical: bool) -> Result<String, ApprovalError> {
         require_role(p, &[roles::ADMIN], "issuing tokens")?;
+        require_step_up(p, "issuing a token")?;
         let token = directory::new_token()?;
         let (tenant_id, actor, name, t) = (p.tenant.id.clone(), p.user.name.clone(), name.to_string(), token.clone());
         self.store
             .write(move |c| -> Result<(), ApprovalError> {
                 directory::user(c, &tenant_id, &name)?.ok_or_else(|| no_user(&name))?;
-                directory::insert_token(c, &tenant_id, &name, &t)?;
-                let data = serde_json::json!({"user": name});
+                directory::insert_token(c, &tenant_id, &name, &t, critical)?;
+                let data = serde_json::json!({"user": name, "critical": critical});
                 audit::append(c, &tenant_id, Utc::now(), &actor, "token_issued", None, data)?;
                 Ok(())
             })

@@ -98,4 +98,8 @@ pub struct Principal {
     pub tenant: Tenant,
     /// The user.
     pub user: User,
+    /// Whether this credential may do critical actions now: a token marked for them by an
+    /// admin who passed the second factor (or the operator), or a dashboard session that passed
+    /// the second factor in the last few minutes.
+    pub critical: bool,
 }

@@ -245,10 +245,18 @@ pub fn role_holders(
     Ok(usize::try_from(n).unwrap_or(0))
 }
 
-/// Stores a token's hash for a user.
-pub fn insert_token(conn: &Connection, tenant_id: &str, user: &str, token: &str) -> Result<(), StoreError> {
-    conn.prepare_cached("INSERT INTO tokens (hash, tenant_id, user_name, created_at) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![token_hash(token), tenant_id, user, now()])?;
+/// Stores a token's hash for a user; `critical` tokens may do critical actions.
+pub fn insert_token(
+    conn: &Connection,
+    tenant_id: &str,
+    user: &str,
+    token: &str,
+    critical: bool,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO tokens (hash, tenant_id, user_name, created_at, critical) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![token_hash(token), tenant_id, user, now(), critical])?;
     Ok(())
 }
 
@@ -259,15 +267,15 @@ pub fn principal(conn: &Connection, token: &str) -> Result<Option<Principal>, St
 
 /// Resolves a bearer token, known by its hash, to its tenant and user.
 pub fn principal_by_hash(conn: &Connection, hash: &str) -> Result<Option<Principal>, StoreError> {
-    let found: Option<(String, String)> = conn
-        .prepare_cached("SELECT tenant_id, user_name FROM tokens WHERE hash = ?1")?
-        .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?)))
+    let found: Option<(String, String, bool)> = conn
+        .prepare_cached("SELECT tenant_id, user_name, critical FROM tokens WHERE hash = ?1")?
+        .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    let Some((tenant_id, user_name)) = found else { return Ok(None) };
+    let Some((tenant_id, user_name, critical)) = found else { return Ok(None) };
     let (Some(tenant), Some(user)) = (tenant(conn, &tenant_id)?, user(conn, &tenant_id, &user_name)?) else {
         return Ok(None);
     };
-    Ok(Some(Principal { tenant, user }))
+    Ok(Some(Principal { tenant, user, critical }))
 }
 
 /// Inserts a cost center.

@@ -446,6 +446,12 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     ALTER TABLE sessions ADD COLUMN second_factor_at TEXT;
     "#,
+    // 21: tokens marked for critical actions. The first admin's tokens are the operator's
+    // (made by `greenlight tenant create`) and are marked; every other token is not.
+    r#"
+    ALTER TABLE tokens ADD COLUMN critical INTEGER NOT NULL DEFAULT 0;
+    UPDATE tokens SET critical = 1 WHERE user_name = 'admin';
+    "#,
 ];
 
 /// The schema version this host writes.

@@ -286,7 +286,7 @@ fn tokens_are_stored_hashed() {
                 budget_period: None,
             },
         )?;
-        directory::insert_token(c, &t2, "alice", &tok)
+        directory::insert_token(c, &t2, "alice", &tok, false)
     })
     .expect("token stored");
     let stored: String = s

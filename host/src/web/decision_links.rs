@@ -55,6 +55,8 @@ struct RefusedPage {
     status: u16,
     title: &'static str,
     message: String,
+    /// Never: a link's refusal is not about a second factor.
+    step_up: bool,
 }
 
 /// The confirmation form.
@@ -101,7 +103,8 @@ fn refused(r: LinkRefusal) -> Response {
         LinkRefusal::Changed => (StatusCode::CONFLICT, "The order changed"),
         LinkRefusal::Refused(_) => (StatusCode::CONFLICT, "Not possible now"),
     };
-    let page = RefusedPage { nav: Nav::anonymous(), status: status.as_u16(), title, message: r.to_string() };
+    let page =
+        RefusedPage { nav: Nav::anonymous(), status: status.as_u16(), title, message: r.to_string(), step_up: false };
     let html = page.render().unwrap_or_else(|_| r.to_string());
     no_referrer((status, Html(html)).into_response())
 }

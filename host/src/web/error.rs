@@ -35,6 +35,8 @@ struct ErrorPage<'a> {
     status: u16,
     title: &'a str,
     message: String,
+    /// The action needs a fresh second factor: the page links to where to give it.
+    step_up: bool,
 }
 
 impl PageError {
@@ -46,7 +48,7 @@ impl PageError {
             PageError::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
             PageError::Approval(e) => match e {
                 ApprovalError::NotFound(_) => StatusCode::NOT_FOUND,
-                ApprovalError::Forbidden(_) => StatusCode::FORBIDDEN,
+                ApprovalError::Forbidden(_) | ApprovalError::StepUpRequired(_) => StatusCode::FORBIDDEN,
                 ApprovalError::Invalid { .. } | ApprovalError::Script(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 ApprovalError::InvalidState(_) | ApprovalError::VersionConflict(_) | ApprovalError::Conflict(_) => {
                     StatusCode::CONFLICT
@@ -92,7 +94,10 @@ impl IntoResponse for PageError {
             s if s.is_server_error() => "Something went wrong",
             _ => "Please check your input",
         };
-        let page = ErrorPage { nav: Nav::anonymous(), status: status.as_u16(), title, message: self.message() };
+        let step_up = matches!(self, PageError::Approval(ApprovalError::StepUpRequired(_)));
+        let title = if step_up { "Confirm it is you first" } else { title };
+        let page =
+            ErrorPage { nav: Nav::anonymous(), status: status.as_u16(), title, message: self.message(), step_up };
         match page.render() {
             Ok(html) => (status, Html(html)).into_response(),
             Err(_) => (status, self.message()).into_response(),

@@ -87,6 +87,18 @@ async fn sign_in(app: &Router, tenant: &str, name: &str) -> (String, String) {
     (value, csrf.to_string())
 }
 
+/// Sets up a second factor for the session's user and confirms it, as the security page does:
+/// the session may do critical actions for the next few minutes.
+async fn step_up(approvals: &Approvals, cookie: &str) {
+    use crate::domain::second_factor::{code, from_base32, step_of};
+    let p = approvals.session(cookie).await.expect("session").expect("live").principal;
+    let e = approvals.begin_enrollment(&p).await.expect("enrollment");
+    let secret = from_base32(&e.secret).expect("base32");
+    let now = chrono::Utc::now().timestamp();
+    let typed = format!("{:06}", code(&secret, step_of(now)));
+    approvals.confirm_enrollment(&p, Some(cookie), &typed).await.expect("confirmed");
+}
+
 fn order_input() -> OrderInput {
     let mut input = crate::domain::fixtures::input(vec![Line {
         description: Some("Laptop <b>14</b>".into()),
@@ -275,6 +287,11 @@ async fn a_requester_edits_a_draft_and_an_admin_adds_a_cost_center() {
     let r = send(&f.app, "POST", "/admin/cost-centers", Some(&admin), Some(form)).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
     assert!(send(&f.app, "GET", "/admin/cost-centers", Some(&admin), None).await.text.contains("CC-7"));
+    // Settings are a critical action: refused until the admin confirms it is them.
+    let r = send(&f.app, "POST", "/admin/settings", Some(&admin), Some(format!("csrf={admin_csrf}"))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert!(r.text.contains("Confirm it is you first") && r.text.contains("href=\"/security\""), "{}", r.text);
+    step_up(&f.approvals, &admin).await;
     let r = send(&f.app, "POST", "/admin/settings", Some(&admin), Some(format!("csrf={admin_csrf}"))).await;
     assert!(r.text.contains("Saved.") && !r.text.contains(" checked>"), "segregation of duties off: {}", r.text);
 }
@@ -291,6 +308,7 @@ async fn the_access_page_reviews_users_and_an_admin_disables_one_at_once() {
     assert_eq!(send(&f.app, "GET", "/access", Some(&alice), None).await.status, StatusCode::FORBIDDEN);
 
     let (admin, csrf) = sign_in(&f.app, "acme", "admin").await;
+    step_up(&f.approvals, &admin).await;
     let r = send(&f.app, "GET", "/access", Some(&admin), None).await;
     assert!(r.text.contains("Disable carol") && !r.text.contains("Disable admin"), "{}", r.text);
     let r = send(&f.app, "POST", "/access/carol/disable", Some(&admin), Some("csrf=stale".into())).await;
