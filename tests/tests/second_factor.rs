@@ -181,3 +181,49 @@ fn over_the_api_critical_actions_need_a_token_marked_for_them() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn the_tenant_sets_which_roles_need_a_second_factor_and_above_which_total_approving_is_critical() -> Result<()> {
+    let s = Server::start()?;
+    let operator = s.tenant("acme")?;
+    let alice = operator.user("alice", &["requester"], json!({}))?;
+    let bob = operator.user("bob", &["approver"], json!({}))?;
+    let review = r#"fn evaluate(ctx) { #{ stages: [#{ key: "review", level: 1, approvers: #{ role: "approver" }, reason: "reviewed" }] } }"#;
+    operator.enable_script("review", review, 10, json!({}))?;
+    ensure!(operator.put("/v1/admin/settings", json!({"second_factor_roles": ["Bad Role"]}))?.status == 422);
+    ensure!(operator.put("/v1/admin/settings", json!({"step_up_above_minor": -1}))?.status == 422);
+    let r = operator.put(
+        "/v1/admin/settings",
+        json!({"step_up_above_minor": 100_000, "second_factor_roles": ["finance", "admin"]}),
+    )?;
+    ensure!(r.status == 200, "{}", r.text);
+    ensure!(
+        r.body["step_up_above_minor"] == 100_000 && r.body["second_factor_roles"] == json!(["admin", "finance"]),
+        "{}",
+        r.text
+    );
+
+    let order = |total: i64| -> Result<String> {
+        let id = alice
+            .order(json!({"currency": "EUR", "lines": [{"sku": "A", "quantity": 1, "unit_price_minor": total}]}))?;
+        ensure!(alice.submit(&id)?.body["status"] == "pending_approval");
+        Ok(id)
+    };
+    let (big, small) = (order(200_000)?, order(50_000)?);
+    let r = bob.decide(&big, "review", "approve", None)?;
+    ensure!(r.status == 403 && r.code() == "second_factor_required", "{} {}", r.status, r.text);
+    ensure!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("approving an order above 100000 minor units")
+    );
+    ensure!(bob.decide(&big, "review", "reject", Some("too much"))?.status == 200, "rejecting is not critical");
+    ensure!(bob.decide(&small, "review", "approve", None)?.body["status"] == "approved", "below the amount");
+    // Off again with null.
+    let r = operator.put("/v1/admin/settings", json!({"step_up_above_minor": null}))?;
+    ensure!(r.status == 200 && r.body["step_up_above_minor"].is_null(), "{}", r.text);
+    let bigger = order(300_000)?;
+    ensure!(bob.decide(&bigger, "review", "approve", None)?.body["status"] == "approved");
+    Ok(())
+}

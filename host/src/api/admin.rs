@@ -99,6 +99,22 @@ pub struct SettingsUpdateBody {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 3650)]
     pub dormant_after_days: Option<u32>,
+    /// Roles whose holders must set up a second factor before they use the dashboard.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub second_factor_roles: Option<Vec<crate::domain::actor::Role>>,
+    /// Approving an order whose total is above this (minor units) needs a fresh second factor;
+    /// `null` turns it off.
+    #[serde(default, deserialize_with = "some_even_if_null")]
+    #[schema(value_type = Option<i64>, minimum = 0)]
+    pub step_up_above_minor: Option<Option<crate::domain::money::Minor>>,
+}
+
+/// A field given as `null` is `Some(None)` (turn off), a missing one `None` (leave as is).
+fn some_even_if_null<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// A new user and its token (shown once).
@@ -215,6 +231,11 @@ pub async fn settings(
     Caller(p): Caller,
     Body(b): Body<SettingsUpdateBody>,
 ) -> Result<Json<Policy>, AppError> {
-    let b = SettingsUpdate { one_stage_per_person: b.one_stage_per_person, dormant_after_days: b.dormant_after_days };
+    let b = SettingsUpdate {
+        one_stage_per_person: b.one_stage_per_person,
+        dormant_after_days: b.dormant_after_days,
+        second_factor_roles: b.second_factor_roles,
+        step_up_above_minor: b.step_up_above_minor,
+    };
     Ok(Json(s.approvals.update_settings(&p, b).await?))
 }

@@ -24,6 +24,16 @@ pub(super) fn require_step_up(p: &Principal, what: &str) -> Result<(), ApprovalE
     if p.critical { Ok(()) } else { Err(ApprovalError::StepUpRequired(what.to_string())) }
 }
 
+/// Whether approving this order is a critical action under the tenant's policy (its total is
+/// above the step-up amount), and if so, how to name it.
+pub(super) fn critical_approval(
+    policy: &crate::domain::actor::Policy,
+    order: &crate::domain::order::Order,
+) -> Option<String> {
+    let limit = policy.step_up_above_minor?;
+    (order.total_minor() > limit).then(|| format!("approving an order above {limit} minor units"))
+}
+
 /// Roles that may see every order of the tenant (the request view, R10).
 pub(super) const OVERSEERS: [&str; 7] = [
     roles::ADMIN,

@@ -74,6 +74,10 @@ pub struct SettingsUpdate {
     pub one_stage_per_person: Option<bool>,
     /// Days without activity after which a user is dormant in the access review.
     pub dormant_after_days: Option<u32>,
+    /// Roles that must set up a second factor.
+    pub second_factor_roles: Option<Vec<crate::domain::actor::Role>>,
+    /// The total above which approving needs a fresh second factor (`Some(None)`: off).
+    pub step_up_above_minor: Option<Option<Minor>>,
 }
 
 /// Result of installing a script.
@@ -245,7 +249,7 @@ impl Approvals {
     /// The tenant's settings (admin).
     pub fn settings(&self, p: &Principal) -> Result<Policy, ApprovalError> {
         require_role(p, &[roles::ADMIN], "reading settings")?;
-        Ok(p.tenant.policy)
+        Ok(p.tenant.policy.clone())
     }
 
     /// Changes tenant settings.
@@ -256,6 +260,9 @@ impl Approvals {
             && !(1..=MAX_DORMANT_AFTER_DAYS).contains(&d)
         {
             return Err(invalid("dormant_after_days", format!("give 1 to {MAX_DORMANT_AFTER_DAYS} days, not {d}")));
+        }
+        if let Some(Some(limit)) = body.step_up_above_minor {
+            check_amount("step_up_above_minor", Some(limit))?;
         }
         let (tenant_id, actor) = (p.tenant.id.clone(), p.user.name.clone());
         self.store
@@ -269,6 +276,14 @@ impl Approvals {
                 if let Some(d) = body.dormant_after_days {
                     policy.dormant_after_days = d;
                 }
+                if let Some(mut roles) = body.second_factor_roles {
+                    roles.sort();
+                    roles.dedup();
+                    policy.second_factor_roles = roles;
+                }
+                if let Some(limit) = body.step_up_above_minor {
+                    policy.step_up_above_minor = limit;
+                }
                 directory::save_policy(c, &tenant_id, &policy)?;
                 audit::append(
                     c,
@@ -277,7 +292,7 @@ impl Approvals {
                     &actor,
                     "settings_changed",
                     None,
-                    serde_json::to_value(policy).unwrap_or_default(),
+                    serde_json::to_value(&policy).unwrap_or_default(),
                 )?;
                 Ok(policy)
             })

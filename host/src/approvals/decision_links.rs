@@ -104,6 +104,12 @@ fn resolve(c: &Connection, claims: &LinkClaims) -> Result<(Tenant, User, Order),
     if order.plan.stage(&claims.stage).and_then(|s| s.opened_in) != Some(claims.version) {
         return Err(LinkRefusal::Changed);
     }
+    // An approval the tenant counts as critical needs a second factor, which a link cannot give.
+    if claims.verdict == crate::domain::plan::Verdict::Approve
+        && let Some(what) = super::access::critical_approval(&tenant.policy, &order)
+    {
+        return Err(LinkRefusal::Refused(ApprovalError::StepUpRequired(what)));
+    }
     Ok((tenant, user, order))
 }
 

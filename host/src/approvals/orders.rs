@@ -200,6 +200,12 @@ impl Approvals {
         verdict: Verdict,
         comment: Option<String>,
     ) -> Result<Order, ApprovalError> {
+        if verdict == Verdict::Approve && !p.critical && p.tenant.policy.step_up_above_minor.is_some() {
+            let order = self.load_visible(p, id).await?;
+            if let Some(what) = super::access::critical_approval(&p.tenant.policy, &order) {
+                return Err(ApprovalError::StepUpRequired(what));
+            }
+        }
         self.change(p, id, move |order, by, acting_for, at| {
             let on_behalf_of = order
                 .plan
@@ -319,7 +325,7 @@ impl Approvals {
         cursor: Option<String>,
     ) -> Result<(Vec<Order>, Option<String>), ApprovalError> {
         let caller = p.clone();
-        let policy = p.tenant.policy;
+        let policy = p.tenant.policy.clone();
         self.store
             .read(move |c| -> Result<(Vec<Order>, Option<String>), ApprovalError> {
                 let me = caller.user.actor();

@@ -73,7 +73,7 @@ mod tests {
         let admin = approvals.authenticate(&token).await.expect("auth").expect("admin");
         let before = admin.tenant.policy.one_stage_per_person;
         assert!(approvals.principals.get(&crate::store::directory::token_hash(&token)).is_some(), "remembered");
-        let update = SettingsUpdate { one_stage_per_person: Some(!before), dormant_after_days: None };
+        let update = SettingsUpdate { one_stage_per_person: Some(!before), ..SettingsUpdate::default() };
         approvals.update_settings(&admin, update).await.expect("settings");
         let again = approvals.authenticate(&token).await.expect("auth").expect("admin");
         assert_eq!(again.tenant.policy.one_stage_per_person, !before, "the change shows at once");

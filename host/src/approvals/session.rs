@@ -34,6 +34,9 @@ pub struct Session {
     pub principal: Principal,
     /// The form token.
     pub csrf: String,
+    /// The user holds a role the tenant requires a second factor for, and has none yet: the
+    /// dashboard shows them nothing but setting one up.
+    pub must_enroll: bool,
 }
 
 /// Failed sign-ins in a row, per user and per address, and when the last one was.
@@ -282,7 +285,7 @@ impl Approvals {
         let c0 = cookie.to_string();
         let found = self
             .store
-            .read(move |c| -> Result<Option<(SessionRecord, Principal)>, StoreError> {
+            .read(move |c| -> Result<Option<(SessionRecord, Principal, bool)>, StoreError> {
                 let Some(s) = sessions::find(c, &c0)? else { return Ok(None) };
                 let (Some(tenant), Some(user)) =
                     (directory::tenant(c, &s.tenant_id)?, directory::user(c, &s.tenant_id, &s.user_name)?)
@@ -292,10 +295,13 @@ impl Approvals {
                 // Critical actions are open for a while after the session passed the second factor.
                 let stepped_up = crate::store::second_factor::session_step_up(c, &c0)?;
                 let critical = stepped_up.is_some_and(|at| now - at < super::second_factor::STEP_UP_VALID);
-                Ok(Some((s, Principal { tenant, user, critical })))
+                let required = user.roles.iter().any(|r| tenant.policy.second_factor_roles.contains(r));
+                let must_enroll =
+                    required && crate::store::second_factor::enrolled(c, &s.tenant_id, &s.user_name)?.is_none();
+                Ok(Some((s, Principal { tenant, user, critical }, must_enroll)))
             })
             .await?;
-        let Some((s, principal)) = found else { return Ok(None) };
+        let Some((s, principal, must_enroll)) = found else { return Ok(None) };
         if !is_live(s.created_at, s.seen_at, now) {
             let c1 = cookie.to_string();
             self.store.write(move |c| sessions::delete(c, &c1).map(|_| ())).await?;
@@ -305,7 +311,7 @@ impl Approvals {
             let c1 = cookie.to_string();
             self.store.write(move |c| sessions::touch(c, &c1, now)).await?;
         }
-        Ok(Some(Session { principal, csrf: s.csrf }))
+        Ok(Some(Session { principal, csrf: s.csrf, must_enroll }))
     }
 
     /// Ends a session (signing out); audited when there was one.

@@ -109,8 +109,8 @@ impl Actor {
     }
 }
 
-/// Tenant-wide rules the state machine enforces (R7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// Tenant-wide rules the state machine enforces (R7), and how the tenant guards access.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
     /// One person may decide at most one stage of an order (segregation of duties). On by default.
@@ -119,6 +119,19 @@ pub struct Policy {
     /// 90 by default).
     #[serde(default = "default_dormant_after_days")]
     pub dormant_after_days: u32,
+    /// Roles whose holders must set up a second factor before they use the dashboard (admins by
+    /// default).
+    #[serde(default = "default_second_factor_roles")]
+    #[schema(value_type = Vec<String>)]
+    pub second_factor_roles: Vec<Role>,
+    /// Approving a stage of an order whose total is above this many minor units is a critical
+    /// action (a fresh second factor); none by default.
+    #[serde(default)]
+    pub step_up_above_minor: Option<crate::domain::money::Minor>,
+}
+
+fn default_second_factor_roles() -> Vec<Role> {
+    vec![Role::admin()]
 }
 
 /// Longest dormancy period a tenant may set: ten years.
@@ -130,7 +143,12 @@ fn default_dormant_after_days() -> u32 {
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy { one_stage_per_person: true, dormant_after_days: default_dormant_after_days() }
+        Policy {
+            one_stage_per_person: true,
+            dormant_after_days: default_dormant_after_days(),
+            second_factor_roles: default_second_factor_roles(),
+            step_up_above_minor: None,
+        }
     }
 }
 

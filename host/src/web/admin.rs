@@ -409,6 +409,8 @@ pub async fn save_settings(
     let update = crate::approvals::SettingsUpdate {
         one_stage_per_person: Some(f.one_stage_per_person.is_some()),
         dormant_after_days: None,
+        second_factor_roles: None,
+        step_up_above_minor: None,
     };
     let policy = s.approvals.update_settings(&v.principal, update).await?;
     let page = SettingsPage { nav: v.nav("settings"), one_stage_per_person: policy.one_stage_per_person, saved: true };

@@ -14,6 +14,9 @@ pub enum PageError {
     /// No live session: sign in first.
     #[error("sign in first")]
     SignIn,
+    /// The user's role requires a second factor and they have none yet.
+    #[error("your role requires two-step verification: set it up first")]
+    MustEnroll,
     /// A form without the session's form token (or from another origin).
     #[error("this form is stale or did not come from this site: reload the page and try again")]
     Csrf,
@@ -43,6 +46,7 @@ impl PageError {
     fn status(&self) -> StatusCode {
         match self {
             PageError::SignIn => StatusCode::UNAUTHORIZED,
+            PageError::MustEnroll => StatusCode::SEE_OTHER,
             PageError::Csrf => StatusCode::FORBIDDEN,
             PageError::BadRequest(_) => StatusCode::BAD_REQUEST,
             PageError::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -84,6 +88,9 @@ impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         if matches!(self, PageError::SignIn) {
             return Redirect::to("/sign-in").into_response();
+        }
+        if matches!(self, PageError::MustEnroll) {
+            return Redirect::to("/security?required=1").into_response();
         }
         let status = self.status();
         let title = match status {

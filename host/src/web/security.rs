@@ -75,6 +75,9 @@ async fn page(s: &WebState, v: &Viewer, next: String) -> Result<SecurityPage, Pa
 pub struct NextQuery {
     #[serde(default)]
     next: String,
+    /// Sent here because the user's role requires a second factor.
+    #[serde(default)]
+    required: Option<String>,
 }
 
 /// `GET /security`.
@@ -83,7 +86,11 @@ pub async fn security(
     v: Viewer,
     axum::extract::Query(q): axum::extract::Query<NextQuery>,
 ) -> Result<Html<String>, PageError> {
-    Ok(Html(page(&s, &v, local(&q.next)).await?.render()?))
+    let mut p = page(&s, &v, local(&q.next)).await?;
+    if q.required.is_some() && !p.enrolled {
+        p.error = "Your role requires two-step verification: set it up to continue".into();
+    }
+    Ok(Html(p.render()?))
 }
 
 /// `POST /security/setup`: a new secret, shown as a QR code.

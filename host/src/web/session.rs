@@ -77,6 +77,10 @@ impl FromRequestParts<WebState> for Viewer {
     async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, PageError> {
         let value = cookie(&parts.headers).ok_or(PageError::SignIn)?;
         let session = state.approvals.session(&value).await?.ok_or(PageError::SignIn)?;
+        // Someone whose role requires a second factor sets one up before anything else.
+        if session.must_enroll && !parts.uri.path().starts_with("/security") && parts.uri.path() != "/sign-out" {
+            return Err(PageError::MustEnroll);
+        }
         Ok(Viewer {
             principal: session.principal,
             csrf: session.csrf,

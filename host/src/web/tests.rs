@@ -67,7 +67,26 @@ async fn send(app: &Router, method: &str, uri: &str, cookie: Option<&str>, form:
     Reply { status, location, cookie, text: String::from_utf8_lossy(&bytes).into_owned() }
 }
 
-/// Signs in and returns the cookie value and the form token of the inbox page.
+fn form_token(page: &str) -> Option<String> {
+    page.split("name=\"csrf\" value=\"").nth(1).and_then(|s| s.split('"').next()).map(str::to_string)
+}
+
+/// Sets up a second factor through the security page, as a person does: the secret the page
+/// shows, the code of this moment. The session counts as stepped up afterwards.
+async fn enroll(app: &Router, cookie: &str) {
+    use crate::domain::second_factor::{code, from_base32, step_of};
+    let page = send(app, "GET", "/security", Some(cookie), None).await;
+    let csrf = form_token(&page.text).expect("a form token");
+    let setup = send(app, "POST", "/security/setup", Some(cookie), Some(format!("csrf={csrf}"))).await;
+    let secret =
+        setup.text.split("<code id=\"totp-secret\">").nth(1).and_then(|s| s.split('<').next()).expect("secret");
+    let typed = format!("{:06}", code(&from_base32(secret).expect("base32"), step_of(chrono::Utc::now().timestamp())));
+    let done = send(app, "POST", "/security/confirm", Some(cookie), Some(format!("csrf={csrf}&code={typed}"))).await;
+    assert!(done.text.contains("Two-step verification is on"), "{}", done.text);
+}
+
+/// Signs in (setting up the second factor first when the user's role requires one) and returns
+/// the cookie value and the form token of the inbox page.
 async fn sign_in(app: &Router, tenant: &str, name: &str) -> (String, String) {
     let r = send(
         app,
@@ -82,21 +101,13 @@ async fn sign_in(app: &Router, tenant: &str, name: &str) -> (String, String) {
         assert!(r.cookie.contains(attr), "{attr} missing from {}", r.cookie);
     }
     let value = r.cookie.split(';').next().and_then(|c| c.strip_prefix("gl_session=")).expect("cookie").to_string();
-    let inbox = send(app, "GET", "/inbox", Some(&value), None).await;
-    let csrf = inbox.text.split("name=\"csrf\" value=\"").nth(1).and_then(|s| s.split('"').next()).expect("token");
-    (value, csrf.to_string())
-}
-
-/// Sets up a second factor for the session's user and confirms it, as the security page does:
-/// the session may do critical actions for the next few minutes.
-async fn step_up(approvals: &Approvals, cookie: &str) {
-    use crate::domain::second_factor::{code, from_base32, step_of};
-    let p = approvals.session(cookie).await.expect("session").expect("live").principal;
-    let e = approvals.begin_enrollment(&p).await.expect("enrollment");
-    let secret = from_base32(&e.secret).expect("base32");
-    let now = chrono::Utc::now().timestamp();
-    let typed = format!("{:06}", code(&secret, step_of(now)));
-    approvals.confirm_enrollment(&p, Some(cookie), &typed).await.expect("confirmed");
+    let mut inbox = send(app, "GET", "/inbox", Some(&value), None).await;
+    if inbox.location == "/security?required=1" {
+        enroll(app, &value).await;
+        inbox = send(app, "GET", "/inbox", Some(&value), None).await;
+    }
+    let csrf = form_token(&inbox.text).expect("token");
+    (value, csrf)
 }
 
 fn order_input() -> OrderInput {
@@ -287,11 +298,12 @@ async fn a_requester_edits_a_draft_and_an_admin_adds_a_cost_center() {
     let r = send(&f.app, "POST", "/admin/cost-centers", Some(&admin), Some(form)).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
     assert!(send(&f.app, "GET", "/admin/cost-centers", Some(&admin), None).await.text.contains("CC-7"));
-    // Settings are a critical action: refused until the admin confirms it is them.
-    let r = send(&f.app, "POST", "/admin/settings", Some(&admin), Some(format!("csrf={admin_csrf}"))).await;
+    // Settings are a critical action: a later session, which has not confirmed it is them, is
+    // refused; the one that just set up the second factor may.
+    let (later, later_csrf) = sign_in(&f.app, "acme", "admin").await;
+    let r = send(&f.app, "POST", "/admin/settings", Some(&later), Some(format!("csrf={later_csrf}"))).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
     assert!(r.text.contains("Confirm it is you first") && r.text.contains("href=\"/security\""), "{}", r.text);
-    step_up(&f.approvals, &admin).await;
     let r = send(&f.app, "POST", "/admin/settings", Some(&admin), Some(format!("csrf={admin_csrf}"))).await;
     assert!(r.text.contains("Saved.") && !r.text.contains(" checked>"), "segregation of duties off: {}", r.text);
 }
@@ -307,8 +319,8 @@ async fn the_access_page_reviews_users_and_an_admin_disables_one_at_once() {
     let (alice, _) = sign_in(&f.app, "acme", "alice").await;
     assert_eq!(send(&f.app, "GET", "/access", Some(&alice), None).await.status, StatusCode::FORBIDDEN);
 
+    // Signing in set up the admin's second factor, which also confirmed it is them.
     let (admin, csrf) = sign_in(&f.app, "acme", "admin").await;
-    step_up(&f.approvals, &admin).await;
     let r = send(&f.app, "GET", "/access", Some(&admin), None).await;
     assert!(r.text.contains("Disable carol") && !r.text.contains("Disable admin"), "{}", r.text);
     let r = send(&f.app, "POST", "/access/carol/disable", Some(&admin), Some("csrf=stale".into())).await;
@@ -330,4 +342,23 @@ async fn the_access_page_reviews_users_and_an_admin_disables_one_at_once() {
     let csv = send(&f.app, "GET", "/access.csv", Some(&admin), None).await;
     assert_eq!(csv.status, StatusCode::OK);
     assert!(csv.text.lines().any(|l| l.starts_with("carol,approver,")), "{}", csv.text);
+}
+
+#[tokio::test]
+async fn an_admin_sets_up_a_second_factor_before_anything_else_and_a_requester_need_not() {
+    let f = fixture().await;
+    let form = "tenant=acme&name=admin&password=correct+horse+battery".to_string();
+    let r = send(&f.app, "POST", "/sign-in", None, Some(form)).await;
+    let admin = r.cookie.split(';').next().and_then(|c| c.strip_prefix("gl_session=")).expect("cookie").to_string();
+    for page in ["/inbox", "/admin/extensions", "/access"] {
+        let r = send(&f.app, "GET", page, Some(&admin), None).await;
+        assert_eq!((r.status, r.location.as_str()), (StatusCode::SEE_OTHER, "/security?required=1"), "{page}");
+    }
+    let r = send(&f.app, "GET", "/security?required=1", Some(&admin), None).await;
+    assert!(r.text.contains("Your role requires two-step verification"), "{}", r.text);
+    enroll(&f.app, &admin).await;
+    assert_eq!(send(&f.app, "GET", "/inbox", Some(&admin), None).await.status, StatusCode::OK);
+    // Requesters are not in the tenant's list (admins only, by default).
+    let (alice, _) = sign_in(&f.app, "acme", "alice").await;
+    assert_eq!(send(&f.app, "GET", "/inbox", Some(&alice), None).await.status, StatusCode::OK);
 }
