@@ -158,6 +158,9 @@ pub fn setup(
         eprintln!(
             "dashboard: open http://{listen}/ and sign in to organization 'demo' as alice, bob, carol, dave, erin, frank, fiona, grace, ivan or admin, password '{DEMO_PASSWORD}'"
         );
+        eprintln!(
+            "admin first sets up two-step verification: scan the QR code with an authenticator app, or run `oathtool --totp -b SECRET` with the secret the page shows"
+        );
         if let Some(f) = tokens_file {
             std::fs::write(f, &env).with_context(|| format!("writing {}", f.display()))?;
             eprintln!("tokens written to {}", f.display());
