@@ -274,6 +274,32 @@ impl Download {
     }
 }
 
+/// Signs in to the dashboard's form as a browser would (no redirects followed), with an
+/// `X-Forwarded-For` when given: the status and the session cookie (`gl_session=...`).
+pub fn sign_in_form(
+    url: &str,
+    agent: &ureq::Agent,
+    (tenant, name, password): (&str, &str, &str),
+    forwarded_for: Option<&str>,
+) -> Result<(u16, Option<String>)> {
+    let mut req = agent.post(format!("{url}/sign-in"));
+    if let Some(from) = forwarded_for {
+        req = req.header("X-Forwarded-For", from);
+    }
+    let r = req.config().max_redirects(0).build().send_form([
+        ("tenant", tenant),
+        ("name", name),
+        ("password", password),
+    ])?;
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .map(str::to_string);
+    Ok((r.status().as_u16(), cookie))
+}
+
 /// An HTTP client acting as one user.
 #[derive(Clone)]
 pub struct Client {

@@ -3,21 +3,14 @@
 //! and auditors with who, from where and why; a bad token counted in `/metrics` without names.
 
 use anyhow::{Result, ensure};
-use greenlight_tests::{Client, Server};
+use greenlight_tests::{Client, Server, sign_in_form};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "correct horse battery";
 
 fn sign_in(s: &Server, name: &str, password: &str) -> Result<u16> {
-    let r = Client::agent(None)
-        .post(format!("{}/sign-in", s.url))
-        .header("X-Forwarded-For", "203.0.113.50")
-        .config()
-        .max_redirects(0)
-        .build()
-        .send_form([("tenant", "acme"), ("name", name), ("password", password)])?;
-    Ok(r.status().as_u16())
+    Ok(sign_in_form(&s.url, &Client::agent(None), ("acme", name, password), Some("203.0.113.50"))?.0)
 }
 
 /// The tenant's attempts, once at least `n` are stored (they are written in batches).

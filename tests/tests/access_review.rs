@@ -3,7 +3,7 @@
 //! disabling a user, which ends their tokens, sessions and delegations at once.
 
 use anyhow::{Result, ensure};
-use greenlight_tests::{Client, Server, order_body};
+use greenlight_tests::{Client, Server, order_body, sign_in_form};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery";
@@ -14,19 +14,7 @@ const REVIEW: &str = r#"fn evaluate(ctx) {
 }"#;
 
 fn sign_in(s: &Server, name: &str) -> Result<(u16, Option<String>)> {
-    let agent = Client::agent(None);
-    let r = agent.post(format!("{}/sign-in", s.url)).config().max_redirects(0).build().send_form([
-        ("tenant", "acme"),
-        ("name", name),
-        ("password", PASSWORD),
-    ])?;
-    let cookie = r
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|c| c.split(';').next())
-        .map(str::to_string);
-    Ok((r.status().as_u16(), cookie))
+    sign_in_form(&s.url, &Client::agent(None), ("acme", name, PASSWORD), None)
 }
 
 fn user<'a>(review: &'a Value, name: &str) -> &'a Value {

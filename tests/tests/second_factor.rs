@@ -5,7 +5,7 @@
 
 use anyhow::{Context, Result, ensure};
 use greenlight_tests::totp::{base32_decode, code as totp, now_step};
-use greenlight_tests::{Client, Server};
+use greenlight_tests::{Client, Server, sign_in_form};
 use serde_json::json;
 
 const PASSWORD: &str = "correct horse battery";
@@ -21,19 +21,9 @@ struct Browser {
 impl Browser {
     fn sign_in(s: &Server, name: &str) -> Result<Browser> {
         let agent = Client::agent(None);
-        let r = agent.post(format!("{}/sign-in", s.url)).config().max_redirects(0).build().send_form([
-            ("tenant", "acme"),
-            ("name", name),
-            ("password", PASSWORD),
-        ])?;
-        ensure!(r.status() == 303, "{name} signs in: {}", r.status());
-        let cookie = r
-            .headers()
-            .get("set-cookie")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|c| c.split(';').next())
-            .context("a session cookie")?
-            .to_string();
+        let (status, cookie) = sign_in_form(&s.url, &agent, ("acme", name, PASSWORD), None)?;
+        ensure!(status == 303, "{name} signs in: {status}");
+        let cookie = cookie.context("a session cookie")?;
         let mut b = Browser { agent, url: s.url.clone(), cookie, csrf: String::new() };
         let (_, page) = b.get("/security")?;
         b.csrf = between(&page, "name=\"csrf\" value=\"", "\"").context("a form token")?;

@@ -5,7 +5,7 @@
 //! client's address to the sign-in throttle.
 
 use anyhow::{Context, Result, ensure};
-use greenlight_tests::{Client, Server, bin, cli};
+use greenlight_tests::{Client, Server, bin, cli, sign_in_form};
 use serde_json::json;
 use std::path::Path;
 use std::sync::Arc;
@@ -136,12 +136,7 @@ fn behind_a_trusted_proxy_sign_in_failures_count_against_the_forwarded_address()
     let s = Server::start_with(&["--trusted-proxy", "127.0.0.1"])?;
     let agent = Client::agent(None);
     let attempt = |from: &str, name: &str| -> Result<u16> {
-        let r = agent.post(format!("{}/sign-in", s.url)).header("X-Forwarded-For", from).send_form([
-            ("tenant", "acme"),
-            ("name", name),
-            ("password", "wrong"),
-        ])?;
-        Ok(r.status().as_u16())
+        Ok(sign_in_form(&s.url, &agent, ("acme", name, "wrong"), Some(from))?.0)
     };
     // Twenty failures from one client, each for another name (so no user is held up), then the
     // address must wait.

@@ -12,6 +12,20 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+/// Whether a report is wanted as CSV: `format=csv` (for download links) or `json`, else an
+/// `Accept` header naming `text/csv`.
+pub fn wants_csv(format: Option<&str>, headers: &axum::http::HeaderMap) -> Result<bool, AppError> {
+    match format {
+        Some("csv") => Ok(true),
+        Some("json") => Ok(false),
+        Some(other) => Err(AppError::invalid("format", format!("format: '{other}' is neither csv nor json"))),
+        None => Ok(headers
+            .get(axum::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/csv"))),
+    }
+}
+
 /// The proxies (by address) whose `X-Forwarded-For` the host believes; none unless the operator
 /// names them (`serve --trusted-proxy`). Installed as a request extension by `serve`.
 #[derive(Debug, Clone, Default)]

@@ -9,7 +9,7 @@ use crate::domain::report::{GroupBy, Summary, SummaryQuery, parse_bound};
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::http::header::{ACCEPT, CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -61,12 +61,7 @@ pub async fn summary(
     Params(q): Params<SummaryParams>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let csv = match q.format.as_deref() {
-        Some("csv") => true,
-        Some("json") => false,
-        Some(other) => return Err(AppError::invalid("format", format!("format: '{other}' is neither csv nor json"))),
-        None => headers.get(ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/csv")),
-    };
+    let csv = super::extract::wants_csv(q.format.as_deref(), &headers)?;
     let report = s.approvals.summary(&p, summary_query(&q)?).await?;
     if csv {
         let headers = [

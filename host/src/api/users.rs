@@ -10,7 +10,7 @@ use crate::domain::report::parse_bound;
 use crate::store::directory::Disabled;
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::header::{ACCEPT, CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -35,12 +35,7 @@ pub async fn review(
     Params(q): Params<ReviewParams>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let csv = match q.format.as_deref() {
-        Some("csv") => true,
-        Some("json") => false,
-        Some(other) => return Err(AppError::invalid("format", format!("format: '{other}' is neither csv nor json"))),
-        None => headers.get(ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/csv")),
-    };
+    let csv = super::extract::wants_csv(q.format.as_deref(), &headers)?;
     let review = s.approvals.access_review(&p, if csv { "csv" } else { "json" }).await?;
     if csv {
         let headers = [
