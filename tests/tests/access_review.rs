@@ -109,6 +109,7 @@ fn the_access_review_lists_roles_activity_and_delegations_and_disabling_ends_acc
     ensure!(admin.post_empty("/v1/admin/users/bob/enable")?.status == 204);
     ensure!(admin.post_empty("/v1/admin/users/bob/enable")?.status == 404, "not disabled any more");
     ensure!(bob.get("/v1/orders")?.status == 401, "the old token stays revoked");
+    ensure!(sign_in(&s, "bob")?.0 == 401, "the old password went with the disabling");
     let r = admin.post_empty("/v1/admin/users/bob/tokens")?;
     ensure!(r.status == 201, "{}", r.text);
     let bob = Client::new(&s.url, r.body["token"].as_str().unwrap_or_default());

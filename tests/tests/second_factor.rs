@@ -147,6 +147,11 @@ fn over_the_api_critical_actions_need_a_token_marked_for_them() -> Result<()> {
     ensure!(
         second.post("/v1/admin/users", json!({"name": "eve", "roles": ["admin"]}))?.code() == "second_factor_required"
     );
+    // Not even its own password: a token alone must not become a dashboard sign-in.
+    let r = second.put("/v1/admin/users/second-admin/password", json!({"password": "correct horse battery"}))?;
+    ensure!(r.code() == "second_factor_required", "{}", r.text);
+    let r = second.post("/v1/admin/cost-centers", json!({"code": "CC-9", "manager": "second-admin"}))?;
+    ensure!(r.code() == "second_factor_required", "{}", r.text);
     let r = second.put("/v1/admin/extensions/anything", json!({"enabled": false}))?;
     ensure!(r.code() == "second_factor_required", "{}", r.text);
     // Reading stays open.

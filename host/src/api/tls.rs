@@ -5,7 +5,9 @@
 //!   seconds), so a renewed certificate is served without a restart; a pair that does not load
 //!   (half-written, key and certificate not matching) is logged and the one in use kept.
 //! - Handshakes run concurrently, each on its own task with a deadline, so a client that opens a
-//!   connection and says nothing holds up nobody else; at most [`MAX_HANDSHAKES`] at once.
+//!   connection and says nothing holds up nobody else; at most [`MAX_HANDSHAKES`] at once, and
+//!   at most [`MAX_HANDSHAKES_PER_ADDRESS`] from one address, whose further connections are
+//!   closed at once: one address cannot take every handshake slot.
 //! - The accepted streams feed axum's server through a [`Listener`], so the routes, limits and
 //!   graceful shutdown are the same as over plain HTTP.
 
@@ -27,6 +29,8 @@ use tokio_rustls::server::TlsStream;
 
 /// Handshakes in progress at most; further connections wait to start theirs.
 pub const MAX_HANDSHAKES: usize = 256;
+/// Handshakes in progress from one address at most.
+pub const MAX_HANDSHAKES_PER_ADDRESS: usize = 16;
 /// How long a client has to complete its handshake.
 pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -172,14 +176,19 @@ async fn accept_loop(
     established: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
 ) {
     let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
+    let per_address: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>> = Arc::default();
     while !established.is_closed() {
         let Ok(permit) = handshakes.clone().acquire_owned().await else { return };
         // axum's own accept: retries and logs what the OS refuses.
         let (tcp, addr) = Listener::accept(&mut listener).await;
+        let Some(slot) = AddressSlot::take(&per_address, addr.ip()) else {
+            tracing::debug!(%addr, "too many TLS handshakes from one address; connection closed");
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let (acceptor, established) = (acceptor.clone(), established.clone());
         tokio::spawn(async move {
-            let _permit = permit;
+            let (_permit, _slot) = (permit, slot);
             match tokio::time::timeout(HANDSHAKE_DEADLINE, acceptor.accept(tcp)).await {
                 Ok(Ok(stream)) => {
                     let _ = established.send((stream, addr)).await;
@@ -188,6 +197,39 @@ async fn accept_loop(
                 Err(_) => tracing::debug!(%addr, "TLS handshake not completed in time"),
             }
         });
+    }
+}
+
+/// One handshake counted against its address while it runs.
+struct AddressSlot {
+    counts: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    ip: std::net::IpAddr,
+}
+
+impl AddressSlot {
+    fn take(
+        counts: &Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+        ip: std::net::IpAddr,
+    ) -> Option<AddressSlot> {
+        let mut map = counts.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(ip).or_insert(0);
+        if *n >= MAX_HANDSHAKES_PER_ADDRESS {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot { counts: counts.clone(), ip })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut map = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
     }
 }
 

@@ -1,8 +1,11 @@
 //! The access log: sign-ins and refused API calls are recorded without making the request wait
 //! (a full queue drops the attempt and counts it), written in batches by a background task that
 //! `serve` runs, counted by channel and outcome for `/metrics` (without names), and listed per
-//! tenant for anomaly detection. A crash loses at most the attempts of the last moment; changes
-//! to orders and the audit chain do not go this way.
+//! tenant for anomaly detection. An attempt that belongs to no tenant (an unknown token) is
+//! counted and written to the log, not stored: nobody could list it, and anyone could send
+//! them. Attempts are kept [`KEEP_DAYS`] days. A crash loses at most the attempts of the last
+//! moment; a shutdown writes the queue first. Changes to orders and the audit chain do not go
+//! this way.
 
 use super::access::require_role;
 use super::{ApprovalError, Approvals};
@@ -21,6 +24,10 @@ const QUEUE: usize = 10_000;
 const BATCH: usize = 500;
 /// Most attempts one listing returns.
 pub const MAX_LISTED: usize = 1_000;
+/// Days attempts are kept.
+pub const KEEP_DAYS: i64 = 90;
+/// How often old attempts are removed.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(3_600);
 
 /// The queue of attempts and their counters.
 pub struct AccessLog {
@@ -28,12 +35,19 @@ pub struct AccessLog {
     rx: Mutex<Option<mpsc::Receiver<AccessAttempt>>>,
     counts: [[AtomicU64; AttemptOutcome::ALL.len()]; Channel::ALL.len()],
     dropped: AtomicU64,
+    stop: tokio::sync::Notify,
 }
 
 impl Default for AccessLog {
     fn default() -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        AccessLog { tx, rx: Mutex::new(Some(rx)), counts: Default::default(), dropped: AtomicU64::new(0) }
+        AccessLog {
+            tx,
+            rx: Mutex::new(Some(rx)),
+            counts: Default::default(),
+            dropped: AtomicU64::new(0),
+            stop: tokio::sync::Notify::new(),
+        }
     }
 }
 
@@ -46,6 +60,16 @@ impl AccessLog {
     pub fn record(&self, attempt: AccessAttempt) {
         let (c, o) = (index(&Channel::ALL, &attempt.channel), index(&AttemptOutcome::ALL, &attempt.outcome));
         self.counts[c][o].fetch_add(1, Ordering::Relaxed);
+        if attempt.tenant_id.is_none() {
+            tracing::info!(
+                target: "greenlight::access",
+                address = %attempt.address,
+                outcome = attempt.outcome.as_str(),
+                reason = %attempt.reason,
+                "refused"
+            );
+            return;
+        }
         if self.tx.try_send(attempt).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -66,6 +90,11 @@ impl AccessLog {
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
+
+    /// Asks the writer task to write what is queued and end (at shutdown).
+    pub fn stop(&self) {
+        self.stop.notify_one();
+    }
 }
 
 impl Approvals {
@@ -74,24 +103,49 @@ impl Approvals {
         &self.access_log
     }
 
-    /// Writes recorded attempts in batches until the process ends (`serve` runs it once).
+    /// Writes recorded attempts in batches until [`AccessLog::stop`] (then what is queued) or
+    /// the process ends; removes attempts older than [`KEEP_DAYS`] once an hour. `serve` runs it.
     pub async fn run_access_log(self) {
         let taken = self.access_log.rx.lock().ok().and_then(|mut r| r.take());
         let Some(mut rx) = taken else { return };
-        let mut batch = Vec::with_capacity(BATCH);
-        while let Some(first) = rx.recv().await {
-            batch.push(first);
-            while batch.len() < BATCH {
-                match rx.try_recv() {
-                    Ok(a) => batch.push(a),
-                    Err(_) => break,
+        let mut purged = std::time::Instant::now() - PURGE_EVERY;
+        loop {
+            let stopping = tokio::select! {
+                first = rx.recv() => match first {
+                    Some(a) => { self.write_attempts(a, &mut rx).await; false }
+                    None => true,
+                },
+                () = self.access_log.stop.notified() => true,
+            };
+            if stopping {
+                while let Ok(a) = rx.try_recv() {
+                    self.write_attempts(a, &mut rx).await;
+                }
+                return;
+            }
+            if purged.elapsed() >= PURGE_EVERY {
+                purged = std::time::Instant::now();
+                let before = Utc::now() - chrono::TimeDelta::days(KEEP_DAYS);
+                if let Err(e) = self.store.write(move |c| access_attempts::purge_before(c, before)).await {
+                    tracing::warn!(error = %e, "old access attempts could not be removed");
                 }
             }
-            let attempts = std::mem::take(&mut batch);
-            let n = attempts.len();
-            if let Err(e) = self.store.write(move |c| access_attempts::insert_many(c, &attempts)).await {
-                tracing::warn!(error = %e, "{n} access attempts could not be stored");
+        }
+    }
+
+    /// Writes `first` and up to a batch more that are waiting, in one change.
+    async fn write_attempts(&self, first: AccessAttempt, rx: &mut mpsc::Receiver<AccessAttempt>) {
+        let mut batch = Vec::with_capacity(BATCH);
+        batch.push(first);
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(a) => batch.push(a),
+                Err(_) => break,
             }
+        }
+        let n = batch.len();
+        if let Err(e) = self.store.write(move |c| access_attempts::insert_many(c, &batch)).await {
+            tracing::warn!(error = %e, "{n} access attempts could not be stored");
         }
     }
 

@@ -215,6 +215,8 @@ impl Approvals {
     /// Creates a cost center; its manager must be a user of the tenant.
     pub async fn create_cost_center(&self, p: &Principal, body: NewCostCenter) -> Result<CostCenter, ApprovalError> {
         require_role(p, &[roles::ADMIN], "creating cost centers")?;
+        // Naming a cost center's manager gives that person approval authority.
+        require_step_up(p, "creating a cost center")?;
         check_name("code", &body.code, &['-', '_', '.'])?;
         check_amount("budget_minor", body.budget_minor)?;
         let cc = CostCenter { code: body.code, manager: body.manager, budget_minor: body.budget_minor };

@@ -200,20 +200,23 @@ impl Approvals {
         verdict: Verdict,
         comment: Option<String>,
     ) -> Result<Order, ApprovalError> {
-        if verdict == Verdict::Approve && !p.critical && p.tenant.policy.step_up_above_minor.is_some() {
-            let order = self.load_visible(p, id).await?;
-            if let Some(what) = super::access::critical_approval(&p.tenant.policy, &order) {
+        let critical = p.critical;
+        self.change(p, id, move |order, policy, by, acting_for, at| {
+            // Judged on the order and policy of this change, inside it: an edit racing the
+            // approval cannot slip a larger total past the check.
+            if verdict == Verdict::Approve
+                && !critical
+                && let Some(what) = super::access::critical_approval(policy, order)
+            {
                 return Err(ApprovalError::StepUpRequired(what));
             }
-        }
-        self.change(p, id, move |order, by, acting_for, at| {
             let on_behalf_of = order
                 .plan
                 .stage(&stage)
                 .filter(|s| !s.admits(&by))
                 .and_then(|s| acting_for.iter().find(|d| s.admits(d)))
                 .cloned();
-            Command::Decide { by, on_behalf_of, stage, verdict, comment, via: None, at }
+            Ok(Command::Decide { by, on_behalf_of, stage, verdict, comment, via: None, at })
         })
         .await
     }
@@ -225,7 +228,7 @@ impl Approvals {
         id: &str,
         make: impl FnOnce(Actor, DateTime<Utc>) -> Command + Send + 'static,
     ) -> Result<Order, ApprovalError> {
-        self.change(p, id, move |_, by, _, at| make(by, at)).await
+        self.change(p, id, move |_, _, by, _, at| Ok(make(by, at))).await
     }
 
     /// Applies one command to an order in a single writer change: load, check the caller may see
@@ -236,7 +239,9 @@ impl Approvals {
         &self,
         p: &Principal,
         id: &str,
-        make: impl FnOnce(&Order, Actor, &[Actor], DateTime<Utc>) -> Command + Send + 'static,
+        make: impl FnOnce(&Order, &Policy, Actor, &[Actor], DateTime<Utc>) -> Result<Command, ApprovalError>
+        + Send
+        + 'static,
     ) -> Result<Order, ApprovalError> {
         let by = p.user.actor();
         let at = Utc::now();
@@ -250,7 +255,7 @@ impl Approvals {
                     .filter(|o| may_see(&caller, o, &acting_for))
                     .ok_or_else(|| not_found_order(&id))?;
                 let policy = directory::tenant(c, tenant_id)?.map(|t| t.policy).unwrap_or_default();
-                let command = make(&order, by, &acting_for, at);
+                let command = make(&order, &policy, by, &acting_for, at)?;
                 let t = machine::apply(&order, command, &policy)?;
                 persist(c, tenant_id, &caller.user.name, Some(&order), &t, at, None)?;
                 Ok(t.order)

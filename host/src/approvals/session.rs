@@ -337,12 +337,14 @@ impl Approvals {
     }
 
     /// Sets a user's password: an admin for any user of the tenant (an initial password or a
-    /// reset), anyone for themselves. Every session of the user ends.
+    /// reset), anyone for themselves. Every session of the user ends. Without the current
+    /// password this is a critical action even for oneself: a token alone must not become a
+    /// dashboard sign-in (the dashboard's own form asks for the current password instead).
     pub async fn set_password(&self, p: &Principal, user: &str, password: &str) -> Result<(), ApprovalError> {
         if user != p.user.name {
             require_role(p, &[roles::ADMIN], "setting another user's password")?;
-            super::access::require_step_up(p, "setting another user's password")?;
         }
+        super::access::require_step_up(p, "setting a password without the current one")?;
         self.store_password(&p.tenant.id, &p.user.name, user, password).await
     }
 

@@ -48,6 +48,10 @@ impl Approvals {
         let done = self
             .store
             .write(move |c| -> Result<Disabled, ApprovalError> {
+                // Two admins disabling each other at once: the second finds itself disabled.
+                if directory::user(c, &tenant_id, &actor)?.is_none() {
+                    return Err(ApprovalError::Forbidden(format!("{actor} is disabled and can disable nobody")));
+                }
                 let done = directory::disable_user(c, &tenant_id, &name, now)?.ok_or_else(|| no_user(&name))?;
                 let mut data = serde_json::to_value(done).map_err(|e| StoreError::Internal(e.to_string()))?;
                 if let Some(o) = data.as_object_mut() {

@@ -163,6 +163,7 @@ pub(super) fn serve(store: Store, listen: &str, runtimes: Runtimes, workers: Wor
         let escalator = tokio::spawn(approvals.clone().run_escalator(workers.escalation_interval));
         let drift = tokio::spawn(approvals.clone().run_drift_checks(workers.drift_interval));
         let access_log = tokio::spawn(approvals.clone().run_access_log());
+        let approvals_for_shutdown = approvals.clone();
         let every = Duration::from_millis(workers.delivery.dispatch_interval_ms);
         let dispatcher = tokio::spawn(approvals.clone().run_dispatcher(workers.delivery.policy(), every));
         let web =
@@ -173,7 +174,11 @@ pub(super) fn serve(store: Store, listen: &str, runtimes: Runtimes, workers: Wor
         greenlight_host::api::serve(listener, app, workers.tls.as_ref()).await?;
         escalator.abort();
         drift.abort();
-        access_log.abort();
+        // What the access log still holds is written before the store closes.
+        approvals_for_shutdown.access_log().stop();
+        if tokio::time::timeout(Duration::from_secs(5), access_log).await.is_err() {
+            tracing::warn!("the access log did not finish writing within 5 s at shutdown");
+        }
         dispatcher.abort();
         store.close();
         Ok(())

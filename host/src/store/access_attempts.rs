@@ -26,6 +26,11 @@ pub fn insert_many(conn: &Connection, attempts: &[AccessAttempt]) -> Result<(), 
     Ok(())
 }
 
+/// Removes the attempts made before `before`.
+pub fn purge_before(conn: &Connection, before: DateTime<Utc>) -> Result<usize, StoreError> {
+    Ok(conn.prepare_cached("DELETE FROM access_attempts WHERE at < ?1")?.execute([timestamp(before)])?)
+}
+
 /// A tenant's attempts in `[from, to)`, newest first, at most `limit`, of one outcome if given.
 pub fn list(
     conn: &Connection,

@@ -156,8 +156,11 @@ pub fn disable_user(
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<Option<Disabled>, StoreError> {
     let when = crate::domain::audit::timestamp(at);
+    // The password goes too: nothing of before works when the user is enabled again.
     let n = conn
-        .prepare_cached("UPDATE users SET disabled_at = ?3 WHERE tenant_id = ?1 AND name = ?2 AND disabled_at IS NULL")?
+        .prepare_cached(
+            "UPDATE users SET disabled_at = ?3, password_hash = NULL WHERE tenant_id = ?1 AND name = ?2 AND disabled_at IS NULL",
+        )?
         .execute(params![tenant_id, name, when])?;
     if n == 0 {
         return Ok(None);

@@ -94,7 +94,8 @@ async fn change(s: &WebState, v: &Viewer, name: &str, disable: bool) -> Result<R
     };
     let (status, done, error) = match result {
         Ok(done) => (StatusCode::OK, done, String::new()),
-        Err(ApprovalError::Conflict(m) | ApprovalError::NotFound(m)) => (StatusCode::CONFLICT, String::new(), m),
+        Err(ApprovalError::Conflict(m)) => (StatusCode::CONFLICT, String::new(), m),
+        Err(ApprovalError::NotFound(m)) => (StatusCode::NOT_FOUND, String::new(), m),
         Err(e) => return Err(e.into()),
     };
     Ok((status, Html(page(s, v, done, error).await?.render()?)).into_response())

@@ -43,13 +43,12 @@ fn qr_svg(uri: &str) -> String {
     svg.replacen("<svg ", "<svg role=\"img\" aria-label=\"QR code of your new second factor\" ", 1)
 }
 
-/// Only a path of this site is a place to go back to.
+/// Only a path of this site is a place to go back to: it starts with one `/`, and holds no
+/// backslash, space or control character (browsers drop tabs and newlines, which would turn
+/// `/<tab>/evil.example` into `//evil.example`).
 fn local(next: &str) -> String {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
-        next.to_string()
-    } else {
-        String::new()
-    }
+    let plain = next.chars().all(|c| c.is_ascii_graphic() && c != '\\');
+    if plain && next.starts_with('/') && !next.starts_with("//") { next.to_string() } else { String::new() }
 }
 
 async fn page(s: &WebState, v: &Viewer, next: String) -> Result<SecurityPage, PageError> {
@@ -171,5 +170,20 @@ pub async fn step_up(State(s): State<WebState>, v: Viewer, Form(f): Form<CodeFor
         }
         Err(e @ ApprovalError::TooManyAttempts(_)) => refused(StatusCode::TOO_MANY_REQUESTS, e.to_string()).await,
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_plain_local_paths_are_places_to_return_to() {
+        for ok in ["/inbox", "/orders/1?x=y"] {
+            assert_eq!(super::local(ok), ok);
+        }
+        for bad in
+            ["//evil.example", "/\t/evil.example", "/\\evil.example", "https://evil.example", "inbox", "/a b", "/\n/x"]
+        {
+            assert_eq!(super::local(bad), "", "{bad:?}");
+        }
     }
 }
