@@ -48,7 +48,7 @@ pub async fn review(
 }
 
 /// Disables a user at once (admin): tokens and sessions stop working, delegations end, roles no
-/// longer count. Not oneself, not the last admin.
+/// longer count. Not oneself, so an enabled admin always remains.
 #[utoipa::path(post, path = "/v1/admin/users/{name}/disable", tag = "admin",
     params(("name" = String, Path, description = "User name")), responses((status = 200, body = Disabled)))]
 pub async fn disable(
