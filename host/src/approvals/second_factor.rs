@@ -189,8 +189,8 @@ impl Approvals {
     /// When the dashboard session `cookie` last passed the second factor, if it is still fresh.
     pub async fn fresh_step_up(&self, cookie: &str) -> Result<Option<DateTime<Utc>>, ApprovalError> {
         let c0 = cookie.to_string();
-        let at = self.store.read(move |c| second_factor::session_step_up(c, &c0)).await?;
-        Ok(at.filter(|t| Utc::now() - *t < STEP_UP_VALID))
+        let session = self.store.read(move |c| crate::store::sessions::find(c, &c0)).await?;
+        Ok(session.and_then(|s| s.second_factor_at).filter(|t| Utc::now() - *t < STEP_UP_VALID))
     }
 
     /// Removes a user's second factor (admin), e.g. after a lost phone: they set up a new one.

@@ -257,6 +257,7 @@ impl Approvals {
             csrf: signed.csrf.clone(),
             created_at: now,
             seen_at: now,
+            second_factor_at: None,
         };
         let (cookie, name) = (signed.cookie.clone(), user.to_string());
         self.store
@@ -293,8 +294,7 @@ impl Approvals {
                     return Ok(None);
                 };
                 // Critical actions are open for a while after the session passed the second factor.
-                let stepped_up = crate::store::second_factor::session_step_up(c, &c0)?;
-                let critical = stepped_up.is_some_and(|at| now - at < super::second_factor::STEP_UP_VALID);
+                let critical = s.second_factor_at.is_some_and(|at| now - at < super::second_factor::STEP_UP_VALID);
                 let required = user.roles.iter().any(|r| tenant.policy.second_factor_roles.contains(r));
                 let must_enroll =
                     required && crate::store::second_factor::enrolled(c, &s.tenant_id, &s.user_name)?.is_none();

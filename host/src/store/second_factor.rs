@@ -139,18 +139,3 @@ pub fn mark_session(conn: &Connection, cookie: &str, at: DateTime<Utc>) -> Resul
         .execute(params![token_hash(cookie), timestamp(at)])?;
     Ok(())
 }
-
-/// When a session last passed the second factor.
-pub fn session_step_up(conn: &Connection, cookie: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-    let at: Option<String> = conn
-        .prepare_cached("SELECT second_factor_at FROM sessions WHERE hash = ?1")?
-        .query_row([token_hash(cookie)], |r| r.get(0))
-        .optional()?
-        .flatten();
-    at.map(|a| {
-        DateTime::parse_from_rfc3339(&a)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| StoreError::Corrupt(format!("sessions.second_factor_at: {e}")))
-    })
-    .transpose()
-}

@@ -20,6 +20,8 @@ pub struct SessionRecord {
     pub created_at: DateTime<Utc>,
     /// Last use.
     pub seen_at: DateTime<Utc>,
+    /// When the session last passed the second factor.
+    pub second_factor_at: Option<DateTime<Utc>>,
 }
 
 /// The password hash of a user of a tenant (by the tenant's name), if the user has one.
@@ -66,11 +68,14 @@ pub fn create(conn: &Connection, cookie: &str, s: &SessionRecord) -> Result<(), 
 
 /// The session of a cookie value, if one is stored.
 pub fn find(conn: &Connection, cookie: &str) -> Result<Option<SessionRecord>, StoreError> {
-    let row: Option<(String, String, String, String, String)> = conn
-        .prepare_cached("SELECT tenant_id, user_name, csrf, created_at, seen_at FROM sessions WHERE hash = ?1")?
-        .query_row([token_hash(cookie)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+    type Row = (String, String, String, String, String, Option<String>);
+    let row: Option<Row> = conn
+        .prepare_cached(
+            "SELECT tenant_id, user_name, csrf, created_at, seen_at, second_factor_at FROM sessions WHERE hash = ?1",
+        )?
+        .query_row([token_hash(cookie)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
         .optional()?;
-    let Some((tenant_id, user_name, csrf, created, seen)) = row else { return Ok(None) };
+    let Some((tenant_id, user_name, csrf, created, seen, second_factor)) = row else { return Ok(None) };
     let time = |column: &str, v: &str| {
         DateTime::parse_from_rfc3339(v)
             .map(|t| t.with_timezone(&Utc))
@@ -82,6 +87,7 @@ pub fn find(conn: &Connection, cookie: &str) -> Result<Option<SessionRecord>, St
         csrf,
         created_at: time("created_at", &created)?,
         seen_at: time("seen_at", &seen)?,
+        second_factor_at: second_factor.as_deref().map(|v| time("second_factor_at", v)).transpose()?,
     }))
 }
 
