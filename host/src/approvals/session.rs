@@ -209,8 +209,17 @@ impl Approvals {
             return Err(ApprovalError::SignInFailed);
         }
         let (user_key, address_key) = (Key::user(tenant, user), Key::Address(from));
-        let t = tenant.to_string();
-        let tenant_id = self.store.read(move |c| directory::tenant_by_name(c, &t)).await?.map(|t| t.id);
+        // One read for the tenant (the attempt is on its record even for an unknown user) and the
+        // user's password hash.
+        let (t, u) = (tenant.to_string(), user.to_string());
+        let (tenant_id, phc) = self
+            .store
+            .read(move |c| -> Result<(Option<String>, Option<String>), StoreError> {
+                let tenant_id = directory::tenant_by_name(c, &t)?.map(|t| t.id);
+                let phc = sessions::password_hash(c, &t, &u)?.and_then(|(_, h)| h);
+                Ok((tenant_id, phc))
+            })
+            .await?;
         let Ok(_check) = self.sign_ins.checks.try_acquire() else {
             log(tenant_id, AttemptOutcome::Throttled, "too many sign-ins at once");
             return Err(ApprovalError::TooManyAttempts(1));
@@ -229,12 +238,6 @@ impl Approvals {
                 }
                 return Err(ApprovalError::TooManyAttempts(wait_secs));
             }
-        };
-        let (t, u) = (tenant.to_string(), user.to_string());
-        let found = self.store.read(move |c| sessions::password_hash(c, &t, &u)).await?;
-        let phc = match found {
-            Some((_, Some(phc))) => Some(phc),
-            _ => None,
         };
         let known = phc.is_some();
         let phc = phc.unwrap_or_else(|| decoy_hash().to_string());
