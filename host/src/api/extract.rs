@@ -31,6 +31,14 @@ pub fn wants_csv(format: Option<&str>, headers: &axum::http::HeaderMap) -> Resul
 #[derive(Debug, Clone, Default)]
 pub struct TrustedProxies(pub Vec<IpAddr>);
 
+impl TrustedProxies {
+    /// The proxies a request names, or none; borrowed, so no request copies the list.
+    pub fn of(extensions: &axum::http::Extensions) -> &TrustedProxies {
+        static NONE: TrustedProxies = TrustedProxies(Vec::new());
+        extensions.get::<TrustedProxies>().unwrap_or(&NONE)
+    }
+}
+
 /// The address a request came from: the peer's, or behind a trusted proxy the last address in
 /// `X-Forwarded-For` that is not itself a trusted proxy (the one the nearest trusted proxy saw;
 /// anything left of it the client could have written). Unspecified when the server was not told
@@ -69,8 +77,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        let trusted = parts.extensions.get::<TrustedProxies>().cloned().unwrap_or_default();
-        Ok(ClientAddr::resolve(peer, &trusted, &parts.headers))
+        Ok(ClientAddr::resolve(peer, TrustedProxies::of(&parts.extensions), &parts.headers))
     }
 }
 

@@ -117,8 +117,7 @@ async fn track(State(s): State<AppState>, mut req: Request, next: Next) -> Respo
     let caller = extract::CallerSlot::default();
     req.extensions_mut().insert(caller.clone());
     let peer = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
-    let trusted = req.extensions().get::<extract::TrustedProxies>().cloned().unwrap_or_default();
-    let address = extract::ClientAddr::resolve(peer, &trusted, req.headers()).0;
+    let address = extract::ClientAddr::resolve(peer, extract::TrustedProxies::of(req.extensions()), req.headers()).0;
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
     if let Some(error::Unsent(cause)) = resp.extensions().get::<error::Unsent>() {
