@@ -77,20 +77,36 @@ pub async fn access_csv(State(s): State<WebState>, v: Viewer) -> Result<Response
     Ok((headers, review.to_csv()).into_response())
 }
 
+/// What an admin does to a user from the page.
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// Disable the user.
+    Disable,
+    /// Enable them again.
+    Enable,
+}
+
 /// `POST /access/{name}/disable` and `/enable`: the page again with what happened.
-async fn change(s: &WebState, v: &Viewer, name: &str, disable: bool) -> Result<Response, PageError> {
-    let result = if disable {
-        s.approvals.disable_user(&v.principal, name).await.map(|d| {
+pub async fn change(
+    State(s): State<WebState>,
+    v: Viewer,
+    Path((name, change)): Path<(String, Change)>,
+    Form(f): Form<TokenForm>,
+) -> Result<Response, PageError> {
+    v.check(&f.csrf)?;
+    let result = match change {
+        Change::Disable => s.approvals.disable_user(&v.principal, &name).await.map(|d| {
             format!(
                 "{name} is disabled: {} token(s) revoked, {} session(s) and {} delegation(s) ended",
                 d.tokens_revoked, d.sessions_ended, d.delegations_ended
             )
-        })
-    } else {
-        s.approvals
-            .enable_user(&v.principal, name)
+        }),
+        Change::Enable => s
+            .approvals
+            .enable_user(&v.principal, &name)
             .await
-            .map(|()| format!("{name} is enabled; set a password or issue a token to let them in"))
+            .map(|()| format!("{name} is enabled; set a password or issue a token to let them in")),
     };
     let (status, done, error) = match result {
         Ok(done) => (StatusCode::OK, done, String::new()),
@@ -98,27 +114,5 @@ async fn change(s: &WebState, v: &Viewer, name: &str, disable: bool) -> Result<R
         Err(ApprovalError::NotFound(m)) => (StatusCode::NOT_FOUND, String::new(), m),
         Err(e) => return Err(e.into()),
     };
-    Ok((status, Html(page(s, v, done, error).await?.render()?)).into_response())
-}
-
-/// `POST /access/{name}/disable`.
-pub async fn disable(
-    State(s): State<WebState>,
-    v: Viewer,
-    Path(name): Path<String>,
-    Form(f): Form<TokenForm>,
-) -> Result<Response, PageError> {
-    v.check(&f.csrf)?;
-    change(&s, &v, &name, true).await
-}
-
-/// `POST /access/{name}/enable`.
-pub async fn enable(
-    State(s): State<WebState>,
-    v: Viewer,
-    Path(name): Path<String>,
-    Form(f): Form<TokenForm>,
-) -> Result<Response, PageError> {
-    v.check(&f.csrf)?;
-    change(&s, &v, &name, false).await
+    Ok((status, Html(page(&s, &v, done, error).await?.render()?)).into_response())
 }
