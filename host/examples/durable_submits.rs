@@ -76,13 +76,7 @@ async fn submits_per_second(max_batch: usize, orders: usize, clients: usize) -> 
     }
     while set.join_next().await.is_some() {}
     let rate = orders as f64 / start.elapsed().as_secs_f64();
-    let after = store.writer_stats();
-    let writer = WriterStats {
-        changes: after.changes - before.changes,
-        commits: after.commits - before.commits,
-        busy: after.busy - before.busy,
-    };
-    (rate, writer)
+    (rate, store.writer_stats().since(&before))
 }
 
 /// Raw SQLite: the same number of rows as a submit writes, all in one transaction.

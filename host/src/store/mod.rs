@@ -182,6 +182,17 @@ pub struct WriterStats {
     pub busy: Duration,
 }
 
+impl WriterStats {
+    /// What the writer did since `before` (an earlier reading).
+    pub fn since(&self, before: &WriterStats) -> WriterStats {
+        WriterStats {
+            changes: self.changes.saturating_sub(before.changes),
+            commits: self.commits.saturating_sub(before.commits),
+            busy: self.busy.saturating_sub(before.busy),
+        }
+    }
+}
+
 #[derive(Default)]
 struct WriterCounters {
     changes: AtomicU64,
