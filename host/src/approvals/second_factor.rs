@@ -7,13 +7,16 @@
 use super::access::require_role;
 use super::session::Key;
 use super::{ApprovalError, Approvals, invalid};
+use crate::domain::access_attempt::{LOCK_AFTER_FAILURES, LOCK_FOR};
 use crate::domain::actor::roles;
+use crate::domain::delivery::LockedDuring;
 use crate::domain::directory::Principal;
 use crate::domain::second_factor::{
     RECOVERY_CODES, SECRET_BYTES, base32, from_base32, otpauth_uri, recovery_code, recovery_hash, verify,
 };
 use crate::store::{StoreError, audit, second_factor};
 use chrono::{DateTime, TimeDelta, Utc};
+use std::net::IpAddr;
 
 /// How long a step-up lets a session do critical actions.
 pub const STEP_UP_VALID: TimeDelta = TimeDelta::minutes(5);
@@ -134,12 +137,33 @@ impl Approvals {
     /// Passes the second factor with a code (or a recovery code) for the dashboard session
     /// `cookie`: critical actions are allowed for [`STEP_UP_VALID`]. Failures count against the
     /// user like failed sign-ins.
-    pub async fn step_up(&self, p: &Principal, cookie: &str, code: &str) -> Result<StepUpMethod, ApprovalError> {
+    pub async fn step_up(
+        &self,
+        p: &Principal,
+        cookie: &str,
+        code: &str,
+        from: IpAddr,
+    ) -> Result<StepUpMethod, ApprovalError> {
         let now = Utc::now();
         let key = Key::user(&p.tenant.name, &p.user.name);
-        if let Err(refused) = self.sign_ins.begin(std::slice::from_ref(&key), now) {
-            return Err(ApprovalError::TooManyAttempts(refused.wait_secs));
-        }
+        let failures = match self.sign_ins.begin(std::slice::from_ref(&key), now) {
+            Ok(failures) => failures,
+            Err(refused) => {
+                if refused.failures == LOCK_AFTER_FAILURES {
+                    let until = now + chrono::TimeDelta::seconds(refused.wait_secs);
+                    self.account_locked(
+                        &p.tenant.id,
+                        &p.user.name,
+                        refused.failures,
+                        LockedDuring::StepUp,
+                        from,
+                        until,
+                    )
+                    .await;
+                }
+                return Err(ApprovalError::TooManyAttempts(refused.wait_secs));
+            }
+        };
         let (t, u, typed, cookie) = (p.tenant.id.clone(), p.user.name.clone(), code.to_string(), cookie.to_string());
         let method = self
             .store
@@ -182,7 +206,13 @@ impl Approvals {
                 self.sign_ins.forget(&key);
                 Ok(m)
             }
-            None => Err(wrong_code()),
+            None => {
+                if failures == LOCK_AFTER_FAILURES {
+                    let (t, u) = (&p.tenant.id, &p.user.name);
+                    self.account_locked(t, u, failures, LockedDuring::StepUp, from, now + LOCK_FOR).await;
+                }
+                Err(wrong_code())
+            }
         }
     }
 

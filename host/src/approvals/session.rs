@@ -4,13 +4,14 @@
 
 use super::access::require_role;
 use super::{ApprovalError, Approvals, invalid};
-use crate::domain::access_attempt::{AccessAttempt, AttemptOutcome, Channel, LOCK_AFTER_FAILURES, LOCK_FOR};
+use crate::domain::access_attempt::{AccessAttempt, AttemptOutcome, Channel, GUARD, LOCK_AFTER_FAILURES, LOCK_FOR};
 use crate::domain::actor::roles;
+use crate::domain::delivery::{LockedDuring, TenantNotice};
 use crate::domain::directory::Principal;
 use crate::domain::session::{ADDRESS_FREE_FAILURES, USER_FREE_FAILURES, backoff, check_password, is_live};
 use crate::store::directory::{self, new_token};
 use crate::store::sessions::{self, SessionRecord};
-use crate::store::{StoreError, audit};
+use crate::store::{StoreError, audit, outbox};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use chrono::{DateTime, Utc};
@@ -188,6 +189,46 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 impl Approvals {
+    /// A user's account was just locked (the attempt that locked it is logged by the caller):
+    /// an `account_locked` audit entry and a notice to the tenant's admins, in one change. A
+    /// name that is no user of the tenant locks nothing worth telling anyone about. A failure
+    /// to record it is logged; the caller's answer (refused) stands either way.
+    pub(super) async fn account_locked(
+        &self,
+        tenant_id: &str,
+        user: &str,
+        failures: u32,
+        during: LockedDuring,
+        from: IpAddr,
+        until: DateTime<Utc>,
+    ) {
+        let (t, u) = (tenant_id.to_string(), user.to_string());
+        let now = Utc::now();
+        let notice = TenantNotice::AccountLocked {
+            user: user.to_string(),
+            failures,
+            during,
+            address: from.to_string(),
+            until: crate::domain::audit::timestamp(until),
+        };
+        let written = self
+            .store
+            .write(move |c| -> Result<bool, StoreError> {
+                if directory::user(c, &t, &u)?.is_none() {
+                    return Ok(false);
+                }
+                let at = crate::domain::audit::timestamp(now);
+                let data = serde_json::to_value(&notice).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                audit::append(c, &t, now, GUARD, notice.event(), None, data)?;
+                outbox::enqueue_notice(c, &t, &notice, &at)?;
+                Ok(true)
+            })
+            .await;
+        if let Err(e) = written {
+            tracing::warn!(error = %e, user, "the lock of an account could not be recorded or announced");
+        }
+    }
+
     /// Signs a user in with the tenant's name, the user's name and the password. Wrong
     /// credentials are one answer whichever part was wrong; after three failures in a row for
     /// the user or from the address, each further attempt must wait longer.
@@ -228,7 +269,11 @@ impl Approvals {
             Ok(n) => n,
             Err(Refusal { wait_secs, failures }) => {
                 if failures == LOCK_AFTER_FAILURES {
-                    log(tenant_id, AttemptOutcome::Locked, &locked(failures));
+                    log(tenant_id.clone(), AttemptOutcome::Locked, &locked(failures));
+                    if let Some(t) = tenant_id.as_deref().filter(|_| phc.is_some()) {
+                        let until = now + chrono::TimeDelta::seconds(wait_secs);
+                        self.account_locked(t, user, failures, LockedDuring::SignIn, from, until).await;
+                    }
                 } else {
                     log(
                         tenant_id,
@@ -245,7 +290,10 @@ impl Approvals {
         let ok = blocking(move || verify(&pw, &phc)).await? && known;
         let Some(tenant_id) = tenant_id.clone().filter(|_| ok) else {
             if failures == LOCK_AFTER_FAILURES {
-                log(tenant_id, AttemptOutcome::Locked, &locked(failures));
+                log(tenant_id.clone(), AttemptOutcome::Locked, &locked(failures));
+                if let Some(t) = tenant_id.as_deref().filter(|_| known) {
+                    self.account_locked(t, user, failures, LockedDuring::SignIn, from, now + LOCK_FOR).await;
+                }
             } else {
                 log(tenant_id, AttemptOutcome::Failed, "wrong tenant, name or password");
             }

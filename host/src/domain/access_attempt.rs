@@ -81,6 +81,9 @@ pub const LOCK_AFTER_FAILURES: u32 = 10;
 /// How long a locked account stays locked.
 pub const LOCK_FOR: TimeDelta = TimeDelta::minutes(15);
 
+/// The actor of the audit entry that records a lock: the host's access guard, not the user.
+pub const GUARD: &str = "greenlight:access-guard";
+
 /// Longest user name and reason kept: what was typed is bounded before it is stored.
 const MAX_TEXT: usize = 200;
 

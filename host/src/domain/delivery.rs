@@ -54,6 +54,8 @@ pub enum DeliveryKind {
     Export,
     /// An approved customer order booked against the customer's credit line in the ERP (R4).
     Credit,
+    /// A [`TenantNotice`] e-mailed to the tenant's admins through the host's own mail relay.
+    Mail,
 }
 
 impl DeliveryKind {
@@ -63,12 +65,15 @@ impl DeliveryKind {
             DeliveryKind::Notify => "notify",
             DeliveryKind::Export => "export",
             DeliveryKind::Credit => "credit",
+            DeliveryKind::Mail => "mail",
         }
     }
 
     /// Parses a stored name.
     pub fn parse(s: &str) -> Option<DeliveryKind> {
-        [DeliveryKind::Notify, DeliveryKind::Export, DeliveryKind::Credit].into_iter().find(|k| k.as_str() == s)
+        [DeliveryKind::Notify, DeliveryKind::Export, DeliveryKind::Credit, DeliveryKind::Mail]
+            .into_iter()
+            .find(|k| k.as_str() == s)
     }
 }
 
@@ -169,6 +174,89 @@ impl OutboxEvent {
             _ => None,
         }
     }
+}
+
+/// The channel of [`DeliveryKind::Mail`]: the host's relay, a name no plugin can have.
+pub const HOST_MAIL: &str = "host:mail";
+
+/// Something a tenant's admins must hear of that is about no order: security notices. They go
+/// through the outbox like order events (written in the change that records them, retried,
+/// listed, re-driven), but by e-mail through the operator's relay to the admins' own addresses,
+/// not through the tenant's notifier plugins: those are configured by the very admins a notice
+/// may warn about, and their contract carries an order in every notification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "notice", rename_all = "snake_case")]
+pub enum TenantNotice {
+    /// A burst of failures locked a user's account for a while.
+    AccountLocked {
+        /// The user.
+        user: String,
+        /// Failures in a row that locked it.
+        failures: u32,
+        /// What was being tried.
+        during: LockedDuring,
+        /// Where the last attempt came from.
+        address: String,
+        /// When the lock ends (it ends by itself).
+        until: String,
+    },
+}
+
+/// What a locked account's failures were.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LockedDuring {
+    /// Signing in with a password.
+    SignIn,
+    /// Confirming a critical action with the second factor (someone holds a session).
+    StepUp,
+}
+
+impl TenantNotice {
+    /// The event name the outbox and the delivery list show.
+    pub fn event(&self) -> &'static str {
+        match self {
+            TenantNotice::AccountLocked { .. } => "account_locked",
+        }
+    }
+
+    /// The e-mail's subject.
+    pub fn subject(&self, tenant: &str) -> String {
+        match self {
+            TenantNotice::AccountLocked { user, .. } => {
+                format!("Greenlight {tenant}: the account of {user} is locked after repeated failures")
+            }
+        }
+    }
+
+    /// The e-mail's text: what happened and what an admin can do.
+    pub fn text(&self, tenant: &str, occurred_at: &str) -> String {
+        match self {
+            TenantNotice::AccountLocked { user, failures, during, address, until } => {
+                let what = match during {
+                    LockedDuring::SignIn => "failed or refused sign-ins",
+                    LockedDuring::StepUp => "wrong second-factor codes from a signed-in session",
+                };
+                format!(
+                    "The account of {user} in tenant {tenant} was locked at {occurred_at} after {failures} {what} \
+                     in a row; the last came from {address}. The lock ends by itself at {until}.\n\n\
+                     If this was not {user}, look at the tenant's access attempts (the Access page, or \
+                     GET /v1/admin/access-attempts) and disable the user until it is cleared up; \
+                     disabling ends their sessions and tokens at once.\n"
+                )
+            }
+        }
+    }
+}
+
+/// What an outbox row announces: an order's event, or a notice about the tenant (an outbox row
+/// without an order).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Announcement {
+    /// An event of an order.
+    Order(Box<OutboxEvent>),
+    /// A notice to the tenant's admins.
+    Tenant(TenantNotice),
 }
 
 /// How a channel answered one attempt.

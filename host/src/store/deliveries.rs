@@ -5,7 +5,7 @@
 
 use super::{StoreError, from_json};
 use crate::domain::audit::timestamp;
-use crate::domain::delivery::{DeliveryKind, DeliveryState, OutboxEvent, Outcome};
+use crate::domain::delivery::{Announcement, DeliveryKind, DeliveryState, Outcome};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
@@ -15,11 +15,12 @@ use serde::Serialize;
 pub struct Delivery {
     /// Delivery id; the same on every attempt, for the receiver to de-duplicate on.
     pub id: String,
-    /// The notification channel (a notifier plugin's name), or the connector of an export or
-    /// credit update.
+    /// The notification channel (a notifier plugin's name), the connector of an export or
+    /// credit update, or `host:mail` (the host's relay) for a tenant notice.
     pub channel: String,
-    /// `notify` (a notification), `export` (an approved order sent to the ERP) or `credit` (an
-    /// approved customer order booked against the customer's credit line in the ERP, R4).
+    /// `notify` (a notification), `export` (an approved order sent to the ERP), `credit` (an
+    /// approved customer order booked against the customer's credit line in the ERP, R4) or
+    /// `mail` (a notice about the tenant e-mailed to its admins by the host).
     pub kind: DeliveryKind,
     /// The event: `order_submitted`, `stage_opened`, ...
     pub event: String,
@@ -44,9 +45,9 @@ pub struct Delivery {
     /// Tenant (not shown: the caller's own).
     #[serde(skip)]
     pub tenant_id: String,
-    /// The outbox event (not shown in lists).
+    /// What the outbox row announces (not shown in lists).
     #[serde(skip)]
-    pub payload: OutboxEvent,
+    pub payload: Announcement,
 }
 
 const COLUMNS: &str = "d.id, d.channel, o.event, o.order_id, d.state, d.attempts, d.next_attempt_at, d.last_error,
@@ -54,7 +55,8 @@ const COLUMNS: &str = "d.id, d.channel, o.event, o.order_id, d.state, d.attempts
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<Delivery, StoreError>> {
     let (state, kind, payload): (String, String, String) = (r.get(4)?, r.get(12)?, r.get(11)?);
-    let (id, channel, event, order_id) = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+    let (id, channel, event, order_id): (_, _, _, Option<String>) = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+    let order_id_present = order_id.is_some();
     let (attempts, next_attempt_at, last_error) = (r.get(5)?, r.get(6)?, r.get(7)?);
     let (created_at, delivered_at, tenant_id) = (r.get(8)?, r.get(9)?, r.get(10)?);
     Ok((|| {
@@ -73,19 +75,29 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<Delivery, StoreError>> {
             created_at,
             delivered_at,
             tenant_id,
-            payload: from_json("outbox.payload", &payload)?,
+            payload: announcement(order_id_present, &payload)?,
         })
     })())
 }
 
+/// An outbox row's payload: an order's event, or (a row without an order) a tenant notice.
+fn announcement(about_an_order: bool, payload: &str) -> Result<Announcement, StoreError> {
+    Ok(if about_an_order {
+        Announcement::Order(Box::new(from_json("outbox.payload", payload)?))
+    } else {
+        Announcement::Tenant(from_json("outbox.payload", payload)?)
+    })
+}
+
 /// Outbox events not yet fanned out, oldest first.
 pub fn unfanned(conn: &Connection, limit: usize) -> Result<Vec<Unfanned>, StoreError> {
-    let mut stmt =
-        conn.prepare_cached("SELECT id, tenant_id, payload FROM outbox WHERE state = 'pending' ORDER BY id LIMIT ?1")?;
-    let rows = stmt.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?)))?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, tenant_id, order_id IS NOT NULL, payload FROM outbox WHERE state = 'pending' ORDER BY id LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, String>(3)?)))?;
     rows.map(|r| {
-        let (outbox_id, tenant_id, payload) = r?;
-        Ok(Unfanned { outbox_id, tenant_id, event: from_json("outbox.payload", &payload)? })
+        let (outbox_id, tenant_id, about_an_order, payload) = r?;
+        Ok(Unfanned { outbox_id, tenant_id, event: announcement(about_an_order, &payload)? })
     })
     .collect()
 }
@@ -98,7 +110,7 @@ pub struct Unfanned {
     /// Its tenant.
     pub tenant_id: String,
     /// What happened.
-    pub event: OutboxEvent,
+    pub event: Announcement,
 }
 
 /// Creates one delivery per (channel, kind) for an outbox event (each with a fresh id) and

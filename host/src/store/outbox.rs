@@ -3,13 +3,22 @@
 //! Delivery (channels, retries, dead letters) reads from here.
 
 use super::{StoreError, to_json};
-use crate::domain::delivery::OutboxEvent;
+use crate::domain::delivery::{OutboxEvent, TenantNotice};
 use rusqlite::{Connection, params};
 
 /// Queues one notification of an order's event.
 pub fn enqueue(conn: &Connection, tenant_id: &str, event: &OutboxEvent, at: &str) -> Result<i64, StoreError> {
     conn.prepare_cached("INSERT INTO outbox (tenant_id, order_id, event, payload, created_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)")?.execute(params![tenant_id, event.order_id, event.details.action(), to_json(event)?, at],
     )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Queues a notice to the tenant's admins (a row without an order).
+pub fn enqueue_notice(conn: &Connection, tenant_id: &str, notice: &TenantNotice, at: &str) -> Result<i64, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO outbox (tenant_id, order_id, event, payload, created_at, next_attempt_at) VALUES (?1, NULL, ?2, ?3, ?4, ?4)",
+    )?
+    .execute(params![tenant_id, notice.event(), to_json(notice)?, at])?;
     Ok(conn.last_insert_rowid())
 }
 

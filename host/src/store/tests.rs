@@ -322,6 +322,43 @@ fn one_connector_gets_an_export_and_a_credit_update_of_one_event() {
 }
 
 #[test]
+fn a_tenant_notice_is_an_outbox_row_without_an_order_and_comes_back_as_one() {
+    use crate::domain::delivery::{Announcement, HOST_MAIL, LockedDuring, TenantNotice};
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = store(&dir, 8);
+    let t = tenant(&s);
+    let notice = TenantNotice::AccountLocked {
+        user: "carol".into(),
+        failures: 10,
+        during: LockedDuring::StepUp,
+        address: "203.0.113.9".into(),
+        until: "2026-12-02T03:15:00Z".into(),
+    };
+    let (t2, n2) = (t.clone(), notice.clone());
+    s.write_blocking(move |c| {
+        orders::insert(c, &t2, &order("o1"))?;
+        outbox::enqueue(c, &t2, &approved_event("o1"), "x")?;
+        outbox::enqueue_notice(c, &t2, &n2, "x")
+    })
+    .expect("enqueued");
+    let unfanned = s.read_blocking(|c| deliveries::unfanned(c, 10)).expect("read");
+    assert!(matches!(&unfanned[0].event, Announcement::Order(e) if e.order_id == "o1"), "{unfanned:?}");
+    assert_eq!(unfanned[1].event, Announcement::Tenant(notice.clone()));
+    let (t2, id) = (t.clone(), unfanned[1].outbox_id);
+    let now = Utc::now();
+    let targets = vec![(HOST_MAIL.to_string(), DeliveryKind::Mail)];
+    s.write_blocking(move |c| deliveries::fan_out(c, id, &t2, &targets, now)).expect("fan out");
+    let due = s.read_blocking(move |c| deliveries::due(c, now, 10)).expect("due");
+    assert_eq!(due.len(), 1);
+    let d = &due[0];
+    assert_eq!(
+        (d.kind, d.channel.as_str(), d.event.as_str(), d.order_id.as_deref()),
+        (DeliveryKind::Mail, HOST_MAIL, "account_locked", None)
+    );
+    assert_eq!(d.payload, Announcement::Tenant(notice));
+}
+
+#[test]
 fn deliveries_fan_out_once_retry_and_redrive_but_never_redeliver() {
     use crate::domain::delivery::{Attempt, DeliveryState, RetryPolicy};
     let dir = tempfile::tempdir().expect("tmp");

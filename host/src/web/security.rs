@@ -7,6 +7,7 @@ use super::WebState;
 use super::error::PageError;
 use super::session::{TokenForm, Viewer};
 use super::view::Nav;
+use crate::api::extract::ClientAddr;
 use crate::approvals::ApprovalError;
 use crate::approvals::second_factor::{STEP_UP_VALID, StepUpMethod};
 use askama::Template;
@@ -140,7 +141,12 @@ pub async fn confirm(State(s): State<WebState>, v: Viewer, Form(f): Form<CodeFor
 }
 
 /// `POST /security/step-up`: a fresh code for critical actions; back to `next` if given.
-pub async fn step_up(State(s): State<WebState>, v: Viewer, Form(f): Form<CodeForm>) -> Result<Response, PageError> {
+pub async fn step_up(
+    State(s): State<WebState>,
+    v: Viewer,
+    ClientAddr(from): ClientAddr,
+    Form(f): Form<CodeForm>,
+) -> Result<Response, PageError> {
     v.check(&f.csrf)?;
     let next = local(&f.next);
     let (s, v) = (&s, &v);
@@ -152,7 +158,7 @@ pub async fn step_up(State(s): State<WebState>, v: Viewer, Form(f): Form<CodeFor
             Ok::<_, PageError>((status, Html(p.render()?)).into_response())
         }
     };
-    match s.approvals.step_up(&v.principal, v.cookie(), &f.code).await {
+    match s.approvals.step_up(&v.principal, v.cookie(), &f.code, from).await {
         Ok(method) if !next.is_empty() && method == StepUpMethod::Totp => Ok(Redirect::to(&next).into_response()),
         Ok(method) => {
             let mut p = page(s, v, next.clone()).await?;

@@ -8,13 +8,14 @@
 use crate::approvals::commit::persist;
 use crate::approvals::{ApprovalError, Approvals, ContextError, build_context};
 use crate::domain::credit::CreditUpdate;
-use crate::domain::delivery::{Attempt, DeliveryKind, DeliveryState, OutboxEvent};
-use crate::domain::delivery::{Notification, OrderSummary, Recipient, RetryPolicy};
+use crate::domain::delivery::{Announcement, Attempt, DeliveryKind, DeliveryState, HOST_MAIL, OutboxEvent};
+use crate::domain::delivery::{Notification, OrderSummary, Recipient, RetryPolicy, TenantNotice};
 use crate::domain::directory::User;
 use crate::domain::extension::World;
 use crate::domain::machine::{self, Command, Event, RELEASER};
 use crate::domain::order::OrderStatus;
 use crate::domain::plan::Approvers;
+use crate::runtime::wasm::mail::OutgoingMail;
 use crate::store::deliveries::{self, Delivery};
 use crate::store::directory;
 use crate::store::orders;
@@ -78,9 +79,13 @@ fn recipients(conn: &Connection, tenant_id: &str, event: &OutboxEvent) -> Result
     Ok(out)
 }
 
-/// The notification for one attempt of a delivery.
-fn notification(d: &Delivery, recipients: Vec<Recipient>, attempt_at: chrono::DateTime<Utc>) -> Notification {
-    let p = &d.payload;
+/// The notification for one attempt of a delivery of an order's event `p`.
+fn notification(
+    d: &Delivery,
+    p: &OutboxEvent,
+    recipients: Vec<Recipient>,
+    attempt_at: chrono::DateTime<Utc>,
+) -> Notification {
     let details = serde_json::to_value(&p.details).unwrap_or_default();
     Notification {
         delivery_id: d.id.clone(),
@@ -119,6 +124,14 @@ impl Approvals {
                     // Per tenant: its notifiers, and its connector, which receives approved orders.
                     let mut channels: BTreeMap<String, (Vec<String>, Option<String>)> = BTreeMap::new();
                     for deliveries::Unfanned { outbox_id, tenant_id, event } in &events {
+                        let event = match event {
+                            Announcement::Order(event) => event,
+                            Announcement::Tenant(_) => {
+                                let targets = [(HOST_MAIL.to_string(), DeliveryKind::Mail)];
+                                deliveries::fan_out(c, *outbox_id, tenant_id, &targets, now)?;
+                                continue;
+                            }
+                        };
                         if !channels.contains_key(tenant_id) {
                             let notifiers = extensions::settings(c, tenant_id)?
                                 .into_iter()
@@ -157,12 +170,21 @@ impl Approvals {
 
     /// Hands one delivery to its channel (or its order to the ERP) and records the outcome.
     async fn attempt(&self, d: Delivery, policy: RetryPolicy) -> Result<(), ApprovalError> {
-        match d.kind {
-            DeliveryKind::Export => return self.export(d, policy).await,
-            DeliveryKind::Credit => return self.update_credit(d, policy).await,
-            DeliveryKind::Notify => {}
-        }
-        let (tenant_id, payload, channel) = (d.tenant_id.clone(), d.payload.clone(), d.channel.clone());
+        let payload = match (d.kind, &d.payload) {
+            (DeliveryKind::Export, _) => return self.export(d, policy).await,
+            (DeliveryKind::Credit, _) => return self.update_credit(d, policy).await,
+            (DeliveryKind::Mail, Announcement::Tenant(notice)) => {
+                let notice = notice.clone();
+                return self.mail_notice(d, notice, policy).await;
+            }
+            (DeliveryKind::Notify, Announcement::Order(event)) => event.clone(),
+            (kind, _) => {
+                let answer = Attempt::Permanent(format!("a {} delivery cannot carry this event", kind.as_str()));
+                return self.record_attempt(&d, answer, policy).await;
+            }
+        };
+        let (tenant_id, channel) = (d.tenant_id.clone(), d.channel.clone());
+        let event = payload.clone();
         let makes_links = self.makes_links();
         let (recipients, mailbox_only, round) = self
             .store
@@ -173,20 +195,20 @@ impl Approvals {
                 let grants = extensions::grants(c, &tenant_id, &channel)?;
                 let mailbox_only = grants.is_some_and(|g| g.mail && g.http.is_empty());
                 // The round of the stage the event asks to decide, if it is still open.
-                let round = match (payload.stage(), payload.deciders()) {
+                let round = match (event.stage(), event.deciders()) {
                     (Some(stage), Some(_)) if makes_links && mailbox_only => {
-                        orders::load(c, &tenant_id, &payload.order_id)?.and_then(|o| {
+                        orders::load(c, &tenant_id, &event.order_id)?.and_then(|o| {
                             o.plan.stage(stage).filter(|s| s.state.is_decidable()).and_then(|s| s.opened_in)
                         })
                     }
                     _ => None,
                 };
-                Ok((recipients(c, &tenant_id, &payload)?, mailbox_only, round))
+                Ok((recipients(c, &tenant_id, &event)?, mailbox_only, round))
             })
             .await?;
         let started = Utc::now();
-        let mut n = notification(&d, recipients, started);
-        if mailbox_only && let Some(links) = self.links_for(&d.tenant_id, &d.payload, round, &n.recipients, started) {
+        let mut n = notification(&d, &payload, recipients, started);
+        if mailbox_only && let Some(links) = self.links_for(&d.tenant_id, &payload, round, &n.recipients, started) {
             n.data["links"] = links;
         }
         let (store, runtimes) = (self.store.clone(), self.runtimes.clone());
@@ -194,6 +216,11 @@ impl Approvals {
         let answer = tokio::task::spawn_blocking(move || runtimes.deliver(&store, &tenant_id, &channel, &n))
             .await
             .unwrap_or_else(|e| crate::domain::delivery::Attempt::Temporary(format!("the delivery task failed: {e}")));
+        self.record_attempt(&d, answer, policy).await
+    }
+
+    /// Records how an attempt went: delivered, retried later, or dead.
+    async fn record_attempt(&self, d: &Delivery, answer: Attempt, policy: RetryPolicy) -> Result<(), ApprovalError> {
         let outcome = policy.after(d.attempts, answer, Utc::now(), fastrand::u32(0..=1000));
         if let Some(e) = &outcome.error {
             tracing::warn!(delivery = %d.id, channel = %d.channel, state = outcome.state.as_str(), error = %e, "delivery attempt failed");
@@ -201,6 +228,47 @@ impl Approvals {
         let id = d.id.clone();
         self.store.write(move |c| deliveries::record(c, &id, &outcome, Utc::now())).await?;
         Ok(())
+    }
+
+    /// E-mails a tenant notice to the tenant's admins through the operator's relay, with the
+    /// delivery id in `X-Greenlight-Delivery` (the same on every retry). Without a relay, or
+    /// with no admin who has an address, the delivery is dead with the reason: an admin sees
+    /// it in the delivery list.
+    async fn mail_notice(&self, d: Delivery, notice: TenantNotice, policy: RetryPolicy) -> Result<(), ApprovalError> {
+        let tenant_id = d.tenant_id.clone();
+        let (tenant, admins) = self
+            .store
+            .read(move |c| -> Result<_, StoreError> {
+                let tenant = directory::tenant(c, &tenant_id)?.map(|t| t.name).unwrap_or(tenant_id.clone());
+                Ok((tenant, directory::users_with_role(c, &tenant_id, crate::domain::actor::roles::ADMIN)?))
+            })
+            .await?;
+        let to: Vec<String> = admins.into_iter().filter_map(|u| u.email).collect();
+        let answer = match self.runtimes.host_mail() {
+            None => Attempt::Permanent(
+                "the host has no mail relay: start `greenlight serve` with --smtp-relay to send notices to admins"
+                    .into(),
+            ),
+            Some(_) if to.is_empty() => {
+                Attempt::Permanent("no admin of the tenant has an e-mail address: give one an address".into())
+            }
+            Some(relay) => {
+                let mail = OutgoingMail {
+                    tenant: tenant.clone(),
+                    plugin: None,
+                    delivery: Some(d.id.clone()),
+                    to,
+                    subject: notice.subject(&tenant),
+                    text_body: notice.text(&tenant, &d.created_at),
+                    html_body: None,
+                };
+                tokio::task::spawn_blocking(move || relay.send(mail))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("the mail task failed: {e}")))
+                    .map_or_else(Attempt::Temporary, |()| Attempt::Delivered)
+            }
+        };
+        self.record_attempt(&d, answer, policy).await
     }
 
     /// Release through the ERP: sends the approved order to the tenant's connector and, when

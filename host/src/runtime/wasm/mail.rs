@@ -9,8 +9,10 @@ use super::bindings::mail;
 pub struct OutgoingMail {
     /// Tenant on whose behalf it is sent.
     pub tenant: String,
-    /// The plugin that sent it.
-    pub plugin: String,
+    /// The plugin that sent it; none for the host's own notices.
+    pub plugin: Option<String>,
+    /// The outbox delivery it carries, for the receiver to de-duplicate retries on.
+    pub delivery: Option<String>,
     /// Recipients.
     pub to: Vec<String>,
     /// Subject.
@@ -47,7 +49,8 @@ impl mail::Host for PluginState {
         }
         let out = OutgoingMail {
             tenant: self.call.tenant.clone(),
-            plugin: self.call.plugin.clone(),
+            plugin: Some(self.call.plugin.clone()),
+            delivery: None,
             to: message.to,
             subject: message.subject,
             text_body: message.text_body,
@@ -103,17 +106,19 @@ impl MailRelay for SmtpRelay {
     fn send(&self, mail: OutgoingMail) -> Result<(), String> {
         use lettre::Transport;
         use lettre::message::{Message, MultiPart, header};
+        let custom = |name: &'static str, value: String| {
+            header::HeaderValue::new(header::HeaderName::new_from_ascii_str(name), value)
+        };
         let mut builder = Message::builder()
             .from(self.from.clone())
             .subject(mail.subject)
-            .raw_header(header::HeaderValue::new(
-                header::HeaderName::new_from_ascii_str("X-Greenlight-Tenant"),
-                mail.tenant,
-            ))
-            .raw_header(header::HeaderValue::new(
-                header::HeaderName::new_from_ascii_str("X-Greenlight-Plugin"),
-                mail.plugin,
-            ));
+            .raw_header(custom("X-Greenlight-Tenant", mail.tenant));
+        if let Some(plugin) = mail.plugin {
+            builder = builder.raw_header(custom("X-Greenlight-Plugin", plugin));
+        }
+        if let Some(delivery) = mail.delivery {
+            builder = builder.raw_header(custom("X-Greenlight-Delivery", delivery));
+        }
         for to in &mail.to {
             builder = builder.to(to.parse().map_err(|_| format!("'{to}' is not a valid e-mail address"))?);
         }
