@@ -1,6 +1,7 @@
 //! Access review end to end: who holds which role, delegations given and received, last sign-in
 //! and decision, token ages, dormant users, the CSV export, each review in the audit chain; and
-//! disabling a user, which ends their tokens, sessions and delegations at once.
+//! disabling a user, which ends their tokens, sessions and delegations at once; a mover's new
+//! roles, counting at once, critical and audited.
 
 use anyhow::{Result, ensure};
 use greenlight_tests::{Client, Server, order_body, sign_in_form};
@@ -119,5 +120,58 @@ fn the_access_review_lists_roles_activity_and_delegations_and_disabling_ends_acc
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     ensure!(actions == ["user_disabled", "user_enabled", "token_issued"], "{actions:?}");
+    Ok(())
+}
+
+#[test]
+fn a_mover_gets_new_roles_at_once_as_a_critical_audited_action() -> Result<()> {
+    let s = Server::start()?;
+    let admin = s.tenant("acme")?;
+    let alice = admin.user("alice", &["requester"], json!({}))?;
+    let bob = admin.user("bob", &["approver"], json!({}))?;
+    admin.user("erin", &["admin"], json!({}))?;
+    admin.enable_script("review", REVIEW, 10, json!({}))?;
+    let first = alice.order(order_body(1, 1_000))?;
+    ensure!(alice.submit(&first)?.body["status"] == "pending_approval");
+
+    // Bob moves from approving to buying: from now on he requests and cannot decide.
+    let r = admin.put("/v1/admin/users/bob/roles", json!({"roles": ["requester", "requester"]}))?;
+    ensure!(r.status == 200, "{}", r.text);
+    ensure!(r.body == json!({"user": "bob", "before": ["approver"], "roles": ["requester"]}), "{}", r.text);
+    let r = bob.decide(&first, "review", "approve", None)?;
+    ensure!([403, 404].contains(&r.status), "the role he lost counts no more: {}", r.text);
+    ensure!(admin.get(&format!("/v1/orders/{first}"))?.body["status"] == "pending_approval");
+    ensure!(bob.order(order_body(1, 500)).is_ok(), "the one he gained counts at once");
+
+    // What is refused, and why.
+    let refused = |body: Value, path: &str, status: u16, says: &str| -> Result<()> {
+        let r = admin.put(path, body)?;
+        ensure!(r.status == status && r.text.contains(says), "{path}: {} {}", r.status, r.text);
+        Ok(())
+    };
+    refused(json!({"roles": []}), "/v1/admin/users/bob/roles", 422, "at least one role")?;
+    refused(json!({"roles": ["Boss"]}), "/v1/admin/users/bob/roles", 422, "roles")?;
+    refused(json!({"roles": ["auditor"]}), "/v1/admin/users/admin/roles", 409, "admin role from yourself")?;
+    refused(json!({"roles": ["auditor"]}), "/v1/admin/users/nobody/roles", 404, "no user 'nobody'")?;
+    ensure!(alice.put("/v1/admin/users/bob/roles", json!({"roles": ["admin"]}))?.status == 403);
+    // Over the API it is a critical action: erin's plain token is refused until she has a marked one.
+    let erin = s.client(admin.post_empty("/v1/admin/users/erin/tokens")?.body["token"].as_str().unwrap_or_default());
+    let r = erin.put("/v1/admin/users/bob/roles", json!({"roles": ["approver"]}))?;
+    ensure!(r.status == 403 && r.body["error"]["code"] == "second_factor_required", "{}", r.text);
+    // A disabled user has no roles to change.
+    ensure!(admin.post_empty("/v1/admin/users/alice/disable")?.status == 200);
+    refused(json!({"roles": ["approver"]}), "/v1/admin/users/alice/roles", 404, "no user 'alice'")?;
+
+    let audit = admin.get("/v1/audit/export")?.text;
+    let changes: Vec<Value> = audit
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["action"] == "roles_changed")
+        .collect();
+    ensure!(changes.len() == 1, "{changes:?}");
+    ensure!(changes[0]["actor"] == "admin", "{}", changes[0]);
+    ensure!(changes[0]["data"] == json!({"user": "bob", "before": ["approver"], "roles": ["requester"]}));
+    let review = admin.get("/v1/admin/access-review")?.body;
+    ensure!(user(&review, "bob")["roles"] == json!(["requester"]), "{review}");
     Ok(())
 }

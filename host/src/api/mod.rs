@@ -58,7 +58,7 @@ pub struct AppState {
         orders::list, orders::inbox, attachments::upload, attachments::list, attachments::download,
         delegations::create, delegations::list, delegations::end, authorizations::list,
         admin::create_user, admin::set_password, admin::create_cost_center, admin::extensions, admin::update_extension,
-        admin::add_script, admin::settings, users::review, users::attempts, users::disable, users::enable, users::issue_token, users::reset_second_factor, deliveries::list, deliveries::retry,
+        admin::add_script, admin::settings, users::review, users::attempts, users::change_roles, users::disable, users::enable, users::issue_token, users::reset_second_factor, deliveries::list, deliveries::retry,
         audit::export, audit::verify, reports::summary, reports::drift, evaluations::list, evaluations::replay, simulations::run,
     ),
     modifiers(&BearerAuth),
@@ -181,6 +181,7 @@ pub fn app(approvals: Approvals) -> Router {
         .route("/v1/delegations/{id}", axum::routing::delete(delegations::end))
         .route("/v1/admin/users", post(admin::create_user))
         .route("/v1/admin/users/{name}/password", axum::routing::put(admin::set_password))
+        .route("/v1/admin/users/{name}/roles", axum::routing::put(users::change_roles))
         .route("/v1/admin/users/{name}/disable", post(users::disable))
         .route("/v1/admin/users/{name}/enable", post(users::enable))
         .route("/v1/admin/users/{name}/tokens", post(users::issue_token))

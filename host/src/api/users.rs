@@ -1,11 +1,12 @@
-//! `/v1/admin/access-review`, `/v1/admin/access-attempts` and the user lifecycle: disable,
-//! enable, issue a token.
+//! `/v1/admin/access-review`, `/v1/admin/access-attempts` and the user lifecycle: change roles,
+//! disable, enable, issue a token.
 
 use super::AppState;
 use super::error::AppError;
-use super::extract::{Caller, Params};
+use super::extract::{Body, Caller, Params};
 use crate::domain::access_attempt::{AccessAttempt, AttemptOutcome};
 use crate::domain::access_review::AccessReview;
+use crate::domain::actor::Role;
 use crate::domain::report::parse_bound;
 use crate::store::directory::Disabled;
 use axum::Json;
@@ -45,6 +46,41 @@ pub async fn review(
         return Ok((headers, review.to_csv()).into_response());
     }
     Ok(Json(review).into_response())
+}
+
+/// A user's new roles.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRoles {
+    /// Exactly the roles the user holds from now on; at least one, at most 32.
+    #[schema(min_items = 1, max_items = 32)]
+    pub roles: Vec<Role>,
+}
+
+/// A user's roles before and after a change.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RolesChanged {
+    /// The user.
+    pub user: String,
+    /// The roles they held before.
+    pub before: Vec<Role>,
+    /// The roles they hold now.
+    pub roles: Vec<Role>,
+}
+
+/// Replaces a user's roles (admin, a critical action): for people who move to another job.
+/// Roles taken away stop counting at the user's next request. Not the admin role from oneself.
+/// Audited as `roles_changed`.
+#[utoipa::path(put, path = "/v1/admin/users/{name}/roles", tag = "admin", request_body = NewRoles,
+    params(("name" = String, Path, description = "User name")), responses((status = 200, body = RolesChanged)))]
+pub async fn change_roles(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(name): Path<String>,
+    Body(b): Body<NewRoles>,
+) -> Result<Json<RolesChanged>, AppError> {
+    let (before, roles) = s.approvals.change_roles(&p, &name, b.roles).await?;
+    Ok(Json(RolesChanged { user: name, before, roles }))
 }
 
 /// Disables a user at once (admin): tokens and sessions stop working, delegations end, roles no

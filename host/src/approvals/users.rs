@@ -1,11 +1,12 @@
 //! People leaving and changing jobs: the access review (who holds which role, who lends
-//! authority to whom, who has gone dormant), disabling and enabling users, and issuing tokens.
+//! authority to whom, who has gone dormant), changing roles, disabling and enabling users, and
+//! issuing tokens.
 //! Every one of these is in the audit chain, the review included (who looked, when).
 
 use super::access::{require_role, require_step_up};
 use super::{ApprovalError, Approvals};
 use crate::domain::access_review::AccessReview;
-use crate::domain::actor::roles;
+use crate::domain::actor::{Role, roles};
 use crate::domain::directory::Principal;
 use crate::store::directory::{self, Disabled};
 use crate::store::{StoreError, access_review, audit};
@@ -63,6 +64,52 @@ impl Approvals {
             .await?;
         self.principals.forget_tenant(&p.tenant.id);
         Ok(done)
+    }
+
+    /// Gives an enabled user exactly `roles` (a mover): what they lose stops counting at their
+    /// next request, what they gain needs its second factor if the tenant asks for one. An admin
+    /// cannot take the admin role from themselves (so an admin always remains). Audited as
+    /// `roles_changed` with the roles before and after; returns both.
+    pub async fn change_roles(
+        &self,
+        p: &Principal,
+        name: &str,
+        roles: Vec<Role>,
+    ) -> Result<(Vec<Role>, Vec<Role>), ApprovalError> {
+        require_role(p, &[roles::ADMIN], "changing roles")?;
+        require_step_up(p, "changing roles")?;
+        let mut roles = roles;
+        roles.sort();
+        roles.dedup();
+        if roles.is_empty() {
+            return Err(super::invalid(
+                "roles",
+                "give the user at least one role, e.g. [\"requester\"]; to take all access away, disable the user",
+            ));
+        }
+        if roles.len() > 32 {
+            return Err(super::invalid("roles", "at most 32 roles"));
+        }
+        if name == p.user.name && !roles.contains(&Role::admin()) {
+            return Err(ApprovalError::Conflict(
+                "you cannot take the admin role from yourself; ask another admin".into(),
+            ));
+        }
+        let (tenant_id, actor, name) = (p.tenant.id.clone(), p.user.name.clone(), name.to_string());
+        let after = roles.clone();
+        let before = self
+            .store
+            .write(move |c| -> Result<Vec<Role>, ApprovalError> {
+                let before = directory::set_roles(c, &tenant_id, &name, &roles)?.ok_or_else(|| no_user(&name))?;
+                if before != roles {
+                    let data = serde_json::json!({"user": name, "before": before, "roles": roles});
+                    audit::append(c, &tenant_id, Utc::now(), &actor, "roles_changed", None, data)?;
+                }
+                Ok(before)
+            })
+            .await?;
+        self.principals.forget_tenant(&p.tenant.id);
+        Ok((before, after))
     }
 
     /// Enables a disabled user with the roles on record. Nothing of before comes back: they need

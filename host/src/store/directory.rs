@@ -205,6 +205,29 @@ pub fn enable_user(conn: &Connection, tenant_id: &str, name: &str) -> Result<boo
     Ok(true)
 }
 
+/// Replaces an enabled user's roles (the record and the role index together); returns the
+/// roles they held before, or `None` when there is no enabled user of that name.
+pub fn set_roles(
+    conn: &Connection,
+    tenant_id: &str,
+    name: &str,
+    roles: &[crate::domain::actor::Role],
+) -> Result<Option<Vec<crate::domain::actor::Role>>, StoreError> {
+    let Some(before) = user(conn, tenant_id, name)?.map(|u| u.roles) else { return Ok(None) };
+    conn.prepare_cached("UPDATE users SET roles = ?3 WHERE tenant_id = ?1 AND name = ?2")?.execute(params![
+        tenant_id,
+        name,
+        to_json(&roles)?
+    ])?;
+    conn.prepare_cached("DELETE FROM user_roles WHERE tenant_id = ?1 AND name = ?2")?
+        .execute(params![tenant_id, name])?;
+    let mut insert = conn.prepare_cached("INSERT INTO user_roles (tenant_id, role, name) VALUES (?1, ?2, ?3)")?;
+    for r in roles {
+        insert.execute(params![tenant_id, r.as_str(), name])?;
+    }
+    Ok(Some(before))
+}
+
 /// A page of the tenant's users by name, after `after`, each with whether they have a password.
 pub fn users(conn: &Connection, tenant_id: &str, after: &str, limit: usize) -> Result<Vec<(User, bool)>, StoreError> {
     let mut stmt = conn.prepare_cached(

@@ -1,15 +1,17 @@
 //! The access review in the browser (admins and auditors): every user with roles, activity,
 //! tokens and delegations, the dormant and disabled marked; the last day's failed, throttled,
-//! locked and refused attempts; the review as CSV; and, for admins, disabling and enabling.
+//! locked and refused attempts; the review as CSV; and, for admins, changing roles, disabling
+//! and enabling.
 //! Opening the page is a review and is audited like the API's.
 
 use super::WebState;
 use super::error::PageError;
-use super::session::{TokenForm, Viewer};
+use super::session::Viewer;
 use super::view::Nav;
 use crate::approvals::ApprovalError;
 use crate::domain::access_attempt::{AccessAttempt, AttemptOutcome};
 use crate::domain::access_review::AccessReview;
+use crate::domain::actor::Role;
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, State};
@@ -81,21 +83,54 @@ pub async fn access_csv(State(s): State<WebState>, v: Viewer) -> Result<Response
 #[derive(Debug, Clone, Copy, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Change {
+    /// Give them exactly the roles of the form.
+    Roles,
     /// Disable the user.
     Disable,
     /// Enable them again.
     Enable,
 }
 
-/// `POST /access/{name}/disable` and `/enable`: the page again with what happened.
+/// The form of a change: its token, and the roles for a change of roles.
+#[derive(Debug, serde::Deserialize)]
+pub struct ChangeForm {
+    csrf: String,
+    /// Role names separated by commas or spaces.
+    #[serde(default)]
+    roles: String,
+}
+
+/// The roles typed into the form, or which one is not a role name.
+fn typed_roles(text: &str) -> Result<Vec<Role>, ApprovalError> {
+    text.split([',', ' ', '\n', '\t'])
+        .filter(|r| !r.is_empty())
+        .map(|r| {
+            r.parse::<Role>().map_err(|_| ApprovalError::Invalid {
+                field: "roles".into(),
+                message: format!(
+                    "'{r}' is not a role name: lower-case letters, digits, '_' or '-', separated by commas"
+                ),
+            })
+        })
+        .collect()
+}
+
+/// `POST /access/{name}/roles`, `/disable` and `/enable`: the page again with what happened.
 pub async fn change(
     State(s): State<WebState>,
     v: Viewer,
     Path((name, change)): Path<(String, Change)>,
-    Form(f): Form<TokenForm>,
+    Form(f): Form<ChangeForm>,
 ) -> Result<Response, PageError> {
     v.check(&f.csrf)?;
     let result = match change {
+        Change::Roles => match typed_roles(&f.roles) {
+            Ok(roles) => s.approvals.change_roles(&v.principal, &name, roles).await.map(|(_, after)| {
+                let names: Vec<&str> = after.iter().map(Role::as_str).collect();
+                format!("{name} now holds {}", names.join(", "))
+            }),
+            Err(e) => Err(e),
+        },
         Change::Disable => s.approvals.disable_user(&v.principal, &name).await.map(|d| {
             format!(
                 "{name} is disabled: {} token(s) revoked, {} session(s) and {} delegation(s) ended",
@@ -111,6 +146,7 @@ pub async fn change(
     let (status, done, error) = match result {
         Ok(done) => (StatusCode::OK, done, String::new()),
         Err(ApprovalError::Conflict(m)) => (StatusCode::CONFLICT, String::new(), m),
+        Err(ApprovalError::Invalid { message, .. }) => (StatusCode::UNPROCESSABLE_ENTITY, String::new(), message),
         Err(ApprovalError::NotFound(m)) => (StatusCode::NOT_FOUND, String::new(), m),
         Err(e) => return Err(e.into()),
     };
