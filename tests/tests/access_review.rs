@@ -129,15 +129,22 @@ fn a_mover_gets_new_roles_at_once_as_a_critical_audited_action() -> Result<()> {
     let admin = s.tenant("acme")?;
     let alice = admin.user("alice", &["requester"], json!({}))?;
     let bob = admin.user("bob", &["approver"], json!({}))?;
+    admin.user("carol", &["approver"], json!({}))?;
     admin.user("erin", &["admin"], json!({}))?;
+    admin.user("mia", &["cost_center_manager"], json!({}))?;
+    ensure!(admin.post("/v1/admin/cost-centers", json!({"code": "CC-7", "manager": "mia"}))?.status == 201);
     admin.enable_script("review", REVIEW, 10, json!({}))?;
     let first = alice.order(order_body(1, 1_000))?;
     ensure!(alice.submit(&first)?.body["status"] == "pending_approval");
+    let until = (chrono::Utc::now() + chrono::TimeDelta::days(7)).to_rfc3339();
+    ensure!(bob.post("/v1/delegations", json!({"delegate": "carol", "until": until}))?.status == 201);
 
-    // Bob moves from approving to buying: from now on he requests and cannot decide.
+    // Bob moves from approving to buying: from now on he requests and cannot decide, and the
+    // delegation he gave (which lent his approver role) ends.
     let r = admin.put("/v1/admin/users/bob/roles", json!({"roles": ["requester", "requester"]}))?;
     ensure!(r.status == 200, "{}", r.text);
-    ensure!(r.body == json!({"user": "bob", "before": ["approver"], "roles": ["requester"]}), "{}", r.text);
+    let want = json!({"user": "bob", "before": ["approver"], "roles": ["requester"], "delegations_ended": 1});
+    ensure!(r.body == want, "{}", r.text);
     let r = bob.decide(&first, "review", "approve", None)?;
     ensure!([403, 404].contains(&r.status), "the role he lost counts no more: {}", r.text);
     ensure!(admin.get(&format!("/v1/orders/{first}"))?.body["status"] == "pending_approval");
@@ -151,16 +158,24 @@ fn a_mover_gets_new_roles_at_once_as_a_critical_audited_action() -> Result<()> {
     };
     refused(json!({"roles": []}), "/v1/admin/users/bob/roles", 422, "at least one role")?;
     refused(json!({"roles": ["Boss"]}), "/v1/admin/users/bob/roles", 422, "roles")?;
-    refused(json!({"roles": ["auditor"]}), "/v1/admin/users/admin/roles", 409, "admin role from yourself")?;
     refused(json!({"roles": ["auditor"]}), "/v1/admin/users/nobody/roles", 404, "no user 'nobody'")?;
+    refused(json!({"roles": ["approver"]}), "/v1/admin/users/mia/roles", 409, "still manages the cost centers CC-7")?;
     ensure!(alice.put("/v1/admin/users/bob/roles", json!({"roles": ["admin"]}))?.status == 403);
-    // Over the API it is a critical action: erin's plain token is refused until she has a marked one.
+    // Over the API it is a critical action: erin's plain token is refused.
     let erin = s.client(admin.post_empty("/v1/admin/users/erin/tokens")?.body["token"].as_str().unwrap_or_default());
     let r = erin.put("/v1/admin/users/bob/roles", json!({"roles": ["approver"]}))?;
     ensure!(r.status == 403 && r.body["error"]["code"] == "second_factor_required", "{}", r.text);
-    // A disabled user has no roles to change.
+    // Erin stops being an admin; then the first admin is the last one and stays one.
+    ensure!(admin.put("/v1/admin/users/erin/roles", json!({"roles": ["auditor"]}))?.status == 200);
+    refused(json!({"roles": ["auditor"]}), "/v1/admin/users/admin/roles", 409, "last admin")?;
+    // A disabled user is enabled first.
     ensure!(admin.post_empty("/v1/admin/users/alice/disable")?.status == 200);
-    refused(json!({"roles": ["approver"]}), "/v1/admin/users/alice/roles", 404, "no user 'alice'")?;
+    refused(
+        json!({"roles": ["approver"]}),
+        "/v1/admin/users/alice/roles",
+        409,
+        "alice is disabled: enable them first",
+    )?;
 
     let audit = admin.get("/v1/audit/export")?.text;
     let changes: Vec<Value> = audit
@@ -168,10 +183,10 @@ fn a_mover_gets_new_roles_at_once_as_a_critical_audited_action() -> Result<()> {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|e| e["action"] == "roles_changed")
         .collect();
-    ensure!(changes.len() == 1, "{changes:?}");
-    ensure!(changes[0]["actor"] == "admin", "{}", changes[0]);
-    ensure!(changes[0]["data"] == json!({"user": "bob", "before": ["approver"], "roles": ["requester"]}));
+    ensure!(changes.len() == 2, "bob's and erin's, the refused ones not: {changes:?}");
+    ensure!(changes[0]["actor"] == "admin" && changes[0]["data"] == want, "{}", changes[0]);
     let review = admin.get("/v1/admin/access-review")?.body;
     ensure!(user(&review, "bob")["roles"] == json!(["requester"]), "{review}");
+    ensure!(user(&review, "carol")["delegations_received"] == json!([]), "{review}");
     Ok(())
 }

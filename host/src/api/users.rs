@@ -8,7 +8,7 @@ use crate::domain::access_attempt::{AccessAttempt, AttemptOutcome};
 use crate::domain::access_review::AccessReview;
 use crate::domain::actor::Role;
 use crate::domain::report::parse_bound;
-use crate::store::directory::Disabled;
+use crate::store::directory::{Disabled, RolesChanged};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
@@ -57,20 +57,11 @@ pub struct NewRoles {
     pub roles: Vec<Role>,
 }
 
-/// A user's roles before and after a change.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct RolesChanged {
-    /// The user.
-    pub user: String,
-    /// The roles they held before.
-    pub before: Vec<Role>,
-    /// The roles they hold now.
-    pub roles: Vec<Role>,
-}
-
 /// Replaces a user's roles (admin, a critical action): for people who move to another job.
-/// Roles taken away stop counting at the user's next request. Not the admin role from oneself.
-/// Audited as `roles_changed`.
+/// Roles taken away stop counting at the user's next request, and the delegations the user gave
+/// end. 409 when the tenant would be left without an admin, when the user is disabled, or when
+/// they would lose `cost_center_manager` while still managing cost centers. Audited as
+/// `roles_changed`.
 #[utoipa::path(put, path = "/v1/admin/users/{name}/roles", tag = "admin", request_body = NewRoles,
     params(("name" = String, Path, description = "User name")), responses((status = 200, body = RolesChanged)))]
 pub async fn change_roles(
@@ -79,8 +70,7 @@ pub async fn change_roles(
     Path(name): Path<String>,
     Body(b): Body<NewRoles>,
 ) -> Result<Json<RolesChanged>, AppError> {
-    let (before, roles) = s.approvals.change_roles(&p, &name, b.roles).await?;
-    Ok(Json(RolesChanged { user: name, before, roles }))
+    Ok(Json(s.approvals.change_roles(&p, &name, b.roles).await?))
 }
 
 /// Disables a user at once (admin): tokens and sessions stop working, delegations end, roles no

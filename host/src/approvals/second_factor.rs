@@ -151,15 +151,8 @@ impl Approvals {
             Err(refused) => {
                 if refused.failures == LOCK_AFTER_FAILURES {
                     let until = now + chrono::TimeDelta::seconds(refused.wait_secs);
-                    self.account_locked(
-                        &p.tenant.id,
-                        &p.user.name,
-                        refused.failures,
-                        LockedDuring::StepUp,
-                        from,
-                        until,
-                    )
-                    .await;
+                    let (t, u) = (&p.tenant.id, &p.user.name);
+                    self.account_locked(t, u, refused.failures, LockedDuring::StepUp, from, until);
                 }
                 return Err(ApprovalError::TooManyAttempts(refused.wait_secs));
             }
@@ -209,7 +202,7 @@ impl Approvals {
             None => {
                 if failures == LOCK_AFTER_FAILURES {
                     let (t, u) = (&p.tenant.id, &p.user.name);
-                    self.account_locked(t, u, failures, LockedDuring::StepUp, from, now + LOCK_FOR).await;
+                    self.account_locked(t, u, failures, LockedDuring::StepUp, from, now + LOCK_FOR);
                 }
                 Err(wrong_code())
             }

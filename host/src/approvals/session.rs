@@ -191,9 +191,10 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 impl Approvals {
     /// A user's account was just locked (the attempt that locked it is logged by the caller):
     /// an `account_locked` audit entry and a notice to the tenant's admins, in one change. A
-    /// name that is no user of the tenant locks nothing worth telling anyone about. A failure
-    /// to record it is logged; the caller's answer (refused) stands either way.
-    pub(super) async fn account_locked(
+    /// name that is no user of the tenant locks nothing worth telling anyone about. Written in
+    /// the background, so the answer takes as long for a real user as for a made-up name and
+    /// holds no password-check slot; a failure is logged, and the answer (refused) stands.
+    pub(super) fn account_locked(
         &self,
         tenant_id: &str,
         user: &str,
@@ -211,22 +212,25 @@ impl Approvals {
             address: from.to_string(),
             until: crate::domain::audit::timestamp(until),
         };
-        let written = self
-            .store
-            .write(move |c| -> Result<bool, StoreError> {
-                if directory::user(c, &t, &u)?.is_none() {
-                    return Ok(false);
-                }
-                let at = crate::domain::audit::timestamp(now);
-                let data = serde_json::to_value(&notice).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                audit::append(c, &t, now, GUARD, notice.event(), None, data)?;
-                outbox::enqueue_notice(c, &t, &notice, &at)?;
-                Ok(true)
-            })
-            .await;
-        if let Err(e) = written {
-            tracing::warn!(error = %e, user, "the lock of an account could not be recorded or announced");
-        }
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let user = u.clone();
+            let written = store
+                .write(move |c| -> Result<(), StoreError> {
+                    if directory::user(c, &t, &u)?.is_none() {
+                        return Ok(());
+                    }
+                    let at = crate::domain::audit::timestamp(now);
+                    let data = serde_json::to_value(&notice).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    audit::append(c, &t, now, GUARD, notice.event(), None, data)?;
+                    outbox::enqueue_notice(c, &t, &notice, &at)?;
+                    Ok(())
+                })
+                .await;
+            if let Err(e) = written {
+                tracing::warn!(error = %e, user, "the lock of an account could not be recorded or announced");
+            }
+        });
     }
 
     /// Signs a user in with the tenant's name, the user's name and the password. Wrong
@@ -272,7 +276,7 @@ impl Approvals {
                     log(tenant_id.clone(), AttemptOutcome::Locked, &locked(failures));
                     if let Some(t) = tenant_id.as_deref().filter(|_| phc.is_some()) {
                         let until = now + chrono::TimeDelta::seconds(wait_secs);
-                        self.account_locked(t, user, failures, LockedDuring::SignIn, from, until).await;
+                        self.account_locked(t, user, failures, LockedDuring::SignIn, from, until);
                     }
                 } else {
                     log(
@@ -292,7 +296,7 @@ impl Approvals {
             if failures == LOCK_AFTER_FAILURES {
                 log(tenant_id.clone(), AttemptOutcome::Locked, &locked(failures));
                 if let Some(t) = tenant_id.as_deref().filter(|_| known) {
-                    self.account_locked(t, user, failures, LockedDuring::SignIn, from, now + LOCK_FOR).await;
+                    self.account_locked(t, user, failures, LockedDuring::SignIn, from, now + LOCK_FOR);
                 }
             } else {
                 log(tenant_id, AttemptOutcome::Failed, "wrong tenant, name or password");

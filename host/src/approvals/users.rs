@@ -8,12 +8,33 @@ use super::{ApprovalError, Approvals};
 use crate::domain::access_review::AccessReview;
 use crate::domain::actor::{Role, roles};
 use crate::domain::directory::Principal;
-use crate::store::directory::{self, Disabled};
+use crate::store::directory::{self, Disabled, RolesChanged};
 use crate::store::{StoreError, access_review, audit};
 use chrono::Utc;
 
 fn no_user(name: &str) -> ApprovalError {
     ApprovalError::NotFound(format!("no user '{name}' here; check the name (GET /v1/admin/access-review lists them)"))
+}
+
+/// Why there is no enabled user of that name: there is none at all, or they are disabled.
+fn missing_or_disabled(c: &rusqlite::Connection, tenant_id: &str, name: &str) -> Result<ApprovalError, StoreError> {
+    Ok(if directory::name_taken(c, tenant_id, name)? {
+        ApprovalError::Conflict(format!(
+            "{name} is disabled: enable them first (POST /v1/admin/users/{name}/enable), then change their roles"
+        ))
+    } else {
+        no_user(name)
+    })
+}
+
+/// The actor is still an enabled admin, read in the change itself.
+fn still_admin(c: &rusqlite::Connection, tenant_id: &str, actor: &str, what: &str) -> Result<(), ApprovalError> {
+    let admin = Role::admin();
+    match directory::user(c, tenant_id, actor)? {
+        Some(u) if u.roles.contains(&admin) => Ok(()),
+        Some(_) => Err(ApprovalError::Forbidden(format!("{actor} is no longer an admin and cannot {what}"))),
+        None => Err(ApprovalError::Forbidden(format!("{actor} is disabled and cannot {what}"))),
+    }
 }
 
 impl Approvals {
@@ -49,10 +70,8 @@ impl Approvals {
         let done = self
             .store
             .write(move |c| -> Result<Disabled, ApprovalError> {
-                // Two admins disabling each other at once: the second finds itself disabled.
-                if directory::user(c, &tenant_id, &actor)?.is_none() {
-                    return Err(ApprovalError::Forbidden(format!("{actor} is disabled and can disable nobody")));
-                }
+                // Two admins disabling (or demoting) each other at once: the second finds out here.
+                still_admin(c, &tenant_id, &actor, "disable anyone")?;
                 let done = directory::disable_user(c, &tenant_id, &name, now)?.ok_or_else(|| no_user(&name))?;
                 let mut data = serde_json::to_value(done).map_err(|e| StoreError::Internal(e.to_string()))?;
                 if let Some(o) = data.as_object_mut() {
@@ -67,15 +86,16 @@ impl Approvals {
     }
 
     /// Gives an enabled user exactly `roles` (a mover): what they lose stops counting at their
-    /// next request, what they gain needs its second factor if the tenant asks for one. An admin
-    /// cannot take the admin role from themselves (so an admin always remains). Audited as
-    /// `roles_changed` with the roles before and after; returns both.
+    /// next request, what they gain needs its second factor if the tenant asks for one, and the
+    /// delegations they gave end (they lent the old roles). Refused when it would leave the
+    /// tenant without an admin, or take `cost_center_manager` from someone who still manages
+    /// cost centers (their stages are decided by name). Audited as `roles_changed`.
     pub async fn change_roles(
         &self,
         p: &Principal,
         name: &str,
         roles: Vec<Role>,
-    ) -> Result<(Vec<Role>, Vec<Role>), ApprovalError> {
+    ) -> Result<RolesChanged, ApprovalError> {
         require_role(p, &[roles::ADMIN], "changing roles")?;
         require_step_up(p, "changing roles")?;
         let mut roles = roles;
@@ -90,26 +110,37 @@ impl Approvals {
         if roles.len() > 32 {
             return Err(super::invalid("roles", "at most 32 roles"));
         }
-        if name == p.user.name && !roles.contains(&Role::admin()) {
-            return Err(ApprovalError::Conflict(
-                "you cannot take the admin role from yourself; ask another admin".into(),
-            ));
-        }
         let (tenant_id, actor, name) = (p.tenant.id.clone(), p.user.name.clone(), name.to_string());
-        let after = roles.clone();
-        let before = self
+        let now = Utc::now();
+        let changed = self
             .store
-            .write(move |c| -> Result<Vec<Role>, ApprovalError> {
-                let before = directory::set_roles(c, &tenant_id, &name, &roles)?.ok_or_else(|| no_user(&name))?;
-                if before != roles {
-                    let data = serde_json::json!({"user": name, "before": before, "roles": roles});
-                    audit::append(c, &tenant_id, Utc::now(), &actor, "roles_changed", None, data)?;
+            .write(move |c| -> Result<RolesChanged, ApprovalError> {
+                // Read again in the change: two admins demoting each other at once, or one just
+                // demoted, find out here.
+                still_admin(c, &tenant_id, &actor, "change roles")?;
+                let managed = directory::managed_cost_centers(c, &tenant_id, &name)?;
+                let manager = Role::try_from(roles::COST_CENTER_MANAGER.to_string()).ok();
+                if !managed.is_empty() && manager.is_some_and(|m| !roles.contains(&m)) {
+                    return Err(ApprovalError::Conflict(format!(
+                        "{name} still manages the cost centers {}: give them another manager first, or keep the role",
+                        managed.join(", ")
+                    )));
                 }
-                Ok(before)
+                let Some(changed) = directory::change_roles(c, &tenant_id, &name, &roles, now)? else {
+                    return Err(missing_or_disabled(c, &tenant_id, &name)?);
+                };
+                if directory::role_holders(c, &tenant_id, roles::ADMIN, "", 1)? == 0 {
+                    return Err(ApprovalError::Conflict(format!(
+                        "{name} is the last admin of the tenant: make someone else admin first"
+                    )));
+                }
+                let data = serde_json::to_value(&changed).map_err(|e| StoreError::Internal(e.to_string()))?;
+                audit::append(c, &tenant_id, now, &actor, "roles_changed", None, data)?;
+                Ok(changed)
             })
             .await?;
         self.principals.forget_tenant(&p.tenant.id);
-        Ok((before, after))
+        Ok(changed)
     }
 
     /// Enables a disabled user with the roles on record. Nothing of before comes back: they need

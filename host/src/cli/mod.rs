@@ -101,7 +101,7 @@ impl RuntimeFlags {
             options.http_secrets = file.http.into_iter().map(|o| (o.origin, o.headers.into_iter().collect())).collect();
         }
         if let Some(url) = &self.smtp_relay {
-            let relay = greenlight_host::runtime::wasm::mail::SmtpRelay::new(url, &self.mail_from)
+            let relay = greenlight_host::runtime::relay::SmtpRelay::new(url, &self.mail_from)
                 .map_err(|e| anyhow::anyhow!("--smtp-relay: {e}"))?;
             options.mail_relay = Some(std::sync::Arc::new(relay));
         }

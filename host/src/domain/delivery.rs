@@ -1,5 +1,6 @@
-//! Delivery of notifications (the outbox, issue 5): each event the outbox holds goes to each of
-//! the tenant's notification channels as one *delivery*, with an id that stays the same on every
+//! Delivery of notifications (the outbox, issue 5): each order event the outbox holds goes to
+//! each of the tenant's notification channels, each tenant notice to the host's mail relay, as one
+//! *delivery*, with an id that stays the same on every
 //! retry so receivers can de-duplicate. A failed attempt is retried with exponential backoff and
 //! jitter until the attempts run out; then the delivery is *dead* and waits for an admin to
 //! re-drive it. Pure: the caller supplies the clock and the randomness.
@@ -180,8 +181,8 @@ impl OutboxEvent {
 pub const HOST_MAIL: &str = "host:mail";
 
 /// Something a tenant's admins must hear of that is about no order: security notices. They go
-/// through the outbox like order events (written in the change that records them, retried,
-/// listed, re-driven), but by e-mail through the operator's relay to the admins' own addresses,
+/// through the outbox like order events (written with the audit entry that records them,
+/// retried, listed, re-driven), but by e-mail through the operator's relay to the admins' own addresses,
 /// not through the tenant's notifier plugins: those are configured by the very admins a notice
 /// may warn about, and their contract carries an order in every notification.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,6 +6,7 @@
 //! - [`wasm`]: sandboxed WebAssembly components implementing the plugin API (`plugin-api/wit`).
 //! - [`native`]: trusted native libraries behind a versioned C ABI, off by default.
 //! - [`manifest`]: the manifest every plugin ships.
+//! - [`relay`]: the operator's mail relay, for plugins granted `mail` and the host's own notices.
 //!
 //! Plugins are host-wide: `greenlight plugin install` validates, precompiles and stores them by
 //! content hash; tenants enable and configure them. A running host notices a new version on the
@@ -13,6 +14,7 @@
 
 pub mod manifest;
 pub mod native;
+pub mod relay;
 pub mod rhai;
 mod versions;
 pub mod wasm;
@@ -68,7 +70,7 @@ pub struct RuntimeOptions {
     /// Largest outbound response body.
     pub http_max_response_bytes: u64,
     /// The operator's mail relay behind the `mail` capability; without one, mail is denied.
-    pub mail_relay: Option<Arc<dyn wasm::mail::MailRelay>>,
+    pub mail_relay: Option<Arc<dyn relay::MailRelay>>,
 }
 
 impl Default for RuntimeOptions {
@@ -99,7 +101,7 @@ pub struct Runtimes {
 impl Runtimes {
     /// The operator's mail relay, for the host's own notices (the same relay the `mail`
     /// capability hands plugins).
-    pub fn host_mail(&self) -> Option<Arc<dyn wasm::mail::MailRelay>> {
+    pub fn host_mail(&self) -> Option<Arc<dyn relay::MailRelay>> {
         self.options.mail_relay.clone()
     }
 }

@@ -1,7 +1,7 @@
 //! Tenants, users, bearer tokens (stored as SHA-256 hashes only), cost centers and settings.
 
 use super::{StoreError, from_json, to_json};
-use crate::domain::actor::Policy;
+use crate::domain::actor::{Policy, Role};
 use crate::domain::directory::{BudgetPeriod, CostCenter, Principal, Tenant, User};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
@@ -205,14 +205,30 @@ pub fn enable_user(conn: &Connection, tenant_id: &str, name: &str) -> Result<boo
     Ok(true)
 }
 
-/// Replaces an enabled user's roles (the record and the role index together); returns the
-/// roles they held before, or `None` when there is no enabled user of that name.
-pub fn set_roles(
+/// What a change of roles did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct RolesChanged {
+    /// The user.
+    pub user: String,
+    /// The roles they held before.
+    pub before: Vec<Role>,
+    /// The roles they hold now.
+    pub roles: Vec<Role>,
+    /// Delegations they gave that were running or planned, ended: a delegation lends the
+    /// delegator's roles, and those are not the ones it was given for any more.
+    pub delegations_ended: usize,
+}
+
+/// Gives an enabled user exactly `roles` (the record and the role index together) and, when
+/// they change, ends the delegations the user gave. `None` when there is no enabled user of that
+/// name.
+pub fn change_roles(
     conn: &Connection,
     tenant_id: &str,
     name: &str,
-    roles: &[crate::domain::actor::Role],
-) -> Result<Option<Vec<crate::domain::actor::Role>>, StoreError> {
+    roles: &[Role],
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<RolesChanged>, StoreError> {
     let Some(before) = user(conn, tenant_id, name)?.map(|u| u.roles) else { return Ok(None) };
     conn.prepare_cached("UPDATE users SET roles = ?3 WHERE tenant_id = ?1 AND name = ?2")?.execute(params![
         tenant_id,
@@ -225,7 +241,15 @@ pub fn set_roles(
     for r in roles {
         insert.execute(params![tenant_id, r.as_str(), name])?;
     }
-    Ok(Some(before))
+    let delegations_ended = if before == roles {
+        0
+    } else {
+        conn.prepare_cached(
+            "UPDATE delegations SET until = MAX(?3, starts_at) WHERE tenant_id = ?1 AND delegator = ?2 AND until > ?3",
+        )?
+        .execute(params![tenant_id, name, crate::domain::audit::timestamp(at)])?
+    };
+    Ok(Some(RolesChanged { user: name.to_string(), before, roles: roles.to_vec(), delegations_ended }))
 }
 
 /// A page of the tenant's users by name, after `after`, each with whether they have a password.

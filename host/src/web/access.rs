@@ -125,9 +125,9 @@ pub async fn change(
     v.check(&f.csrf)?;
     let result = match change {
         Change::Roles => match typed_roles(&f.roles) {
-            Ok(roles) => s.approvals.change_roles(&v.principal, &name, roles).await.map(|(_, after)| {
-                let names: Vec<&str> = after.iter().map(Role::as_str).collect();
-                format!("{name} now holds {}", names.join(", "))
+            Ok(roles) => s.approvals.change_roles(&v.principal, &name, roles).await.map(|changed| {
+                let names: Vec<&str> = changed.roles.iter().map(Role::as_str).collect();
+                format!("{name} now holds {}; {} delegation(s) ended", names.join(", "), changed.delegations_ended)
             }),
             Err(e) => Err(e),
         },
@@ -146,6 +146,7 @@ pub async fn change(
     let (status, done, error) = match result {
         Ok(done) => (StatusCode::OK, done, String::new()),
         Err(ApprovalError::Conflict(m)) => (StatusCode::CONFLICT, String::new(), m),
+        Err(ApprovalError::Forbidden(m)) => (StatusCode::FORBIDDEN, String::new(), m),
         Err(ApprovalError::Invalid { message, .. }) => (StatusCode::UNPROCESSABLE_ENTITY, String::new(), message),
         Err(ApprovalError::NotFound(m)) => (StatusCode::NOT_FOUND, String::new(), m),
         Err(e) => return Err(e.into()),

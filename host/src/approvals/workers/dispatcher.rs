@@ -1,6 +1,7 @@
-//! The outbox dispatcher: every event the outbox holds is fanned out to each of the tenant's
-//! enabled notification channels (notifier plugins) as a delivery, and each delivery is handed
-//! to its channel until it is accepted, retried with backoff and jitter on temporary failures,
+//! The outbox dispatcher: every order event the outbox holds is fanned out to each of the
+//! tenant's enabled notification channels (notifier plugins) as a delivery (an approved order also
+//! to its connector, for export and credit), every tenant notice to the host's own mail relay;
+//! each delivery is handed to its channel until it is accepted, retried with backoff and jitter on temporary failures,
 //! and dead after the last attempt or a permanent refusal. Admins list troubled deliveries and
 //! re-drive them. `serve` runs the dispatcher in the background; a crash at any point loses
 //! nothing, because every step is a committed change and undelivered rows stay due.
@@ -15,7 +16,7 @@ use crate::domain::extension::World;
 use crate::domain::machine::{self, Command, Event, RELEASER};
 use crate::domain::order::OrderStatus;
 use crate::domain::plan::Approvers;
-use crate::runtime::wasm::mail::OutgoingMail;
+use crate::runtime::relay::{OutgoingMail, SendError};
 use crate::store::deliveries::{self, Delivery};
 use crate::store::directory;
 use crate::store::orders;
@@ -254,7 +255,7 @@ impl Approvals {
             }
             Some(relay) => {
                 let mail = OutgoingMail {
-                    tenant: tenant.clone(),
+                    tenant: d.tenant_id.clone(),
                     plugin: None,
                     delivery: Some(d.id.clone()),
                     to,
@@ -262,10 +263,14 @@ impl Approvals {
                     text_body: notice.text(&tenant, &d.created_at),
                     html_body: None,
                 };
-                tokio::task::spawn_blocking(move || relay.send(mail))
+                let sent = tokio::task::spawn_blocking(move || relay.send(mail))
                     .await
-                    .unwrap_or_else(|e| Err(format!("the mail task failed: {e}")))
-                    .map_or_else(Attempt::Temporary, |()| Attempt::Delivered)
+                    .unwrap_or_else(|e| Err(SendError::Unavailable(format!("the mail task failed: {e}"))));
+                match sent {
+                    Ok(()) => Attempt::Delivered,
+                    Err(SendError::Refused(why)) => Attempt::Permanent(why),
+                    Err(SendError::Unavailable(why)) => Attempt::Temporary(why),
+                }
             }
         };
         self.record_attempt(&d, answer, policy).await

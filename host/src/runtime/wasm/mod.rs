@@ -134,7 +134,7 @@ pub struct CallContext {
     /// HTTP reach, if granted.
     pub http: Option<http::HttpGrant>,
     /// The mail relay, if granted.
-    pub mail: Option<Arc<dyn mail::MailRelay>>,
+    pub mail: Option<Arc<dyn crate::runtime::relay::MailRelay>>,
     /// The connector's records of the order (approval steps).
     pub records: records::Records,
 }
