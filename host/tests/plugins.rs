@@ -1,4 +1,5 @@
-//! The plugin runtimes with real components built by `cargo xtask plugins` (wasm32-wasip2) and
+//! The plugin runtimes with real components built by `cargo xtask plugins` (approval steps
+//! without WASI, connectors, notifiers and the fixtures standing for older plugins with it) and
 //! real native libraries: sandbox limits, failure kinds, import checks, the artifact cache,
 //! version swaps, capabilities against a real local HTTP server, and the native ABI.
 
@@ -157,6 +158,35 @@ fn every_call_gets_a_fresh_instance() {
         let out = run_one(&rt, &fx).expect("runs");
         assert_eq!(out.flags[0].code, "calls-1", "state leaked between calls");
     }
+}
+
+/// The interfaces a built component imports.
+fn imports_of(name: &str) -> Vec<String> {
+    let engine = wasmtime::Engine::new(wasmtime::Config::new().wasm_component_model(true)).expect("engine");
+    let dir = plugins().join(name);
+    let file = std::fs::read_dir(&dir)
+        .expect("plugin folder")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "wasm"))
+        .expect("a component");
+    let component = wasmtime::component::Component::from_file(&engine, &file).expect("compiles");
+    component.component_type().imports(&engine).map(|(n, _)| n.to_string()).collect()
+}
+
+#[test]
+fn approval_steps_import_only_the_plugin_api_and_those_built_with_wasi_keep_running() {
+    for step in ["large-order", "cost-center", "compliance", "spend-limit", "subscription", "customer-credit"] {
+        let imports = imports_of(step);
+        assert!(
+            !imports.is_empty() && imports.iter().all(|i| i.starts_with("greenlight:plugin/")),
+            "{step}: {imports:?}"
+        );
+    }
+    // A step built for wasm32-wasip2, as plugins out there are, imports WASI and still runs:
+    // here until its deadline (the two tests below), and `tp-v1-step` (API 1.0) to the end.
+    let old = imports_of("tp-spin");
+    assert!(old.iter().any(|i| i.starts_with("wasi:cli/")), "{old:?}");
+    assert!(imports_of("tp-v1-step").iter().any(|i| i.starts_with("wasi:")));
 }
 
 #[test]

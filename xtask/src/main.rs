@@ -1,12 +1,16 @@
 //! `cargo xtask <task>`: the project's two set-up commands and its helpers.
 //!
-//! - `demo`: installs the wasm32-wasip2 target if missing, builds, creates a fresh demo database
+//! - `demo`: installs the WASM targets if missing, builds, creates a fresh demo database
 //!   (`demo-data/greenlight.db`) and serves it on 127.0.0.1:8080.
 //! - `test`: everything the project tests: formatting, clippy with `-D warnings`, unit,
 //!   property and end-to-end tests against the real binary.
 //! - `bench`: release-mode measurements, each beside its baseline from the same run.
+//! - `plugins`: builds the shipped plugins and the test fixtures ([`plugins`]).
+
+mod plugins;
 
 use anyhow::{Context, Result, bail};
+use plugins::plugins;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -29,101 +33,8 @@ fn run(what: &str, cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// Adds the WASM target the plugins build for, if rustup lacks it.
-fn ensure_wasm_target() -> Result<()> {
-    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
-    match installed {
-        Ok(out) if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == "wasm32-wasip2") => Ok(()),
-        Ok(_) => {
-            run("rustup target add wasm32-wasip2", Command::new("rustup").args(["target", "add", "wasm32-wasip2"]))
-        }
-        Err(_) => {
-            eprintln!("xtask: rustup not found; install the wasm32-wasip2 target yourself to build plugins");
-            Ok(())
-        }
-    }
-}
-
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
-}
-
-/// Builds every plugin: the WASM components (wasm32-wasip2, release) and the native samples,
-/// and lays each out as `target/plugins/<name>/` with its manifest beside its code, ready for
-/// `greenlight plugin install target/plugins/<name>/manifest.toml`.
-fn plugins() -> Result<PathBuf> {
-    ensure_wasm_target()?;
-    let target = target_dir();
-    let wasm_target = target.join("wasm-plugins");
-    let native_target = target.join("native-plugins");
-    let plugins = root().join("plugins");
-    // One cargo invocation per plugin: each picks its own world feature of the SDK, which a
-    // whole-workspace build would unify.
-    let crates_in = |dir: &Path| -> Result<Vec<PathBuf>> {
-        let mut found: Vec<PathBuf> = std::fs::read_dir(dir)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.join("Cargo.toml").exists() && p.file_name().is_some_and(|n| n != "target"))
-            .collect();
-        found.sort();
-        Ok(found)
-    };
-    // Shipped plugins (plugins/<name>) first, then the test fixtures (plugins/testing/<name>).
-    let mut wasm_crates = crates_in(&plugins)?;
-    wasm_crates.extend(crates_in(&plugins.join("testing"))?);
-    for dir in &wasm_crates {
-        let package = toml_str(&dir.join("Cargo.toml"), &["package", "name"])?
-            .with_context(|| format!("{} has no package name", dir.display()))?;
-        run(
-            &format!("build WASM plugin {package} (wasm32-wasip2)"),
-            cargo()
-                .args([
-                    "build",
-                    "--release",
-                    "--target",
-                    "wasm32-wasip2",
-                    "--manifest-path",
-                    "plugins/Cargo.toml",
-                    "-p",
-                    &package,
-                    "--target-dir",
-                ])
-                .arg(&wasm_target),
-        )?;
-    }
-    let out = target.join("plugins");
-    std::fs::create_dir_all(&out)?;
-    let mut dirs = wasm_crates.clone();
-    dirs.extend(crates_in(&plugins.join("native"))?);
-    for dir in dirs {
-        let manifest = dir.join("manifest.toml");
-        if !manifest.exists() {
-            continue;
-        }
-        let field = |key: &str| toml_str(&manifest, &[key]);
-        let name = field("name")?.with_context(|| format!("{} has no name", manifest.display()))?;
-        let built = if let Some(component) = field("component")? {
-            wasm_target.join("wasm32-wasip2").join("release").join(&component)
-        } else {
-            let library =
-                field("library")?.with_context(|| format!("{} names no component or library", manifest.display()))?;
-            run(
-                &format!("build native plugin {name}"),
-                cargo()
-                    .args(["build", "--release", "--manifest-path"])
-                    .arg(dir.join("Cargo.toml"))
-                    .arg("--target-dir")
-                    .arg(&native_target),
-            )?;
-            native_target.join("release").join(library)
-        };
-        let dest = out.join(&name);
-        std::fs::create_dir_all(&dest)?;
-        std::fs::copy(&manifest, dest.join("manifest.toml"))?;
-        let file = built.file_name().context("file name")?;
-        std::fs::copy(&built, dest.join(file)).with_context(|| format!("copying {}", built.display()))?;
-    }
-    eprintln!("xtask: plugins are in {}", out.display());
-    Ok(out)
 }
 
 /// A string at `path` (e.g. `["package", "name"]`) of a TOML file.

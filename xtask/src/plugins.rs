@@ -1,0 +1,153 @@
+//! Building the plugins: every crate under `plugins/` (and the test fixtures under
+//! `plugins/testing/`) as a WebAssembly component, the native samples as shared libraries, each
+//! laid out as `target/plugins/<name>/` with its manifest beside its code, ready for
+//! `greenlight plugin install target/plugins/<name>/manifest.toml`.
+//!
+//! Approval steps are built for `wasm32-unknown-unknown` and made into components here (by
+//! `wit-component`, no WASI adapter): they import nothing but the plugin API, so a step can reach
+//! nothing else, and a third smaller. (Measured: a call takes as long as one of the same step
+//! built for `wasm32-wasip2`, since the host makes WASI only when a guest first calls it.) Connectors and notifiers, and
+//! any crate that sets `[package.metadata.greenlight] target = "wasm32-wasip2"` (the fixtures
+//! standing for plugins built that way), are built for `wasm32-wasip2`.
+
+use super::{cargo, root, run, target_dir, toml_str};
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The targets plugins are built for.
+const TARGETS: [&str; 2] = [PURE, WASIP2];
+/// Approval steps: no WASI, made into components by `wit-component`.
+const PURE: &str = "wasm32-unknown-unknown";
+/// Connectors and notifiers: the Rust standard library's component target.
+const WASIP2: &str = "wasm32-wasip2";
+
+/// Adds the WASM targets the plugins build for, if rustup lacks them.
+fn ensure_wasm_targets() -> Result<()> {
+    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    match installed {
+        Ok(out) => {
+            let have = String::from_utf8_lossy(&out.stdout).to_string();
+            for target in TARGETS {
+                if !have.lines().any(|l| l.trim() == target) {
+                    run(
+                        &format!("rustup target add {target}"),
+                        Command::new("rustup").args(["target", "add", target]),
+                    )?;
+                }
+            }
+            Ok(())
+        }
+        Err(_) => {
+            eprintln!("xtask: rustup not found; install the targets {TARGETS:?} yourself to build plugins");
+            Ok(())
+        }
+    }
+}
+
+/// The crates in a directory, by name.
+fn crates_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("Cargo.toml").exists() && p.file_name().is_some_and(|n| n != "target"))
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+/// The target a plugin crate is built for: its own choice, else by its manifest's world.
+fn target_of(dir: &Path) -> Result<&'static str> {
+    let chosen = toml_str(&dir.join("Cargo.toml"), &["package", "metadata", "greenlight", "target"])?;
+    let world = toml_str(&dir.join("manifest.toml"), &["world"])?;
+    Ok(match (chosen.as_deref(), world.as_deref()) {
+        (Some(WASIP2), _) => WASIP2,
+        (Some(PURE), _) | (None, Some("approval-step")) => PURE,
+        (None, _) => WASIP2,
+        (Some(other), _) => anyhow::bail!("{}: unknown plugin target '{other}'; use {PURE} or {WASIP2}", dir.display()),
+    })
+}
+
+/// Makes a core module built for `wasm32-unknown-unknown` into a component: the plugin API's
+/// types come from the component-type section `wit-bindgen` put in the module; no adapter.
+fn componentize(module: &Path, out: &Path) -> Result<()> {
+    let bytes = std::fs::read(module).with_context(|| format!("reading {}", module.display()))?;
+    let component = wit_component::ComponentEncoder::default()
+        .module(&bytes)
+        .with_context(|| format!("{} is not a module wit-component can encode", module.display()))?
+        .validate(true)
+        .encode()
+        .with_context(|| format!("making {} a component", module.display()))?;
+    std::fs::write(out, component).with_context(|| format!("writing {}", out.display()))
+}
+
+/// Builds every plugin and lays each out under `target/plugins/<name>/`; returns that folder.
+pub fn plugins() -> Result<PathBuf> {
+    ensure_wasm_targets()?;
+    let target = target_dir();
+    let wasm_target = target.join("wasm-plugins");
+    let native_target = target.join("native-plugins");
+    let components = wasm_target.join("components");
+    std::fs::create_dir_all(&components)?;
+    let plugins = root().join("plugins");
+    // Shipped plugins (plugins/<name>) first, then the test fixtures (plugins/testing/<name>).
+    let mut wasm_crates = crates_in(&plugins)?;
+    wasm_crates.extend(crates_in(&plugins.join("testing"))?);
+    // One cargo invocation per plugin: each picks its own world feature of the SDK, which a
+    // whole-workspace build would unify.
+    let mut built_for = std::collections::HashMap::new();
+    for dir in &wasm_crates {
+        let package = toml_str(&dir.join("Cargo.toml"), &["package", "name"])?
+            .with_context(|| format!("{} has no package name", dir.display()))?;
+        let wasm = target_of(dir)?;
+        run(
+            &format!("build WASM plugin {package} ({wasm})"),
+            cargo()
+                .args(["build", "--release", "--target", wasm, "--manifest-path", "plugins/Cargo.toml", "-p", &package])
+                .arg("--target-dir")
+                .arg(&wasm_target),
+        )?;
+        built_for.insert(dir.clone(), wasm);
+    }
+    let out = target.join("plugins");
+    std::fs::create_dir_all(&out)?;
+    let mut dirs = wasm_crates.clone();
+    dirs.extend(crates_in(&plugins.join("native"))?);
+    for dir in dirs {
+        let manifest = dir.join("manifest.toml");
+        if !manifest.exists() {
+            continue;
+        }
+        let field = |key: &str| toml_str(&manifest, &[key]);
+        let name = field("name")?.with_context(|| format!("{} has no name", manifest.display()))?;
+        let built = if let Some(component) = field("component")? {
+            let wasm = built_for.get(&dir).copied().unwrap_or(WASIP2);
+            let built = wasm_target.join(wasm).join("release").join(&component);
+            if wasm == PURE {
+                let made = components.join(&component);
+                componentize(&built, &made)?;
+                made
+            } else {
+                built
+            }
+        } else {
+            let library =
+                field("library")?.with_context(|| format!("{} names no component or library", manifest.display()))?;
+            run(
+                &format!("build native plugin {name}"),
+                cargo()
+                    .args(["build", "--release", "--manifest-path"])
+                    .arg(dir.join("Cargo.toml"))
+                    .arg("--target-dir")
+                    .arg(&native_target),
+            )?;
+            native_target.join("release").join(library)
+        };
+        let dest = out.join(&name);
+        std::fs::create_dir_all(&dest)?;
+        std::fs::copy(&manifest, dest.join("manifest.toml"))?;
+        let file = built.file_name().context("file name")?;
+        std::fs::copy(&built, dest.join(file)).with_context(|| format!("copying {}", built.display()))?;
+    }
+    eprintln!("xtask: plugins are in {}", out.display());
+    Ok(out)
+}
