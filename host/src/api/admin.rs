@@ -1,6 +1,7 @@
 //! `/v1/admin/*`: users, cost centers, extensions, scripts, settings.
 
 use super::AppState;
+use super::contract::{Created, segment};
 use super::error::AppError;
 use super::extract::{Body, Caller};
 use crate::approvals::ExtensionSetting;
@@ -132,9 +133,9 @@ pub async fn create_user(
     State(s): State<AppState>,
     Caller(p): Caller,
     Body(b): Body<NewUserBody>,
-) -> Result<(StatusCode, Json<UserCreated>), AppError> {
+) -> Result<Created<UserCreated>, AppError> {
     let (user, token) = s.approvals.create_user(&p, b.into()).await?;
-    Ok((StatusCode::CREATED, Json(UserCreated { user, token })))
+    Ok(Created(format!("/v1/admin/users/{}", segment(&user.name)), UserCreated { user, token }))
 }
 
 /// The body of `PUT /v1/admin/users/{name}/password`.
@@ -166,9 +167,32 @@ pub async fn create_cost_center(
     State(s): State<AppState>,
     Caller(p): Caller,
     Body(b): Body<NewCostCenterBody>,
-) -> Result<(StatusCode, Json<CostCenter>), AppError> {
+) -> Result<Created<CostCenter>, AppError> {
     let b = NewCostCenter { code: b.code, manager: b.manager, budget_minor: b.budget_minor };
-    Ok((StatusCode::CREATED, Json(s.approvals.create_cost_center(&p, b).await?)))
+    let cc = s.approvals.create_cost_center(&p, b).await?;
+    Ok(Created(format!("/v1/admin/cost-centers/{}", segment(&cc.code)), cc))
+}
+
+/// One cost center (admin).
+#[utoipa::path(get, path = "/v1/admin/cost-centers/{code}", tag = "admin",
+    params(("code" = String, Path, description = "Cost center code")), responses((status = 200, body = CostCenter)))]
+pub async fn cost_center(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(code): Path<String>,
+) -> Result<Json<CostCenter>, AppError> {
+    Ok(Json(s.approvals.cost_center(&p, &code).await?))
+}
+
+/// One installed extension with this tenant's setting (admin).
+#[utoipa::path(get, path = "/v1/admin/extensions/{name}", tag = "admin",
+    params(("name" = String, Path, description = "Extension name")), responses((status = 200, body = ExtensionSetting)))]
+pub async fn extension(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(name): Path<String>,
+) -> Result<Json<ExtensionSetting>, AppError> {
+    Ok(Json(s.approvals.extension(&p, &name).await?))
 }
 
 /// The installed extensions with this tenant's settings.
@@ -220,8 +244,9 @@ pub async fn add_script(
     State(s): State<AppState>,
     Caller(p): Caller,
     Body(b): Body<ScriptBody>,
-) -> Result<(StatusCode, Json<ScriptInstalled>), AppError> {
-    Ok((StatusCode::CREATED, Json(s.approvals.add_script(&p, &b.name, &b.source).await?)))
+) -> Result<Created<ScriptInstalled>, AppError> {
+    let installed = s.approvals.add_script(&p, &b.name, &b.source).await?;
+    Ok(Created(format!("/v1/admin/extensions/{}", segment(&b.name)), installed))
 }
 
 /// Changes tenant settings.

@@ -3,13 +3,14 @@
 //! their type, so an uploaded HTML or SVG file never runs script in the host's origin.
 
 use super::AppState;
+use super::contract::{Created, segment};
 use super::error::AppError;
 use super::extract::{Caller, Params, read_limited};
 use crate::domain::attachment::Attachment;
 use axum::Json;
 use axum::extract::{Path, Request, State};
+use axum::http::HeaderValue;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_SECURITY_POLICY, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
-use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
@@ -40,12 +41,13 @@ pub async fn upload(
     Path(id): Path<String>,
     Params(q): Params<UploadQuery>,
     req: Request,
-) -> Result<(StatusCode, Json<Attachment>), AppError> {
+) -> Result<Response, AppError> {
     // Whoever may not see the order hears so before the body is read.
     s.approvals.order(&p, &id).await?;
     let bytes = read_limited(req, s.approvals.attachment_limit()).await?;
     let (attachment, new) = s.approvals.add_attachment(&p, &id, &q.filename, bytes).await?;
-    Ok((if new { StatusCode::CREATED } else { StatusCode::OK }, Json(attachment)))
+    let location = format!("/v1/orders/{}/attachments/{}", segment(&id), segment(&attachment.sha256));
+    Ok(if new { Created(location, attachment).into_response() } else { Json(attachment).into_response() })
 }
 
 /// Lists an order's documents.

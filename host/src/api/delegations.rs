@@ -1,6 +1,7 @@
 //! `/v1/delegations`: an approver lends their authority while away (R6).
 
 use super::AppState;
+use super::contract::{Created, segment};
 use super::error::AppError;
 use super::extract::{Body, Caller};
 use crate::approvals::delegation::NewDelegation;
@@ -16,8 +17,20 @@ pub async fn create(
     State(s): State<AppState>,
     Caller(p): Caller,
     Body(b): Body<NewDelegation>,
-) -> Result<(StatusCode, Json<Delegation>), AppError> {
-    Ok((StatusCode::CREATED, Json(s.approvals.delegate(&p, b).await?)))
+) -> Result<Created<Delegation>, AppError> {
+    let d = s.approvals.delegate(&p, b).await?;
+    Ok(Created(format!("/v1/delegations/{}", segment(&d.id)), d))
+}
+
+/// One of the caller's delegations, given or received, that has not ended.
+#[utoipa::path(get, path = "/v1/delegations/{id}", tag = "delegations",
+    params(("id" = String, Path, description = "Delegation id")), responses((status = 200, body = Delegation)))]
+pub async fn get(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Delegation>, AppError> {
+    Ok(Json(s.approvals.delegation(&p, &id).await?))
 }
 
 /// The caller's delegations, given and received, that have not ended.
@@ -34,7 +47,8 @@ pub async fn list(State(s): State<AppState>, Caller(p): Caller) -> Result<Json<D
 }
 
 /// Ends one of the caller's delegations now.
-#[utoipa::path(delete, path = "/v1/delegations/{id}", tag = "delegations", responses((status = 204)))]
+#[utoipa::path(delete, path = "/v1/delegations/{id}", tag = "delegations",
+    params(("id" = String, Path, description = "Delegation id")), responses((status = 204)))]
 pub async fn end(State(s): State<AppState>, Caller(p): Caller, Path(id): Path<String>) -> Result<StatusCode, AppError> {
     s.approvals.end_delegation(&p, &id).await?;
     Ok(StatusCode::NO_CONTENT)

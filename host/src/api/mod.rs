@@ -2,6 +2,8 @@
 //! without a socket; [`serve`] binds it.
 //!
 //! - [`error`]: the one error type, `AppError: IntoResponse`.
+//! - [`contract`]: what the OpenAPI document promises for every operation (the error body and
+//!   statuses, `Location` on a 201).
 //! - [`extract`]: caller from the bearer token, JSON bodies, query strings.
 //! - [`orders`], [`evaluations`], [`attachments`], [`authorizations`], [`delegations`], [`admin`], [`deliveries`], [`audit`], [`reports`], [`simulations`]: the handlers.
 //! - [`metrics`]: Prometheus text at `/metrics`.
@@ -12,6 +14,7 @@ pub mod admin;
 pub mod attachments;
 pub mod audit;
 pub mod authorizations;
+pub mod contract;
 pub mod delegations;
 pub mod deliveries;
 pub mod error;
@@ -32,6 +35,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use contract::Contract;
 use error::AppError;
 use std::sync::Arc;
 use std::time::Instant;
@@ -56,12 +60,13 @@ pub struct AppState {
         orders::create, orders::get, orders::edit, orders::submit, orders::decide, orders::withdraw,
         orders::revoke, orders::release, orders::deactivate, orders::reactivate, orders::audit,
         orders::list, orders::inbox, attachments::upload, attachments::list, attachments::download,
-        delegations::create, delegations::list, delegations::end, authorizations::list,
-        admin::create_user, admin::set_password, admin::create_cost_center, admin::extensions, admin::update_extension,
-        admin::add_script, admin::settings, users::review, users::attempts, users::change_roles, users::disable, users::enable, users::issue_token, users::reset_second_factor, deliveries::list, deliveries::retry,
+        delegations::create, delegations::list, delegations::get, delegations::end, authorizations::list,
+        admin::create_user, admin::set_password, admin::create_cost_center, admin::cost_center, admin::extensions,
+        admin::extension, admin::update_extension, admin::add_script, admin::settings, users::review, users::attempts,
+        users::user, users::change_roles, users::disable, users::enable, users::issue_token, users::reset_second_factor, deliveries::list, deliveries::retry,
         audit::export, audit::verify, reports::summary, reports::drift, evaluations::list, evaluations::replay, simulations::run,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &Contract),
 )]
 struct ApiDoc;
 
@@ -178,8 +183,9 @@ pub fn app(approvals: Approvals) -> Router {
         .route("/v1/inbox", get(orders::inbox))
         .route("/v1/authorizations", get(authorizations::list))
         .route("/v1/delegations", post(delegations::create).get(delegations::list))
-        .route("/v1/delegations/{id}", axum::routing::delete(delegations::end))
+        .route("/v1/delegations/{id}", get(delegations::get).delete(delegations::end))
         .route("/v1/admin/users", post(admin::create_user))
+        .route("/v1/admin/users/{name}", get(users::user))
         .route("/v1/admin/users/{name}/password", axum::routing::put(admin::set_password))
         .route("/v1/admin/users/{name}/roles", axum::routing::put(users::change_roles))
         .route("/v1/admin/users/{name}/disable", post(users::disable))
@@ -189,8 +195,9 @@ pub fn app(approvals: Approvals) -> Router {
         .route("/v1/admin/access-review", get(users::review))
         .route("/v1/admin/access-attempts", get(users::attempts))
         .route("/v1/admin/cost-centers", post(admin::create_cost_center))
+        .route("/v1/admin/cost-centers/{code}", get(admin::cost_center))
         .route("/v1/admin/extensions", get(admin::extensions))
-        .route("/v1/admin/extensions/{name}", axum::routing::put(admin::update_extension))
+        .route("/v1/admin/extensions/{name}", get(admin::extension).put(admin::update_extension))
         .route("/v1/admin/scripts", post(admin::add_script))
         .route("/v1/admin/settings", axum::routing::put(admin::settings))
         .route("/v1/admin/simulations", post(simulations::run))

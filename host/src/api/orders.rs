@@ -1,6 +1,7 @@
 //! `/v1/orders` and `/v1/inbox`.
 
 use super::AppState;
+use super::contract::{Created, segment};
 use super::error::AppError;
 use super::extract::{Body, Caller, Params};
 use crate::approvals::OrderFilter;
@@ -13,7 +14,6 @@ use crate::domain::plan::{Plan, Verdict};
 use crate::domain::step::{PriceAdjustment, RiskFlag};
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -122,9 +122,9 @@ pub async fn create(
     State(s): State<AppState>,
     Caller(p): Caller,
     Body(input): Body<OrderInput>,
-) -> Result<(StatusCode, Json<OrderView>), AppError> {
+) -> Result<Created<OrderView>, AppError> {
     let order = s.approvals.create_order(&p, input).await?;
-    Ok((StatusCode::CREATED, Json(order.into())))
+    Ok(Created(format!("/v1/orders/{}", segment(&order.id)), order.into()))
 }
 
 /// One order.

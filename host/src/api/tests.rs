@@ -63,6 +63,51 @@ async fn health_and_openapi_answer() {
 }
 
 #[tokio::test]
+async fn every_operation_documents_its_errors_and_every_201_its_location() {
+    let f = fixture().await;
+    let (_, doc) = call(&f.app, "GET", "/v1/openapi.json", None, Body::empty()).await;
+    assert_eq!(doc["components"]["schemas"]["Error"]["required"], serde_json::json!(["error"]));
+    let mut created = 0;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("operations") {
+            let responses = &op["responses"];
+            let mut must = vec!["401", "403", "503"];
+            if path.contains('{') {
+                must.extend(["404", "422"]);
+            }
+            if op["requestBody"].is_object() {
+                must.extend(["400", "413", "422"]);
+            }
+            if method != "get" {
+                must.push("409");
+            }
+            for status in must {
+                let schema = &responses[status]["content"]["application/json"]["schema"]["$ref"];
+                assert_eq!(schema, "#/components/schemas/Error", "{method} {path} {status}");
+            }
+            if responses["201"].is_object() {
+                created += 1;
+                assert!(responses["201"]["headers"]["Location"].is_object(), "{method} {path}");
+            }
+        }
+    }
+    assert_eq!(created, 7, "orders, users, tokens, cost centers, scripts, delegations, attachments");
+    // And the server keeps it: the Location of a new order reads it back.
+    let body = r#"{"currency":"EUR","lines":[{"sku":"A","quantity":1,"unit_price_minor":100}]}"#;
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/orders")
+        .header("authorization", format!("Bearer {}", f.admin))
+        .body(Body::from(body))
+        .expect("request");
+    let resp = f.app.clone().oneshot(req).await.expect("response");
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let location = resp.headers()["location"].to_str().expect("ascii").to_string();
+    let (s, order) = call(&f.app, "GET", &location, Some(&f.admin), Body::empty()).await;
+    assert_eq!((s, location.ends_with(order["id"].as_str().unwrap_or("?"))), (StatusCode::OK, true), "{location}");
+}
+
+#[tokio::test]
 async fn missing_or_bad_tokens_are_401() {
     let f = fixture().await;
     let (s, v) = call(&f.app, "GET", "/v1/inbox", None, Body::empty()).await;

@@ -2,10 +2,11 @@
 //! disable, enable, issue a token.
 
 use super::AppState;
+use super::contract::{Created, segment};
 use super::error::AppError;
 use super::extract::{Body, Caller, Params};
 use crate::domain::access_attempt::{AccessAttempt, AttemptOutcome};
-use crate::domain::access_review::AccessReview;
+use crate::domain::access_review::{AccessReview, ReviewedUser};
 use crate::domain::actor::Role;
 use crate::domain::report::parse_bound;
 use crate::store::directory::{Disabled, RolesChanged};
@@ -46,6 +47,18 @@ pub async fn review(
         return Ok((headers, review.to_csv()).into_response());
     }
     Ok(Json(review).into_response())
+}
+
+/// One user as the access review shows them (admin, auditor): roles, tokens, activity,
+/// delegations. Not audited, unlike a review of the whole tenant.
+#[utoipa::path(get, path = "/v1/admin/users/{name}", tag = "admin",
+    params(("name" = String, Path, description = "User name")), responses((status = 200, body = ReviewedUser)))]
+pub async fn user(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(name): Path<String>,
+) -> Result<Json<ReviewedUser>, AppError> {
+    Ok(Json(s.approvals.reviewed_user(&p, &name).await?))
 }
 
 /// A user's new roles.
@@ -124,10 +137,11 @@ pub async fn issue_token(
     Caller(p): Caller,
     Path(name): Path<String>,
     body: axum::body::Bytes,
-) -> Result<(StatusCode, Json<TokenIssued>), AppError> {
+) -> Result<Created<TokenIssued>, AppError> {
     let kind: NewToken = if body.is_empty() { NewToken::default() } else { super::extract::parse_json(&body)? };
     let token = s.approvals.issue_token(&p, &name, kind.critical).await?;
-    Ok((StatusCode::CREATED, Json(TokenIssued { token })))
+    // A token is never read back: the place to see it is its user's (token count and age).
+    Ok(Created(format!("/v1/admin/users/{}", segment(&name)), TokenIssued { token }))
 }
 
 /// Access attempt parameters.

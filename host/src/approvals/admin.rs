@@ -371,6 +371,22 @@ impl Approvals {
         Ok(self.store.read(move |c| directory::cost_centers(c, &tenant_id, 1000)).await?)
     }
 
+    /// One cost center (admin).
+    pub async fn cost_center(&self, p: &Principal, code: &str) -> Result<CostCenter, ApprovalError> {
+        require_role(p, &[roles::ADMIN], "reading cost centers")?;
+        let (tenant_id, c0) = (p.tenant.id.clone(), code.to_string());
+        self.store.read(move |c| directory::cost_center(c, &tenant_id, &c0)).await?.ok_or_else(|| {
+            ApprovalError::NotFound(format!("no cost center '{code}' here; create it with POST /v1/admin/cost-centers"))
+        })
+    }
+
+    /// One installed extension with this tenant's setting (admin).
+    pub async fn extension(&self, p: &Principal, name: &str) -> Result<ExtensionSetting, ApprovalError> {
+        self.extensions(p).await?.into_iter().find(|e| e.name == name).ok_or_else(|| {
+            ApprovalError::NotFound(format!("no extension '{name}' here; GET /v1/admin/extensions lists them"))
+        })
+    }
+
     /// Enables, disables, moves or configures an extension for the tenant.
     pub async fn update_extension(
         &self,

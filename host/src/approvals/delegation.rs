@@ -59,6 +59,15 @@ impl Approvals {
         Ok(self.store.read(move |c| delegations::current_of(c, &tenant_id, &user, Utc::now())).await?)
     }
 
+    /// One of the caller's delegations, given or received, that has not ended.
+    pub async fn delegation(&self, p: &Principal, id: &str) -> Result<Delegation, ApprovalError> {
+        self.delegations(p).await?.into_iter().find(|d| d.id == id).ok_or_else(|| {
+            ApprovalError::NotFound(format!(
+                "you have no running delegation '{id}'; list yours with GET /v1/delegations"
+            ))
+        })
+    }
+
     /// The delegator ends a delegation early. Audited.
     pub async fn end_delegation(&self, p: &Principal, id: &str) -> Result<(), ApprovalError> {
         let (caller, id) = (p.clone(), id.to_string());

@@ -5,7 +5,7 @@
 
 use super::access::{require_role, require_step_up};
 use super::{ApprovalError, Approvals};
-use crate::domain::access_review::AccessReview;
+use crate::domain::access_review::{AccessReview, ReviewedUser};
 use crate::domain::actor::{Role, roles};
 use crate::domain::directory::Principal;
 use crate::store::directory::{self, Disabled, RolesChanged};
@@ -54,6 +54,16 @@ impl Approvals {
             .write(move |c| audit::append(c, &tenant_id, now, &actor, "access_reviewed", None, data).map(|_| ()))
             .await?;
         Ok(review)
+    }
+
+    /// One user as the access review shows them (admin, auditor). A look at one person, not a
+    /// review of the tenant: not audited.
+    pub async fn reviewed_user(&self, p: &Principal, name: &str) -> Result<ReviewedUser, ApprovalError> {
+        require_role(p, &[roles::ADMIN, roles::AUDITOR], "reading users")?;
+        let now = Utc::now();
+        let (tenant_id, days) = (p.tenant.id.clone(), p.tenant.policy.dormant_after_days);
+        let users = self.store.read(move |c| access_review::users(c, &tenant_id, now, days)).await?;
+        users.into_iter().find(|u| u.name == name).ok_or_else(|| no_user(name))
     }
 
     /// Disables a user at once: their tokens and sessions stop working (the next request is a
