@@ -102,13 +102,14 @@ fn the_access_review_lists_roles_activity_and_delegations_and_disabling_ends_acc
     let b = user(&review, "bob");
     ensure!(b["disabled_at"].is_string() && b["roles"] == json!(["approver"]) && b["tokens"] == 0, "{b}");
     ensure!(b["dormant"] == false && review["disabled"] == 1);
-    ensure!(admin.post_empty("/v1/admin/users/bob/disable")?.status == 404, "already disabled");
+    ensure!(admin.post_empty("/v1/admin/users/bob/disable")?.status == 409, "already disabled");
     let r = admin.post("/v1/admin/users", json!({"name": "bob", "roles": ["requester"]}))?;
     ensure!(r.status == 409, "a disabled user keeps the name: {}", r.text);
 
     // Enabled again: nothing of before comes back until a new token is issued.
     ensure!(admin.post_empty("/v1/admin/users/bob/enable")?.status == 204);
-    ensure!(admin.post_empty("/v1/admin/users/bob/enable")?.status == 404, "not disabled any more");
+    ensure!(admin.post_empty("/v1/admin/users/bob/enable")?.status == 409, "not disabled any more");
+    ensure!(admin.post_empty("/v1/admin/users/nobody/enable")?.status == 404, "no such user");
     ensure!(bob.get("/v1/orders")?.status == 401, "the old token stays revoked");
     ensure!(sign_in(&s, "bob")?.0 == 401, "the old password went with the disabling");
     let r = admin.post_empty("/v1/admin/users/bob/tokens")?;

@@ -6,7 +6,9 @@
 //!   property and end-to-end tests against the real binary.
 //! - `bench`: release-mode measurements, each beside its baseline from the same run.
 //! - `plugins`: builds the shipped plugins and the test fixtures ([`plugins`]).
+//! - `api-check`: schemathesis against a demo host, once per role ([`api_check`]).
 
+mod api_check;
 mod plugins;
 
 use anyhow::{Context, Result, bail};
@@ -188,6 +190,10 @@ fn test() -> Result<()> {
         passed += p;
         failed += f;
     }
+    // The HTTP contract, checked by schemathesis: one test per role.
+    let (p, f) = api_check::check(&target_dir().join("debug").join("greenlight"), &plugin_dir, &python)?;
+    passed += p;
+    failed += f;
     // The one closing line CI reads: the whole suite, not the last test binary.
     println!("tests: {passed} passed, {failed} failed");
     if failed > 0 {
@@ -415,6 +421,18 @@ admins take up a script's upgrade themselves, the operator a plugin's with
 `greenlight plugin upgrade NAME`. Behind a proxy that terminates TLS, add `--secure-cookies`.
 ";
 
+/// `cargo xtask api-check` on its own: builds what it needs, then checks.
+fn api_check() -> Result<()> {
+    run("build the host", cargo().args(["build", "-p", "greenlight-host", "--bin", "greenlight"]))?;
+    let plugin_dir = plugins()?;
+    let python = test_python()?;
+    let (_, failed) = api_check::check(&target_dir().join("debug").join("greenlight"), &plugin_dir, &python)?;
+    if failed > 0 {
+        bail!("the API contract check failed for {failed} roles");
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
@@ -423,9 +441,10 @@ fn main() -> Result<()> {
         Some("bench") => bench(&args[1..]),
         Some("plugins") => plugins().map(|_| ()),
         Some("dist") => dist(),
+        Some("api-check") => api_check(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo|test|bench|plugins|dist>\n  demo   build and serve a demo tenant on 127.0.0.1:8080\n  test   everything the project tests\n  bench  release-mode measurements against same-run baselines\n  plugins  build every plugin into target/plugins/<name>/\n  dist   a self-contained folder (binary, shipped plugins and scripts, README) in target/dist/greenlight/"
+                "usage: cargo xtask <demo|test|bench|plugins|dist|api-check>\n  demo   build and serve a demo tenant on 127.0.0.1:8080\n  test   everything the project tests\n  bench  release-mode measurements against same-run baselines\n  plugins  build every plugin into target/plugins/<name>/\n  dist   a self-contained folder (binary, shipped plugins and scripts, README) in target/dist/greenlight/\n  api-check  schemathesis against a throwaway demo host, with the tokens of four roles"
             );
             std::process::exit(2);
         }

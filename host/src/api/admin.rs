@@ -21,20 +21,29 @@ use serde::{Deserialize, Serialize};
 #[schema(as = NewUser)]
 pub struct NewUserBody {
     /// 1-64 letters, digits, `.`, `_`, `-` or `@`.
+    #[schema(pattern = "^[A-Za-z0-9._@-]{1,64}$")]
     pub name: String,
     /// Roles held; at least one.
+    #[schema(min_items = 1)]
     pub roles: Vec<crate::domain::actor::Role>,
-    /// E-mail for notifications.
+    /// E-mail for notifications: a plain address (no display name), as RFC 5321 allows it.
     #[serde(default)]
+    #[schema(
+        max_length = 254,
+        pattern = "^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+    )]
     pub email: Option<String>,
     /// Phone (E.164) for SMS.
     #[serde(default)]
+    #[schema(pattern = "^\\+[1-9][0-9]{6,14}$")]
     pub phone: Option<String>,
     /// Orders above this need user-specific approval.
     #[serde(default)]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 1_000_000_000_000_000_i64)]
     pub spend_limit_minor: Option<Minor>,
     /// Budget per period.
     #[serde(default)]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 1_000_000_000_000_000_i64)]
     pub budget_minor: Option<Minor>,
     /// `month` (default when a budget is given), `quarter` or `year`.
     #[serde(default)]
@@ -54,11 +63,14 @@ impl From<NewUserBody> for NewUser {
 #[schema(as = NewCostCenter)]
 pub struct NewCostCenterBody {
     /// Code, unique within the tenant.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub code: String,
     /// Manager's user name; the user must exist.
+    #[schema(pattern = "^[A-Za-z0-9._@-]{1,64}$")]
     pub manager: String,
     /// Yearly budget.
     #[serde(default)]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 1_000_000_000_000_000_i64)]
     pub budget_minor: Option<Minor>,
 }
 
@@ -71,6 +83,7 @@ pub struct ExtensionUpdateBody {
     pub enabled: bool,
     /// Run order (ascending).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1_000_000)]
     pub position: Option<i64>,
     /// Configuration object, replaces the previous one.
     #[serde(default)]
@@ -102,12 +115,11 @@ pub struct SettingsUpdateBody {
     pub dormant_after_days: Option<u32>,
     /// Roles whose holders must set up a second factor before they use the dashboard.
     #[serde(default)]
-    #[schema(value_type = Option<Vec<String>>)]
     pub second_factor_roles: Option<Vec<crate::domain::actor::Role>>,
     /// Approving an order whose total is above this (minor units) needs a fresh second factor;
     /// `null` turns it off.
     #[serde(default, deserialize_with = "some_even_if_null")]
-    #[schema(value_type = Option<i64>, minimum = 0)]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 1_000_000_000_000_000_i64)]
     pub step_up_above_minor: Option<Option<crate::domain::money::Minor>>,
 }
 
@@ -144,6 +156,7 @@ pub async fn create_user(
 #[schema(as = PasswordUpdate)]
 pub struct PasswordBody {
     /// The new password for the dashboard: at least 10 characters.
+    #[schema(min_length = 10, max_length = 256, pattern = "^\\S[\\s\\S]*\\S$")]
     pub password: String,
 }
 
@@ -232,8 +245,10 @@ pub async fn update_extension(
 #[serde(deny_unknown_fields)]
 pub struct ScriptBody {
     /// Extension name.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub name: String,
     /// Rhai source defining `fn evaluate(ctx)`.
+    #[schema(min_length = 1)]
     pub source: String,
 }
 

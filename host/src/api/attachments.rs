@@ -16,9 +16,11 @@ use serde::{Deserialize, Serialize};
 
 /// The query of an upload.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UploadQuery {
     /// The document's file name; folders are dropped and odd characters replaced.
+    #[param(pattern = "[A-Za-z0-9()-][^/\\\\]*$")]
     pub filename: String,
 }
 

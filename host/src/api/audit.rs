@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 /// Export parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {
     /// Only entries after this sequence number (0 to 2^63 − 1).
@@ -124,6 +125,7 @@ mod tests {
 
 /// Verify parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyQuery {
     /// Also rehash every document attached to the tenant's orders (R9).

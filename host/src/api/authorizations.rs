@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// Which certificates to list.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizationsQuery {
     /// Only this customer's.
@@ -17,6 +18,7 @@ pub struct AuthorizationsQuery {
     /// Only this order's.
     pub order_id: Option<String>,
     /// Page size, 1-200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<usize>,
 }
 

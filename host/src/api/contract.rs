@@ -21,6 +21,19 @@ impl utoipa::Modify for Contract {
     fn modify(&self, api: &mut OpenApi) {
         let components = api.components.get_or_insert_with(Default::default);
         components.schemas.insert(ERROR.into(), RefOr::T(error_schema()));
+        for body in ["OrderInput", "OrderPatch"] {
+            if let Some(RefOr::T(Schema::Object(o))) = components.schemas.get_mut(body)
+                && let Some(RefOr::T(Schema::Object(currency))) = o.properties.get_mut("currency")
+            {
+                // The codes the host takes, from the one list it checks against.
+                let mut codes: Vec<serde_json::Value> =
+                    crate::domain::money::ISO_4217.iter().map(|c| serde_json::json!(c)).collect();
+                if body == "OrderPatch" {
+                    codes.push(serde_json::Value::Null);
+                }
+                currency.enum_values = Some(codes);
+            }
+        }
         for (path, item) in api.paths.paths.iter_mut() {
             let methods = [
                 (HttpMethod::Get, &mut item.get),
@@ -31,6 +44,7 @@ impl utoipa::Modify for Contract {
             ];
             for (method, op) in methods {
                 if let Some(op) = op.as_mut() {
+                    declare_path_parameters(path, op);
                     for (status, why) in error_statuses(path, &method, op) {
                         add_error(op, status, why);
                     }
@@ -68,6 +82,25 @@ fn error_schema() -> Schema {
             .description(Some("Every failure's body"))
             .build(),
     )
+}
+
+/// Declares every `{name}` of the path that the operation's annotation left out, as a string.
+fn declare_path_parameters(path: &str, op: &mut Operation) {
+    use utoipa::openapi::path::ParameterBuilder;
+    let names = path.split('/').filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')));
+    for name in names {
+        let params = op.parameters.get_or_insert_with(Vec::new);
+        if params.iter().any(|p| p.name == name && p.parameter_in == ParameterIn::Path) {
+            continue;
+        }
+        let param = ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Path)
+            .required(utoipa::openapi::Required::True)
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String).min_length(Some(1))))
+            .build();
+        params.push(param);
+    }
 }
 
 /// The error statuses an operation can answer, with why.
@@ -133,4 +166,11 @@ pub fn segment(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// A point in time as the API reads one: an RFC 3339 time, or a date meaning its midnight UTC.
+pub fn date_or_time() -> Schema {
+    use utoipa::openapi::schema::{AnyOfBuilder, KnownFormat, SchemaFormat};
+    let string = |f| ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(f)));
+    Schema::AnyOf(AnyOfBuilder::new().item(string(KnownFormat::DateTime)).item(string(KnownFormat::Date)).build())
 }

@@ -11,11 +11,14 @@ use serde::{Deserialize, Serialize};
 
 /// Which deliveries to list.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveriesQuery {
     /// `failed` (retrying), `dead`, `pending` or `delivered`; without it, failed and dead.
+    #[param(value_type = Option<String>, pattern = "^(failed|dead|pending|delivered)$")]
     pub state: Option<String>,
     /// Page size, 1-200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

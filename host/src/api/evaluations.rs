@@ -32,12 +32,21 @@ pub async fn list(
 /// configuration; `identical` is true when every step returns what it returned then, and each
 /// step that differs shows both answers.
 #[utoipa::path(post, path = "/v1/orders/{id}/evaluations/{n}/replay", tag = "orders",
-    params(("id" = String, Path, description = "order id"), ("n" = usize, Path, description = "evaluation number, from 1")),
+    params(("id" = String, Path, description = "order id"),
+        ("n" = u64, Path, minimum = 1, description = "evaluation number, from 1")),
     responses((status = 200, body = ReplayReport)))]
 pub async fn replay(
     State(s): State<AppState>,
     Caller(p): Caller,
-    Path((id, n)): Path<(String, usize)>,
+    Path((id, n)): Path<(String, String)>,
 ) -> Result<Json<ReplayReport>, AppError> {
+    // Parsed here, so that a number that is not one is a 422 in the error format like any
+    // other bad input, not the router's plain-text 400.
+    let n: usize = n.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+        AppError::invalid(
+            "n",
+            format!("n: '{n}' is not an evaluation number (1, 2, ...); GET /v1/orders/{id}/evaluations lists them"),
+        )
+    })?;
     Ok(Json(s.approvals.replay(&p, &id, n).await?))
 }

@@ -164,8 +164,58 @@ pub async fn read_limited(req: Request, limit: usize) -> Result<Vec<u8>, AppErro
     Ok(bytes)
 }
 
-/// Parses JSON the way [`Body`] does.
+/// Parses JSON the way [`Body`] does. A number written with a fraction of zero (`1500.0`) is the
+/// integer it equals, as JSON Schema counts it: a field that takes integers takes it too (a
+/// fraction that is not zero is still refused, and amounts stay integers).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    // Every body of this API is an object. serde would also read a struct from an array of its
+    // fields in order (`[]` for one whose fields are all optional): not a form anyone documents.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            Ok(_) => Err(AppError::invalid("", "the body must be a JSON object ({...})")),
+            Err(e) => Err(AppError::malformed(format!("the body is not valid JSON: {e}"))),
+        };
+    }
+    match parse_exact(bytes) {
+        Err(e) if e.status() == StatusCode::UNPROCESSABLE_ENTITY => {
+            let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(bytes) else { return Err(e) };
+            if !integral_floats_to_integers(&mut value) {
+                return Err(e);
+            }
+            serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
+                let field = err.path().to_string();
+                let field = if field == "." { String::new() } else { field };
+                let inner = err.into_inner();
+                let msg = if field.is_empty() { inner.to_string() } else { format!("{field}: {inner}") };
+                AppError::invalid(&field, msg)
+            })
+        }
+        other => other,
+    }
+}
+
+/// Rewrites every float with a zero fraction that fits an `i64` as that integer; whether any was.
+fn integral_floats_to_integers(v: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            // 2^63 itself is not an i64; every float below it with no fraction is.
+            if f.fract() == 0.0 && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f) {
+                *v = Value::from(f as i64);
+                true
+            } else {
+                false
+            }
+        }
+        // Every element is rewritten: no short cut after the first that changed.
+        Value::Array(items) => items.iter_mut().map(integral_floats_to_integers).fold(false, |a, b| a | b),
+        Value::Object(map) => map.values_mut().map(integral_floats_to_integers).fold(false, |a, b| a | b),
+        _ => false,
+    }
+}
+
+fn parse_exact<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize::<_, T>(&mut *de) {
         // One JSON document and nothing after it but whitespace: `{...}garbage` is not a body.

@@ -233,9 +233,11 @@ pub async fn audit(
 
 /// Filters of the request view.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Status.
+    #[param(value_type = Option<OrderStatus>)]
     pub status: Option<String>,
     /// Cost center code.
     pub cost_center: Option<String>,
@@ -246,6 +248,7 @@ pub struct ListQuery {
     /// Requester's user name.
     pub requester: Option<String>,
     /// Page size, 1-200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -299,9 +302,11 @@ pub struct Inbox {
 
 /// Paging of the inbox.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct InboxQuery {
     /// Page size, 1-200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

@@ -16,18 +16,23 @@ use serde::Deserialize;
 
 /// Summary parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SummaryParams {
     /// Start of the period, included: RFC 3339, or a date meaning its midnight UTC. Default: a
     /// year before `to`.
+    #[param(schema_with = super::contract::date_or_time)]
     pub from: Option<String>,
     /// End of the period, excluded; same forms. Default: now.
+    #[param(schema_with = super::contract::date_or_time)]
     pub to: Option<String>,
     /// `month`, `cost_center` or `department`: one row per group besides the totals.
+    #[param(value_type = Option<String>, pattern = "^(month|cost_center|department)$")]
     pub group_by: Option<String>,
     /// `true`: only customer orders (the R4 summary of customer authorizations).
     pub customer_orders: Option<bool>,
     /// `csv` for CSV whatever the Accept header says (for download links).
+    #[param(value_type = Option<String>, pattern = "^(csv|json)$")]
     pub format: Option<String>,
 }
 
@@ -54,7 +59,8 @@ pub fn summary_query(q: &SummaryParams) -> Result<SummaryQuery, AppError> {
 /// rejected by compliance rules), withdrawn, on hold, approval times, open and overdue orders,
 /// escalations. `Accept: text/csv` (or `format=csv`) answers CSV, one row per group.
 #[utoipa::path(get, path = "/v1/reports/summary", tag = "reports", params(SummaryParams),
-    responses((status = 200, body = Summary), (status = 200, content_type = "text/csv", description = "the same as CSV")))]
+    responses((status = 200, description = "the summary, as JSON or (`Accept: text/csv`, `format=csv`) CSV",
+        content((Summary = "application/json"), (String = "text/csv")))))]
 pub async fn summary(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -75,12 +81,15 @@ pub async fn summary(
 
 /// Drift report parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DriftParams {
     /// Start of the period, included: RFC 3339, or a date meaning its midnight UTC. Default: a
     /// year before `to`.
+    #[param(schema_with = super::contract::date_or_time)]
     pub from: Option<String>,
     /// End of the period, excluded; same forms. Default: now.
+    #[param(schema_with = super::contract::date_or_time)]
     pub to: Option<String>,
 }
 

@@ -13,7 +13,8 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 #[schema(as = Simulation)]
 pub struct SimulationBody {
-    /// The candidate: changes of the tenant's rules, applied in order.
+    /// The candidate: 1 to 50 changes of the tenant's rules, applied in order.
+    #[schema(min_items = 1, max_items = 50)]
     pub changes: Vec<CandidateChange>,
     /// Which past orders to try it on (default: the 500 newest).
     #[serde(default)]

@@ -108,6 +108,35 @@ async fn every_operation_documents_its_errors_and_every_201_its_location() {
 }
 
 #[tokio::test]
+async fn a_number_with_a_zero_fraction_is_the_integer_it_equals_and_query_parameters_are_in_the_query() {
+    let f = fixture().await;
+    let order = |price: &str| {
+        format!(r#"{{"currency":"EUR","lines":[{{"sku":"A","quantity":2.0,"unit_price_minor":{price}}}]}}"#)
+    };
+    let (s, body) = call(&f.app, "POST", "/v1/orders", Some(&f.admin), order("150.0")).await;
+    assert_eq!((s, body["subtotal_minor"].as_i64()), (StatusCode::CREATED, Some(300)), "{body}");
+    let (s, body) = call(&f.app, "POST", "/v1/orders", Some(&f.admin), order("150.5")).await;
+    assert_eq!(
+        (s, body["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("lines[0].unit_price_minor"))
+    );
+    let (s, body) = call(&f.app, "POST", "/v1/orders", Some(&f.admin), order("1e300")).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (_, doc) = call(&f.app, "GET", "/v1/openapi.json", None, Body::empty()).await;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for op in item.as_object().expect("operations").values() {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let name = p["name"].as_str().unwrap_or_default();
+                let in_path = path.contains(&format!("{{{name}}}"));
+                assert_eq!(p["in"], if in_path { "path" } else { "query" }, "{path} {name}");
+            }
+        }
+    }
+    let (s, body) = call(&f.app, "POST", "/v1/orders/x/evaluations/-1/replay", Some(&f.admin), Body::empty()).await;
+    assert_eq!((s, body["error"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("n")), "{body}");
+}
+
+#[tokio::test]
 async fn missing_or_bad_tokens_are_401() {
     let f = fixture().await;
     let (s, v) = call(&f.app, "GET", "/v1/inbox", None, Body::empty()).await;

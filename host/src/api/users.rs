@@ -19,9 +19,11 @@ use serde::{Deserialize, Serialize};
 
 /// Access review parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewParams {
     /// `csv` for CSV whatever the Accept header says (for download links), or `json`.
+    #[param(value_type = Option<String>, pattern = "^(csv|json)$")]
     pub format: Option<String>,
 }
 
@@ -30,7 +32,8 @@ pub struct ReviewParams {
 /// `Accept: text/csv` (or `format=csv`) answers CSV. Each review is recorded in the audit chain
 /// (`access_reviewed`).
 #[utoipa::path(get, path = "/v1/admin/access-review", tag = "admin", params(ReviewParams),
-    responses((status = 200, body = AccessReview), (status = 200, content_type = "text/csv", description = "the same as CSV")))]
+    responses((status = 200, description = "the review, as JSON or (`Accept: text/csv`, `format=csv`) CSV",
+        content((AccessReview = "application/json"), (String = "text/csv")))))]
 pub async fn review(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -130,7 +133,7 @@ pub struct NewToken {
 
 /// Issues a new bearer token to a user (admin, a critical action); the body may ask for one
 /// marked for critical actions.
-#[utoipa::path(post, path = "/v1/admin/users/{name}/tokens", tag = "admin", request_body(content = NewToken, description = "optional"),
+#[utoipa::path(post, path = "/v1/admin/users/{name}/tokens", tag = "admin", request_body(content = Option<NewToken>, description = "optional"),
     params(("name" = String, Path, description = "User name")), responses((status = 201, body = TokenIssued)))]
 pub async fn issue_token(
     State(s): State<AppState>,
@@ -138,7 +141,8 @@ pub async fn issue_token(
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Created<TokenIssued>, AppError> {
-    let kind: NewToken = if body.is_empty() { NewToken::default() } else { super::extract::parse_json(&body)? };
+    let none = body.trim_ascii().is_empty() || body.trim_ascii() == b"null";
+    let kind: NewToken = if none { NewToken::default() } else { super::extract::parse_json(&body)? };
     let token = s.approvals.issue_token(&p, &name, kind.critical).await?;
     // A token is never read back: the place to see it is its user's (token count and age).
     Ok(Created(format!("/v1/admin/users/{}", segment(&name)), TokenIssued { token }))
@@ -146,14 +150,18 @@ pub async fn issue_token(
 
 /// Access attempt parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AttemptParams {
     /// Start of the period, included: RFC 3339, or a date meaning its midnight UTC. Default: a
     /// day before `to`.
+    #[param(schema_with = super::contract::date_or_time)]
     pub from: Option<String>,
     /// End of the period, excluded; same forms. Default: now.
+    #[param(schema_with = super::contract::date_or_time)]
     pub to: Option<String>,
     /// Only this outcome: `signed_in`, `failed`, `throttled`, `locked`, `unauthorized`, `forbidden`.
+    #[param(value_type = Option<String>, pattern = "^(signed_in|failed|throttled|locked|unauthorized|forbidden)$")]
     pub outcome: Option<String>,
     /// At most this many, newest first (1 to 1000; default 100).
     #[param(minimum = 1, maximum = 1000)]

@@ -74,6 +74,7 @@ pub struct OrderSelection {
     pub status: Option<OrderStatus>,
     /// At most this many (default 500, at most 5,000).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 5000)]
     pub limit: Option<usize>,
 }
 

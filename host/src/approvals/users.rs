@@ -82,7 +82,13 @@ impl Approvals {
             .write(move |c| -> Result<Disabled, ApprovalError> {
                 // Two admins disabling (or demoting) each other at once: the second finds out here.
                 still_admin(c, &tenant_id, &actor, "disable anyone")?;
-                let done = directory::disable_user(c, &tenant_id, &name, now)?.ok_or_else(|| no_user(&name))?;
+                let Some(done) = directory::disable_user(c, &tenant_id, &name, now)? else {
+                    return Err(if directory::name_taken(c, &tenant_id, &name)? {
+                        ApprovalError::Conflict(format!("{name} is disabled already; nothing to do"))
+                    } else {
+                        no_user(&name)
+                    });
+                };
                 let mut data = serde_json::to_value(done).map_err(|e| StoreError::Internal(e.to_string()))?;
                 if let Some(o) = data.as_object_mut() {
                     o.insert("user".into(), name.clone().into());
@@ -162,9 +168,11 @@ impl Approvals {
         self.store
             .write(move |c| -> Result<(), ApprovalError> {
                 if !directory::enable_user(c, &tenant_id, &name)? {
-                    return Err(ApprovalError::NotFound(format!(
-                        "no disabled user '{name}' here; check the name (GET /v1/admin/access-review lists them)"
-                    )));
+                    return Err(if directory::name_taken(c, &tenant_id, &name)? {
+                        ApprovalError::Conflict(format!("{name} is enabled already; nothing to do"))
+                    } else {
+                        no_user(&name)
+                    });
                 }
                 let data = serde_json::json!({"user": name});
                 audit::append(c, &tenant_id, Utc::now(), &actor, "user_enabled", None, data)?;

@@ -8,7 +8,7 @@ use std::fmt;
 /// their own (e.g. `it-security`) for approval stages, so this is a validated name, not an enum.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
-#[schema(value_type = String, example = "approver")]
+#[schema(value_type = String, example = "approver", pattern = "^[a-z][a-z0-9_-]{0,31}$")]
 pub struct Role(String);
 
 /// The standard roles; each gates a part of the HTTP API.

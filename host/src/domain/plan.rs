@@ -87,8 +87,13 @@ impl<'de> Deserialize<'de> for Quorum {
 
 impl utoipa::PartialSchema for Quorum {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::schema::ObjectBuilder::new()
-            .description(Some("\"any\", \"all\" or a number of distinct approvers"))
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        let words = ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["any", "all"]));
+        let count = ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)).maximum(Some(100));
+        OneOfBuilder::new()
+            .item(words)
+            .item(count)
+            .description(Some("\"any\", \"all\" or a number (1 to 100) of distinct approvers"))
             .into()
     }
 }

@@ -13,9 +13,12 @@ pub const ABSOLUTE: TimeDelta = TimeDelta::hours(12);
 /// The fewest characters a password may have.
 pub const MIN_PASSWORD_CHARS: usize = 10;
 
-/// The most bytes a password may have (argon2 hashes any length; the bound keeps a sign-in
+/// The most characters a password may have (argon2 hashes any length; the bound keeps a sign-in
 /// request cheap to refuse).
-pub const MAX_PASSWORD_BYTES: usize = 256;
+pub const MAX_PASSWORD_CHARS: usize = 256;
+
+/// The most bytes of a password of [`MAX_PASSWORD_CHARS`]: what a sign-in refuses unread.
+pub const MAX_PASSWORD_BYTES: usize = 4 * MAX_PASSWORD_CHARS;
 
 /// Whether a session signed in at `created` and last used at `seen` still holds at `now`.
 pub fn is_live(created: DateTime<Utc>, seen: DateTime<Utc>, now: DateTime<Utc>) -> bool {
@@ -27,8 +30,8 @@ pub fn check_password(password: &str) -> Result<(), String> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(format!("a password needs at least {MIN_PASSWORD_CHARS} characters"));
     }
-    if password.len() > MAX_PASSWORD_BYTES {
-        return Err(format!("a password may have at most {MAX_PASSWORD_BYTES} bytes"));
+    if password.chars().count() > MAX_PASSWORD_CHARS {
+        return Err(format!("a password may have at most {MAX_PASSWORD_CHARS} characters"));
     }
     if password.trim() != password {
         return Err("a password may not start or end with spaces".into());

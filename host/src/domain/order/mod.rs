@@ -90,7 +90,8 @@ pub enum SubscriptionState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Recurrence {
-    /// ISO 8601 period: `P` then a number and one of D, W, M, Y.
+    /// ISO 8601 period: `P` then a number (1 to 9999) and one of D, W, M, Y.
+    #[schema(pattern = "^P[1-9][0-9]{0,3}[DWMY]$")]
     pub interval: String,
 }
 
@@ -99,9 +100,11 @@ pub struct Recurrence {
 #[serde(deny_unknown_fields)]
 pub struct Line {
     /// Stock-keeping unit or article number.
+    #[schema(min_length = 1, max_length = 128, pattern = "\\S")]
     pub sku: String,
     /// Free text shown to approvers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 1000, pattern = "\\S")]
     pub description: Option<String>,
     /// Units ordered: 1 to 10^9.
     #[schema(minimum = 1, maximum = 1_000_000_000)]
@@ -112,9 +115,11 @@ pub struct Line {
     pub unit_price_minor: Minor,
     /// Tax category, read by tax steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 128, pattern = "\\S")]
     pub tax_category: Option<String>,
     /// Budget category, used for filters and budget steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 128, pattern = "\\S")]
     pub budget_category: Option<String>,
 }
 
@@ -124,20 +129,25 @@ pub struct Line {
 pub struct OrderInput {
     /// Cost center code; with one, its manager approves first (R1).
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128, pattern = "\\S")]
     pub cost_center: Option<String>,
     /// Department, for routing rules and filters.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128, pattern = "\\S")]
     pub department: Option<String>,
     /// Customer this order is for (customer authorization flow, R4).
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128, pattern = "\\S")]
     pub customer_id: Option<String>,
     /// Vendor supplying the goods (vendor eligibility, R5).
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128, pattern = "\\S")]
     pub vendor_id: Option<String>,
     /// ISO 4217 code every amount of the order is in.
-    #[schema(value_type = String, example = "EUR")]
+    #[schema(value_type = String, example = "EUR", pattern = "^[A-Z]{3}$")]
     pub currency: Currency,
-    /// What is ordered; at least one line.
+    /// What is ordered; 1 to 500 lines.
+    #[schema(min_items = 1, max_items = 500)]
     pub lines: Vec<Line>,
     /// Present for subscriptions (recurring orders, R3).
     #[serde(default)]
@@ -155,26 +165,27 @@ pub struct OrderInput {
 pub struct OrderPatch {
     /// Replaces the cost center.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 128, pattern = "\\S")]
     pub cost_center: Option<Option<String>>,
     /// Replaces the department.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 128, pattern = "\\S")]
     pub department: Option<Option<String>>,
     /// Replaces the customer.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 128, pattern = "\\S")]
     pub customer_id: Option<Option<String>>,
     /// Replaces the vendor.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 128, pattern = "\\S")]
     pub vendor_id: Option<Option<String>>,
     /// Replaces the currency.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^[A-Z]{3}$")]
     pub currency: Option<Currency>,
-    /// Replaces all lines.
+    /// Replaces all lines (1 to 500).
     #[serde(default)]
+    #[schema(min_items = 1, max_items = 500)]
     pub lines: Option<Vec<Line>>,
     /// Replaces (or with null removes) the recurrence.
     #[serde(default, deserialize_with = "present")]
