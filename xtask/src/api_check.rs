@@ -16,11 +16,14 @@ const SCHEMATHESIS: &str = "schemathesis==4.32.5";
 const ROLES: [(&str, &str); 4] =
     [("ADMIN", "admin"), ("ALICE", "requester"), ("CAROL", "approver"), ("GRACE", "auditor")];
 
+/// The longest one role's run may take.
+const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Installs schemathesis into the test tools' Python environment (`python`) on first use;
 /// returns its command.
 fn schemathesis(python: &Path) -> Result<PathBuf> {
     let venv = python.parent().and_then(Path::parent).context("the test tools' environment")?;
-    let ready = venv.join(".schemathesis-4.32.5");
+    let ready = venv.join(format!(".{}", SCHEMATHESIS.replace("==", "-")));
     if !ready.exists() {
         run(
             &format!("install {SCHEMATHESIS} (the API contract check)"),
@@ -73,17 +76,28 @@ fn host(bin: &Path, plugins: &Path, dir: &Path) -> Result<Host> {
     if !demo.success() {
         bail!("greenlight demo failed ({demo})");
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    // Port 0: the host takes a free one and says which on its first line (no race with another
+    // process for a port picked here).
     let log = std::fs::File::create(dir.join("serve.log"))?;
-    let child = Command::new(bin)
+    let mut child = Command::new(bin)
         .arg("--db")
         .arg(&db)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .stdout(log.try_clone()?)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
         .stderr(log)
         .spawn()
         .context("starting greenlight serve")?;
-    Ok(Host { child, url: format!("http://127.0.0.1:{port}") })
+    let stdout = child.stdout.take().context("the host's output")?;
+    let mut host = Host { child, url: String::new() };
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    host.url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.split("listening on ").nth(1).map(|u| u.trim().to_string()))
+        .context("the host did not say where it listens")?;
+    // Keep reading its output so the host never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Ok(host)
 }
 
 /// Runs the check once per role; returns how many roles passed and how many failed.
@@ -96,16 +110,31 @@ pub fn check(bin: &Path, plugins: &Path, python: &Path) -> Result<(u64, u64)> {
         let host = host(bin, plugins, &dir)?;
         let token = token(&dir.join("tokens.env"), var)?;
         eprintln!("xtask: api-check as {role} ({var}) against {}", host.url);
-        let status = Command::new(&schemathesis)
+        let mut run = Command::new(&schemathesis)
             .current_dir(&dir)
             .arg("--config-file")
             .arg(&config)
             .args(["run", &format!("{}/v1/openapi.json", host.url), "--checks", "all", "--wait-for-schema", "30"])
-            .args(["--no-color", "-H", &format!("Authorization: Bearer {token}")])
-            .status()
+            .args(["--request-timeout", "10", "--no-color", "-H", &format!("Authorization: Bearer {token}")])
+            .spawn()
             .context("starting schemathesis")?;
+        // A run takes about half a minute; one that hangs is stopped and counts as failed.
+        let deadline = std::time::Instant::now() + RUN_LIMIT;
+        let status = loop {
+            if let Some(status) = run.try_wait()? {
+                break Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = run.kill();
+                let _ = run.wait();
+                eprintln!("xtask: api-check as {role} took longer than {} s and was stopped", RUN_LIMIT.as_secs());
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        };
+        let status = status.is_some_and(|s| s.success());
         drop(host);
-        if status.success() {
+        if status {
             passed += 1;
         } else {
             eprintln!("xtask: api-check as {role} failed; the host's log is {}", dir.join("serve.log").display());

@@ -21,16 +21,17 @@ use serde::{Deserialize, Serialize};
 #[schema(as = NewUser)]
 pub struct NewUserBody {
     /// 1-64 letters, digits, `.`, `_`, `-` or `@`.
-    #[schema(pattern = "^[A-Za-z0-9._@-]{1,64}$")]
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._@-]*[A-Za-z0-9_@-][A-Za-z0-9._@-]*$")]
     pub name: String,
     /// Roles held; at least one.
     #[schema(min_items = 1)]
     pub roles: Vec<crate::domain::actor::Role>,
-    /// E-mail for notifications: a plain address (no display name), as RFC 5321 allows it.
+    /// E-mail for notifications: a plain address (no display name), as RFC 5321 allows it, its
+    /// part before the `@` at most 64 characters.
     #[serde(default)]
     #[schema(
         max_length = 254,
-        pattern = "^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+        pattern = "^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
     )]
     pub email: Option<String>,
     /// Phone (E.164) for SMS.
@@ -63,10 +64,10 @@ impl From<NewUserBody> for NewUser {
 #[schema(as = NewCostCenter)]
 pub struct NewCostCenterBody {
     /// Code, unique within the tenant.
-    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*$")]
     pub code: String,
     /// Manager's user name; the user must exist.
-    #[schema(pattern = "^[A-Za-z0-9._@-]{1,64}$")]
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._@-]*[A-Za-z0-9_@-][A-Za-z0-9._@-]*$")]
     pub manager: String,
     /// Yearly budget.
     #[serde(default)]

@@ -164,76 +164,111 @@ pub async fn read_limited(req: Request, limit: usize) -> Result<Vec<u8>, AppErro
     Ok(bytes)
 }
 
-/// Parses JSON the way [`Body`] does. A number written with a fraction of zero (`1500.0`) is the
-/// integer it equals, as JSON Schema counts it: a field that takes integers takes it too (a
-/// fraction that is not zero is still refused, and amounts stay integers).
+/// Parses JSON the way [`Body`] does: one JSON object (a 400 when it is not JSON at all, a 422
+/// naming the field when it does not fit), no key twice in one object. A number written with a
+/// zero fraction (`1500.0`) is the integer it equals, as JSON Schema counts it, wherever it is
+/// (amounts, counts, attributes, configuration), as long as the float holds that integer exactly
+/// (up to 2^53); any other fraction stays a fraction, and fields that take integers refuse it.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    let mut value = match serde_json::from_slice::<Strict>(bytes) {
+        Ok(Strict(v)) => v,
+        Err(e) if e.classify() == serde_json::error::Category::Data => {
+            return Err(AppError::invalid("", format!("the body is not a usable JSON document: {e}")));
+        }
+        Err(e) if e.to_string().starts_with("trailing characters") => {
+            return Err(AppError::malformed(format!(
+                "the body has more after its JSON document ({e}); send exactly one"
+            )));
+        }
+        Err(e) => return Err(AppError::malformed(format!("the body is not valid JSON: {e}"))),
+    };
     // Every body of this API is an object. serde would also read a struct from an array of its
     // fields in order (`[]` for one whose fields are all optional): not a form anyone documents.
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
-            Ok(_) => Err(AppError::invalid("", "the body must be a JSON object ({...})")),
-            Err(e) => Err(AppError::malformed(format!("the body is not valid JSON: {e}"))),
-        };
+    if !value.is_object() {
+        return Err(AppError::invalid("", "the body must be a JSON object ({...})"));
     }
-    match parse_exact(bytes) {
-        Err(e) if e.status() == StatusCode::UNPROCESSABLE_ENTITY => {
-            let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(bytes) else { return Err(e) };
-            if !integral_floats_to_integers(&mut value) {
-                return Err(e);
-            }
-            serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
-                let field = err.path().to_string();
-                let field = if field == "." { String::new() } else { field };
-                let inner = err.into_inner();
-                let msg = if field.is_empty() { inner.to_string() } else { format!("{field}: {inner}") };
-                AppError::invalid(&field, msg)
-            })
-        }
-        other => other,
-    }
+    integral_floats_to_integers(&mut value);
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
+        let field = err.path().to_string();
+        let field = if field == "." { String::new() } else { field };
+        let inner = err.into_inner();
+        let msg = if field.is_empty() { inner.to_string() } else { format!("{field}: {inner}") };
+        AppError::invalid(&field, msg)
+    })
 }
 
-/// Rewrites every float with a zero fraction that fits an `i64` as that integer; whether any was.
-fn integral_floats_to_integers(v: &mut serde_json::Value) -> bool {
+/// Rewrites every float with a zero fraction that holds its integer exactly as that integer.
+fn integral_floats_to_integers(v: &mut serde_json::Value) {
     use serde_json::Value;
     match v {
         Value::Number(n) if n.is_f64() => {
             let f = n.as_f64().unwrap_or(f64::NAN);
-            // 2^63 itself is not an i64; every float below it with no fraction is.
-            if f.fract() == 0.0 && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f) {
+            // ±2^53: every integer up to it has a float of its own.
+            if f.fract() == 0.0 && (-9_007_199_254_740_992.0..=9_007_199_254_740_992.0).contains(&f) {
                 *v = Value::from(f as i64);
-                true
-            } else {
-                false
             }
         }
-        // Every element is rewritten: no short cut after the first that changed.
-        Value::Array(items) => items.iter_mut().map(integral_floats_to_integers).fold(false, |a, b| a | b),
-        Value::Object(map) => map.values_mut().map(integral_floats_to_integers).fold(false, |a, b| a | b),
-        _ => false,
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        Value::Object(map) => map.values_mut().for_each(integral_floats_to_integers),
+        _ => {}
     }
 }
 
-fn parse_exact<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize::<_, T>(&mut *de) {
-        // One JSON document and nothing after it but whitespace: `{...}garbage` is not a body.
-        Ok(v) => de.end().map(|()| v).map_err(|e| {
-            AppError::malformed(format!("the body has more after its JSON document ({e}); send exactly one"))
-        }),
-        Err(e) => {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            match inner.classify() {
-                serde_json::error::Category::Data => {
-                    let field = if path == "." { String::new() } else { path };
-                    let msg = if field.is_empty() { inner.to_string() } else { format!("{field}: {inner}") };
-                    Err(AppError::invalid(&field, msg))
-                }
-                _ => Err(AppError::malformed(format!("the body is not valid JSON: {inner}"))),
-            }
+/// A JSON document read into a tree that, unlike `serde_json::Value`, refuses an object with the
+/// same key twice (a typed body refuses it too; a tree would keep the last one silently).
+struct Strict(serde_json::Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            items.push(v);
         }
+        Ok(serde_json::Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some((key, Strict(v))) = map.next_entry::<String, Strict>()? {
+            if out.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!("the key `{key}` is given twice")));
+            }
+            out.insert(key, v);
+        }
+        Ok(serde_json::Value::Object(out))
     }
 }
 

@@ -122,6 +122,23 @@ async fn a_number_with_a_zero_fraction_is_the_integer_it_equals_and_query_parame
     );
     let (s, body) = call(&f.app, "POST", "/v1/orders", Some(&f.admin), order("1e300")).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    // The same rule everywhere, attributes included, as far as a float holds the integer exactly.
+    let with = |attrs: &str| {
+        format!(
+            r#"{{"currency":"EUR","attributes":{attrs},"lines":[{{"sku":"A","quantity":1,"unit_price_minor":1}}]}}"#
+        )
+    };
+    let (s, body) = call(&f.app, "POST", "/v1/orders", Some(&f.admin), with(r#"{"seats":3.0}"#)).await;
+    assert_eq!((s, &body["attributes"]), (StatusCode::CREATED, &serde_json::json!({"seats": 3})), "{body}");
+    for refused in [r#"{"big":12345678901234567.0}"#, r#"{"half":0.5}"#] {
+        let (s, body) = call(&f.app, "POST", "/v1/orders", Some(&f.admin), with(refused)).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{refused}: {body}");
+    }
+    // A key given twice is refused, not read as the last one.
+    let twice = r#"{"currency":"EUR","currency":"USD","lines":[{"sku":"A","quantity":1.0,"unit_price_minor":1}]}"#;
+    let (s, body) = call(&f.app, "POST", "/v1/orders", Some(&f.admin), twice).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("`currency` is given twice")), "{body}");
     let (_, doc) = call(&f.app, "GET", "/v1/openapi.json", None, Body::empty()).await;
     for (path, item) in doc["paths"].as_object().expect("paths") {
         for op in item.as_object().expect("operations").values() {

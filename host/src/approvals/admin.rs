@@ -92,8 +92,16 @@ pub struct ScriptInstalled {
 }
 
 fn check_name(field: &str, s: &str, extra: &[char]) -> Result<(), ApprovalError> {
-    let ok = (1..=64).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || extra.contains(&c));
-    if ok { Ok(()) } else { Err(invalid(field, format!("'{s}' must be 1-64 letters, digits or any of {extra:?}"))) }
+    // Not dots alone: a name is a path segment (`/v1/admin/users/{name}`), and `.` or `..` there
+    // would be read as this folder or the one above it.
+    let ok = (1..=64).contains(&s.len())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || extra.contains(&c))
+        && s.chars().any(|c| c != '.');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(field, format!("'{s}' must be 1-64 letters, digits or any of {extra:?}, not dots alone")))
+    }
 }
 
 fn check_amount(field: &str, v: Option<Minor>) -> Result<(), ApprovalError> {

@@ -15,7 +15,7 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct NewDelegation {
     /// The user who decides in the caller's place.
-    #[schema(pattern = "^[A-Za-z0-9._@-]{1,64}$")]
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._@-]*[A-Za-z0-9_@-][A-Za-z0-9._@-]*$")]
     pub delegate: String,
     /// Start (RFC 3339); now when absent.
     #[serde(default)]
