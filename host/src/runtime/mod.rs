@@ -98,14 +98,6 @@ pub struct Runtimes {
     natives: Arc<std::sync::Mutex<std::collections::HashMap<String, NativeLoaded>>>,
 }
 
-impl Runtimes {
-    /// The operator's mail relay, for the host's own notices (the same relay the `mail`
-    /// capability hands plugins).
-    pub fn host_mail(&self) -> Option<Arc<dyn relay::MailRelay>> {
-        self.options.mail_relay.clone()
-    }
-}
-
 /// A loaded native step with its manifest, cached by code hash.
 type NativeLoaded = (Arc<native::NativeStep>, Manifest);
 

@@ -2,6 +2,14 @@
 //! host sends its own notices through (a locked account, to the tenant's admins). Its settings and
 //! credentials come from the host's configuration only; nobody else sees them.
 
+impl super::Runtimes {
+    /// The operator's mail relay, for the host's own notices (the same relay the `mail`
+    /// capability hands plugins).
+    pub fn host_mail(&self) -> Option<std::sync::Arc<dyn MailRelay>> {
+        self.options.mail_relay.clone()
+    }
+}
+
 /// One outgoing e-mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingMail {
