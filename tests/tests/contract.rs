@@ -68,3 +68,48 @@ fn every_201_carries_a_location_that_reads_the_resource_back() -> Result<()> {
     ensure!(bob.get("/v1/admin/cost-centers/CC-9.1")?.status == 403);
     Ok(())
 }
+
+/// Sends raw HTTP/1.1 on `stream` and reads one answer's head; its status and whether it closes.
+fn exchange(stream: &mut std::net::TcpStream, head: &str, body: &[u8]) -> Result<(u16, bool)> {
+    use std::io::{BufRead, Read, Write};
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    let mut reader = std::io::BufReader::new(stream.try_clone()?);
+    let (mut status, mut close, mut length) = (0u16, false, 0usize);
+    loop {
+        let mut line = String::new();
+        ensure!(reader.read_line(&mut line)? > 0, "the connection was dropped");
+        let line = line.trim_end().to_ascii_lowercase();
+        if line.is_empty() {
+            break;
+        }
+        if let Some(s) = line.strip_prefix("http/1.1 ") {
+            status = s.get(..3).unwrap_or_default().parse()?;
+        }
+        close |= line == "connection: close";
+        if let Some(n) = line.strip_prefix("content-length: ") {
+            length = n.parse()?;
+        }
+    }
+    reader.read_exact(&mut vec![0; length])?;
+    Ok((status, close))
+}
+
+#[test]
+fn a_request_refused_before_its_body_was_read_leaves_the_connection_usable() -> Result<()> {
+    let s = Server::start()?;
+    let addr = s.url.trim_start_matches("http://").to_string();
+    let mut stream = std::net::TcpStream::connect(&addr)?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    // A bad token is refused before the body is read; the body is read anyway, and the
+    // connection serves the next request.
+    let body = vec![b'x'; 300_000];
+    let head = format!(
+        "POST /v1/orders HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer glt_bad\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    ensure!(exchange(&mut stream, &head, &body)? == (401, false));
+    let next = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    ensure!(exchange(&mut stream, &next, b"")? == (200, false), "the same connection answers again");
+    Ok(())
+}

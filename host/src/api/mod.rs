@@ -9,6 +9,8 @@
 //! - [`metrics`]: Prometheus text at `/metrics`.
 //! - [`users`]: the access review and the user lifecycle (disable, enable, tokens).
 //! - [`tls`]: HTTPS with certificates reloaded when their files change.
+//! - `unread`: what a handler left of a request body is read before the answer, so that the
+//!   connection is never dropped under a client.
 
 pub mod admin;
 pub mod attachments;
@@ -25,6 +27,7 @@ pub mod orders;
 pub mod reports;
 pub mod simulations;
 pub mod tls;
+mod unread;
 pub mod users;
 
 use crate::approvals::Approvals;
@@ -214,6 +217,7 @@ pub fn app(approvals: Approvals) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(unread::drain))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(handler_panicked))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
