@@ -94,7 +94,6 @@ pub fn plugins() -> Result<PathBuf> {
     wasm_crates.extend(crates_in(&plugins.join("testing"))?);
     // One cargo invocation per plugin: each picks its own world feature of the SDK, which a
     // whole-workspace build would unify.
-    let mut built_for = std::collections::HashMap::new();
     for dir in &wasm_crates {
         let package = toml_str(&dir.join("Cargo.toml"), &["package", "name"])?
             .with_context(|| format!("{} has no package name", dir.display()))?;
@@ -106,7 +105,6 @@ pub fn plugins() -> Result<PathBuf> {
                 .arg("--target-dir")
                 .arg(&wasm_target),
         )?;
-        built_for.insert(dir.clone(), wasm);
     }
     let out = target.join("plugins");
     std::fs::create_dir_all(&out)?;
@@ -120,7 +118,7 @@ pub fn plugins() -> Result<PathBuf> {
         let field = |key: &str| toml_str(&manifest, &[key]);
         let name = field("name")?.with_context(|| format!("{} has no name", manifest.display()))?;
         let built = if let Some(component) = field("component")? {
-            let wasm = built_for.get(&dir).copied().unwrap_or(WASIP2);
+            let wasm = target_of(&dir)?;
             let built = wasm_target.join(wasm).join("release").join(&component);
             if wasm == PURE {
                 let made = components.join(&component);

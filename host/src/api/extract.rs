@@ -116,9 +116,6 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// How much of an oversized body is read and dropped before answering 413.
-const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
-
 /// A JSON body. Malformed JSON is a 400; a missing, unknown or mistyped field is a 422 naming
 /// the field's path; a body over the limit is a 413.
 pub struct Body<T>(pub T);
@@ -135,31 +132,22 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
     }
 }
 
-/// Reads a request body of at most `limit` bytes. Beyond it, the rest is drained (and dropped)
-/// up to a bound, so a client that sends too much still gets its 413 instead of a reset
-/// connection.
+/// Reads a request body of at most `limit` bytes; a longer one is a 413 as soon as it passes the
+/// limit. What the client still sends is read and dropped by the API's `unread` layer before the
+/// answer goes out, so it gets its 413 instead of a reset connection.
 pub async fn read_limited(req: Request, limit: usize) -> Result<Vec<u8>, AppError> {
-    let drain = limit.saturating_add(DRAIN_LIMIT);
     let mut stream = req.into_body().into_data_stream();
     let mut bytes = Vec::new();
-    let mut seen = 0usize;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| AppError::malformed(format!("could not read the body: {e}")))?;
-        seen = seen.saturating_add(chunk.len());
-        if seen > limit {
-            if seen > drain {
-                break;
-            }
-            continue;
+        if bytes.len().saturating_add(chunk.len()) > limit {
+            return Err(AppError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the body is larger than {limit} bytes; send less"),
+            ));
         }
         bytes.extend_from_slice(&chunk);
-    }
-    if seen > limit {
-        return Err(AppError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the body is larger than {limit} bytes; send less"),
-        ));
     }
     Ok(bytes)
 }

@@ -16,15 +16,15 @@ fn no_user(name: &str) -> ApprovalError {
     ApprovalError::NotFound(format!("no user '{name}' here; check the name (GET /v1/admin/access-review lists them)"))
 }
 
-/// Why there is no enabled user of that name: there is none at all, or they are disabled.
-fn missing_or_disabled(c: &rusqlite::Connection, tenant_id: &str, name: &str) -> Result<ApprovalError, StoreError> {
-    Ok(if directory::name_taken(c, tenant_id, name)? {
-        ApprovalError::Conflict(format!(
-            "{name} is disabled: enable them first (POST /v1/admin/users/{name}/enable), then change their roles"
-        ))
-    } else {
-        no_user(name)
-    })
+/// Why a change found no user of that name in the state it needs: there is none at all (404), or
+/// they are in the other state (409, `conflict` says what to do).
+fn missing_or(
+    c: &rusqlite::Connection,
+    tenant_id: &str,
+    name: &str,
+    conflict: impl FnOnce() -> String,
+) -> Result<ApprovalError, StoreError> {
+    Ok(if directory::name_taken(c, tenant_id, name)? { ApprovalError::Conflict(conflict()) } else { no_user(name) })
 }
 
 /// The actor is still an enabled admin, read in the change itself.
@@ -62,8 +62,9 @@ impl Approvals {
         require_role(p, &[roles::ADMIN, roles::AUDITOR], "reading users")?;
         let now = Utc::now();
         let (tenant_id, days) = (p.tenant.id.clone(), p.tenant.policy.dormant_after_days);
-        let users = self.store.read(move |c| access_review::users(c, &tenant_id, now, days)).await?;
-        users.into_iter().find(|u| u.name == name).ok_or_else(|| no_user(name))
+        let n = name.to_string();
+        let user = self.store.read(move |c| access_review::user(c, &tenant_id, &n, now, days)).await?;
+        user.ok_or_else(|| no_user(name))
     }
 
     /// Disables a user at once: their tokens and sessions stop working (the next request is a
@@ -83,11 +84,9 @@ impl Approvals {
                 // Two admins disabling (or demoting) each other at once: the second finds out here.
                 still_admin(c, &tenant_id, &actor, "disable anyone")?;
                 let Some(done) = directory::disable_user(c, &tenant_id, &name, now)? else {
-                    return Err(if directory::name_taken(c, &tenant_id, &name)? {
-                        ApprovalError::Conflict(format!("{name} is disabled already; nothing to do"))
-                    } else {
-                        no_user(&name)
-                    });
+                    return Err(missing_or(c, &tenant_id, &name, || {
+                        format!("{name} is disabled already; nothing to do")
+                    })?);
                 };
                 let mut data = serde_json::to_value(done).map_err(|e| StoreError::Internal(e.to_string()))?;
                 if let Some(o) = data.as_object_mut() {
@@ -143,7 +142,11 @@ impl Approvals {
                     )));
                 }
                 let Some(changed) = directory::change_roles(c, &tenant_id, &name, &roles, now)? else {
-                    return Err(missing_or_disabled(c, &tenant_id, &name)?);
+                    return Err(missing_or(c, &tenant_id, &name, || {
+                        format!(
+                            "{name} is disabled: enable them first (POST /v1/admin/users/{name}/enable), then change their roles"
+                        )
+                    })?);
                 };
                 if directory::role_holders(c, &tenant_id, roles::ADMIN, "", 1)? == 0 {
                     return Err(ApprovalError::Conflict(format!(
@@ -168,11 +171,9 @@ impl Approvals {
         self.store
             .write(move |c| -> Result<(), ApprovalError> {
                 if !directory::enable_user(c, &tenant_id, &name)? {
-                    return Err(if directory::name_taken(c, &tenant_id, &name)? {
-                        ApprovalError::Conflict(format!("{name} is enabled already; nothing to do"))
-                    } else {
-                        no_user(&name)
-                    });
+                    return Err(missing_or(c, &tenant_id, &name, || {
+                        format!("{name} is enabled already; nothing to do")
+                    })?);
                 }
                 let data = serde_json::json!({"user": name});
                 audit::append(c, &tenant_id, Utc::now(), &actor, "user_enabled", None, data)?;

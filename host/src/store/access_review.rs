@@ -42,6 +42,28 @@ pub fn users(
     now: DateTime<Utc>,
     dormant_after_days: u32,
 ) -> Result<Vec<ReviewedUser>, StoreError> {
+    reviewed(conn, tenant_id, None, now, dormant_after_days)
+}
+
+/// One user of the tenant as the review shows them at `now` (the others' activity not read).
+pub fn user(
+    conn: &Connection,
+    tenant_id: &str,
+    name: &str,
+    now: DateTime<Utc>,
+    dormant_after_days: u32,
+) -> Result<Option<ReviewedUser>, StoreError> {
+    Ok(reviewed(conn, tenant_id, Some(name), now, dormant_after_days)?.pop())
+}
+
+/// The review's lines: every user, or the one named `only`.
+fn reviewed(
+    conn: &Connection,
+    tenant_id: &str,
+    only: Option<&str>,
+    now: DateTime<Utc>,
+    dormant_after_days: u32,
+) -> Result<Vec<ReviewedUser>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT u.name, u.roles, u.created_at, u.disabled_at, u.password_hash IS NOT NULL, u.totp_secret IS NOT NULL,
                 (SELECT count(*) FROM tokens t WHERE t.tenant_id = u.tenant_id AND t.user_name = u.name),
@@ -53,10 +75,10 @@ pub fn users(
                   WHERE a.tenant_id = u.tenant_id AND a.actor = u.name AND a.action = 'signed_in' ORDER BY a.seq DESC LIMIT 1),
                 (SELECT at FROM audit_log a INDEXED BY audit_decisions
                   WHERE a.tenant_id = u.tenant_id AND a.actor = u.name AND a.action = 'decision_recorded' ORDER BY a.seq DESC LIMIT 1)
-           FROM users u WHERE u.tenant_id = ?1 ORDER BY u.name LIMIT ?2",
+           FROM users u WHERE u.tenant_id = ?1 AND (?3 IS NULL OR u.name = ?3) ORDER BY u.name LIMIT ?2",
     )?;
     let rows: Vec<Row> = stmt
-        .query_map(params![tenant_id, MAX_USERS as i64], |r| {
+        .query_map(params![tenant_id, MAX_USERS as i64, only], |r| {
             Ok((
                 r.get(0)?,
                 r.get(1)?,

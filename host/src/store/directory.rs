@@ -79,9 +79,17 @@ pub fn insert_user(conn: &Connection, tenant_id: &str, u: &User) -> Result<(), S
             now()
         ],
     )?;
-    let mut role = conn.prepare_cached("INSERT INTO user_roles (tenant_id, role, name) VALUES (?1, ?2, ?3)")?;
-    for r in &u.roles {
-        role.execute(params![tenant_id, r.as_str(), u.name])?;
+    index_roles(conn, tenant_id, &u.name, &u.roles)
+}
+
+/// Makes the role index (`user_roles`, what stages and role counts read) hold exactly `roles`
+/// for the user: the one place that writes it besides a disable, which empties it.
+fn index_roles(conn: &Connection, tenant_id: &str, name: &str, roles: &[Role]) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM user_roles WHERE tenant_id = ?1 AND name = ?2")?
+        .execute(params![tenant_id, name])?;
+    let mut insert = conn.prepare_cached("INSERT INTO user_roles (tenant_id, role, name) VALUES (?1, ?2, ?3)")?;
+    for r in roles {
+        insert.execute(params![tenant_id, r.as_str(), name])?;
     }
     Ok(())
 }
@@ -196,12 +204,8 @@ pub fn enable_user(conn: &Connection, tenant_id: &str, name: &str) -> Result<boo
     let roles: String = conn
         .prepare_cached("SELECT roles FROM users WHERE tenant_id = ?1 AND name = ?2")?
         .query_row(params![tenant_id, name], |r| r.get(0))?;
-    let roles: Vec<crate::domain::actor::Role> = from_json("users.roles", &roles)?;
-    let mut insert =
-        conn.prepare_cached("INSERT OR IGNORE INTO user_roles (tenant_id, role, name) VALUES (?1, ?2, ?3)")?;
-    for r in &roles {
-        insert.execute(params![tenant_id, r.as_str(), name])?;
-    }
+    let roles: Vec<Role> = from_json("users.roles", &roles)?;
+    index_roles(conn, tenant_id, name, &roles)?;
     Ok(true)
 }
 
@@ -235,12 +239,7 @@ pub fn change_roles(
         name,
         to_json(&roles)?
     ])?;
-    conn.prepare_cached("DELETE FROM user_roles WHERE tenant_id = ?1 AND name = ?2")?
-        .execute(params![tenant_id, name])?;
-    let mut insert = conn.prepare_cached("INSERT INTO user_roles (tenant_id, role, name) VALUES (?1, ?2, ?3)")?;
-    for r in roles {
-        insert.execute(params![tenant_id, r.as_str(), name])?;
-    }
+    index_roles(conn, tenant_id, name, roles)?;
     let delegations_ended = if before == roles {
         0
     } else {

@@ -178,7 +178,7 @@ impl Approvals {
                 let notice = notice.clone();
                 return self.mail_notice(d, notice, policy).await;
             }
-            (DeliveryKind::Notify, Announcement::Order(event)) => event.clone(),
+            (DeliveryKind::Notify, Announcement::Order(event)) => &**event,
             (kind, _) => {
                 let answer = Attempt::Permanent(format!("a {} delivery cannot carry this event", kind.as_str()));
                 return self.record_attempt(&d, answer, policy).await;
@@ -186,6 +186,7 @@ impl Approvals {
         };
         let (tenant_id, channel) = (d.tenant_id.clone(), d.channel.clone());
         let event = payload.clone();
+        // `payload` borrows the delivery, which the closure below cannot: it gets its own copy.
         let makes_links = self.makes_links();
         let (recipients, mailbox_only, round) = self
             .store
@@ -208,8 +209,8 @@ impl Approvals {
             })
             .await?;
         let started = Utc::now();
-        let mut n = notification(&d, &payload, recipients, started);
-        if mailbox_only && let Some(links) = self.links_for(&d.tenant_id, &payload, round, &n.recipients, started) {
+        let mut n = notification(&d, payload, recipients, started);
+        if mailbox_only && let Some(links) = self.links_for(&d.tenant_id, payload, round, &n.recipients, started) {
             n.data["links"] = links;
         }
         let (store, runtimes) = (self.store.clone(), self.runtimes.clone());
@@ -236,6 +237,11 @@ impl Approvals {
     /// with no admin who has an address, the delivery is dead with the reason: an admin sees
     /// it in the delivery list.
     async fn mail_notice(&self, d: Delivery, notice: TenantNotice, policy: RetryPolicy) -> Result<(), ApprovalError> {
+        let Some(relay) = self.runtimes.host_mail() else {
+            let why =
+                "the host has no mail relay: start `greenlight serve` with --smtp-relay to send notices to admins";
+            return self.record_attempt(&d, Attempt::Permanent(why.into()), policy).await;
+        };
         let tenant_id = d.tenant_id.clone();
         let (tenant, admins) = self
             .store
@@ -245,33 +251,26 @@ impl Approvals {
             })
             .await?;
         let to: Vec<String> = admins.into_iter().filter_map(|u| u.email).collect();
-        let answer = match self.runtimes.host_mail() {
-            None => Attempt::Permanent(
-                "the host has no mail relay: start `greenlight serve` with --smtp-relay to send notices to admins"
-                    .into(),
-            ),
-            Some(_) if to.is_empty() => {
-                Attempt::Permanent("no admin of the tenant has an e-mail address: give one an address".into())
-            }
-            Some(relay) => {
-                let mail = OutgoingMail {
-                    tenant: d.tenant_id.clone(),
-                    plugin: None,
-                    delivery: Some(d.id.clone()),
-                    to,
-                    subject: notice.subject(&tenant),
-                    text_body: notice.text(&tenant, &d.created_at),
-                    html_body: None,
-                };
-                let sent = tokio::task::spawn_blocking(move || relay.send(mail))
-                    .await
-                    .unwrap_or_else(|e| Err(SendError::Unavailable(format!("the mail task failed: {e}"))));
-                match sent {
-                    Ok(()) => Attempt::Delivered,
-                    Err(SendError::Refused(why)) => Attempt::Permanent(why),
-                    Err(SendError::Unavailable(why)) => Attempt::Temporary(why),
-                }
-            }
+        if to.is_empty() {
+            let why = "no admin of the tenant has an e-mail address: give one an address";
+            return self.record_attempt(&d, Attempt::Permanent(why.into()), policy).await;
+        }
+        let mail = OutgoingMail {
+            tenant: d.tenant_id.clone(),
+            plugin: None,
+            delivery: Some(d.id.clone()),
+            to,
+            subject: notice.subject(&tenant),
+            text_body: notice.text(&tenant, &d.created_at),
+            html_body: None,
+        };
+        let sent = tokio::task::spawn_blocking(move || relay.send(mail))
+            .await
+            .unwrap_or_else(|e| Err(SendError::Unavailable(format!("the mail task failed: {e}"))));
+        let answer = match sent {
+            Ok(()) => Attempt::Delivered,
+            Err(SendError::Refused(why)) => Attempt::Permanent(why),
+            Err(SendError::Unavailable(why)) => Attempt::Temporary(why),
         };
         self.record_attempt(&d, answer, policy).await
     }
