@@ -171,7 +171,8 @@ fn test() -> Result<()> {
             .env("GREENLIGHT_TEST_PYTHON", &python)
             .env("GREENLIGHT_AXE", &axe),
     )?;
-    // The shipped plugins' own unit tests run natively, as a plugin author's would: one cargo
+    // The shipped plugins' own unit tests run natively, as a plugin author's would (JavaScript
+    // ones under Node.js): one cargo
     // invocation per world, since the SDK takes exactly one world feature and cargo unifies
     // features across the packages of one invocation.
     const NATIVE_TESTS: [&[&str]; 3] = [
@@ -190,6 +191,9 @@ fn test() -> Result<()> {
         passed += p;
         failed += f;
     }
+    let (p, f) = plugins::js_tests()?;
+    passed += p;
+    failed += f;
     // The HTTP contract, checked by schemathesis: one test per role.
     let (p, f) = api_check::check(&target_dir().join("debug").join("greenlight"), &plugin_dir, &python)?;
     passed += p;

@@ -80,6 +80,67 @@ fn componentize(module: &Path, out: &Path) -> Result<()> {
     std::fs::write(out, component).with_context(|| format!("writing {}", out.display()))
 }
 
+/// The folders of JavaScript plugins in a directory: a `package.json` beside a `manifest.toml`.
+fn js_plugins_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("package.json").exists() && p.join("manifest.toml").exists())
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+/// Installs the JavaScript plugins' tools with `npm ci` unless the lock file they were installed
+/// from is the one checked in (a marker in `node_modules` keeps its SHA-256).
+fn ensure_js_tools(plugins: &Path) -> Result<()> {
+    use sha2::Digest;
+    let lock = std::fs::read(plugins.join("package-lock.json")).context("reading plugins/package-lock.json")?;
+    let want = hex::encode(sha2::Sha256::digest(&lock));
+    let marker = plugins.join("node_modules").join(".greenlight-lock-sha256");
+    if std::fs::read_to_string(&marker).is_ok_and(|have| have.trim() == want) {
+        return Ok(());
+    }
+    run(
+        "npm ci (the JavaScript plugins' tools, pinned by plugins/package-lock.json)",
+        Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(plugins),
+    )?;
+    std::fs::write(&marker, want).with_context(|| format!("writing {}", marker.display()))
+}
+
+/// Builds one JavaScript plugin with its own `npm run build`; returns its component.
+fn build_js(plugins: &Path, dir: &Path, component: &str) -> Result<PathBuf> {
+    let workspace = dir.strip_prefix(plugins).unwrap_or(dir);
+    run(
+        &format!("build JavaScript plugin {}", workspace.display()),
+        Command::new("npm").args(["run", "build", "--silent", "--workspace"]).arg(workspace).current_dir(plugins),
+    )?;
+    let built = dir.join("dist").join(component);
+    anyhow::ensure!(built.exists(), "{}: `npm run build` wrote no dist/{component}", dir.display());
+    Ok(built)
+}
+
+/// The JavaScript plugins' own unit tests, under Node.js (`npm test` in each workspace that has
+/// one): (passed, failed), summed from the TAP summary lines `# pass N` and `# fail N`.
+pub fn js_tests() -> Result<(u64, u64)> {
+    let plugins = root().join("plugins");
+    ensure_js_tools(&plugins)?;
+    eprintln!("xtask: npm test (the JavaScript plugins' unit tests)");
+    let out = Command::new("npm")
+        .args(["test", "--workspaces", "--if-present", "--", "--test-reporter=tap"])
+        .current_dir(&plugins)
+        .output()
+        .context("could not start npm test")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    print!("{text}");
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    let sum = |key: &str| -> u64 { text.lines().filter_map(|l| l.strip_prefix(key)?.trim().parse::<u64>().ok()).sum() };
+    let (passed, failed) = (sum("# pass "), sum("# fail "));
+    if !out.status.success() && failed == 0 {
+        anyhow::bail!("npm test failed ({}) without a failing test: see its output above", out.status);
+    }
+    Ok((passed, failed))
+}
+
 /// Builds every plugin and lays each out under `target/plugins/<name>/`; returns that folder.
 pub fn plugins() -> Result<PathBuf> {
     ensure_wasm_targets()?;
@@ -108,8 +169,14 @@ pub fn plugins() -> Result<PathBuf> {
     }
     let out = target.join("plugins");
     std::fs::create_dir_all(&out)?;
+    let mut js = js_plugins_in(&plugins)?;
+    js.extend(js_plugins_in(&plugins.join("testing"))?);
+    if !js.is_empty() {
+        ensure_js_tools(&plugins)?;
+    }
     let mut dirs = wasm_crates.clone();
     dirs.extend(crates_in(&plugins.join("native"))?);
+    dirs.extend(js.iter().cloned());
     for dir in dirs {
         let manifest = dir.join("manifest.toml");
         if !manifest.exists() {
@@ -117,7 +184,9 @@ pub fn plugins() -> Result<PathBuf> {
         }
         let field = |key: &str| toml_str(&manifest, &[key]);
         let name = field("name")?.with_context(|| format!("{} has no name", manifest.display()))?;
-        let built = if let Some(component) = field("component")? {
+        let built = if let (Some(component), true) = (field("component")?, js.contains(&dir)) {
+            build_js(&plugins, &dir, &component)?
+        } else if let Some(component) = field("component")? {
             let wasm = target_of(&dir)?;
             let built = wasm_target.join(wasm).join("release").join(&component);
             if wasm == PURE {
