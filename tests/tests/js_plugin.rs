@@ -119,7 +119,7 @@ fn a_refusal_is_dead_at_once_and_an_outage_is_retried() -> Result<()> {
 #[test]
 fn a_javascript_notifier_importing_what_its_world_does_not_allow_is_refused_at_install() -> Result<()> {
     let s = Server::start()?;
-    let manifest = plugins().join("js-overreach").join("manifest.toml");
+    let manifest = plugins().join("tp-js-overreach").join("manifest.toml");
     let (code, out, err) = cli(&s.db, &["plugin", "install", &manifest.to_string_lossy()])?;
     assert_ne!(code, 0, "installed: {out}");
     assert!(
@@ -127,6 +127,6 @@ fn a_javascript_notifier_importing_what_its_world_does_not_allow_is_refused_at_i
         "the refusal names the interface: {err}"
     );
     let (_, list, _) = cli(&s.db, &["plugin", "list"])?;
-    assert!(!list.contains("js-overreach"), "nothing installed: {list}");
+    assert!(!list.contains("tp-js-overreach"), "nothing installed: {list}");
     Ok(())
 }

@@ -234,7 +234,7 @@ fn run_counting_tests(cmd: &mut Command) -> Result<(u64, u64)> {
 }
 
 /// The benchmarks, each a release-mode example that prints one `BENCH {json}` line per row.
-const BENCHES: [(&str, &str); 8] = [
+const BENCHES: [(&str, &str); 9] = [
     ("step_calls", "step calls: through the host vs raw wasmtime and raw rhai"),
     ("policy_chain", "policy chain: the demo tenant's whole chain vs the sum of its raw step calls"),
     ("durable_submits", "durable submits: group commit vs one fsync per change vs raw inserts"),
@@ -243,6 +243,7 @@ const BENCHES: [(&str, &str); 8] = [
     ("request_view", "request view and reports: the first filtered page and the summary over 1,000,000 orders"),
     ("startup", "start-up: serve to the first answer with 10 plugins, artifact cache warm and cold"),
     ("simulation", "what-if: orders simulated per second on the demo chain vs the two evaluations alone"),
+    ("notifier_calls", "notifiers: the JavaScript one's calls and loads vs the Rust one's"),
 ];
 
 /// `cargo xtask bench [--quick]`: builds the release binary and the benchmarks, runs every
