@@ -3,113 +3,17 @@
 //! real native libraries: sandbox limits, failure kinds, import checks, the artifact cache,
 //! version swaps, capabilities against a real local HTTP server, and the native ABI.
 
-use greenlight_host::domain::order::{Line, OrderInput};
-use greenlight_host::domain::step::{ContextOrder, OrderContext, RequesterProfile};
 use greenlight_host::engine::{self, ConfiguredStep, StepError};
 use greenlight_host::runtime::wasm::WasmLimits;
-use greenlight_host::runtime::{RuntimeError, RuntimeOptions, Runtimes};
-use greenlight_host::store::extensions::{self, Grants};
-use greenlight_host::store::{Store, StoreOptions, directory};
+use greenlight_host::runtime::{RuntimeError, Runtimes};
+use greenlight_host::store::extensions::Grants;
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-fn plugins() -> PathBuf {
-    let dir = std::env::var_os("GREENLIGHT_PLUGINS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/plugins"));
-    assert!(
-        dir.join("large-order/manifest.toml").exists(),
-        "{} has no built plugins: run `cargo xtask plugins` first",
-        dir.display()
-    );
-    dir
-}
+mod common;
 
-fn manifest(name: &str) -> PathBuf {
-    plugins().join(name).join("manifest.toml")
-}
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    store: Store,
-    tenant: String,
-}
-
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = Store::open(dir.path().join("p.db"), StoreOptions::default()).expect("store");
-    let tenant = store.write_blocking(|c| directory::create_tenant(c, "acme").map(|t| t.id)).expect("tenant");
-    Fixture { _dir: dir, store, tenant }
-}
-
-fn runtimes(f: impl FnOnce(&mut RuntimeOptions)) -> Runtimes {
-    let mut o = RuntimeOptions::default();
-    f(&mut o);
-    Runtimes::with_options(o).expect("runtimes")
-}
-
-fn enable(fx: &Fixture, name: &str, config: serde_json::Value, grants: Option<Grants>) {
-    let (t, n) = (fx.tenant.clone(), name.to_string());
-    fx.store
-        .write_blocking(move |c| {
-            let u = extensions::ExtensionUpdate {
-                enabled: true,
-                position: Some(10),
-                config: Some(config),
-                grants,
-                compliance: None,
-                upgrade: false,
-            };
-            extensions::update_setting(c, &t, &n, &u)
-        })
-        .expect("enable");
-}
-
-fn ctx() -> OrderContext {
-    let input = OrderInput {
-        cost_center: None,
-        department: Some("R&D".into()),
-        customer_id: None,
-        vendor_id: None,
-        currency: "EUR".parse().expect("EUR"),
-        lines: vec![Line {
-            sku: "A".into(),
-            description: None,
-            quantity: 3,
-            unit_price_minor: 500_000,
-            tax_category: None,
-            budget_category: None,
-        }],
-        recurrence: None,
-        attributes: Default::default(),
-    };
-    OrderContext {
-        order: ContextOrder::new("o-1", "alice", &input),
-        subtotal_minor: 1_500_000,
-        requester: RequesterProfile {
-            name: "alice".into(),
-            roles: vec![],
-            spend_limit_minor: None,
-            budget_minor: None,
-            budget_period: None,
-            budget_used_minor: 0,
-        },
-        cost_center: None,
-        customer: None,
-        budgets: Vec::new(),
-        config: serde_json::json!({}),
-    }
-}
-
-fn run_one(rt: &Runtimes, fx: &Fixture) -> Result<greenlight_host::domain::step::StepOutput, StepError> {
-    let steps = rt.steps_for(&fx.store, &fx.tenant).expect("steps");
-    assert_eq!(steps.len(), 1);
-    let s = &steps[0];
-    let mut c = ctx();
-    c.config = s.config.clone();
-    s.step.evaluate(&c)
-}
+use common::{Fixture, ctx, enable, fixture, manifest, plugins, run_one, runtimes};
 
 fn failure_of(plugin: &str, limits: impl FnOnce(&mut WasmLimits)) -> StepError {
     let fx = fixture();

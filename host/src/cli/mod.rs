@@ -47,6 +47,12 @@ struct RuntimeFlags {
     /// Linear memory of one plugin instance, MiB.
     #[arg(long, global = true, default_value_t = 32)]
     plugin_memory_mib: usize,
+    /// Let approval steps reuse an idle instance of the same tenant and step version instead of
+    /// a fresh one per call: faster, but a step that keeps state between calls could carry it from
+    /// one of the tenant's orders to the next. Turn on after a replay of real orders shows no
+    /// difference (plugin-api/README.md, "Reusing instances").
+    #[arg(long, global = true, env = "GREENLIGHT_REUSE_STEP_INSTANCES")]
+    reuse_step_instances: bool,
     /// TOML file of secret headers the host adds to plugins' requests, per origin:
     /// `[[http]] origin = "https://erp.example.com:443"` and `headers = { Authorization = "..." }`.
     #[arg(long, global = true, env = "GREENLIGHT_SECRETS")]
@@ -85,6 +91,7 @@ impl RuntimeFlags {
         options.wasm.deadline = std::time::Duration::from_millis(self.plugin_deadline_ms.max(1));
         options.wasm.fuel = self.plugin_fuel;
         options.wasm.memory_bytes = self.plugin_memory_mib.clamp(4, 4096) << 20;
+        options.wasm.reuse_step_instances = self.reuse_step_instances;
         if let Some(path) = &self.secrets {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
             let file: SecretsFile =

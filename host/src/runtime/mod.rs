@@ -339,8 +339,12 @@ impl Runtimes {
                     } else {
                         self.wasm_plugin(store, &record).and_then(|plugin| {
                             let config = plugin.manifest.effective_config(&e.config)?;
-                            let step =
-                                wasm::WasmStep { runtime: self.wasm.clone(), plugin, tenant: tenant_id.to_string() };
+                            let step = wasm::WasmStep {
+                                runtime: self.wasm.clone(),
+                                plugin,
+                                tenant: tenant_id.to_string(),
+                                reuse: self.options.wasm.reuse_step_instances,
+                            };
                             Ok((Arc::new(step) as Arc<dyn Step>, config))
                         })
                     };

@@ -74,7 +74,9 @@ impl Runtimes {
                     self.native_step(store, &record)?.0
                 } else {
                     let plugin = self.wasm_plugin(store, &record)?;
-                    Arc::new(wasm::WasmStep { runtime: self.wasm.clone(), plugin, tenant: tenant_id.to_string() })
+                    // Never an idle instance: a replay shows what a fresh one returns.
+                    let tenant = tenant_id.to_string();
+                    Arc::new(wasm::WasmStep { runtime: self.wasm.clone(), plugin, tenant, reuse: false })
                 };
                 Ok((step, Some(record.manifest)))
             }

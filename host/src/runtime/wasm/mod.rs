@@ -9,7 +9,8 @@
 //!   world allows (and its manifest declares), and the WASI 0.2 interfaces the Rust standard
 //!   library needs. Anything else is refused by name.
 //! - Every call gets a fresh store and instance (from a cached `InstancePre`): no state survives
-//!   between orders or tenants. WASI is an empty context: no files, environment, sockets or
+//!   between orders or tenants. An operator may let approval steps reuse a tenant's idle
+//!   instances instead ([`instances`], off by default). WASI is an empty context: no files, environment, sockets or
 //!   arguments; clocks are frozen and randomness is seeded, so steps stay deterministic; guest
 //!   stdout/stderr go to bounded buffers and then to tracing.
 //! - Failures are classified: deadline, fuel, memory limit, guest panic, bad output, denied
@@ -20,7 +21,7 @@
 //!
 //! One host file per WIT interface: [`host`], [`http`], [`mail`], [`records`]; [`convert`] maps
 //! WIT types to the domain; [`bindings`] holds the generated code; `sandbox` sets up and tears
-//! down one call; `contract` checks a component's imports and exports; `connector` calls a
+//! down one call; `instances` keeps the idle instances steps may reuse; `contract` checks a component's imports and exports; `connector` calls a
 //! connector of either API version.
 
 pub mod bindings;
@@ -29,6 +30,7 @@ mod contract;
 pub mod convert;
 pub mod host;
 pub mod http;
+mod instances;
 pub mod mail;
 pub mod records;
 mod sandbox;
@@ -68,6 +70,9 @@ pub struct WasmLimits {
     pub stdio_bytes: usize,
     /// Instances that may run at once.
     pub concurrent_instances: u32,
+    /// Whether approval steps may run in an idle instance a call of the same tenant and step
+    /// version left ([`instances`]): the operator's opt-in, off by default.
+    pub reuse_step_instances: bool,
 }
 
 impl Default for WasmLimits {
@@ -81,6 +86,7 @@ impl Default for WasmLimits {
             log_bytes: 16 * 1024,
             stdio_bytes: 16 * 1024,
             concurrent_instances: 128,
+            reuse_step_instances: false,
         }
     }
 }
@@ -162,6 +168,8 @@ pub struct LoadedPlugin {
     /// The plugin-API version its component implements, e.g. `1.1.0`.
     pub api: String,
     pre: Pre,
+    /// An approval step of API 1.1 that imports no WASI: its instances may be reused.
+    reusable: bool,
 }
 
 /// Resources one call used.
@@ -182,6 +190,8 @@ pub struct WasmRuntime {
     engine_hash: String,
     linkers: [Linker<PluginState>; 3],
     loaded: RwLock<HashMap<String, Arc<LoadedPlugin>>>,
+    /// Idle step instances, when the operator allows reuse.
+    idle: Option<instances::IdleInstances>,
 }
 
 /// Hex SHA-256 of bytes: a component's identity.
@@ -231,7 +241,9 @@ impl WasmRuntime {
                 }
             })
             .map_err(|e| WasmError::Engine(e.to_string()))?;
-        Ok(Arc::new(WasmRuntime { engine, limits, engine_hash, linkers, loaded: RwLock::new(HashMap::new()) }))
+        let idle =
+            limits.reuse_step_instances.then(|| instances::IdleInstances::per_runtime(limits.concurrent_instances));
+        Ok(Arc::new(WasmRuntime { engine, limits, engine_hash, linkers, loaded: RwLock::new(HashMap::new()), idle }))
     }
 
     fn linker(engine: &Engine, world: World) -> Result<Linker<PluginState>, WasmError> {
@@ -263,7 +275,7 @@ impl WasmRuntime {
         &self.limits
     }
 
-    fn prepare(&self, component: &Component, manifest: &Manifest) -> Result<(Pre, String), WasmError> {
+    fn prepare(&self, component: &Component, manifest: &Manifest) -> Result<(Pre, String, bool), WasmError> {
         self.check_imports(component, manifest)?;
         let (minor, version) = self.exported_api(component, manifest)?;
         let linker = &self.linkers[world_index(manifest.world)];
@@ -279,7 +291,10 @@ impl WasmRuntime {
             (World::Notifier, 0) => Pre::NotifierV1_0(v1_0::notifier::NotifierPre::new(pre).map_err(exports)?),
             (World::Notifier, _) => Pre::Notifier(bindings::notifier::NotifierPre::new(pre).map_err(exports)?),
         };
-        Ok((pre, version))
+        let ty = component.component_type();
+        let wasi = ty.imports(&self.engine).any(|(name, _)| name.starts_with("wasi:"));
+        let reusable = matches!(pre, Pre::Step(_)) && !wasi;
+        Ok((pre, version, reusable))
     }
 
     /// Validates component bytes against a manifest: compiles, checks imports and exports.
@@ -335,13 +350,14 @@ impl WasmRuntime {
                 component
             }
         };
-        let (pre, api) = self.prepare(&component, manifest)?;
+        let (pre, api, reusable) = self.prepare(&component, manifest)?;
         let plugin = Arc::new(LoadedPlugin {
             name: name.to_string(),
             code_hash: code_hash_hex.to_string(),
             manifest: manifest.clone(),
             api,
             pre,
+            reusable,
         });
         if let Ok(mut map) = self.loaded.write() {
             map.insert(name.to_string(), plugin.clone());
@@ -353,13 +369,14 @@ impl WasmRuntime {
     pub fn load_bytes(&self, bytes: &[u8], manifest: &Manifest) -> Result<Arc<LoadedPlugin>, WasmError> {
         let component =
             Component::from_binary(&self.engine, bytes).map_err(|e| WasmError::Compile(format!("{e:#}")))?;
-        let (pre, api) = self.prepare(&component, manifest)?;
+        let (pre, api, reusable) = self.prepare(&component, manifest)?;
         Ok(Arc::new(LoadedPlugin {
             name: manifest.name.clone(),
             code_hash: code_hash(bytes),
             manifest: manifest.clone(),
             api,
             pre,
+            reusable,
         }))
     }
 
@@ -398,12 +415,32 @@ impl WasmRuntime {
             }),
             _ => return Self::wrong_world(plugin, "an approval step"),
         };
-        let result = result.and_then(|r| match r {
-            Ok(o) => convert::output(o),
-            Err(bindings::types::StepError::InvalidInput(m)) => Err(StepError::Failed(format!("invalid input: {m}"))),
-            Err(bindings::types::StepError::Failed(m)) => Err(StepError::Failed(m)),
-        });
-        (result, stats)
+        (result.and_then(step_result), stats)
+    }
+
+    /// [`WasmRuntime::evaluate_lowered`] in an idle instance of the same tenant and version when
+    /// the operator allows reuse and the step qualifies ([`instances`]), else in a fresh one.
+    pub fn evaluate_reusing(
+        &self,
+        plugin: &LoadedPlugin,
+        ctx: &OrderContext,
+        wit_ctx: &bindings::types::OrderContext,
+        call: CallContext,
+    ) -> (Result<StepOutput, StepError>, CallStats) {
+        let Pre::Step(pre) = &plugin.pre else { return self.evaluate_lowered(plugin, ctx, wit_ctx, call) };
+        if !plugin.reusable {
+            return self.evaluate_lowered(plugin, ctx, wit_ctx, call);
+        }
+        let call = CallContext { records: records::Records::of(ctx), ..call };
+        let (result, stats) = self.call_reusing(
+            plugin,
+            pre,
+            call,
+            |store, step| step.greenlight_plugin1_1_0_step().call_evaluate(&mut *store, wit_ctx).map(step_result),
+            // Only an instance whose output the host accepted is kept.
+            Result::is_ok,
+        );
+        (result.and_then(|r| r), stats)
     }
 
     /// Runs a function of a connector in a fresh instance.
@@ -497,6 +534,15 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), WasmError> {
     std::fs::rename(&tmp, path).map_err(io(format!("renaming {}", tmp.display())))
 }
 
+/// What a step's answer means to the host: its output checked, or its error.
+fn step_result(r: Result<bindings::types::StepOutput, bindings::types::StepError>) -> Result<StepOutput, StepError> {
+    match r {
+        Ok(o) => convert::output(o),
+        Err(bindings::types::StepError::InvalidInput(m)) => Err(StepError::Failed(format!("invalid input: {m}"))),
+        Err(bindings::types::StepError::Failed(m)) => Err(StepError::Failed(m)),
+    }
+}
+
 /// A WASM approval step bound to a tenant's call context.
 pub struct WasmStep {
     /// The runtime.
@@ -505,6 +551,9 @@ pub struct WasmStep {
     pub plugin: Arc<LoadedPlugin>,
     /// Tenant id.
     pub tenant: String,
+    /// Whether it may run in an idle instance (a tenant's chain when the operator allows it;
+    /// never a replay, which must show what a fresh instance returns).
+    pub reuse: bool,
 }
 
 impl Step for WasmStep {
@@ -540,7 +589,11 @@ impl Step for WasmStep {
             || convert::context(ctx),
             |wit_ctx: &mut bindings::types::OrderContext| {
                 wit_ctx.config_json = config_json;
-                self.runtime.evaluate_lowered(&self.plugin, ctx, wit_ctx, call).0
+                if self.reuse {
+                    self.runtime.evaluate_reusing(&self.plugin, ctx, wit_ctx, call).0
+                } else {
+                    self.runtime.evaluate_lowered(&self.plugin, ctx, wit_ctx, call).0
+                }
             },
         )
     }

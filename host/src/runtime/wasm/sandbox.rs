@@ -4,6 +4,7 @@
 //! made only when the guest first calls WASI: a component that imports nothing but the plugin
 //! API (the shipped approval steps) never pays for it.
 
+use super::bindings::step::{ApprovalStep, ApprovalStepPre};
 use super::{CallContext, CallStats, LoadedPlugin, WasmRuntime};
 use crate::engine::StepError;
 use crate::runtime::manifest::World;
@@ -137,11 +138,28 @@ impl WasmRuntime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
+        self.arm(&mut store, world)?;
+        Ok(store)
+    }
+
+    /// A call's own fuel and deadline, from now.
+    fn arm(&self, store: &mut Store<PluginState>, world: World) -> Result<(), wasmtime::Error> {
         store.set_fuel(self.limits.fuel)?;
         let deadline = if world == World::ApprovalStep { self.limits.deadline } else { self.limits.io_deadline };
         let ticks = deadline.as_micros().div_ceil(self.limits.tick.as_micros().max(1)).max(1) as u64;
         store.set_epoch_deadline(ticks);
-        Ok(store)
+        Ok(())
+    }
+
+    /// A store an earlier call left idle, made ready for this call: its context and grants, a
+    /// full log budget, no error of the last call, its own fuel and deadline.
+    fn reset(&self, store: &mut Store<PluginState>, call: CallContext) -> Result<(), wasmtime::Error> {
+        let state = store.data_mut();
+        state.call = call;
+        state.log_budget = self.limits.log_bytes;
+        state.last_error = None;
+        state.denied = None;
+        self.arm(store, World::ApprovalStep)
     }
 
     fn finish(&self, store: &mut Store<PluginState>, started: Instant) -> CallStats {
@@ -181,6 +199,55 @@ impl WasmRuntime {
             return (Err(StepError::Denied(why)), stats);
         }
         (result.map_err(|e| classify(&e, store.data())), stats)
+    }
+
+    /// An approval step's call in an idle instance of the same tenant and version if there is
+    /// one, else in a fresh one; the instance is kept for the next call only if this one went
+    /// well and `keep` accepts what it returned ([`super::instances`]).
+    pub(super) fn call_reusing<R>(
+        &self,
+        plugin: &LoadedPlugin,
+        pre: &ApprovalStepPre<PluginState>,
+        call: CallContext,
+        body: impl FnOnce(&mut Store<PluginState>, &ApprovalStep) -> wasmtime::Result<R>,
+        keep: impl FnOnce(&R) -> bool,
+    ) -> (Result<R, StepError>, CallStats) {
+        let Some(idle) = &self.idle else {
+            return self.call(call, World::ApprovalStep, |store| {
+                let step = pre.instantiate(&mut *store)?;
+                body(store, &step)
+            });
+        };
+        let started = Instant::now();
+        let tenant = call.tenant.clone();
+        let (mut store, instance) = match idle.take(&plugin.code_hash, &tenant) {
+            Some((mut store, instance)) => match self.reset(&mut store, call) {
+                Ok(()) => (store, Some(instance)),
+                Err(e) => return (Err(StepError::Failed(format!("{e:#}"))), CallStats::default()),
+            },
+            None => match self.store(call, World::ApprovalStep) {
+                Ok(store) => (store, None),
+                Err(e) => return (Err(StepError::Failed(format!("{e:#}"))), CallStats::default()),
+            },
+        };
+        let result = match instance {
+            Some(i) => Ok(i),
+            None => pre.instantiate(&mut store),
+        }
+        .and_then(|i| body(&mut store, &i).map(|r| (r, i)));
+        let stats = self.finish(&mut store, started);
+        if let Some(why) = store.data().denied.clone() {
+            return (Err(StepError::Denied(why)), stats);
+        }
+        match result {
+            Ok((r, instance)) => {
+                if keep(&r) {
+                    idle.give(&plugin.code_hash, &tenant, (store, instance));
+                }
+                (Ok(r), stats)
+            }
+            Err(e) => (Err(classify(&e, store.data())), stats),
+        }
     }
 
     pub(super) fn wrong_world<R>(plugin: &LoadedPlugin, what: &str) -> (Result<R, StepError>, CallStats) {
