@@ -22,18 +22,25 @@ use greenlight_host::runtime::{RuntimeOptions, Runtimes};
 use greenlight_host::store::{Store, StoreOptions, directory, extensions, plugins as catalog};
 use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// The two channels: (plugin, what it is written in).
 const CHANNELS: [(&str, &str); 2] = [("notify-chat", "JavaScript"), ("notify-webhook", "Rust")];
 
-/// A loopback HTTP sink answering every request `200 ok`, one request per connection.
-fn sink() -> String {
+/// A loopback HTTP sink answering every request `200 ok`, one request per connection; its
+/// origin and the number of requests it answered.
+fn sink() -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let origin = format!("http://{}", listener.local_addr().unwrap());
+    let answered = Arc::new(AtomicUsize::new(0));
+    let count = answered.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut s) = stream else { continue };
+            // A stalled client must not stop the sink.
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
             let mut buf = Vec::with_capacity(4096);
             let mut chunk = [0u8; 4096];
             // Headers, then as many body bytes as they announce.
@@ -57,10 +64,12 @@ fn sink() -> String {
                     }
                 }
             }
+            // Counted before the answer, so a request is counted by the time its call returns.
+            count.fetch_add(1, Ordering::SeqCst);
             let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
         }
     });
-    origin
+    (origin, answered)
 }
 
 fn notification() -> Notification {
@@ -105,7 +114,7 @@ fn main() {
     let quick = common::quick();
     let (calls, loads) = if quick { (300, 3) } else { (2_000, 10) };
     let plugins = common::plugins();
-    let origin = sink();
+    let (origin, answered) = sink();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("b.db"), StoreOptions::default()).unwrap();
     let tenant = store.write_blocking(|c| directory::create_tenant(c, "bench").map(|t| t.id)).unwrap();
@@ -140,7 +149,9 @@ fn main() {
         assert_eq!(rt.deliver(&store, &tenant, name, &n), Attempt::Delivered, "{name} posting");
         let post = measure(calls, || assert_eq!(rt.deliver(&store, &tenant, name, &n), Attempt::Delivered));
         configure(&["order_rejected"]);
+        let before = answered.load(Ordering::SeqCst);
         let filtered = measure(calls, || assert_eq!(rt.deliver(&store, &tenant, name, &n), Attempt::Delivered));
+        assert_eq!(answered.load(Ordering::SeqCst), before, "{name} posted an event its `events` filter excludes");
 
         // Loads: from the component's bytes, and from the artifact the install cached.
         let text = std::fs::read_to_string(&manifest_path).unwrap();

@@ -91,18 +91,29 @@ fn js_plugins_in(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Installs the JavaScript plugins' tools with `npm ci` unless the lock file they were installed
-/// from is the one checked in (a marker in `node_modules` keeps its SHA-256).
+/// from is the one checked in (a marker in `node_modules` keeps its SHA-256) and jco is there.
 fn ensure_js_tools(plugins: &Path) -> Result<()> {
     use sha2::Digest;
+    let npm = Command::new("npm").arg("--version").output();
+    if !npm.is_ok_and(|o| o.status.success()) {
+        anyhow::bail!(
+            "npm is missing: install Node.js 20.19 or newer with npm (they build the JavaScript plugins under plugins/)"
+        );
+    }
     let lock = std::fs::read(plugins.join("package-lock.json")).context("reading plugins/package-lock.json")?;
     let want = hex::encode(sha2::Sha256::digest(&lock));
-    let marker = plugins.join("node_modules").join(".greenlight-lock-sha256");
-    if std::fs::read_to_string(&marker).is_ok_and(|have| have.trim() == want) {
+    let modules = plugins.join("node_modules");
+    let marker = modules.join(".greenlight-lock-sha256");
+    let installed = std::fs::read_to_string(&marker).is_ok_and(|have| have.trim() == want);
+    if installed && modules.join(".bin").join("jco").exists() {
         return Ok(());
     }
+    // `--include=dev`: jco is a development dependency, which NODE_ENV=production would omit.
     run(
         "npm ci (the JavaScript plugins' tools, pinned by plugins/package-lock.json)",
-        Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(plugins),
+        Command::new("npm")
+            .args(["ci", "--include=dev", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(plugins),
     )?;
     std::fs::write(&marker, want).with_context(|| format!("writing {}", marker.display()))
 }

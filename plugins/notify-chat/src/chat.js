@@ -8,13 +8,12 @@
 
 import { log, config } from 'greenlight:plugin/host@1.1.0';
 import { send } from 'greenlight:plugin/http@1.1.0';
-import { gist, message, outcome, permanent, temporary, utf8 } from './message.js';
+import { gist, message, outcome, permanent, sendFailure, subscribed, utf8 } from './message.js';
 
 /** One delivery; what it throws is a `notify-error`. */
 function deliver(n) {
   const settings = JSON.parse(config());
-  const events = Array.isArray(settings.events) ? settings.events : [];
-  if (events.length > 0 && !events.includes(n.event)) return; // Not subscribed.
+  if (!subscribed(settings, n.event)) return;
   if (typeof settings.url !== 'string' || !/^https?:\/\//.test(settings.url)) {
     throw permanent('notify-chat is not configured: set `url` to the channel\'s incoming webhook');
   }
@@ -31,12 +30,7 @@ function deliver(n) {
       body,
     });
   } catch (e) {
-    // The host's `http-error`, thrown as `{ tag, val }`.
-    const why = e && e.tag ? `${e.tag}${e.val ? `: ${e.val}` : ''}` : String(e);
-    if (e && e.tag === 'denied') {
-      throw permanent(`the host refused the chat webhook's origin (${why}); grant it to notify-chat`);
-    }
-    throw temporary(`the chat webhook could not be reached (${why})`);
+    throw sendFailure(e);
   }
   const failed = outcome(response.status, gist(response.body));
   if (failed) throw failed;

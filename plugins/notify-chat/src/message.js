@@ -9,20 +9,24 @@ const EXPONENT = {
   CLF: 4, UYW: 4,
 };
 
-/** What each event is called in the channel; any other event shows its own name. */
+/** What each event the host announces is called in the channel; any other shows its own name. */
 const TITLES = {
   order_submitted: 'Order submitted',
   stage_opened: 'Approval needed',
   stage_escalated: 'Approval overdue, escalated',
-  stage_approved: 'Stage approved',
-  stage_rejected: 'Stage rejected',
   order_approved: 'Order approved',
   order_rejected: 'Order rejected',
   order_held: 'Order on hold',
-  order_withdrawn: 'Order withdrawn',
-  approval_revoked: 'Approval revoked',
   order_released: 'Order released to the ERP',
+  subscription_deactivated: 'Subscription deactivated',
+  subscription_reactivated: 'Subscription reactivated',
+  policy_drift: 'Rules changed since the order was evaluated',
 };
+
+/** Slack's limits on a block's text: longer text makes it refuse the whole message. */
+const HEADER_MAX = 150;
+const FIELD_MAX = 2000;
+const SECTION_MAX = 3000;
 
 /**
  * An amount of minor units for people, as the host writes it: `1,234.50 EUR`, `-7 JPY`.
@@ -62,6 +66,42 @@ export function escape(text) {
   return String(text).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
+/**
+ * At most `max` characters (code points) of `text`, escaped when `escaping`, cut with `…`
+ * where it is too long; an escape is never split.
+ */
+export function clip(text, max, escaping = true) {
+  let out = '';
+  let length = 0;
+  for (const ch of String(text)) {
+    const piece = escaping ? escape(ch) : ch;
+    if (length + piece.length > max - 1) return out + '…';
+    out += piece;
+    length += piece.length;
+  }
+  return out;
+}
+
+/** Whether the channel's `events` setting (empty or absent: all) includes the event. */
+export function subscribed(settings, event) {
+  const events = Array.isArray(settings.events) ? settings.events : [];
+  return events.length === 0 || events.includes(event);
+}
+
+/**
+ * The notify-error for a request the host could not make. The host's `http-error` arrives as
+ * the `payload` of the error the import throws: `{ tag: 'denied' | 'timeout' | 'too-large' |
+ * 'failed', val }`. A denied origin needs an admin's grant, so retrying would not help.
+ */
+export function sendFailure(e) {
+  const err = e && typeof e === 'object' && 'payload' in e ? e.payload : e;
+  const why = err && err.tag ? `${err.tag}${err.val ? `: ${err.val}` : ''}` : String(err);
+  if (err && err.tag === 'denied') {
+    return permanent(`the host refused the chat webhook's origin (${why}); grant it to notify-chat`);
+  }
+  return temporary(`the chat webhook could not be reached (${why})`);
+}
+
 /** The message for one notification: Slack's incoming-webhook JSON. */
 export function message(n, settings) {
   const order = n.order;
@@ -69,22 +109,24 @@ export function message(n, settings) {
   const total = money(order.totalMinor, order.currency);
   const base = (settings.dashboard_url ?? '').replace(/\/+$/, '');
   const link = base ? `<${base}/orders/${encodeURIComponent(order.id)}|${escape(order.id)}>` : escape(order.id);
-  const fields = [
-    `*Order*\n${link}`,
-    `*Total*\n${escape(total)}`,
-    `*Requester*\n${escape(order.requester)}`,
-    `*Status*\n${escape(order.status)}`,
-  ];
-  if (order.costCenter) fields.push(`*Cost center*\n${escape(order.costCenter)}`);
-  if (order.department) fields.push(`*Department*\n${escape(order.department)}`);
+  const field = (name, value) => `*${name}*\n${clip(value, FIELD_MAX - name.length - 3)}`;
+  const fields = [`*Order*\n${link}`, field('Total', total), field('Requester', order.requester), field('Status', order.status)];
+  if (order.costCenter) fields.push(field('Cost center', order.costCenter));
+  if (order.department) fields.push(field('Department', order.department));
   const blocks = [
-    { type: 'header', text: { type: 'plain_text', text: title } },
+    { type: 'header', text: { type: 'plain_text', text: clip(title, HEADER_MAX, false) } },
     { type: 'section', fields: fields.map((text) => ({ type: 'mrkdwn', text })) },
   ];
-  if (n.stage) blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `*Stage:* ${escape(n.stage)}` } });
-  if (n.reason) blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `*Reason:* ${escape(n.reason)}` } });
+  const section = (name, value) => ({ type: 'mrkdwn', text: `*${name}:* ${clip(value, SECTION_MAX - name.length - 4)}` });
+  if (n.stage) blocks.push({ type: 'section', text: section('Stage', n.stage) });
+  if (n.reason) blocks.push({ type: 'section', text: section('Reason', n.reason) });
   blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: `Greenlight delivery ${escape(n.deliveryId)}` }] });
-  const body = { text: `${title}: ${order.id}, ${total}, requested by ${order.requester}`, blocks };
+  // The plain text is what notifications show, and all that services without blocks show
+  // (Mattermost, Rocket.Chat): the stage and the reason too.
+  let text = `${title}: ${order.id}, ${total}, requested by ${order.requester}`;
+  if (n.stage) text += `; stage ${n.stage}`;
+  if (n.reason) text += `; reason: ${n.reason}`;
+  const body = { text: clip(text, SECTION_MAX, false), blocks };
   if (settings.channel) body.channel = settings.channel;
   if (settings.username) body.username = settings.username;
   return body;

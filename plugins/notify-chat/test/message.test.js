@@ -1,7 +1,7 @@
 // The message and the reading of answers, under Node.js: `npm test`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { gist, message, money, outcome, utf8 } from '../src/message.js';
+import { clip, gist, message, money, outcome, sendFailure, subscribed, utf8 } from '../src/message.js';
 
 const notification = {
   deliveryId: 'd-1',
@@ -24,7 +24,7 @@ test('amounts are written as the host writes them', () => {
 
 test('the message has a plain text, a header, the order fields, stage, reason and delivery', () => {
   const body = message(notification, { dashboard_url: 'https://gl.example.com/' });
-  assert.equal(body.text, 'Order rejected: o-1, 1,234.56 EUR, requested by alice');
+  assert.equal(body.text, 'Order rejected: o-1, 1,234.56 EUR, requested by alice; stage cost-center; reason: over <budget> & late');
   assert.deepEqual(body.blocks[0], { type: 'header', text: { type: 'plain_text', text: 'Order rejected' } });
   assert.deepEqual(
     body.blocks[1].fields.map((f) => f.text),
@@ -37,6 +37,36 @@ test('the message has a plain text, a header, the order fields, stage, reason an
   assert.equal(body.channel, undefined, 'no channel unless configured');
   assert.equal(message(notification, { channel: '#buying' }).channel, '#buying');
   assert.equal(message({ ...notification, event: 'something_new' }, {}).blocks[0].text.text, 'something_new');
+});
+
+test('a long reason is cut to what Slack accepts, never inside an escape', () => {
+  const body = message({ ...notification, reason: '<'.repeat(4000) }, {});
+  const reason = body.blocks[3].text.text;
+  assert.ok(reason.length <= 3000, String(reason.length));
+  assert.match(reason, /^\*Reason:\* (&lt;)+…$/);
+  assert.ok(body.text.length <= 3000);
+  assert.equal(clip('a<b', 10), 'a&lt;b');
+  assert.equal(clip('abcdef', 4), 'abc…');
+  assert.equal(clip('ab<', 6), 'ab…', 'the escape does not fit whole: cut before it');
+});
+
+test('an empty or absent events list means every event', () => {
+  assert.ok(subscribed({}, 'order_approved'));
+  assert.ok(subscribed({ events: [] }, 'order_approved'));
+  assert.ok(subscribed({ events: ['order_approved'] }, 'order_approved'));
+  assert.ok(!subscribed({ events: ['order_rejected'] }, 'order_approved'));
+});
+
+test("the host's http-error, thrown as an error's payload, is told apart", () => {
+  const thrown = (tag, val) => Object.assign(new Error('[object Object] (see error.payload)'), { payload: { tag, val } });
+  assert.deepEqual(sendFailure(thrown('failed', 'connection refused')), {
+    tag: 'temporary',
+    val: 'the chat webhook could not be reached (failed: connection refused)',
+  });
+  assert.equal(sendFailure(thrown('timeout')).val, 'the chat webhook could not be reached (timeout)');
+  const denied = sendFailure(thrown('denied', 'http://10.0.0.1:80 is not granted'));
+  assert.equal(denied.tag, 'permanent');
+  assert.match(denied.val, /refused the chat webhook's origin \(denied: http:\/\/10.0.0.1:80 is not granted\); grant it/);
 });
 
 test('UTF-8 bytes are what Node.js encodes', () => {
