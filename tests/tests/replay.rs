@@ -1,6 +1,8 @@
 //! Replay (R8, R12) against the real binary: an evaluation runs again with the exact script or
 //! plugin version and configuration that made it, after both were replaced, and is identical; a
-//! stored output edited in the database is reported, over HTTP and by the CLI's exit status.
+//! stored output edited in the database is reported, over HTTP and by the CLI's exit status; with
+//! step instances reused (`--reuse-step-instances`), a replay (always in a fresh instance) shows
+//! which step kept state from one order to the next.
 
 use anyhow::{Context, Result, ensure};
 use greenlight_tests::{Server, cli, order_body, plugins};
@@ -88,5 +90,52 @@ fn an_evaluation_replays_with_its_own_versions_and_an_edited_record_is_found() -
     // Only auditors and admins; an evaluation that does not exist is a 404.
     ensure!(s.client(&alice.token).get(&format!("/v1/orders/{id}/evaluations"))?.status == 403);
     ensure!(s.client(&grace.token).post(&format!("/v1/orders/{id}/evaluations/9/replay"), json!({}))?.status == 404);
+    Ok(())
+}
+
+/// The flags of an order's latest evaluation's step `name`.
+fn flag_of(grace: &greenlight_tests::Client, id: &str, name: &str) -> Result<String> {
+    let list = grace.get(&format!("/v1/orders/{id}/evaluations"))?;
+    let steps = list.body["evaluations"][0]["steps"].as_array().cloned().unwrap_or_default();
+    let step = steps.iter().find(|s| s["name"] == name).with_context(|| format!("no {name}: {}", list.text))?;
+    Ok(step["output"]["flags"][0]["code"].as_str().unwrap_or_default().to_string())
+}
+
+#[test]
+fn with_instances_reused_a_replay_tells_a_step_that_keeps_state_from_one_that_does_not() -> Result<()> {
+    let s = Server::start_with(&["--reuse-step-instances"])?;
+    let admin = s.tenant("acme")?;
+    let alice = admin.user("alice", &["requester"], json!({}))?;
+    let grace = admin.user("grace", &["auditor"], json!({}))?;
+    admin.user("erin", &["executive"], json!({}))?;
+    for (name, position, config) in
+        [("tp-counter", 10, json!({})), ("large-order", 20, json!({"threshold_minor": 500}))]
+    {
+        s.install_plugin(name)?;
+        let r = admin.put(
+            &format!("/v1/admin/extensions/{name}"),
+            json!({"enabled": true, "position": position, "config": config}),
+        )?;
+        ensure!(r.status == 200, "{}", r.text);
+    }
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let id = alice.order(order_body(1, 1_000))?;
+        ensure!(alice.submit(&id)?.body["status"] == "pending_approval");
+        ids.push(id);
+    }
+    // tp-counter's one instance served the three orders: its count went on.
+    let counts: Vec<String> = ids.iter().map(|id| flag_of(&grace, id, "tp-counter")).collect::<Result<_>>()?;
+    ensure!(counts == ["calls-1", "calls-2", "calls-3"], "reuse is on: {counts:?}");
+    // A replay runs in a fresh instance: the stateful step differs, the deterministic one does not.
+    let report = replay(&grace, &ids[2], 1)?;
+    ensure!(report["identical"] == false, "{report}");
+    let steps = report["steps"].as_array().context("steps")?;
+    let counter = steps.iter().find(|s| s["name"] == "tp-counter").context("tp-counter")?;
+    ensure!(counter["identical"] == false, "{report}");
+    ensure!(counter["recorded"]["output"]["flags"][0]["code"] == "calls-3", "{report}");
+    ensure!(counter["replayed"]["output"]["flags"][0]["code"] == "calls-1", "{report}");
+    let large = steps.iter().find(|s| s["name"] == "large-order").context("large-order")?;
+    ensure!(large["identical"] == true, "{report}");
     Ok(())
 }
