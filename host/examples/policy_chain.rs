@@ -56,7 +56,7 @@ fn main() {
     let mut ctx: OrderContext = store.read_blocking(move |c| build_context(c, &t, &o, Utc::now())).unwrap();
     rt.enrich(&store, &tenant, &mut ctx).unwrap();
     // The directory the submit path uses.
-    let dir_lookup = TenantDirectory::new(&store, &tenant);
+    let dir_lookup = TenantDirectory::new(&store, &tenant).knowing(&ctx);
 
     let eval = engine::evaluate(&ctx, &steps, &dir_lookup);
     assert_eq!(

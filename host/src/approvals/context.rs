@@ -111,6 +111,8 @@ pub struct TenantDirectory<'a> {
     tenant_id: String,
     roles: RefCell<HashMap<(String, String), usize>>,
     users: RefCell<HashMap<String, bool>>,
+    /// Cost center code → its manager, `None` for no such cost center.
+    managers: RefCell<HashMap<String, Option<String>>>,
 }
 
 impl<'a> TenantDirectory<'a> {
@@ -121,15 +123,35 @@ impl<'a> TenantDirectory<'a> {
             tenant_id: tenant_id.to_string(),
             roles: RefCell::default(),
             users: RefCell::default(),
+            managers: RefCell::default(),
         }
+    }
+
+    /// Takes the order's cost center and manager from its context, which was read from the
+    /// store moments before, instead of reading them again for every stage that names them.
+    pub fn knowing(self, ctx: &OrderContext) -> TenantDirectory<'a> {
+        if let Some(cc) = &ctx.cost_center {
+            self.managers.borrow_mut().insert(cc.code.clone(), Some(cc.manager.clone()));
+        }
+        self
     }
 }
 
 impl Directory for TenantDirectory<'_> {
     fn cost_center_manager(&self, code: &str) -> Option<String> {
-        let tenant = self.tenant_id.clone();
-        let code = code.to_string();
-        self.store.read_blocking(move |c| directory::cost_center(c, &tenant, &code)).ok().flatten().map(|cc| cc.manager)
+        if let Some(known) = self.managers.borrow().get(code) {
+            return known.clone();
+        }
+        let (tenant, c) = (self.tenant_id.clone(), code.to_string());
+        // A failed read counts as no such cost center: the stage is refused and the order held.
+        let manager = self
+            .store
+            .read_blocking(move |conn| directory::cost_center(conn, &tenant, &c))
+            .ok()
+            .flatten()
+            .map(|cc| cc.manager);
+        self.managers.borrow_mut().insert(code.to_string(), manager.clone());
+        manager
     }
 
     fn user_exists(&self, name: &str) -> bool {
@@ -154,5 +176,49 @@ impl Directory for TenantDirectory<'_> {
         let n = self.store.read_blocking(move |c| directory::role_holders(c, &tenant, &r, &e, at_most)).unwrap_or(0);
         self.roles.borrow_mut().insert(key, n);
         n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::directory::CostCenter;
+    use crate::domain::fixtures;
+    use crate::store::StoreOptions;
+
+    #[test]
+    fn the_orders_cost_center_comes_from_its_context_and_another_is_read_once() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(dir.path().join("d.db"), StoreOptions::default()).expect("store");
+        let tenant = store.write_blocking(|c| directory::create_tenant(c, "acme").map(|t| t.id)).expect("tenant");
+        let t = tenant.clone();
+        store
+            .write_blocking(move |c| {
+                let cc = CostCenter { code: "CC-2".into(), manager: "dave".into(), budget_minor: None };
+                directory::insert_cost_center(c, &t, &cc)
+            })
+            .expect("cost center");
+        let mut ctx = fixtures::context(&fixtures::input(vec![fixtures::line(1, 100)]));
+        ctx.cost_center = Some(CostCenterProfile {
+            code: "CC-1".into(),
+            manager: "carol".into(),
+            budget_minor: None,
+            budget_used_minor: 0,
+        });
+        let known = TenantDirectory::new(&store, &tenant).knowing(&ctx);
+        // CC-1 is not in the store: the answer can only have come from the context.
+        assert_eq!(known.cost_center_manager("CC-1").as_deref(), Some("carol"));
+        assert_eq!(TenantDirectory::new(&store, &tenant).cost_center_manager("CC-1"), None);
+        // Another cost center is read from the store, once: a change after the first read is not seen
+        // within the same evaluation.
+        assert_eq!(known.cost_center_manager("CC-2").as_deref(), Some("dave"));
+        let t = tenant.clone();
+        store
+            .write_blocking(move |c| {
+                Ok::<_, StoreError>(c.execute("DELETE FROM cost_centers WHERE tenant_id = ?1", [&t])?)
+            })
+            .expect("delete");
+        assert_eq!(known.cost_center_manager("CC-2").as_deref(), Some("dave"));
+        assert_eq!(known.cost_center_manager("CC-9"), None);
     }
 }

@@ -100,7 +100,7 @@ impl Approvals {
                 return Ok(Evaluated::held(Some(ctx), vec![run], subtotal, reason));
             }
             let steps = runtimes.steps_for(&store, &tenant_id)?;
-            let dir = TenantDirectory::new(&store, &tenant_id);
+            let dir = TenantDirectory::new(&store, &tenant_id).knowing(&ctx);
             let eval = engine::evaluate(&ctx, &steps, &dir);
             counters.evaluations.fetch_add(1, Ordering::Relaxed);
             counters.step_failures.fetch_add(eval.failures as u64, Ordering::Relaxed);
