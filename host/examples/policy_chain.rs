@@ -56,9 +56,10 @@ fn main() {
     let mut ctx: OrderContext = store.read_blocking(move |c| build_context(c, &t, &o, Utc::now())).unwrap();
     rt.enrich(&store, &tenant, &mut ctx).unwrap();
     // The directory the submit path uses.
-    let dir_lookup = TenantDirectory::new(&store, &tenant).knowing(&ctx);
+    // As on submit, a directory per evaluation: what it looks up is cached for that evaluation only.
+    let dir_lookup = || TenantDirectory::new(&store, &tenant).knowing(&ctx);
 
-    let eval = engine::evaluate(&ctx, &steps, &dir_lookup);
+    let eval = engine::evaluate(&ctx, &steps, &dir_lookup());
     assert_eq!(
         eval.failures,
         0,
@@ -70,17 +71,17 @@ fn main() {
 
     // The chain, as the engine runs it.
     let whole = common::measure(n, || {
-        std::hint::black_box(engine::evaluate(&ctx, &steps, &dir_lookup));
+        std::hint::black_box(engine::evaluate(&ctx, &steps, &dir_lookup()));
     });
     // The operator's opt-in: step instances reused within the tenant.
     let mut options = RuntimeOptions::default();
     options.wasm.reuse_step_instances = true;
     let rt_reuse = Runtimes::with_options(options).unwrap();
     let steps_reused = rt_reuse.steps_for(&store, &tenant).unwrap();
-    let again = engine::evaluate(&ctx, &steps_reused, &dir_lookup);
+    let again = engine::evaluate(&ctx, &steps_reused, &dir_lookup());
     assert_eq!(again.assessment, eval.assessment, "reused instances decide as fresh ones do");
     let reused = common::measure(n, || {
-        std::hint::black_box(engine::evaluate(&ctx, &steps_reused, &dir_lookup));
+        std::hint::black_box(engine::evaluate(&ctx, &steps_reused, &dir_lookup()));
     });
     // The same with what `Approvals::submit` looks up per evaluation.
     let with_lookups = common::measure(n / 4, || {
@@ -88,7 +89,8 @@ fn main() {
         let mut c = store.read_blocking(move |c| build_context(c, &t, &o, Utc::now())).unwrap();
         rt.enrich(&store, &tenant, &mut c).unwrap();
         let steps = rt.steps_for(&store, &tenant).unwrap();
-        std::hint::black_box(engine::evaluate(&c, &steps, &dir_lookup));
+        let directory = TenantDirectory::new(&store, &tenant).knowing(&c);
+        std::hint::black_box(engine::evaluate(&c, &steps, &directory));
     });
 
     // Raw calls of the same steps, with the same context and configuration.

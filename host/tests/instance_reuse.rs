@@ -1,7 +1,7 @@
 //! Reusing approval-step instances, the operator's opt-in (`--reuse-step-instances`): state stays
-//! within one tenant and step version, an instance whose call failed is never reused, the sandbox's
-//! limits hold in a reused instance, a replay runs in a fresh one, and the shipped steps answer
-//! exactly the same reused as fresh.
+//! within one tenant, extension, step version and configuration, an instance whose call failed is
+//! never reused, the sandbox's limits hold in a reused instance, a replay and a drift check run in
+//! fresh ones, and the shipped steps answer exactly the same reused as fresh.
 
 mod common;
 
@@ -45,6 +45,48 @@ fn a_reused_instance_keeps_state_within_one_tenant_and_version_only() {
     let fresh = runtimes(|_| {});
     assert_eq!(count(run_one(&fresh, &fx)), "calls-1");
     assert_eq!(count(run_one(&fresh, &fx)), "calls-1");
+}
+
+#[test]
+fn a_new_configuration_or_another_extension_of_the_same_code_gets_its_own_instances() {
+    let fx = fixture();
+    let rt = reusing();
+    rt.install(&fx.store, &manifest("tp-counter")).expect("install");
+    enable(&fx, "tp-counter", serde_json::json!({"label": "a"}), None);
+    assert_eq!(count(run_one(&rt, &fx)), "calls-1");
+    assert_eq!(count(run_one(&rt, &fx)), "calls-2");
+    // A step may have kept what it parsed of its configuration: a new one starts afresh.
+    enable(&fx, "tp-counter", serde_json::json!({"label": "b"}), None);
+    assert_eq!(count(run_one(&rt, &fx)), "calls-1");
+    // The same bytes installed under a second name are another extension, with its own instances.
+    let dir = tempfile::tempdir().expect("tmp");
+    let built = manifest("tp-counter");
+    let folder = built.parent().expect("folder");
+    std::fs::copy(folder.join("tp_counter.wasm"), dir.path().join("tp_counter.wasm")).expect("copy");
+    let text =
+        std::fs::read_to_string(&built).expect("manifest").replace("name = \"tp-counter\"", "name = \"tp-twin\"");
+    std::fs::write(dir.path().join("manifest.toml"), text).expect("write");
+    rt.install(&fx.store, &dir.path().join("manifest.toml")).expect("install the twin");
+    enable(&fx, "tp-twin", serde_json::json!({"label": "b"}), None);
+    let chain = rt.steps_for(&fx.store, &fx.tenant).expect("steps");
+    assert_eq!(chain.len(), 2);
+    let counts: Vec<String> = chain
+        .iter()
+        .map(|s| {
+            let mut c = ctx();
+            c.config = s.config.clone();
+            count(s.step.evaluate(&c))
+        })
+        .collect();
+    assert_eq!(counts, ["calls-2", "calls-1"], "tp-counter goes on, its twin starts at 1");
+    // A check of recorded evaluations (drift) runs fresh and leaves the instances alone.
+    let fresh = rt.fresh().steps_for(&fx.store, &fx.tenant).expect("steps");
+    let mut c = ctx();
+    c.config = fresh[0].config.clone();
+    assert_eq!(count(fresh[0].step.evaluate(&c)), "calls-1");
+    let mut c = ctx();
+    c.config = chain[0].config.clone();
+    assert_eq!(count(chain[0].step.evaluate(&c)), "calls-3");
 }
 
 #[test]
@@ -177,4 +219,5 @@ fn the_shipped_steps_answer_the_same_reused_as_fresh() {
         }
     }
     assert!(stages > 100, "the orders reach the steps' stages: {stages}");
+    assert!(reused.wasm.idle_instances() >= SHIPPED.len(), "every shipped step was reused");
 }

@@ -93,7 +93,7 @@ fn an_evaluation_replays_with_its_own_versions_and_an_edited_record_is_found() -
     Ok(())
 }
 
-/// The flags of an order's latest evaluation's step `name`.
+/// The first flag of step `name` in an order's first evaluation.
 fn flag_of(grace: &greenlight_tests::Client, id: &str, name: &str) -> Result<String> {
     let list = grace.get(&format!("/v1/orders/{id}/evaluations"))?;
     let steps = list.body["evaluations"][0]["steps"].as_array().cloned().unwrap_or_default();

@@ -168,7 +168,8 @@ impl Approvals {
             // Hashed first: a change while the steps load shows as a new hash at the next round.
             let t0 = t.clone();
             let hash = store.read_blocking(move |c| policy_hash(c, &t0))?;
-            let steps = runtimes.steps_for(&store, &t)?;
+            // Fresh instances: a check must neither see nor leave what a tenant's orders reuse.
+            let steps = runtimes.fresh().steps_for(&store, &t)?;
             let mut report =
                 DriftCheck { trigger, policy_hash: hash, orders_checked: 0, orders_skipped: 0, flagged: 0, cleared: 0 };
             let directory = TenantDirectory::new(&store, &t);

@@ -47,10 +47,11 @@ struct RuntimeFlags {
     /// Linear memory of one plugin instance, MiB.
     #[arg(long, global = true, default_value_t = 32)]
     plugin_memory_mib: usize,
-    /// Let approval steps reuse an idle instance of the same tenant and step version instead of
-    /// a fresh one per call: faster, but a step that keeps state between calls could carry it from
-    /// one of the tenant's orders to the next. Turn on after a replay of real orders shows no
-    /// difference (plugin-api/README.md, "Reusing instances").
+    /// Let approval steps reuse an idle instance of the same tenant, extension, version and
+    /// configuration instead of a fresh one per call: faster, but a step that keeps state between
+    /// calls could carry it from one of the tenant's orders to the next. Replays run fresh: replay
+    /// orders decided since, and turn it off if a step differs (plugin-api/README.md, "Reusing
+    /// instances").
     #[arg(long, global = true, env = "GREENLIGHT_REUSE_STEP_INSTANCES")]
     reuse_step_instances: bool,
     /// TOML file of secret headers the host adds to plugins' requests, per origin:

@@ -1,5 +1,6 @@
 //! Steps of exact versions, current or not: what replay runs (the version an evaluation
-//! recorded) and what a what-if simulation runs (a candidate's version or source).
+//! recorded) and what a what-if simulation runs (a candidate's version or source); and a
+//! tenant's chain in fresh instances, for checks of recorded evaluations.
 
 use super::manifest::{Manifest, ManifestError};
 use super::{RuntimeError, Runtimes, rhai, wasm};
@@ -25,6 +26,15 @@ pub struct StepVersion<'a> {
 }
 
 impl Runtimes {
+    /// These runtimes with every step in a fresh instance whatever the operator allows, for
+    /// checks against recorded evaluations (the drift check): in a reused instance they would
+    /// both see and change what the tenant's next order finds there.
+    pub fn fresh(&self) -> Runtimes {
+        let mut options = (*self.options).clone();
+        options.wasm.reuse_step_instances = false;
+        Runtimes { options: Arc::new(options), ..self.clone() }
+    }
+
     /// One exact version of a step, by kind and content hash, as an evaluation recorded it: a
     /// script version of the tenant, or a stored plugin version (current or not). Replay runs it
     /// with the recorded configuration (a plugin's merged over its manifest's defaults, as when

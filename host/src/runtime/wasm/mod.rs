@@ -241,8 +241,7 @@ impl WasmRuntime {
                 }
             })
             .map_err(|e| WasmError::Engine(e.to_string()))?;
-        let idle =
-            limits.reuse_step_instances.then(|| instances::IdleInstances::per_runtime(limits.concurrent_instances));
+        let idle = limits.reuse_step_instances.then(|| instances::IdleInstances::per_runtime(&limits));
         Ok(Arc::new(WasmRuntime { engine, limits, engine_hash, linkers, loaded: RwLock::new(HashMap::new()), idle }))
     }
 
@@ -496,7 +495,7 @@ impl WasmRuntime {
 /// so "same configuration" is true by construction).
 pub fn engine_config(limits: &WasmLimits) -> Config {
     let mut pool = PoolingAllocationConfig::new();
-    let n = limits.concurrent_instances.max(1);
+    let n = limits.concurrent_instances.max(1) + instances::idle_capacity(limits);
     pool.total_component_instances(n)
         .total_core_instances(n * 4)
         .total_memories(n * 2)

@@ -5,6 +5,7 @@
 //! API (the shipped approval steps) never pays for it.
 
 use super::bindings::step::{ApprovalStep, ApprovalStepPre};
+use super::instances::Key;
 use super::{CallContext, CallStats, LoadedPlugin, WasmRuntime};
 use crate::engine::StepError;
 use crate::runtime::manifest::World;
@@ -201,8 +202,8 @@ impl WasmRuntime {
         (result.map_err(|e| classify(&e, store.data())), stats)
     }
 
-    /// An approval step's call in an idle instance of the same tenant and version if there is
-    /// one, else in a fresh one; the instance is kept for the next call only if this one went
+    /// An approval step's call in an idle instance of the same tenant, extension, version and
+    /// configuration if there is one, else in a fresh one; the instance is kept for the next call only if this one went
     /// well and `keep` accepts what it returned ([`super::instances`]).
     pub(super) fn call_reusing<R>(
         &self,
@@ -219,8 +220,13 @@ impl WasmRuntime {
             });
         };
         let started = Instant::now();
-        let tenant = call.tenant.clone();
-        let (mut store, instance) = match idle.take(&plugin.code_hash, &tenant) {
+        let key = Key {
+            tenant: call.tenant.clone(),
+            extension: plugin.name.clone(),
+            code_hash: plugin.code_hash.clone(),
+            config_json: call.config_json.clone(),
+        };
+        let (mut store, instance) = match idle.take(&key) {
             Some((mut store, instance)) => match self.reset(&mut store, call) {
                 Ok(()) => (store, Some(instance)),
                 Err(e) => return (Err(StepError::Failed(format!("{e:#}"))), CallStats::default()),
@@ -242,7 +248,7 @@ impl WasmRuntime {
         match result {
             Ok((r, instance)) => {
                 if keep(&r) {
-                    idle.give(&plugin.code_hash, &tenant, (store, instance));
+                    idle.give(key, (store, instance));
                 }
                 (Ok(r), stats)
             }
