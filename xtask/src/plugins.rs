@@ -131,10 +131,10 @@ fn build_js(plugins: &Path, dir: &Path, component: &str) -> Result<PathBuf> {
 }
 
 /// The JavaScript plugins' own unit tests, under Node.js (`npm test` in each workspace that has
-/// one): (passed, failed), summed from the TAP summary lines `# pass N` and `# fail N`.
+/// one), once [`plugins`] has installed their tools: (passed, failed), summed from the TAP
+/// summary lines `# pass N` and `# fail N`.
 pub fn js_tests() -> Result<(u64, u64)> {
     let plugins = root().join("plugins");
-    ensure_js_tools(&plugins)?;
     eprintln!("xtask: npm test (the JavaScript plugins' unit tests)");
     let out = Command::new("npm")
         .args(["test", "--workspaces", "--if-present", "--", "--test-reporter=tap"])

@@ -8,14 +8,17 @@ use crate::runtime::manifest::{Manifest, World};
 use wasmtime::component::Component;
 
 impl WasmRuntime {
-    /// Checks a component's imports against what its world and manifest allow.
-    pub(super) fn check_imports(&self, component: &Component, manifest: &Manifest) -> Result<(), WasmError> {
+    /// Checks a component's imports against what its world and manifest allow; says whether it
+    /// imports any WASI (a step that does not may have its instances reused).
+    pub(super) fn check_imports(&self, component: &Component, manifest: &Manifest) -> Result<bool, WasmError> {
         let ty = component.component_type();
+        let mut wasi_imported = false;
         for (name, _) in ty.imports(&self.engine) {
             let (iface, version) = name
                 .rsplit_once('@')
                 .ok_or_else(|| WasmError::Imports(format!("it imports `{name}` without a version")))?;
             if let Some(wasi) = iface.strip_prefix("wasi:") {
+                wasi_imported = true;
                 if !version.starts_with("0.2.") {
                     return Err(WasmError::Imports(format!("it imports `{name}`; this host provides WASI 0.2 only")));
                 }
@@ -69,7 +72,7 @@ impl WasmRuntime {
                 )));
             }
         }
-        Ok(())
+        Ok(wasi_imported)
     }
 
     /// The plugin-API version of the interface a component exports for its world, e.g.

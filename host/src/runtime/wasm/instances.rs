@@ -79,27 +79,28 @@ impl IdleInstances {
     /// is full, an instance of another key makes room (the oldest keys are not tracked: any
     /// other will do, since each is one call away from being made afresh).
     pub(super) fn give(&self, key: Key, instance: Idle) {
-        let evicted;
-        {
-            let Ok(mut map) = self.by_key.lock() else { return };
-            if map.get(&key).is_some_and(|idle| idle.len() >= self.per_key) {
-                return;
-            }
-            let total: usize = map.values().map(Vec::len).sum();
-            evicted = if total >= self.capacity {
-                let Some(other) = map.keys().find(|k| **k != key).cloned() else { return };
-                let gone = map.get_mut(&other).and_then(Vec::pop);
-                if map.get(&other).is_some_and(Vec::is_empty) {
+        // What is not kept is dropped here, after the lock: dropping a store returns its slot.
+        let _dropped = self.keep(key, instance);
+    }
+
+    /// [`IdleInstances::give`] under the lock; returns the instance that was not kept, if any.
+    fn keep(&self, key: Key, instance: Idle) -> Option<Idle> {
+        let Ok(mut map) = self.by_key.lock() else { return Some(instance) };
+        if map.get(&key).is_some_and(|idle| idle.len() >= self.per_key) {
+            return Some(instance);
+        }
+        let mut evicted = None;
+        if map.values().map(Vec::len).sum::<usize>() >= self.capacity {
+            let Some(other) = map.keys().find(|k| **k != key).cloned() else { return Some(instance) };
+            if let Some(idle) = map.get_mut(&other) {
+                evicted = idle.pop();
+                if idle.is_empty() {
                     map.remove(&other);
                 }
-                gone
-            } else {
-                None
-            };
-            map.entry(key).or_default().push(instance);
+            }
         }
-        // Dropped after the lock: dropping a store returns its slot to the pool.
-        drop(evicted);
+        map.entry(key).or_default().push(instance);
+        evicted
     }
 
     fn len(&self) -> usize {

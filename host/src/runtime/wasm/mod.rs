@@ -10,9 +10,9 @@
 //!   library needs. Anything else is refused by name.
 //! - Every call gets a fresh store and instance (from a cached `InstancePre`): no state survives
 //!   between orders or tenants. An operator may let approval steps reuse a tenant's idle
-//!   instances instead ([`instances`], off by default). WASI is an empty context: no files, environment, sockets or
-//!   arguments; clocks are frozen and randomness is seeded, so steps stay deterministic; guest
-//!   stdout/stderr go to bounded buffers and then to tracing.
+//!   instances instead ([`instances`], off by default). WASI is an empty context: no files,
+//!   environment, sockets or arguments; clocks are frozen and randomness is seeded, so steps stay
+//!   deterministic; guest stdout/stderr go to bounded buffers and then to tracing.
 //! - Failures are classified: deadline, fuel, memory limit, guest panic, bad output, denied
 //!   capability.
 //!
@@ -21,8 +21,8 @@
 //!
 //! One host file per WIT interface: [`host`], [`http`], [`mail`], [`records`]; [`convert`] maps
 //! WIT types to the domain; [`bindings`] holds the generated code; `sandbox` sets up and tears
-//! down one call; `instances` keeps the idle instances steps may reuse; `contract` checks a component's imports and exports; `connector` calls a
-//! connector of either API version.
+//! down one call; `instances` keeps the idle instances steps may reuse; `contract` checks a
+//! component's imports and exports; `connector` calls a connector of either API version.
 
 pub mod bindings;
 mod connector;
@@ -275,7 +275,7 @@ impl WasmRuntime {
     }
 
     fn prepare(&self, component: &Component, manifest: &Manifest) -> Result<(Pre, String, bool), WasmError> {
-        self.check_imports(component, manifest)?;
+        let wasi = self.check_imports(component, manifest)?;
         let (minor, version) = self.exported_api(component, manifest)?;
         let linker = &self.linkers[world_index(manifest.world)];
         let exports =
@@ -290,8 +290,6 @@ impl WasmRuntime {
             (World::Notifier, 0) => Pre::NotifierV1_0(v1_0::notifier::NotifierPre::new(pre).map_err(exports)?),
             (World::Notifier, _) => Pre::Notifier(bindings::notifier::NotifierPre::new(pre).map_err(exports)?),
         };
-        let ty = component.component_type();
-        let wasi = ty.imports(&self.engine).any(|(name, _)| name.starts_with("wasi:"));
         let reusable = matches!(pre, Pre::Step(_)) && !wasi;
         Ok((pre, version, reusable))
     }
@@ -392,54 +390,37 @@ impl WasmRuntime {
         call: CallContext,
     ) -> (Result<StepOutput, StepError>, CallStats) {
         let wit_ctx = convert::context(ctx);
-        self.evaluate_lowered(plugin, ctx, &wit_ctx, call)
+        self.evaluate_lowered(plugin, ctx, &wit_ctx, call, false)
     }
 
     /// [`WasmRuntime::evaluate`] with the order already in WIT form (its `config_json` this
-    /// call's configuration).
+    /// call's configuration). With `reuse`, a step that qualifies runs in an idle instance of the
+    /// same tenant, extension, version and configuration when the operator allows it
+    /// ([`instances`]); otherwise, and always without `reuse`, in a fresh one.
     pub fn evaluate_lowered(
         &self,
         plugin: &LoadedPlugin,
         ctx: &OrderContext,
         wit_ctx: &bindings::types::OrderContext,
         call: CallContext,
+        reuse: bool,
     ) -> (Result<StepOutput, StepError>, CallStats) {
         let call = CallContext { records: records::Records::of(ctx), ..call };
-        let (result, stats) = match &plugin.pre {
-            Pre::Step(pre) => self.call(call, World::ApprovalStep, |store| {
+        let (result, stats) = match (&plugin.pre, &self.idle) {
+            (Pre::Step(pre), Some(idle)) if reuse && plugin.reusable => {
+                return self.call_reusing(idle, plugin, pre, call, |store, step| {
+                    step.greenlight_plugin1_1_0_step().call_evaluate(&mut *store, wit_ctx).map(step_result)
+                });
+            }
+            (Pre::Step(pre), _) => self.call(call, World::ApprovalStep, |store| {
                 pre.instantiate(&mut *store)?.greenlight_plugin1_1_0_step().call_evaluate(&mut *store, wit_ctx)
             }),
-            Pre::StepV1_0(pre) => self.call(call, World::ApprovalStep, |store| {
+            (Pre::StepV1_0(pre), _) => self.call(call, World::ApprovalStep, |store| {
                 pre.instantiate(&mut *store)?.greenlight_plugin_step().call_evaluate(&mut *store, wit_ctx)
             }),
             _ => return Self::wrong_world(plugin, "an approval step"),
         };
         (result.and_then(step_result), stats)
-    }
-
-    /// [`WasmRuntime::evaluate_lowered`] in an idle instance of the same tenant and version when
-    /// the operator allows reuse and the step qualifies ([`instances`]), else in a fresh one.
-    pub fn evaluate_reusing(
-        &self,
-        plugin: &LoadedPlugin,
-        ctx: &OrderContext,
-        wit_ctx: &bindings::types::OrderContext,
-        call: CallContext,
-    ) -> (Result<StepOutput, StepError>, CallStats) {
-        let Pre::Step(pre) = &plugin.pre else { return self.evaluate_lowered(plugin, ctx, wit_ctx, call) };
-        if !plugin.reusable {
-            return self.evaluate_lowered(plugin, ctx, wit_ctx, call);
-        }
-        let call = CallContext { records: records::Records::of(ctx), ..call };
-        let (result, stats) = self.call_reusing(
-            plugin,
-            pre,
-            call,
-            |store, step| step.greenlight_plugin1_1_0_step().call_evaluate(&mut *store, wit_ctx).map(step_result),
-            // Only an instance whose output the host accepted is kept.
-            Result::is_ok,
-        );
-        (result.and_then(|r| r), stats)
     }
 
     /// Runs a function of a connector in a fresh instance.
@@ -588,11 +569,7 @@ impl Step for WasmStep {
             || convert::context(ctx),
             |wit_ctx: &mut bindings::types::OrderContext| {
                 wit_ctx.config_json = config_json;
-                if self.reuse {
-                    self.runtime.evaluate_reusing(&self.plugin, ctx, wit_ctx, call).0
-                } else {
-                    self.runtime.evaluate_lowered(&self.plugin, ctx, wit_ctx, call).0
-                }
+                self.runtime.evaluate_lowered(&self.plugin, ctx, wit_ctx, call, self.reuse).0
             },
         )
     }

@@ -5,7 +5,7 @@
 //! API (the shipped approval steps) never pays for it.
 
 use super::bindings::step::{ApprovalStep, ApprovalStepPre};
-use super::instances::Key;
+use super::instances::{IdleInstances, Key};
 use super::{CallContext, CallStats, LoadedPlugin, WasmRuntime};
 use crate::engine::StepError;
 use crate::runtime::manifest::World;
@@ -195,7 +195,18 @@ impl WasmRuntime {
             Err(e) => return (Err(StepError::Failed(format!("{e:#}"))), CallStats::default()),
         };
         let result = body(&mut store);
-        let stats = self.finish(&mut store, started);
+        self.conclude(&mut store, started, result)
+    }
+
+    /// How a call ended: its stdio flushed and its stats taken, a denied capability a failure of
+    /// its own even if the guest swallowed the error, any other failure classified.
+    fn conclude<R>(
+        &self,
+        store: &mut Store<PluginState>,
+        started: Instant,
+        result: wasmtime::Result<R>,
+    ) -> (Result<R, StepError>, CallStats) {
+        let stats = self.finish(store, started);
         if let Some(why) = store.data().denied.clone() {
             return (Err(StepError::Denied(why)), stats);
         }
@@ -203,22 +214,16 @@ impl WasmRuntime {
     }
 
     /// An approval step's call in an idle instance of the same tenant, extension, version and
-    /// configuration if there is one, else in a fresh one; the instance is kept for the next call only if this one went
-    /// well and `keep` accepts what it returned ([`super::instances`]).
-    pub(super) fn call_reusing<R>(
+    /// configuration if there is one, else in a fresh one. The instance is kept for the next call
+    /// only if `body` returned an output the host accepted ([`super::instances`]).
+    pub(super) fn call_reusing<T>(
         &self,
+        idle: &IdleInstances,
         plugin: &LoadedPlugin,
         pre: &ApprovalStepPre<PluginState>,
         call: CallContext,
-        body: impl FnOnce(&mut Store<PluginState>, &ApprovalStep) -> wasmtime::Result<R>,
-        keep: impl FnOnce(&R) -> bool,
-    ) -> (Result<R, StepError>, CallStats) {
-        let Some(idle) = &self.idle else {
-            return self.call(call, World::ApprovalStep, |store| {
-                let step = pre.instantiate(&mut *store)?;
-                body(store, &step)
-            });
-        };
+        body: impl FnOnce(&mut Store<PluginState>, &ApprovalStep) -> wasmtime::Result<Result<T, StepError>>,
+    ) -> (Result<T, StepError>, CallStats) {
         let started = Instant::now();
         let key = Key {
             tenant: call.tenant.clone(),
@@ -226,33 +231,26 @@ impl WasmRuntime {
             code_hash: plugin.code_hash.clone(),
             config_json: call.config_json.clone(),
         };
-        let (mut store, instance) = match idle.take(&key) {
-            Some((mut store, instance)) => match self.reset(&mut store, call) {
-                Ok(()) => (store, Some(instance)),
-                Err(e) => return (Err(StepError::Failed(format!("{e:#}"))), CallStats::default()),
-            },
-            None => match self.store(call, World::ApprovalStep) {
-                Ok(store) => (store, None),
-                Err(e) => return (Err(StepError::Failed(format!("{e:#}"))), CallStats::default()),
-            },
+        let (store, instance) = match idle.take(&key) {
+            Some((mut store, instance)) => (self.reset(&mut store, call).map(|()| store), Some(instance)),
+            None => (self.store(call, World::ApprovalStep), None),
+        };
+        let mut store = match store {
+            Ok(store) => store,
+            Err(e) => return (Err(StepError::Failed(format!("{e:#}"))), CallStats::default()),
         };
         let result = match instance {
             Some(i) => Ok(i),
             None => pre.instantiate(&mut store),
         }
         .and_then(|i| body(&mut store, &i).map(|r| (r, i)));
-        let stats = self.finish(&mut store, started);
-        if let Some(why) = store.data().denied.clone() {
-            return (Err(StepError::Denied(why)), stats);
-        }
+        let (result, stats) = self.conclude(&mut store, started, result);
         match result {
-            Ok((r, instance)) => {
-                if keep(&r) {
-                    idle.give(key, (store, instance));
-                }
-                (Ok(r), stats)
+            Ok((Ok(output), instance)) => {
+                idle.give(key, (store, instance));
+                (Ok(output), stats)
             }
-            Err(e) => (Err(classify(&e, store.data())), stats),
+            Ok((Err(e), _)) | Err(e) => (Err(e), stats),
         }
     }
 
